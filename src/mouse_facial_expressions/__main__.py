@@ -1,0 +1,3 @@
+from mouse_facial_expressions.cli import main
+
+raise SystemExit(main())

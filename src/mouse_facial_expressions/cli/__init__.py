@@ -1,0 +1,88 @@
+"""The ``mfe`` command. Thin: each subcommand module parses arguments and calls the library.
+
+A subcommand module defines ``register(subparsers)``, which adds its parser and sets
+``func`` to a callable ``(args) -> int`` (the exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from mouse_facial_expressions import __version__
+from mouse_facial_expressions.config import ConfigError
+
+#: Subcommand modules, in pipeline order (each one's ``register`` adds its commands).
+COMMANDS = [
+    "init",
+    "synth",
+    "prepare",
+    "keypoints",
+    "extract",
+    "task",
+    "train",
+    "evaluate",
+    "predict",
+    "weights",
+    "demo",
+]
+
+EPILOG = """\
+pipeline (each stage reads the previous stage's output folder, see mfe.yaml):
+  mfe init PROJECT            new project folder with a commented mfe.yaml
+  mfe synth OUT               synthetic cohort with known ground truth (a full project)
+  mfe prepare                 trim + rename raw videos per raw_videos.csv
+  mfe keypoints import        DLC/SLEAP files -> one canonical keypoint table per video
+  mfe extract                 align + crop faces, score quality -> frame store
+  mfe task make               label rules, exclusions, animal-grouped folds -> task folder
+  mfe train                   baseline | advanced | resup, k-fold CV by animal
+  mfe evaluate RUN            metrics with CIs, batch-effect checks, HTML report
+  mfe predict VIDEO           scores over time for new videos
+run `mfe <command> --help` for each command's options.
+"""
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mfe",
+        description="Score sickness, pain and stress from video of a mouse's face.",
+        epilog=EPILOG,
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"mfe {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"mouse_facial_expressions.cli.{name}")
+        module.register(sub, _Formatter)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, FileNotFoundError, ValueError) as err:
+        # Expected user-facing errors: one clear message, no traceback (use -v for one).
+        if args.verbose:
+            raise
+        print(f"mfe {args.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,8 @@
+"""`mfe task` (stub until its issue lands)."""
+
+from mouse_facial_expressions.cli._common import not_implemented
+
+
+def register(sub, formatter):
+    p = sub.add_parser("task", help="(not implemented yet)", formatter_class=formatter)
+    p.set_defaults(func=not_implemented("task", "see the open issues"))

@@ -1,0 +1,210 @@
+"""One typed configuration for a project, loaded from ``mfe.yaml``.
+
+Every default lives here. Unknown keys are errors that name the key (``extra="forbid"``).
+Paths are relative to the project root (the folder holding ``mfe.yaml``) unless absolute.
+
+The original code read its folders from environment variables (``MFE_RAW_CSV_FOLDER`` ...),
+optionally through a ``.env`` file. They still work: when set, they fill the matching
+settings, and a value written in ``mfe.yaml`` wins over them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+CONFIG_NAME = "mfe.yaml"
+
+#: Environment variable -> (section, key) it fills.
+ENV_VARS: dict[str, tuple[str, str]] = {
+    "MFE_RAW_CSV_FOLDER": ("paths", "metadata"),
+    "MFE_RAW_VIDEO_FOLDER": ("paths", "raw_videos"),
+    "MFE_PROCESSED_VIDEO_FOLDER": ("paths", "processed_videos"),
+    "MFE_DLC_FACIAL_LABELS_FOLDER": ("paths", "dlc"),
+    "MFE_EXTRACTED_FRAMES_FOLDER": ("paths", "frames"),
+    "MFE_TASKS": ("paths", "tasks"),
+    "MFE_VERSION": ("project", "dataset_version"),
+}
+
+#: Canonical face landmarks that alignment uses (the original DLC face model).
+CANONICAL_LANDMARKS = ("nose", "left_eye", "left_ear", "right_eye", "right_ear")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with a message that names the file and the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ProjectConfig(_Section):
+    name: str = "mfe-project"
+    dataset_version: str = Field("1", description="Task folders are ``task-<dataset_version>`` (the original ``--dataset_version``).")
+
+
+class PathsConfig(_Section):
+    metadata: Path = Path("metadata")  # raw_videos.csv, treatments.csv
+    raw_videos: Path = Path("videos/raw")  # camera files <camera>__<serial>__YYYYMMDD_HHMMSS.mp4
+    processed_videos: Path = Path("videos/processed")  # <animal>_rec<k>_<label>.mp4
+    dlc: Path = Path("keypoints/dlc")  # DeepLabCut (or SLEAP) output per processed video
+    keypoints: Path = Path("keypoints/canonical")  # one canonical parquet per video
+    frames: Path = Path("frames")  # frame store: <video>.npy + <video>.parquet
+    tasks: Path = Path("tasks")  # task-<version>/
+    models: Path = Path("models")  # checkpoints*/, runs/, mlruns.db
+    reports: Path = Path("reports")
+
+
+class VideoConfig(_Section):
+    recording_labels: dict[int, str] = Field(
+        description="Recording number -> label in processed video names <animal>_rec<k>_<label>.mp4.",
+        default_factory=lambda: {
+            0: "acclimation",
+            1: "preinjection",
+            2: "1h-postinjection",
+            3: "2h-postinjection",
+            4: "4h-postinjection",
+        }
+    )
+    codec: str = Field("libx264", description="Encoder settings for trimmed videos (PyAV, H.264).")
+    crf: int = Field(18, ge=0, le=51)
+
+
+class KeypointsConfig(_Section):
+    bodyparts: dict[str, list[str]] = Field(
+        description="Canonical landmark -> the user's bodypart names; several names are averaged "
+        "(e.g. the eye centre from eye_top/eye_front/eye_bottom/eye_back).",
+        default_factory=lambda: {name: [name] for name in CANONICAL_LANDMARKS}
+    )
+    pcutoff: float = Field(0.6, ge=0.0, le=1.0, description="A landmark counts as seen when its likelihood exceeds this (the original used 0.6).")
+    individual: str | None = Field(None, description="Multi-animal DLC files: which individual to read.")
+
+
+class ExtractConfig(_Section):
+    policy: Literal["temporal", "seed"] = Field("temporal", description="``temporal`` keeps every good side portrait at ``target_fps`` with timestamps; ``seed`` reproduces the original: every ``every_k``-th frame, the ``n_sharpest`` per video.")
+    crop_size: int = Field(300, gt=0, description="Side of the square cut around the face in source pixels (original: 2 x 150 px).")
+    out_size: int = Field(112, gt=0, description="Side of the stored crop in pixels.")
+    target_fps: float = Field(10.0, gt=0)
+    every_k: int = Field(10, gt=0)
+    n_sharpest: int = Field(200, gt=0)
+    min_sharpness: float = Field(0.0, description="Quality thresholds (temporal policy). Sharpness = variance of the Laplacian.")
+    min_likelihood: float = 0.6
+    max_count_mismatch: int = Field(5, ge=0, description="Keypoint rows may differ from the video's frame count by at most this many frames.")
+    max_gap_s: float = Field(0.5, gt=0, description="A run of kept frames breaks at a gap longer than this many seconds.")
+    format: Literal["npy", "png"] = "npy"
+
+
+class TrainConfig(_Section):
+    model: Literal["baseline", "advanced", "resup"] = "advanced"
+    backbone: str = "resnet34"
+    pretrained: str = "none"  # 'imagenet', 'none' or a path to a state dict
+    image_size: int = Field(112, gt=0)
+    epochs: int = Field(20, gt=0)
+    learning_rate: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    train_batch_size: int = Field(16, gt=0)
+    test_batch_size: int = Field(16, gt=0)
+    num_frames: int = Field(10, gt=0)
+    frame_stride: int = Field(2, gt=0)
+    label_smoothing: float = Field(0.1, ge=0, lt=0.5)
+    use_soft_labels: bool = True
+    seed: int = 42
+    tracking_uri: str | None = None  # default: sqlite:///<project>/models/mlruns.db
+
+
+class Config(_Section):
+    project: ProjectConfig = Field(default_factory=ProjectConfig)
+    paths: PathsConfig = Field(default_factory=PathsConfig)
+    video: VideoConfig = Field(default_factory=VideoConfig)
+    keypoints: KeypointsConfig = Field(default_factory=KeypointsConfig)
+    extract: ExtractConfig = Field(default_factory=ExtractConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    root: Path = Field(default=Path("."), exclude=True, description="Folder the relative paths are resolved against (not part of the YAML).")
+
+    def path(self, name: str) -> Path:
+        """Absolute path of a ``paths`` entry, e.g. ``cfg.path("frames")``."""
+        p = Path(getattr(self.paths, name))
+        return p if p.is_absolute() else (self.root / p).resolve()
+
+    @field_validator("root")
+    @classmethod
+    def _abs_root(cls, v: Path) -> Path:
+        return Path(v).resolve()
+
+
+def _env_values(environ: dict[str, str] | None = None, dotenv: Path | None = None) -> dict:
+    """Settings from ``MFE_*`` environment variables (and a ``.env`` file, lower priority)."""
+    values: dict[str, str] = {}
+    if dotenv is not None and dotenv.is_file():
+        from dotenv import dotenv_values
+
+        values.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+    out: dict[str, dict[str, str]] = {}
+    for var, (section, key) in ENV_VARS.items():
+        if values.get(var):
+            out.setdefault(section, {})[key] = values[var]
+    return out
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  unknown key '{where}' (check the spelling; `mfe init` writes every key)")
+        else:
+            lines.append(f"  {where}: {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load_config(
+    path: str | Path | None = None,
+    environ: dict[str, str] | None = None,
+) -> Config:
+    """Load a project's configuration.
+
+    Args:
+        path: ``mfe.yaml`` or the project folder holding it. ``None`` looks in the current
+            folder; with no file there, defaults and environment variables are used.
+        environ: environment to read ``MFE_*`` variables from (default ``os.environ``).
+
+    Raises:
+        ConfigError: on unknown keys or invalid values, naming the file and the key.
+    """
+    p = Path(path) if path is not None else Path.cwd()
+    if p.is_dir():
+        p = p / CONFIG_NAME
+    root = p.parent
+    data: dict = {}
+    if p.is_file():
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{p}: not valid YAML: {err}") from err
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: expected a mapping of sections, got {type(data).__name__}")
+    elif path is not None and Path(path).suffix in (".yaml", ".yml"):
+        raise ConfigError(f"{p}: no such configuration file")
+    merged: dict = {}
+    for section, vals in _env_values(environ, root / ".env").items():
+        merged.setdefault(section, {}).update(vals)
+    for section, vals in data.items():  # the file wins over the environment
+        if isinstance(vals, dict) and isinstance(merged.get(section), dict):
+            merged[section] = {**merged[section], **vals}
+        else:
+            merged[section] = vals
+    try:
+        return Config(root=root, **merged)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, str(p))) from err
+
+
+def config_to_yaml(cfg: Config) -> str:
+    """YAML of every setting (paths as strings), for ``mfe init`` and run records."""
+    return yaml.safe_dump(cfg.model_dump(mode="json", exclude={"root"}), sort_keys=False)
