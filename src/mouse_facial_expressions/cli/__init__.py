@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, FileNotFoundError, ValueError) as err:
+    except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as err:
         # Expected user-facing errors: one clear message, no traceback (use -v for one).
         if args.verbose:
             raise
