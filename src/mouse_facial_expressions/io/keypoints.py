@@ -1,0 +1,396 @@
+"""Canonical keypoint tables: user bodyparts -> landmarks, one parquet per video.
+
+The canonical table (docs/ARCHITECTURE.md) has a column ``frame`` (int64, 0-based) and, for
+each landmark ``L`` of the mapping ``cfg.keypoints.bodyparts`` (in its order), ``L_x, L_y,
+L_likelihood`` (float64). By default the landmarks are ``nose, left_eye, left_ear,
+right_eye, right_ear``; any other set works (its keys define it). A landmark mapped to
+several bodyparts is their mean position, its likelihood the minimum of theirs, and NaN
+when any of them is missing.
+
+``import_keypoints`` turns a folder of DeepLabCut/SLEAP files into
+``keypoints/canonical/<video>.parquet``, skipping outputs that are up to date.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mouse_facial_expressions.io.dlc import Pose, PoseFileError, individuals_of, read_dlc, read_dlc_table
+from mouse_facial_expressions.io.sleap import is_sleap_analysis_h5, read_sleap, sleap_tracks
+
+log = logging.getLogger(__name__)
+
+#: Suffixes of pose files, by preference when one stem has several (DLC writes .h5 + .csv).
+POSE_SUFFIXES = (".h5", ".slp", ".csv")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv")
+#: Parquet schema-metadata key holding where a canonical table came from.
+META_KEY = b"mfe.keypoints"
+_SIDE_FILES = re.compile(r"_(skeleton|meta|full|assemblies)$")
+
+
+class KeypointImportError(ValueError):
+    """Some files could not be imported; the message lists each file and why."""
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_h5(path: Path, individual: str | None) -> Pose:
+    if is_sleap_analysis_h5(path):
+        return read_sleap(path, individual)
+    return read_dlc(path, individual)
+
+
+_FORMATS = {".h5": _read_h5, ".hdf5": _read_h5, ".csv": read_dlc, ".slp": read_sleap}
+
+
+def read_pose(path: str | Path, individual: str | None = None) -> Pose:
+    """Read any supported pose file (DLC ``.h5``/``.csv``, SLEAP ``.slp``/analysis ``.h5``)."""
+    path = Path(path)
+    reader = _FORMATS.get(path.suffix.lower())
+    if reader is None:
+        raise PoseFileError(f"{path}: unknown pose file type (expected one of {sorted(_FORMATS)})")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    return reader(path, individual)
+
+
+def pose_individuals(path: str | Path) -> list[str]:
+    """Individuals (DLC) or tracks (SLEAP) in a pose file; ``[]`` for single-animal files."""
+    path = Path(path)
+    if path.suffix.lower() == ".slp" or (path.suffix.lower() in (".h5", ".hdf5") and is_sleap_analysis_h5(path)):
+        return sleap_tracks(path)
+    return individuals_of(read_dlc_table(path))
+
+
+def video_name(path: str | Path) -> str:
+    """Name of the processed video a pose file belongs to, from the file name alone.
+
+    - DLC analysis output ``<video>DLC_<scorer>[_filtered].h5`` -> ``<video>``;
+    - DLC hand labels ``labeled-data/<video>/CollectedData_<name>.h5`` -> ``<video>``;
+    - SLEAP ``<video>.mp4.predictions.slp`` / ``<labels>.000_<video>.analysis.h5`` -> ``<video>``;
+    - anything else ``<video>.h5`` -> ``<video>``.
+    """
+    path = Path(path)
+    name = path.name[: -len(path.suffix)] if path.suffix else path.name
+    if name.startswith("CollectedData_"):
+        return path.parent.name
+    if "DLC_" in name:
+        return name[: name.index("DLC_")]
+    if name.endswith(".analysis"):
+        name = name[: -len(".analysis")]
+        m = re.match(r"^.*\.\d{3}_(.+)$", name)
+        name = m.group(1) if m else name
+    if name.endswith(".predictions"):
+        name = name[: -len(".predictions")]
+    for ext in VIDEO_SUFFIXES:
+        if name.lower().endswith(ext):
+            return name[: -len(ext)]
+    return name
+
+
+def find_pose_files(sources: Iterable[str | Path]) -> dict[str, Path]:
+    """Pose files of each video in ``sources`` (files, or folders scanned non-recursively).
+
+    Of files that differ only in suffix, ``.h5`` wins over ``.slp`` over ``.csv`` (DLC
+    writes each table as both .h5 and .csv). Hidden and DLC side files (``_skeleton``,
+    ``_meta``) are ignored.
+
+    Raises:
+        FileNotFoundError: a source does not exist.
+        ValueError: two different files give the same video name (naming both).
+    """
+    by_stem: dict[Path, Path] = {}
+    for src in sources:
+        src = Path(src)
+        if src.is_dir():
+            files = sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() in POSE_SUFFIXES)
+            files = [p for p in files if not p.name.startswith(".") and not _SIDE_FILES.search(p.stem)]
+        elif src.is_file():
+            files = [src]
+        else:
+            raise FileNotFoundError(f"{src}: no such file or folder")
+        for p in files:
+            stem = p.with_suffix("")
+            best = by_stem.get(stem)
+            if best is None or _rank(p) < _rank(best):
+                by_stem[stem] = p
+    found: dict[str, Path] = {}
+    clashes: list[str] = []
+    for p in sorted(by_stem.values()):
+        name = video_name(p)
+        if name in found and found[name] != p:
+            clashes.append(f"  video {name!r}: {found[name]} and {p}")
+            continue
+        found[name] = p
+    if clashes:
+        raise ValueError(
+            "several pose files for the same video (pass the one to use as SRC, or move the other away):\n"
+            + "\n".join(clashes)
+        )
+    return found
+
+
+def _rank(path: Path) -> int:
+    suffix = path.suffix.lower()
+    return POSE_SUFFIXES.index(suffix) if suffix in POSE_SUFFIXES else len(POSE_SUFFIXES)
+
+
+# --------------------------------------------------------------------------- canonical table
+
+
+def check_mapping(mapping: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    """A validated copy of a landmark -> bodyparts mapping (non-empty, no empty lists)."""
+    if not mapping:
+        raise ValueError("keypoints.bodyparts is empty: map at least one landmark to bodyparts")
+    out: dict[str, list[str]] = {}
+    for landmark, parts in mapping.items():
+        parts = [parts] if isinstance(parts, str) else list(parts)
+        if not parts:
+            raise ValueError(f"keypoints.bodyparts: landmark {landmark!r} maps to no bodypart")
+        out[str(landmark)] = [str(p) for p in parts]
+    return out
+
+
+def to_canonical(pose: Pose, mapping: Mapping[str, Sequence[str]]) -> pd.DataFrame:
+    """The canonical table of one pose: ``frame`` + ``L_x, L_y, L_likelihood`` per landmark.
+
+    Args:
+        pose: keypoints read by :func:`read_pose`.
+        mapping: landmark -> the pose's bodypart names (averaged when several).
+
+    Raises:
+        ValueError: bodyparts missing from the file (naming the file, the missing names and
+            the names available), or a frame labelled twice (naming the frame).
+    """
+    mapping = check_mapping(mapping)
+    available = pose.bodyparts
+    missing = sorted({p for parts in mapping.values() for p in parts} - set(available))
+    if missing:
+        raise ValueError(
+            f"{pose.source}: bodyparts {missing} not found (needed by keypoints.bodyparts); "
+            f"the file has {available}. Map landmarks to your names in mfe.yaml: "
+            f"keypoints.bodyparts: {{landmark: [bodypart, ...]}}"
+        )
+    frames = pose.frames()
+    order = np.argsort(frames, kind="stable")
+    frames = frames[order]
+    dup = frames[1:][frames[1:] == frames[:-1]]
+    if dup.size:
+        raise ValueError(f"{pose.source}: frame {int(dup[0])} appears more than once ({dup.size} duplicate rows)")
+    cols: dict[str, np.ndarray] = {"frame": frames.astype(np.int64)}
+    for landmark, parts in mapping.items():
+        xyl = np.stack([pose.xyl(p)[order] for p in parts], axis=1)  # (F, P, 3)
+        # plain mean/min: a missing (NaN) part makes the landmark NaN, as it should
+        cols[f"{landmark}_x"] = xyl[..., 0].mean(axis=1)
+        cols[f"{landmark}_y"] = xyl[..., 1].mean(axis=1)
+        cols[f"{landmark}_likelihood"] = xyl[..., 2].min(axis=1)
+    return pd.DataFrame(cols)
+
+
+def landmark_names(df: pd.DataFrame) -> list[str]:
+    """Landmarks of a canonical table, in column order."""
+    return [c[: -len("_likelihood")] for c in df.columns if c.endswith("_likelihood")]
+
+
+def _validate(df: pd.DataFrame, where: str) -> pd.DataFrame:
+    if "frame" not in df.columns:
+        raise ValueError(f"{where}: canonical keypoint table has no 'frame' column")
+    names = landmark_names(df)
+    expected = ["frame"] + [f"{n}_{c}" for n in names for c in ("x", "y", "likelihood")]
+    if list(df.columns) != expected:
+        raise ValueError(f"{where}: columns {list(df.columns)} are not frame + <L>_x, <L>_y, <L>_likelihood")
+    df = df.astype({"frame": np.int64, **{c: np.float64 for c in expected[1:]}})
+    if not df["frame"].is_monotonic_increasing or df["frame"].duplicated().any():
+        raise ValueError(f"{where}: frames are not strictly increasing")
+    return df
+
+
+def write_canonical(df: pd.DataFrame, path: str | Path, meta: Mapping | None = None) -> Path:
+    """Write a canonical table as parquet, atomically; ``meta`` goes into the file's metadata."""
+    path = Path(path)
+    df = _validate(df.reset_index(drop=True), str(path))
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    if meta is not None:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_canonical(path: str | Path) -> pd.DataFrame:
+    """Read a canonical keypoint table (validated: frame int64, landmark triplets float64)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such canonical keypoint table (run `mfe keypoints import`)")
+    return _validate(pd.read_parquet(path), str(path))
+
+
+def canonical_meta(path: str | Path) -> dict:
+    """Provenance stored by :func:`import_keypoints` (``{}`` when there is none)."""
+    raw = (pq.read_schema(path).metadata or {}).get(META_KEY)
+    return json.loads(raw) if raw else {}
+
+
+def landmark_array(df: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
+    """Landmarks as a float64 array ``(n_frames, len(names), 3)`` of x, y, likelihood.
+
+    Raises:
+        KeyError: a name that is not a landmark of the table (naming the ones it has).
+    """
+    have = landmark_names(df)
+    unknown = [n for n in names if n not in have]
+    if unknown:
+        raise KeyError(f"landmarks {unknown} not in the keypoint table; it has {have}")
+    cols = [f"{n}_{c}" for n in names for c in ("x", "y", "likelihood")]
+    return df[cols].to_numpy(np.float64).reshape(len(df), len(names), 3)
+
+
+# --------------------------------------------------------------------------- import
+
+
+def _provenance(src: Path, mapping: dict, individual: str | None) -> dict:
+    st = src.stat()
+    return {
+        "source": str(src.resolve()),
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "bodyparts": mapping,
+        "individual": individual,
+    }
+
+
+def _up_to_date(out: Path, meta: dict) -> bool:
+    if not out.is_file():
+        return False
+    try:
+        return canonical_meta(out) == meta
+    except Exception:  # unreadable/corrupt output: redo it
+        return False
+
+
+def import_keypoints(
+    cfg,
+    sources: Sequence[str | Path] | None = None,
+    individual: str | None = None,
+    out: str | Path | None = None,
+) -> list[Path]:
+    """Write ``<out>/<video>.parquet`` for every DLC/SLEAP file in ``sources``.
+
+    Args:
+        cfg: the project :class:`~mouse_facial_expressions.config.Config` (mapping
+            ``keypoints.bodyparts``, default ``keypoints.individual``, default folders).
+        sources: files or folders (default ``cfg.path("dlc")``).
+        individual: multi-animal files: which individual (default ``cfg.keypoints.individual``).
+        out: output folder (default ``cfg.path("keypoints")``).
+
+    Returns:
+        The canonical tables of all videos found (written now or already up to date).
+
+    Raises:
+        FileNotFoundError: a source is missing or holds no pose file.
+        ValueError: two files for one video (before anything is written).
+        KeypointImportError: after the other files are done, listing each file that failed.
+    """
+    from tqdm import tqdm
+
+    sources = [cfg.path("dlc")] if not sources else list(sources)
+    out_dir = Path(out) if out is not None else cfg.path("keypoints")
+    individual = individual if individual is not None else cfg.keypoints.individual
+    mapping = check_mapping(cfg.keypoints.bodyparts)
+    files = find_pose_files(sources)
+    if not files:
+        raise FileNotFoundError(
+            f"no pose files ({', '.join(POSE_SUFFIXES)}) in {', '.join(str(s) for s in sources)}"
+        )
+    written, skipped, outputs, failures = 0, 0, [], []
+    for video, src in tqdm(sorted(files.items()), desc="keypoints", unit="file", disable=None):
+        dst = out_dir / f"{video}.parquet"
+        meta = _provenance(src, mapping, individual)
+        if _up_to_date(dst, meta):
+            skipped += 1
+            outputs.append(dst)
+            continue
+        try:
+            table = to_canonical(read_pose(src, individual), mapping)
+        except (ValueError, ImportError, OSError) as err:
+            msg = str(err)
+            failures.append(f"  {msg}" if str(src) in msg else f"  {src}: {msg}")
+            continue
+        write_canonical(table, dst, meta)
+        written += 1
+        outputs.append(dst)
+    log.info(
+        "keypoints: %d written, %d up to date, %d failed -> %s", written, skipped, len(failures), out_dir
+    )
+    if failures:
+        raise KeypointImportError(f"{len(failures)} of {len(files)} pose files failed:\n" + "\n".join(failures))
+    return outputs
+
+
+# --------------------------------------------------------------------------- info
+
+
+def _stats_lines(names: Sequence[str], xyl: np.ndarray, pcutoff: float) -> list[str]:
+    """One line per point: share present, mean likelihood, share above ``pcutoff``."""
+    width = max([len("point")] + [len(n) for n in names])
+    lines = [f"  {'point':<{width}}  present  mean_lik  lik>{pcutoff:g}"]
+    n = max(len(xyl), 1)
+    for j, name in enumerate(names):
+        lik = xyl[:, j, 2]
+        present = ~np.isnan(lik)
+        mean = float(np.nanmean(lik)) if present.any() else float("nan")
+        above = float(np.sum(lik > pcutoff)) / n
+        lines.append(f"  {name:<{width}}  {present.sum() / n:6.1%}  {mean:8.3f}  {above:7.1%}")
+    return lines
+
+
+def _frames_line(frames: np.ndarray) -> str:
+    if frames.size == 0:
+        return "  rows: 0"
+    return f"  rows: {frames.size} (frames {int(frames.min())}..{int(frames.max())})"
+
+
+def describe(path: str | Path, individual: str | None = None, pcutoff: float = 0.6) -> str:
+    """A text summary of a pose file or canonical table: bodyparts, individuals, frames and
+    likelihood statistics (for ``mfe keypoints info``)."""
+    path = Path(path)
+    if path.suffix.lower() == ".parquet":
+        df = load_canonical(path)
+        names = landmark_names(df)
+        lines = [f"{path}: canonical keypoint table", f"  landmarks: {', '.join(names)}"]
+        lines.append(_frames_line(df["frame"].to_numpy()))
+        meta = canonical_meta(path)
+        if meta:
+            lines.append(f"  imported from: {meta.get('source')}")
+        return "\n".join(lines + _stats_lines(names, landmark_array(df, names), pcutoff))
+    everyone = pose_individuals(path)
+    picks = [individual] if individual is not None or not everyone else [i for i in everyone if i != "single"]
+    lines = [f"{path}: video {video_name(path)!r}"]
+    if everyone:
+        lines.append(f"  individuals: {', '.join(everyone)}")
+    for pick in picks:
+        pose = read_pose(path, pick)
+        if pick is not None:
+            lines.append(f"individual {pick}:")
+        lines.append(f"  scorer: {pose.scorer}; likelihood in file: {'yes' if pose.has_likelihood else 'no (1.0 where labelled)'}")
+        lines.append(f"  bodyparts: {', '.join(pose.bodyparts)}")
+        lines.append(_frames_line(pose.frames()))
+        xyl = np.stack([pose.xyl(b) for b in pose.bodyparts], axis=1)
+        lines += _stats_lines(pose.bodyparts, xyl, pcutoff)
+    return "\n".join(lines)
