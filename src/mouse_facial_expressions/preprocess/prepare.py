@@ -1,0 +1,342 @@
+"""``mfe prepare``: find each recording's raw video, cut it frame-exactly, name it by metadata.
+
+For every non-discarded row of ``raw_videos.csv`` the raw file is found by camera and
+timestamp (``<camera>__<serial>__YYYYMMDD_HHMMSS[fff].<ext>`` in ``paths.raw_videos``), cut
+to ``start``..``end`` and written as ``paths.processed_videos/<animal>_rec<k>_<label>.mp4``.
+
+Why re-encode: the original code stream-copied from the nearest keyframe before ``start``,
+so the first output frame was not the frame at ``start`` and every keypoint was shifted in
+time. Here the raw video is decoded sequentially from its first frame and frames
+``round(start_s * fps) <= i < round(end_s * fps)`` are re-encoded (H.264, same fps), so output
+frame 0 *is* raw frame ``round(start_s * fps)``.
+
+Colour: output is grey by default (``video.gray``): the lab cameras are mono, H.264 stores
+them as YUV anyway, and keypoints/extract work on grey. Set ``video.gray: false`` to keep RGB.
+
+Safety: every row is checked before anything is written (duplicates, missing or ambiguous
+raw files; one error lists every offending row). Outputs appear atomically; after the rename
+a sidecar ``<video>.prepare.json`` records source, trims and frame count, and marks the video
+complete, so a second run skips it. An output made from other trims or another source is
+not silently overwritten: that video fails with a message until ``overwrite`` is given.
+A raw video that cannot be decoded fails alone; the others are still written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import av
+import pandas as pd
+from tqdm import tqdm
+
+from mouse_facial_expressions.io.metadata import MetadataError, load_video_table
+from mouse_facial_expressions.io.video import VideoError, VideoWriter, iter_frames, probe
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v")
+SIDECAR_SUFFIX = ".prepare.json"
+#: Decoding may end this many frames before the container's frame count before it is an error.
+MAX_HEADER_SHORTFALL = 2
+
+
+class PrepareError(MetadataError):
+    """The plan cannot be made (missing or ambiguous raw videos, clashing rows)."""
+
+
+@dataclass(frozen=True)
+class RawFile:
+    """A raw camera file and what its name says."""
+
+    path: Path
+    camera: str
+    serial: str
+    time: datetime  # whole seconds from the name (sub-second digits are dropped)
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    """One video to write: metadata row -> raw file -> output."""
+
+    row: int  # line in raw_videos.csv (header = line 1)
+    video: str
+    animal: str
+    recording: int
+    camera: str
+    timestamp: datetime
+    raw: Path
+    output: Path
+    start_s: float
+    end_s: float  # NaN = to the end
+
+    @property
+    def sidecar(self) -> Path:
+        return self.output.with_name(self.output.stem + SIDECAR_SUFFIX)
+
+    def frames(self, fps: float) -> tuple[int, int | None]:
+        """``(start, stop)`` raw frame indices for ``fps`` (``stop`` exclusive, None = end)."""
+        stop = None if math.isnan(self.end_s) else int(round(self.end_s * fps))
+        return int(round(self.start_s * fps)), stop
+
+
+@dataclass
+class PrepareReport:
+    """What :func:`prepare_videos` did. ``failed`` maps video -> reason."""
+
+    written: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        lines = [f"prepare: {len(self.written)} written, {len(self.skipped)} skipped "
+                 f"(complete already), {len(self.failed)} failed"]
+        lines += [f"  FAILED {video}: {reason}" for video, reason in self.failed.items()]
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- raw file lookup
+def parse_raw_name(path: str | Path) -> RawFile | None:
+    """``<camera>__<serial>__YYYYMMDD_HHMMSS[fff].<ext>`` -> :class:`RawFile`; None if not one."""
+    path = Path(path)
+    if path.suffix.lower() not in VIDEO_SUFFIXES or path.name.startswith("."):
+        return None
+    parts = path.stem.rsplit("__", 2)
+    if len(parts) != 3 or not all(parts):
+        return None
+    camera, serial, stamp = parts
+    date, _, clock = stamp.partition("_")
+    if len(date) != 8 or len(clock) < 6 or not (date + clock).isdigit():
+        return None
+    try:
+        time = datetime.strptime(date + clock[:6], "%Y%m%d%H%M%S")
+    except ValueError:
+        return None
+    return RawFile(path, camera, serial, time)
+
+
+def index_raw_videos(folder: str | Path) -> list[RawFile]:
+    """Every raw camera file in ``folder`` and its sub-folders (e.g. one per day), sorted."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: raw video folder does not exist (paths.raw_videos)")
+    files = (parse_raw_name(p) for p in sorted(folder.rglob("*")) if p.is_file())
+    return [f for f in files if f is not None]
+
+
+def match_raw_video(files: Sequence[RawFile], camera: str, timestamp: datetime,
+                    tolerance_s: float = 2.0) -> tuple[RawFile | None, list[RawFile]]:
+    """The raw file of ``camera`` recorded at ``timestamp``.
+
+    An exact match (to the second) wins. Otherwise a single file within ``tolerance_s``
+    matches. Returns ``(match, candidates)``: ``match`` is None when there is no candidate
+    (missing) or several (ambiguous; ``candidates`` lists them).
+    """
+    same_cam = [f for f in files if f.camera == camera]
+    exact = [f for f in same_cam if f.time == timestamp]
+    if exact:
+        return (exact[0] if len(exact) == 1 else None), exact
+    near = [f for f in same_cam if abs((f.time - timestamp).total_seconds()) <= tolerance_s]
+    return (near[0] if len(near) == 1 else None), near
+
+
+def plan_prepare(cfg, table: pd.DataFrame | None = None) -> list[PlanItem]:
+    """Match every non-discarded metadata row to its raw file, checking all rows first.
+
+    Args:
+        cfg: project :class:`~mouse_facial_expressions.config.Config`.
+        table: the video table (default: :func:`~mouse_facial_expressions.io.metadata.load_video_table`).
+
+    Raises:
+        MetadataError: invalid metadata (see ``video_table``).
+        PrepareError: listing every row whose raw video is missing or ambiguous, and rows
+            whose trims of one raw file overlap.
+    """
+    table = load_video_table(cfg) if table is None else table
+    raw_dir, out_dir = cfg.path("raw_videos"), cfg.path("processed_videos")
+    files = index_raw_videos(raw_dir)
+    tol = cfg.video.match_tolerance_s
+    plan, problems = [], []
+    for row, r in table.iterrows():
+        ts = pd.Timestamp(r["timestamp"]).to_pydatetime()
+        what = f"row {row} ({r['animal']}, recording {r['recording']}, {r['camera']}, {ts:%Y-%m-%d %H:%M:%S})"
+        match, candidates = match_raw_video(files, r["camera"], ts, tol)
+        if match is None and not candidates:
+            problems.append(f"missing raw video for {what}, looked in {raw_dir} for "
+                            f"{r['camera']}__<serial>__{ts:%Y%m%d_%H%M%S}.mp4 (+/- {tol:g} s)")
+            continue
+        if match is None:
+            names = ", ".join(str(c.path.relative_to(raw_dir)) for c in candidates)
+            problems.append(f"ambiguous raw video for {what}: {names}")
+            continue
+        if match.time != ts:
+            log.info("row %s: using %s (%+.0f s from the metadata time)", row, match.path.name,
+                     (match.time - ts).total_seconds())
+        plan.append(PlanItem(int(row), r["video"], r["animal"], int(r["recording"]), r["camera"], ts,
+                             match.path, out_dir / f"{r['video']}.mp4", float(r["start_s"]),
+                             float(r["end_s"])))
+    by_raw: dict[Path, list[PlanItem]] = {}
+    for item in plan:
+        by_raw.setdefault(item.raw, []).append(item)
+    for raw, items in by_raw.items():
+        items.sort(key=lambda it: it.start_s)
+        for a, b in zip(items, items[1:]):
+            if math.isnan(a.end_s) or a.end_s > b.start_s:
+                problems.append(f"rows {a.row} and {b.row} ({a.video}, {b.video}) both use {raw.name} "
+                                "with overlapping trims")
+    if problems:
+        raise PrepareError(f"{table.attrs.get('raw_videos', 'raw_videos.csv')}: {len(problems)} "
+                           "problem(s), nothing was written:\n  " + "\n  ".join(problems))
+    return plan
+
+
+# --------------------------------------------------------------------------- cutting
+def _read_sidecar(item: PlanItem) -> dict | None:
+    try:
+        return json.loads(item.sidecar.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _same_trim(a: float | None, b: float) -> bool:
+    if a is None:
+        return math.isnan(b)
+    return not math.isnan(b) and abs(a - b) < 1e-9
+
+
+def output_status(item: PlanItem, gray: bool = True) -> str:
+    """``"missing"``, ``"complete"`` or ``"stale"`` (complete but from another source/trim)."""
+    meta = _read_sidecar(item)
+    if meta is None or not item.output.is_file():
+        return "missing"
+    try:
+        n = probe(item.output).n_frames
+    except (VideoError, OSError):
+        return "missing"
+    if n and n != meta.get("n_frames"):
+        return "missing"
+    same = (meta.get("source") == item.raw.name and meta.get("gray") == gray
+            and _same_trim(meta.get("start_s"), item.start_s) and _same_trim(meta.get("end_s"), item.end_s))
+    return "complete" if same else "stale"
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def cut_video(item: PlanItem, gray: bool = True, crf: int = 18, codec: str = "libx264") -> dict:
+    """Decode ``item.raw`` from its first frame and re-encode the trimmed range to ``item.output``.
+
+    Returns:
+        The sidecar record (also written to ``item.sidecar`` after the video is in place).
+
+    Raises:
+        VideoError: the raw video cannot be decoded, is shorter than its header says, or has
+            no frame in the trim range. No partial output is left behind (when redoing a
+            video, the previous output stays, without its record, so it is redone next run).
+    """
+    info = probe(item.raw)
+    if info.fps <= 0:
+        raise VideoError(f"{item.raw}: frame rate unknown, cannot convert trims to frames")
+    start, stop = item.frames(info.fps)
+    width, height = info.width - info.width % 2, info.height - info.height % 2  # H.264 4:2:0
+    item.sidecar.unlink(missing_ok=True)  # the old record no longer describes the file
+    last = -1
+    with VideoWriter(item.output, info.fps, width, height, gray=gray, crf=crf, codec=codec) as writer:
+        for last, frame in iter_frames(item.raw, start=start, stop=stop, gray=gray):
+            writer.write(frame[:height, :width])
+        if writer.n_written == 0:
+            raise VideoError(f"{item.raw}: no frames in the trim range (start frame {start}, "
+                             f"the video has {info.n_frames or 'an unknown number of'} frames)")
+        expected_end = info.n_frames if stop is None else min(stop, info.n_frames or stop)
+        if info.n_frames and last + 1 < expected_end - MAX_HEADER_SHORTFALL:
+            raise VideoError(f"{item.raw}: decoding stopped after frame {last} but the file "
+                             f"has {info.n_frames} frames (truncated or corrupt?)")
+    if stop is not None and last + 1 < stop:
+        log.warning("%s: end %.3f s (frame %d) is past the end of %s (last frame %d); kept to the end",
+                    item.video, item.end_s, stop, item.raw.name, last)
+    record = {
+        "video": item.video, "row": item.row, "source": item.raw.name,
+        "source_bytes": item.raw.stat().st_size, "start_s": item.start_s,
+        "end_s": None if math.isnan(item.end_s) else item.end_s, "fps": info.fps,
+        "start_frame": start, "end_frame": last + 1, "n_frames": writer.n_written,
+        "width": width, "height": height, "gray": gray,
+    }
+    _write_json(item.sidecar, record)  # written last: marks the video complete
+    return record
+
+
+def prepare_videos(cfg, overwrite: bool = False, progress: bool = True) -> PrepareReport:
+    """Cut and rename every non-discarded raw video of the project (``mfe prepare``).
+
+    Args:
+        cfg: project configuration (paths.metadata, paths.raw_videos, paths.processed_videos,
+            video.*).
+        overwrite: rewrite outputs that are complete already (or stale).
+        progress: show a progress bar over videos (hidden when not a terminal).
+
+    Returns:
+        :class:`PrepareReport` listing written, skipped and failed videos.
+
+    Raises:
+        MetadataError / PrepareError: before anything is written, listing every bad row.
+    """
+    plan = plan_prepare(cfg)
+    report = PrepareReport()
+    v = cfg.video
+    for item in tqdm(plan, desc="prepare", unit="video", disable=None if progress else True):
+        status = output_status(item, v.gray)
+        if status == "complete" and not overwrite:
+            report.skipped.append(item.video)
+            continue
+        if status == "stale" and not overwrite:
+            report.failed[item.video] = (
+                f"{item.output} exists but was made from other trims or another source "
+                f"(see {item.sidecar.name}); use --overwrite to redo it")
+            continue
+        try:
+            cut_video(item, gray=v.gray, crf=v.crf, codec=v.codec)
+        except (VideoError, av.error.FFmpegError, OSError) as err:
+            log.error("%s (row %s): %s", item.video, item.row, err)
+            report.failed[item.video] = f"row {item.row}, {item.raw.name}: {err}"
+            continue
+        report.written.append(item.video)
+    return report
+
+
+def describe_plan(cfg, overwrite: bool = False) -> str:
+    """The plan in words (``mfe prepare --dry-run``): row -> raw file -> output, trims in frames."""
+    plan = plan_prepare(cfg)
+    lines = [f"{len(plan)} video(s) from {cfg.path('raw_videos')} -> {cfg.path('processed_videos')}"]
+    for item in plan:
+        try:
+            fps = probe(item.raw).fps
+            start, stop = item.frames(fps)
+            trim = f"frames {start}..{'end' if stop is None else stop - 1} at {fps:g} fps"
+        except (VideoError, OSError) as err:
+            trim = f"UNREADABLE ({err})"
+        status = output_status(item, cfg.video.gray)
+        action = {"complete": "skip (complete)", "stale": "FAIL (stale output)", "missing": "write"}[status]
+        if overwrite and status != "missing":
+            action = "overwrite"
+        lines.append(f"row {item.row}: {item.raw.name} -> {item.output.name}  [{trim}]  {action}")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "PlanItem", "PrepareError", "PrepareReport", "RawFile", "cut_video", "describe_plan",
+    "index_raw_videos", "match_raw_video", "output_status", "parse_raw_name", "plan_prepare",
+    "prepare_videos",
+]
