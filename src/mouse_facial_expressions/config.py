@@ -72,6 +72,8 @@ class VideoConfig(_Section):
     )
     codec: str = Field("libx264", description="Encoder settings for trimmed videos (PyAV, H.264).")
     crf: int = Field(18, ge=0, le=51)
+    gray: bool = Field(True, description="Write processed videos in grey (the lab cameras are mono; keypoints and extract use grey). False keeps RGB for colour sources.")
+    match_tolerance_s: float = Field(2.0, ge=0, description="A raw file whose name time is this many seconds off the metadata time still matches, if it is the only one.")
 
 
 class KeypointsConfig(_Section):
