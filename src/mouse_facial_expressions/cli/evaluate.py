@@ -1,8 +1,125 @@
-"""`mfe evaluate` (stub until its issue lands)."""
+"""`mfe evaluate` (metrics, batch-effect check, HTML report) and `mfe compare` (runs side by side)."""
 
-from mouse_facial_expressions.cli._common import not_implemented
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mouse_facial_expressions.cli._common import add_project_arg
+
+EVALUATE_DESCRIPTION = """\
+Evaluate a trained run's cross-validated test predictions (RUN/predictions.csv).
+
+Aggregates windows -> videos (mean probability) -> animals (mean of the animal's videos
+with the same label) and reports accuracy, balanced accuracy, AUROC, F1, precision,
+recall, the confusion matrix and calibration (ECE) at each level, with 95% bootstrap
+confidence intervals that resample animals. Breaks results down by sex (from the f/m id
+prefix or a sex column), treatment, recording and cohort, and checks for cohort batch
+effects (warns loudly when one cohort's controls are called positive across the board).
+
+Writes metrics.json, metrics.csv, predictions_{window,video,animal}.csv, breakdown.csv
+and a self-contained report.html into --out (default: RUN/evaluation).
+Unlabelled predictions (empty label) give scores per animal only.
+"""
+
+COMPARE_DESCRIPTION = """\
+Compare several runs in one table: key metrics with 95% bootstrap CIs over animals, all
+computed the same way (same level, resamples and seed) from each RUN/predictions.csv.
+"""
+
+
+def _resolve_run(run: Path, args: argparse.Namespace) -> Path:
+    """RUN as given, else relative to the project's models folder."""
+    if run.exists():
+        return run
+    if getattr(args, "project", None) is not None or Path("mfe.yaml").is_file():
+        from mouse_facial_expressions.cli._common import project_config
+
+        models = project_config(args).path("models")
+        for candidate in (models / "runs" / run, models / run):
+            if candidate.exists():
+                return candidate
+    raise FileNotFoundError(f"run not found: {run} (a run folder holds predictions.csv)")
 
 
 def register(sub, formatter):
-    p = sub.add_parser("evaluate", help="(not implemented yet)", formatter_class=formatter)
-    p.set_defaults(func=not_implemented("evaluate", "see the open issues"))
+    p = sub.add_parser(
+        "evaluate",
+        help="metrics with CIs, batch-effect checks, HTML report",
+        description=EVALUATE_DESCRIPTION,
+        formatter_class=formatter,
+    )
+    p.add_argument("run", type=Path, metavar="RUN", help="run folder holding predictions.csv (or the CSV itself; "
+                   "a bare name is looked up in the project's models/runs folder)")
+    p.add_argument("--out", type=Path, default=None, help="output folder; None means RUN/evaluation")
+    p.add_argument("--metadata", type=Path, default=None, help="metadata CSV joined by 'video' (or by 'animal'/'mouse', "
+                   "e.g. treatments.csv) adding cohort, treatment, sex, recording; None means RUN/metadata.csv, else the video metadata of the task named in RUN/params.json")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples of animals for the CIs (0: none)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
+    p.add_argument("--threshold", type=float, default=0.5, help="p1 at or above which a window/video/animal is called positive")
+    p.add_argument("--cohort-column", default="cohort", help="metadata column naming the recording cohort (batch-effect check)")
+    p.add_argument("--no-report", action="store_true", help="write metrics files only, no HTML report")
+    p.add_argument("--task", type=Path, default=None, metavar="OTHER_TASK", help="score another cohort's task folder "
+                   "zero-shot with the run's fold ensemble (not implemented yet)")
+    add_project_arg(p)
+    p.set_defaults(func=run)
+
+    c = sub.add_parser(
+        "compare",
+        help="several runs side by side, metrics with CIs",
+        description=COMPARE_DESCRIPTION,
+        formatter_class=formatter,
+    )
+    c.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run folders holding predictions.csv")
+    c.add_argument("--level", choices=["window", "video", "animal"], default="animal", help="aggregation level compared")
+    c.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples of animals for the CIs")
+    c.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
+    c.add_argument("--metadata", type=Path, default=None, help="metadata CSV for runs without their own metadata.csv")
+    c.add_argument("--out", type=Path, default=None, help="also write the table as CSV here")
+    add_project_arg(c)
+    c.set_defaults(func=run_compare)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.task is not None:
+        # TODO(issue 6): zero-shot scoring of another task with the fold ensemble needs the
+        # model/predict code; wire it here once `mfe predict` can score a task folder.
+        print("mfe evaluate: --task (zero-shot on another cohort's task) is not implemented yet.", file=sys.stderr)
+        return 3
+    from mouse_facial_expressions.evaluation.evaluate import evaluate_run, headline
+
+    run_dir = _resolve_run(args.run, args)
+    results = evaluate_run(
+        run_dir,
+        out_dir=args.out,
+        metadata=args.metadata,
+        n_boot=args.bootstrap,
+        seed=args.seed,
+        threshold=args.threshold,
+        cohort=args.cohort_column,
+        report=not args.no_report,
+    )
+    print(headline(results))
+    paths = results["paths"]
+    print(f"metrics: {paths['metrics_json']}")
+    if "report" in paths:
+        print(f"report:  {paths['report']}")
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from mouse_facial_expressions.evaluation.compare import compare_runs, format_compare
+
+    runs = [_resolve_run(r, args) for r in args.runs]
+    df = compare_runs(runs, level=args.level, n_boot=args.bootstrap, seed=args.seed, metadata=args.metadata)
+    print(format_compare(df))
+    if args.out is not None:
+        import os
+
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.out.with_name(f".{args.out.name}.tmp")
+        df.to_csv(tmp, index=False)
+        os.replace(tmp, args.out)
+        print(f"table: {args.out}")
+    return 0

@@ -1,1 +1,29 @@
-"""evaluation stage."""
+"""evaluation stage: metrics with bootstrap CIs over animals, aggregation, breakdowns,
+cohort batch-effect checks, run comparison and Grad-CAM saliency.
+
+>>> from mouse_facial_expressions.evaluation import evaluate_run
+>>> results = evaluate_run("models/runs/<run>")          # writes <run>/evaluation/...
+"""
+
+from mouse_facial_expressions.evaluation.aggregate import aggregate_levels, to_animal, to_video
+from mouse_facial_expressions.evaluation.batch_effects import check_batch_effects
+from mouse_facial_expressions.evaluation.breakdown import breakdown
+from mouse_facial_expressions.evaluation.compare import compare_runs, format_compare
+from mouse_facial_expressions.evaluation.evaluate import compute_results, evaluate_predictions, evaluate_run
+from mouse_facial_expressions.evaluation.metrics import METRICS, binary_metrics, bootstrap_ci
+
+__all__ = [
+    "METRICS",
+    "aggregate_levels",
+    "binary_metrics",
+    "bootstrap_ci",
+    "breakdown",
+    "check_batch_effects",
+    "compare_runs",
+    "compute_results",
+    "evaluate_predictions",
+    "evaluate_run",
+    "format_compare",
+    "to_animal",
+    "to_video",
+]

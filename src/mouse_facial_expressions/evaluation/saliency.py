@@ -1,0 +1,99 @@
+"""Grad-CAM over the face crops of a window, for any clip classifier with a conv backbone.
+
+The model maps a clip ``(B, T, C, H, W)`` to two logits ``(B, 2)``; its backbone runs on the
+frames folded into the batch (``(B*T, C, H, W)``), as every model here does. Grad-CAM
+(Selvaraju et al. 2017) weights the target layer's feature maps by the spatial mean of the
+gradient of the class score and keeps the positive part, giving one map per frame: the
+regions that raise the score of ``target_class``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def last_conv_layer(model):
+    """The last ``nn.Conv2d`` in ``model`` (a reasonable default target layer)."""
+    import torch.nn as nn
+
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError("model has no nn.Conv2d layer: pass target_layer explicitly")
+    return convs[-1]
+
+
+def grad_cam(
+    model,
+    clip,
+    target_layer,
+    target_class: int = 1,
+    normalize: str = "frame",
+) -> np.ndarray:
+    """Grad-CAM heatmaps for each frame of a clip.
+
+    Args:
+        model: ``torch.nn.Module`` mapping ``(B, T, C, H, W)`` to logits ``(B, 2)``. Its mode
+            (train/eval) is left as it is: call ``model.eval()`` first for dropout-free maps.
+        clip: tensor or array ``(T, C, H, W)`` or ``(B, T, C, H, W)``, already normalised the
+            way the model expects.
+        target_layer: the module whose output feature maps ``(B*T, K, h, w)`` are explained,
+            e.g. ``model.backbone.layer4``; see :func:`last_conv_layer`.
+        target_class: the logit explained (1 = the affective state).
+        normalize: ``"frame"`` scales each frame's map to [0, 1] on its own; ``"clip"``
+            scales all frames of a clip together (keeps their relative strength).
+
+    Returns:
+        ``(T, H, W)`` float32 heatmaps in [0, 1] (``(B, T, H, W)`` for a batch with B > 1),
+        upsampled bilinearly to the input size. A map with no positive evidence is all zero.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    if normalize not in ("frame", "clip"):
+        raise ValueError(f"normalize must be 'frame' or 'clip', got {normalize!r}")
+    x = torch.as_tensor(clip, dtype=torch.float32)
+    single = x.ndim == 4
+    if single:
+        x = x.unsqueeze(0)  # (1, T, C, H, W)
+    if x.ndim != 5:
+        raise ValueError(f"clip must be (T, C, H, W) or (B, T, C, H, W), got shape {tuple(x.shape)}")
+    b, t, _, h, w = x.shape
+    try:
+        param = next(model.parameters())
+        x = x.to(device=param.device, dtype=param.dtype)
+    except StopIteration:
+        pass
+    x = x.detach().requires_grad_(True)  # so feature maps carry gradients even with a frozen backbone
+    store: dict = {}
+
+    def hook(_module, _inp, out):
+        if not isinstance(out, torch.Tensor) or out.ndim != 4:
+            raise ValueError(f"target layer must output (B*T, K, h, w) feature maps, got {getattr(out, 'shape', type(out))}")
+        store["act"] = out
+        out.register_hook(lambda g: store.__setitem__("grad", g))
+
+    handle = target_layer.register_forward_hook(hook)
+    try:
+        with torch.enable_grad():
+            logits = model(x)  # (B, 2)
+            if logits.ndim != 2 or logits.shape[0] != b:
+                raise ValueError(f"model must return (B, n_classes) logits, got {tuple(logits.shape)}")
+            model.zero_grad(set_to_none=True)
+            logits[:, target_class].sum().backward()
+    finally:
+        handle.remove()
+    if "act" not in store or "grad" not in store:
+        raise ValueError("target layer was not used in the forward pass (or got no gradient)")
+    act, grad = store["act"].detach(), store["grad"].detach()  # (B*T, K, h', w')
+    if act.shape[0] != b * t:
+        raise ValueError(f"target layer output has batch {act.shape[0]}, expected B*T = {b * t}: pick a per-frame layer")
+    weights = grad.mean(dim=(2, 3), keepdim=True)  # (B*T, K, 1, 1)
+    cam = F.relu((weights * act).sum(dim=1, keepdim=True))  # (B*T, 1, h', w')
+    cam = F.interpolate(cam.float(), size=(h, w), mode="bilinear", align_corners=False)
+    cam = cam.reshape(b, t, h, w)  # (B, T, H, W)
+    dims = (2, 3) if normalize == "frame" else (1, 2, 3)
+    lo = cam.amin(dim=dims, keepdim=True)
+    hi = cam.amax(dim=dims, keepdim=True)
+    cam = torch.where(hi > lo, (cam - lo) / (hi - lo).clamp_min(1e-12), torch.zeros_like(cam))
+    out = cam.cpu().numpy().astype(np.float32)
+    return out[0] if (single or b == 1) else out

@@ -1,0 +1,310 @@
+"""One self-contained HTML report: inline CSS, figures embedded as base64 PNG data URIs.
+
+The file opens offline and can be mailed as is: it references nothing outside itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import os
+from pathlib import Path
+
+#: Figure id -> (title, "how to read this"). The report shows figures in this order.
+FIGURES: dict[str, tuple[str, str]] = {
+    "roc": (
+        "ROC curves",
+        "Each curve sweeps the decision threshold on p1 and plots the fraction of positives caught "
+        "(sensitivity) against the fraction of negatives wrongly called positive. The closer the curve "
+        "hugs the top-left corner, the better; the diagonal is chance. The animal curve has few points "
+        "(one per animal and label): read it with its confidence interval in the table above.",
+    ),
+    "confusion": (
+        "Confusion matrices",
+        "Rows are the true class, columns the class called at the threshold; each cell gives the count "
+        "and the percentage of its row. The diagonal holds the correct calls. A dark off-diagonal cell "
+        "shows which mistake the model makes (false alarms in the top right, misses in the bottom left).",
+    ),
+    "calibration": (
+        "Calibration curve",
+        "Predictions are binned by p1 (equal-width bins); each point is a bin's mean predicted "
+        "probability against the fraction of class 1 actually in it. On the dashed diagonal a score "
+        "of 0.8 means 80% are positive. Points below the diagonal: over-confident positives; above: "
+        "under-confident. The histogram below shows where the scores fall. ECE in the table is the "
+        "count-weighted mean gap between points and diagonal.",
+    ),
+    "animal_scores": (
+        "Per-animal scores by condition",
+        "One dot per animal (per label, if it has both): the mean over its videos of the video's mean "
+        "window score. Colours mark cohorts, the bar is the median, the dashed line the threshold. "
+        "Well-separated clouds mean the score ranks animals correctly; a cohort sitting high among the "
+        "negatives is a warning sign of a batch effect.",
+    ),
+    "timecourse": (
+        "Score over time per video",
+        "Each panel is one video (a sample of them when there are many): dots are windows at their "
+        "start time, the line a running mean. Stable scores mean the decision does not hinge on a few "
+        "moments; brief spikes often come from grooming, rearing or bad crops rather than the animal's state.",
+    ),
+    "cohorts": (
+        "Control scores by cohort (batch-effect check)",
+        "Scores of the animals that should be negative (label 0), per recording cohort. They should sit "
+        "low and at the same level in every cohort. A cohort whose controls score high across the board "
+        "means the model reacts to that cohort's recording conditions (camera, light, box), not to the face.",
+    ),
+    "saliency": (
+        "Saliency maps (Grad-CAM)",
+        "Aligned face crops with the Grad-CAM map of the class-1 score on top (red = regions that raise "
+        "the score most). Every crop faces the same way, so eye, ear and nose sit in the same place across "
+        "rows. Maps on the eye and ear agree with the grimace scale; maps on the background or the crop "
+        "border suggest the model uses something other than the face.",
+    ),
+}
+
+_CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;background:#f6f7f9;color:#222}
+main{max-width:1180px;margin:0 auto;padding:24px 32px 64px;background:#fff}
+h1{font-size:26px;margin:8px 0 4px}h2{font-size:20px;margin:36px 0 10px;border-bottom:2px solid #e3e6ea;padding-bottom:4px}
+h3{font-size:16px;margin:18px 0 6px}.sub{color:#666;font-size:13px}
+table{border-collapse:collapse;font-size:13px;margin:8px 0 14px}th,td{border:1px solid #dde1e6;padding:4px 9px;text-align:right}
+th{background:#f0f2f5}td.l,th.l{text-align:left}tr:nth-child(even) td{background:#fafbfc}
+figure{margin:14px 0 26px;padding:0}figure img{max-width:100%;border:1px solid #eee}
+figcaption{font-size:13px;color:#444;max-width:900px;line-height:1.45}
+.alert{border:3px solid #c62828;background:#ffebee;color:#8e0000;padding:12px 16px;margin:14px 0;border-radius:6px}
+.alert h3{margin:0 0 6px;color:#b71c1c}.ok{border:1px solid #2e7d32;background:#e8f5e9;color:#1b5e20;padding:8px 14px;border-radius:6px}
+.note{border-left:4px solid #f9a825;background:#fffde7;padding:6px 12px;margin:6px 0;font-size:13px}
+.kv td{text-align:left}details{margin:6px 0 14px}summary{cursor:pointer;color:#1565c0}
+nav a{margin-right:12px;font-size:13px}
+.grid{display:flex;flex-wrap:wrap;gap:28px;align-items:flex-start}.grid figure{flex:0 1 auto;max-width:560px}
+"""
+
+METRIC_NAMES = {
+    "accuracy": "accuracy",
+    "balanced_accuracy": "balanced accuracy",
+    "auroc": "AUROC",
+    "f1": "F1",
+    "precision": "precision",
+    "recall": "recall (sensitivity)",
+    "specificity": "specificity",
+    "ece": "ECE (calibration error)",
+    "brier": "Brier score",
+}
+
+
+def _e(x) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def fmt(v, digits: int = 3) -> str:
+    """Number for a table cell: ``-`` for missing, integers plain, floats rounded."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def fmt_ci(value, low, high, digits: int = 3) -> str:
+    if low is None or high is None or any(isinstance(x, float) and math.isnan(x) for x in (low, high)):
+        return fmt(value, digits)
+    return f"{fmt(value, digits)} [{fmt(low, digits)}, {fmt(high, digits)}]"
+
+
+def table(rows: list[dict], columns: list[str] | None = None, headers: dict[str, str] | None = None) -> str:
+    """HTML table of record dicts; text columns align left."""
+    if not rows:
+        return "<p class='sub'>(none)</p>"
+    columns = columns or list(rows[0])
+    headers = headers or {}
+    text_cols = {c for c in columns if any(isinstance(r.get(c), str) for r in rows)}
+    head = "".join(f"<th class='{'l' if c in text_cols else ''}'>{_e(headers.get(c, c))}</th>" for c in columns)
+    body = []
+    for r in rows:
+        cells = "".join(f"<td class='{'l' if c in text_cols else ''}'>{_e(fmt(r.get(c)))}</td>" for c in columns)
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def figure_html(fig_id: str, png: bytes, title: str | None = None, how: str | None = None) -> str:
+    t, h = FIGURES.get(fig_id, (fig_id, ""))
+    title, how = title or t, how if how is not None else h
+    data = base64.b64encode(png).decode("ascii")
+    return (
+        f"<figure id='fig-{_e(fig_id)}'><h3>{_e(title)}</h3>"
+        f"<img src=\"data:image/png;base64,{data}\" alt='{_e(title)}'>"
+        f"<figcaption><b>How to read this:</b> {_e(how)}</figcaption></figure>"
+    )
+
+
+def _metrics_table(metrics: dict) -> str:
+    levels = list(metrics)
+    rows = []
+    for m, name in METRIC_NAMES.items():
+        if not any(m in metrics[lv] for lv in levels):
+            continue
+        row = {"metric": name}
+        for lv in levels:
+            d = metrics[lv].get(m, {})
+            row[lv] = fmt_ci(d.get("value"), d.get("low"), d.get("high"))
+        rows.append(row)
+    counts = {"metric": "n (positives) / animals"}
+    for lv in levels:
+        counts[lv] = f"{metrics[lv].get('n')} ({metrics[lv].get('n_pos')}) / {metrics[lv].get('n_animals')}"
+    return table(rows + [counts], ["metric"] + levels)
+
+
+def _alerts(warnings: list[str]) -> str:
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{_e(w)}</li>" for w in warnings)
+    return f"<div class='alert' id='batch-effect-warning'><h3>&#9888; Batch-effect warning</h3><ul>{items}</ul></div>"
+
+
+def _batch_section(be: dict, figures: dict) -> str:
+    out = ["<h2 id='batch'>Cohort / batch-effect check</h2>"]
+    if not be or not be.get("available"):
+        reason = (be or {}).get("reason", "not run")
+        out.append(f"<p class='note'>Not available: {_e(reason)}</p>")
+        return "".join(out)
+    out.append(_alerts(be.get("warnings", [])))
+    if not be.get("warnings"):
+        out.append("<p class='ok'>No cohort has its controls called positive across the board "
+                   f"(limits: positive rate &gt; {fmt(be.get('max_positive_rate'), 2)} or mean control score "
+                   f"&gt; {fmt(be.get('max_mean_score'), 2)}).</p>")
+    out.append(f"<h3>Per-cohort scores of {_e(be.get('predictability', {}).get('subset', 'controls'))}</h3>")
+    rows = [
+        {
+            "cohort": r["cohort"], "animals": r["n_animals"], "rows": r["n"], "called positive": r["n_positive"],
+            "positive rate [95% CI]": fmt_ci(r["positive_rate"], r["positive_rate_low"], r["positive_rate_high"], 2),
+            "mean score [95% CI]": fmt_ci(r["mean_p1"], r["mean_p1_low"], r["mean_p1_high"], 2),
+        }
+        for r in be.get("per_cohort", [])
+    ]
+    out.append(table(rows))
+    pred = be.get("predictability", {})
+    out.append("<h3>Can the cohort be predicted from the score?</h3>")
+    if pred.get("available"):
+        out.append(
+            "<p class='sub'>Cross-validated logistic regression from the animal score to the cohort, among "
+            f"{_e(pred.get('subset'))}. Near chance is good: the score should not know the cohort.</p>"
+        )
+        out.append(table([
+            {"measure": "accuracy", "value": pred["accuracy"], "chance": pred["chance_accuracy"]},
+            {"measure": "balanced accuracy", "value": pred["balanced_accuracy"], "chance": pred["chance_balanced_accuracy"]},
+            {"measure": "AUROC (cross-validated)", "value": pred["auroc"], "chance": 0.5},
+            {"measure": f"{pred['test']} p-value", "value": pred["p_value"], "chance": None},
+        ]))
+    else:
+        out.append(f"<p class='note'>{_e(pred.get('reason', 'not available'))}</p>")
+    for n in be.get("notes", []):
+        out.append(f"<p class='note'>{_e(n)}</p>")
+    if "cohorts" in figures:
+        out.append(figure_html("cohorts", figures["cohorts"]))
+    return "".join(out)
+
+
+def _breakdown_section(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    out = ["<h2 id='breakdown'>Breakdown by metadata</h2>",
+           "<p class='sub'>Metrics within each group (threshold as above); AUROC and balanced accuracy are "
+           "undefined (–) in groups with one class. Animal level unless marked; CIs resample animals.</p>"]
+    for level in dict.fromkeys(r["level"] for r in rows):
+        for col in dict.fromkeys(r["column"] for r in rows if r["level"] == level):
+            part = [r for r in rows if r["level"] == level and r["column"] == col]
+            cells = []
+            for r in part:
+                c = {"group": str(r["group"]), "n": r["n"], "animals": r["n_animals"], "pos": r["n_pos"], "neg": r["n_neg"]}
+                for m in ("accuracy", "balanced_accuracy", "auroc", "mean_p1"):
+                    if m in r:
+                        c[METRIC_NAMES.get(m, "mean score")] = fmt_ci(r.get(m), r.get(f"{m}_low"), r.get(f"{m}_high"))
+                cells.append(c)
+            out.append(f"<h3>by {_e(col)} ({_e(level)} level)</h3>" + table(cells))
+    return "".join(out)
+
+
+def _saliency_section(figures: dict) -> str:
+    out = ["<h2 id='saliency'>Saliency</h2>"]
+    if "saliency" in figures:
+        out.append(figure_html("saliency", figures["saliency"]))
+    else:
+        out.append("<p class='note'>No saliency maps in this report: they need the trained model and the "
+                   "face crops (see <code>mouse_facial_expressions.evaluation.saliency.grad_cam</code>).</p>")
+    return "".join(out)
+
+
+def render_report(results: dict, figures: dict[str, bytes]) -> str:
+    """The report as an HTML string (see :func:`write_report`)."""
+    s = results.get("summary", {})
+    st = results.get("settings", {})
+    title = results.get("title") or "mfe evaluation report"
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>",
+             f"<style>{_CSS}</style></head><body><main>",
+             f"<h1>{_e(title)}</h1><p class='sub'>{_e(results.get('source', ''))} · generated {_e(results.get('created', ''))}</p>",
+             "<nav><a href='#headline'>metrics</a><a href='#figures'>figures</a><a href='#breakdown'>breakdown</a>"
+             "<a href='#batch'>batch effects</a><a href='#saliency'>saliency</a><a href='#folds'>folds</a></nav>",
+             _alerts(results.get("warnings", []))]
+    parts.append("<h2 id='headline'>Summary</h2>")
+    parts.append(table([{"windows": s.get("n_windows"), "videos": s.get("n_videos"), "animals": s.get("n_animals"),
+                         "folds": s.get("n_folds"), "cohorts": s.get("n_cohorts"), "labelled": s.get("labelled")}]))
+    if results.get("metrics"):
+        parts.append("<h3>Metrics with 95% bootstrap CIs (resampling animals)</h3>")
+        parts.append(f"<p class='sub'>Threshold p1 &ge; {fmt(st.get('threshold'), 2)}; {st.get('n_boot')} bootstrap "
+                     f"resamples of animals (seed {st.get('seed')}); video = mean of its windows, animal = mean of its "
+                     "videos with the same label. ECE uses equal-width bins.</p>")
+        parts.append(_metrics_table(results["metrics"]))
+    else:
+        parts.append("<p class='note'>No labels: the report gives scores per animal only.</p>")
+    parts.append("<h2 id='figures'>Figures</h2>")
+    pair = [figure_html(f, figures[f]) for f in ("roc", "calibration") if f in figures]
+    if pair:
+        parts.append(f"<div class='grid'>{''.join(pair)}</div>")
+    for fid in ("confusion", "animal_scores", "timecourse"):
+        if fid in figures:
+            parts.append(figure_html(fid, figures[fid]))
+    animals = results.get("animal_scores", [])
+    if animals:
+        cols = [c for c in ("animal", "label", "p1", "called_positive", "n_videos", "n_windows", "cohort", "treatment", "sex", "fold") if c in animals[0]]
+        parts.append(f"<details {'open' if not results.get('metrics') else ''}><summary>Per-animal scores ({len(animals)} rows)</summary>{table(animals, cols)}</details>")
+    parts.append(_breakdown_section(results.get("breakdown", [])))
+    parts.append(_batch_section(results.get("batch_effects", {}), figures))
+    parts.append(_saliency_section(figures))
+    folds = results.get("per_fold", [])
+    if folds:
+        heads = {"balanced_accuracy": "balanced accuracy", "auroc": "AUROC"}
+        parts.append("<h2 id='folds'>Per fold (no CIs)</h2><p class='sub'>The spread between folds shows how much "
+                     "the result depends on which animals were held out.</p>" + table(folds, headers=heads))
+    known = set(FIGURES)
+    for fid, png in figures.items():  # figures the report has no slot for still appear
+        if fid not in known:
+            parts.append(figure_html(fid, png))
+    parts.append("</main></body></html>")
+    return "\n".join(p for p in parts if p)
+
+
+def write_report(results: dict, figures: dict[str, bytes], out_html: str | Path) -> Path:
+    """Write the self-contained report atomically; returns its path.
+
+    Args:
+        results: the JSON-safe results of ``evaluation.evaluate`` (``summary``, ``settings``,
+            ``metrics``, ``breakdown``, ``batch_effects``, ``animal_scores``, ``per_fold``,
+            ``warnings``).
+        figures: figure id (keys of :data:`FIGURES`, others are appended) -> PNG bytes.
+        out_html: where to write.
+    """
+    out = Path(out_html)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = render_report(results, figures)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out
