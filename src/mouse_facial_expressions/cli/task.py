@@ -1,8 +1,68 @@
-"""`mfe task` (stub until its issue lands)."""
+"""`mfe task make` / `mfe task show`: task folders (labels, exclusions, folds, windows)."""
 
-from mouse_facial_expressions.cli._common import not_implemented
+from __future__ import annotations
+
+from pathlib import Path
+
+from mouse_facial_expressions.cli._common import add_project_arg, project_config
 
 
 def register(sub, formatter):
-    p = sub.add_parser("task", help="(not implemented yet)", formatter_class=formatter)
-    p.set_defaults(func=not_implemented("task", "see the open issues"))
+    p = sub.add_parser(
+        "task",
+        help="make or show a task folder (labels, exclusions, animal-grouped folds)",
+        description="Tasks describe a classification problem over the frame store: label rules "
+        "over metadata columns, exclusions, animal-grouped outer folds with an inner validation "
+        "split, soft labels and the temporal window settings.",
+        formatter_class=formatter,
+    )
+    tsub = p.add_subparsers(dest="task_command", metavar="SUBCOMMAND")
+    m = tsub.add_parser(
+        "make",
+        help="write tasks/task-<version>/ from a preset or a task YAML",
+        description="Label the frame store with a task's rules, exclude animals/videos, make "
+        "StratifiedGroupKFold folds by animal (each split again by animal into train and "
+        "validation) and write task.yaml, frames.parquet, folds.json and README.md to "
+        "<paths.tasks>/task-<dataset_version>/. Errors name the rows, videos or animals involved.",
+        formatter_class=formatter,
+    )
+    add_project_arg(m)
+    src = m.add_mutually_exclusive_group()
+    src.add_argument("--preset", default=None, help="built-in task: task1 (the original LPS task) or task1_table")
+    src.add_argument("--spec", type=Path, default=None, help="task YAML (keys of TaskSpec: rules, exclude_animals, n_folds, ...)")
+    m.add_argument("--dataset_version", "--dataset-version", dest="dataset_version", default=None,
+                   help="task folder version (task-<V>); default: the spec's version or project.dataset_version")
+    m.add_argument("--from-table", "--from_table", dest="from_table", type=Path, default=None,
+                   help="make the task from a flat per-frame CSV (like lps_task1_dataset_table.csv) instead of the frame store")
+    m.add_argument("--dedupe", action="store_true",
+                   help="keep one row per frame/video where metadata rows are duplicated (reported in the README) instead of failing")
+    m.add_argument("--out", type=Path, default=None, help="task folder to write (default: <paths.tasks>/task-<version>)")
+    m.set_defaults(func=run_make)
+    s = tsub.add_parser("show", help="print a task folder's README", description="Print a task folder's README "
+                        "(the task in words, counts per class, animal and fold, window settings).", formatter_class=formatter)
+    s.add_argument("task_dir", type=Path, help="task folder (tasks/task-<version>)")
+    s.set_defaults(func=run_show)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def run_make(args) -> int:
+    from mouse_facial_expressions.data.tasks import load_spec, make_task, make_task_from_table, preset
+
+    cfg = project_config(args)
+    spec = load_spec(args.spec) if args.spec else preset(args.preset or "task1")
+    if args.dataset_version:
+        spec = spec.model_copy(update={"version": str(args.dataset_version)})
+    if args.from_table:
+        out = make_task_from_table(cfg, spec, args.from_table, args.out, dedupe=args.dedupe)
+    else:
+        out = make_task(cfg, spec, args.out, dedupe=args.dedupe)
+    print(f"task written: {out}")
+    return 0
+
+
+def run_show(args) -> int:
+    from mouse_facial_expressions.data.tasks import load_task
+
+    task = load_task(args.task_dir)  # validates the spec and re-checks the folds for leakage
+    print((task.path / "README.md").read_text())
+    return 0

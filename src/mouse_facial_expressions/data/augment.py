@@ -1,0 +1,144 @@
+"""Clip-consistent augmentation and normalisation of grey face crops.
+
+What the model receives: each stored crop is one grey channel (uint8). It is resized to
+``image_size``, optionally augmented, scaled to [0, 1] and normalised; with ``channels == 3``
+the grey channel is repeated to 3 channels (so ImageNet-shaped backbones take it) and
+normalised per channel with :data:`NORM_MEAN` / :data:`NORM_STD` (the ImageNet statistics,
+which a pretrained backbone expects); with ``channels == 1`` it is normalised with
+:data:`GREY_MEAN` / :data:`GREY_STD` (their means).
+
+Augmentation follows TrivialAugmentWide: per clip, ONE operation drawn uniformly from the
+list below with ONE magnitude drawn uniformly; the same operation and magnitude are applied
+to every frame of the clip (the ops run on the whole ``(T, 1, H, W)`` tensor at once), so
+temporal changes in the clip are the animal's, not the augmentation's. Ranges are milder
+than TrivialAugmentWide's (rotation +-30 deg instead of 135) because the crops are aligned
+faces; colour/saturation ops are no-ops on grey and are left out; no horizontal flip (every
+crop is mirrored to face the same way).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from mouse_facial_expressions.compat import import_torchvision
+
+import_torchvision()
+from torchvision.transforms.v2 import functional as F  # noqa: E402
+
+#: Per-channel mean/std applied after scaling to [0, 1] (channels == 3: grey repeated to 3).
+NORM_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+NORM_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+#: The same for a single grey channel (channels == 1).
+GREY_MEAN: float = sum(NORM_MEAN) / 3
+GREY_STD: float = sum(NORM_STD) / 3
+
+#: Operation name -> (min magnitude, max magnitude) of the TrivialAugmentWide-like policy.
+POLICY: dict[str, tuple[float, float]] = {
+    "identity": (0.0, 0.0),
+    "brightness": (-0.6, 0.6),  # factor 1 + m
+    "contrast": (-0.6, 0.6),
+    "sharpness": (-0.9, 0.9),
+    "posterize": (4.0, 8.0),  # bits kept
+    "solarize": (192.0, 255.0),  # threshold
+    "autocontrast": (0.0, 0.0),
+    "equalize": (0.0, 0.0),
+    "rotate": (-30.0, 30.0),  # degrees
+    "shear_x": (-0.3, 0.3),  # tan of the shear angle
+    "shear_y": (-0.3, 0.3),
+    "translate_x": (-0.125, 0.125),  # fraction of the width
+    "translate_y": (-0.125, 0.125),
+}
+_OPS = list(POLICY)
+
+
+def draw_params(generator: torch.Generator | None = None) -> tuple[str, float]:
+    """One (operation, magnitude) for a whole clip."""
+    op = _OPS[int(torch.randint(len(_OPS), (1,), generator=generator))]
+    lo, hi = POLICY[op]
+    mag = lo + (hi - lo) * float(torch.rand(1, generator=generator))
+    return op, mag
+
+
+def apply_op(clip: torch.Tensor, op: str, mag: float) -> torch.Tensor:
+    """Apply one operation with the same parameters to every frame.
+
+    Args:
+        clip: ``(T, 1, H, W)`` uint8.
+
+    Returns:
+        ``(T, 1, H, W)`` uint8.
+    """
+    h, w = clip.shape[-2:]
+    if op == "identity":
+        return clip
+    if op == "brightness":
+        return F.adjust_brightness(clip, 1.0 + mag)
+    if op == "contrast":
+        return F.adjust_contrast(clip, 1.0 + mag)
+    if op == "sharpness":
+        return F.adjust_sharpness(clip, 1.0 + mag)
+    if op == "posterize":
+        return F.posterize(clip, int(round(mag)))
+    if op == "solarize":
+        return F.solarize(clip, mag)
+    if op == "autocontrast":
+        return F.autocontrast(clip)
+    if op == "equalize":
+        return F.equalize(clip)
+    affine = dict(angle=0.0, translate=[0, 0], scale=1.0, shear=[0.0, 0.0])
+    if op == "rotate":
+        affine["angle"] = mag
+    elif op == "shear_x":
+        affine["shear"] = [math.degrees(math.atan(mag)), 0.0]
+    elif op == "shear_y":
+        affine["shear"] = [0.0, math.degrees(math.atan(mag))]
+    elif op == "translate_x":
+        affine["translate"] = [int(round(mag * w)), 0]
+    elif op == "translate_y":
+        affine["translate"] = [0, int(round(mag * h))]
+    else:
+        raise ValueError(f"unknown augmentation op {op!r}")
+    return F.affine(clip, **affine, interpolation=F.InterpolationMode.BILINEAR, fill=0)
+
+
+def augment_clip(clip: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """TrivialAugmentWide-like augmentation of a ``(T, 1, H, W)`` uint8 clip, shared params."""
+    op, mag = draw_params(generator)
+    return apply_op(clip, op, mag)
+
+
+def to_model_input(
+    frames: torch.Tensor,
+    image_size: int,
+    channels: int = 3,
+    augment: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Stored crops -> normalised model input.
+
+    Args:
+        frames: ``(T, H, W)`` or ``(T, 1, H, W)`` uint8 grey crops.
+        image_size: output side in pixels.
+        channels: 3 (grey repeated) or 1.
+        augment: apply :func:`augment_clip`.
+
+    Returns:
+        ``(T, channels, image_size, image_size)`` float32.
+    """
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    x = frames if frames.dim() == 4 else frames.unsqueeze(1)  # (T, 1, H, W) uint8
+    if x.shape[-1] != image_size or x.shape[-2] != image_size:
+        x = F.resize(x, [image_size, image_size], antialias=True)
+    if augment:
+        x = augment_clip(x, generator)
+    # One fused pass per output channel (no float temporaries): out_c = x * scale_c + shift_c.
+    means, stds = ((GREY_MEAN,), (GREY_STD,)) if channels == 1 else (NORM_MEAN, NORM_STD)
+    t, _, h, w = x.shape
+    out = torch.empty((t, channels, h, w), dtype=torch.float32)  # (T, C, S, S)
+    for c in range(channels):
+        torch.mul(x[:, 0], 1.0 / (255.0 * stds[c]), out=out[:, c])
+        out[:, c].add_(-means[c] / stds[c])
+    return out

@@ -1,0 +1,221 @@
+"""Clip dataset over the memory-mapped frame store, balanced window sampler, fold datasets.
+
+What the model receives (``channels == 3``): ``(T, 3, H, W)`` float32, the grey crop
+repeated to 3 channels and normalised with ``NORM_MEAN`` / ``NORM_STD`` (see
+:mod:`~mouse_facial_expressions.data.augment`). No PNG is decoded: frames come from the
+``.npy`` memory maps, opened lazily in each DataLoader worker (never pickled).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from mouse_facial_expressions.data._store import open_frames
+from mouse_facial_expressions.data.augment import GREY_MEAN, GREY_STD, NORM_MEAN, NORM_STD, to_model_input
+from mouse_facial_expressions.data.sequences import WINDOW_COLUMNS, make_windows, select_per_video, window_span
+
+__all__ = ["BalancedWindowSampler", "ClipDataset", "fold_datasets", "NORM_MEAN", "NORM_STD", "GREY_MEAN", "GREY_STD"]
+
+
+class ClipDataset(Dataset):
+    """Windows of the frame store as normalised clips.
+
+    Args:
+        frames_dir: the frame store folder (``<video>.npy`` files).
+        windows: window table (``video, animal, label, soft, start_time, end_time, rows``).
+        image_size: output side in pixels.
+        augment: clip-consistent TrivialAugmentWide-like augmentation.
+        channels: 3 (grey repeated to 3) or 1.
+        seed: augmentation seed; mixed with the process's torch seed so DataLoader workers
+            (seeded per worker and epoch by PyTorch) draw different, reproducible parameters.
+
+    Item: ``{"clip": (T, C, H, W) float32, "soft": (2,) float32 [1-p, p], "label": int64,
+    "video": str, "animal": str, "start_time": float, "end_time": float}``.
+    """
+
+    def __init__(
+        self,
+        frames_dir: str | Path,
+        windows: pd.DataFrame,
+        image_size: int,
+        augment: bool = False,
+        channels: int = 3,
+        seed: int = 0,
+    ):
+        missing = [c for c in WINDOW_COLUMNS if c not in windows.columns]
+        if missing:
+            raise ValueError(f"window table lacks columns {missing}")
+        self.frames_dir = Path(frames_dir)
+        self.windows = windows.reset_index(drop=True)
+        self.image_size = int(image_size)
+        self.augment = bool(augment)
+        self.channels = int(channels)
+        self.seed = int(seed)
+        # Plain arrays: cheap to index and to pickle into workers.
+        self._video = self.windows["video"].astype(str).to_numpy()
+        self._animal = self.windows["animal"].astype(str).to_numpy()
+        self._label = self.windows["label"].to_numpy(dtype=np.int64)
+        self._soft = self.windows["soft"].to_numpy(dtype=np.float32)
+        self._start = self.windows["start_time"].to_numpy(dtype=np.float64)
+        self._end = self.windows["end_time"].to_numpy(dtype=np.float64)
+        lengths = {len(r) for r in self.windows["rows"]}
+        if len(lengths) > 1:
+            raise ValueError(f"window table: windows of different lengths {sorted(lengths)}")
+        t = lengths.pop() if lengths else 0
+        self._rows = np.asarray(self.windows["rows"].tolist(), dtype=np.int64).reshape(len(self.windows), t)  # (W, T)
+        self._maps: dict[str, np.ndarray] = {}
+        self._gen: torch.Generator | None = None
+        self._gen_key: tuple | None = None
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_maps"], state["_gen"], state["_gen_key"] = {}, None, None  # reopened per process
+        state["windows"] = None  # workers read the arrays; the table stays in the main process
+        return state
+
+    def _frames(self, video: str) -> np.ndarray:
+        m = self._maps.get(video)
+        if m is None:
+            m = self._maps[video] = open_frames(self.frames_dir, video)
+        return m
+
+    def _generator(self) -> torch.Generator:
+        key = (os.getpid(), torch.initial_seed())
+        if self._gen is None or self._gen_key != key:
+            self._gen = torch.Generator().manual_seed(hash((self.seed, *key)) & 0x7FFF_FFFF_FFFF_FFFF)
+            self._gen_key = key
+        return self._gen
+
+    def __getitem__(self, i: int) -> dict:
+        video, rows = self._video[i], self._rows[i]
+        arr = self._frames(video)
+        if rows.max(initial=-1) >= len(arr):
+            raise IndexError(f"{self.frames_dir / (video + '.npy')}: window {i} asks for row {int(rows.max())}, the file has {len(arr)}")
+        frames = torch.from_numpy(np.ascontiguousarray(arr[rows]))  # (T, S, S) uint8
+        clip = to_model_input(frames, self.image_size, self.channels, self.augment, self._generator() if self.augment else None)
+        p1 = float(self._soft[i])
+        return {
+            "clip": clip,  # (T, C, H, W) float32
+            "soft": torch.tensor([1.0 - p1, p1], dtype=torch.float32),
+            "label": torch.tensor(self._label[i], dtype=torch.int64),
+            "video": video,
+            "animal": self._animal[i],
+            "start_time": float(self._start[i]),
+            "end_time": float(self._end[i]),
+        }
+
+
+class BalancedWindowSampler(Sampler[int]):
+    """Draws ``epoch_size`` window indices per epoch: a class uniformly, then a video of
+    that class uniformly, then a window of that video uniformly (with replacement).
+
+    Seeded: the same ``(seed, epoch)`` gives the same indices; call :meth:`set_epoch`
+    before each epoch for fresh draws.
+    """
+
+    def __init__(self, windows: pd.DataFrame, epoch_size: int, seed: int = 0):
+        if len(windows) == 0:
+            raise ValueError("BalancedWindowSampler: no windows to sample")
+        self.epoch_size = int(epoch_size)
+        self.seed = int(seed)
+        self.epoch = 0
+        labels = windows["label"].to_numpy(dtype=np.int64)
+        # A "video" here is a (video, label) pair, in case rules label parts of a video differently.
+        videos = (windows["video"].astype(str) + "\x00" + windows["label"].astype(str)).to_numpy()
+        order = np.lexsort((np.arange(len(videos)), videos))  # window indices grouped by video
+        vid_sorted = videos[order]
+        starts = np.flatnonzero(np.r_[True, vid_sorted[1:] != vid_sorted[:-1]])
+        self._order = order
+        self._vstart = starts
+        self._vcount = np.diff(np.r_[starts, len(order)])
+        vlabel = labels[order][starts]  # label of each video (its first window)
+        self.classes_ = np.unique(vlabel)
+        self._class_videos = [np.flatnonzero(vlabel == c) for c in self.classes_]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.epoch_size
+
+    def indices(self) -> np.ndarray:
+        """This epoch's window indices, ``(epoch_size,)``."""
+        rng = np.random.default_rng([self.seed, self.epoch])
+        cls = rng.integers(len(self.classes_), size=self.epoch_size)
+        vids = np.empty(self.epoch_size, dtype=np.int64)
+        for k, members in enumerate(self._class_videos):
+            sel = cls == k
+            vids[sel] = members[rng.integers(len(members), size=int(sel.sum()))]
+        within = np.floor(rng.random(self.epoch_size) * self._vcount[vids]).astype(np.int64)
+        return self._order[self._vstart[vids] + within]
+
+    def __iter__(self):
+        return iter(self.indices().tolist())
+
+
+def fold_datasets(
+    task_dir: str | Path,
+    fold: int,
+    *,
+    num_frames: int | None = None,
+    frame_stride: int | None = None,
+    image_size: int = 112,
+    train_augmentation: bool = True,
+    epoch_size: int | None = None,
+    seed: int = 0,
+    val_windows_per_video: int | None = None,
+    test_windows_per_video: int | None = None,
+    channels: int = 3,
+    frames_dir: str | Path | None = None,
+    eval_step: int | None = None,
+) -> dict:
+    """Train/val/test clip datasets of one outer fold, and the balanced train sampler.
+
+    Training windows: every start position (the sampler draws ``epoch_size`` per epoch;
+    default: as many as there are non-overlapping training windows). Val/test windows:
+    deterministic: every window whose start is ``eval_step`` rows after the previous one
+    (default: the window span, i.e. all non-overlapping windows) or, with
+    ``*_windows_per_video``, that many per video evenly spaced among those. ``None`` window
+    settings come from the task spec. ``frames_dir`` overrides the store named in the task.
+    """
+    from mouse_facial_expressions.data.tasks import load_task
+
+    task = load_task(task_dir)
+    spec = task.spec
+    if not 0 <= fold < len(task.folds):
+        raise ValueError(f"{task_dir}: fold {fold} does not exist (the task has {len(task.folds)} folds)")
+    if "row" not in task.frames.columns:
+        raise ValueError(f"{task_dir}: this task was made from a flat table, not a frame store: no clips to read")
+    t = num_frames or spec.num_frames
+    s = frame_stride or spec.frame_stride
+    fdir = Path(frames_dir) if frames_dir is not None else Path(spec.frames_dir or "")
+    if frames_dir is None and not fdir.is_dir():  # project moved: try <project>/frames
+        moved = Path(task_dir).resolve().parent.parent / "frames"
+        if not moved.is_dir():
+            raise FileNotFoundError(f"{task_dir}: its frame store {fdir} is missing (pass frames_dir=...)")
+        fdir = moved
+    span = window_span(t, s)
+    f = task.folds[fold]
+    out = {}
+    for role in ("train", "val", "test"):
+        frames = task.frames[task.frames["animal"].astype(str).isin(list(map(str, f[role])))]
+        w = make_windows(frames, t, s, spec.max_gap_s, spec.short_runs, step=1 if role == "train" else (eval_step or span))
+        if role == "val":
+            w = select_per_video(w, val_windows_per_video)
+        elif role == "test":
+            w = select_per_video(w, test_windows_per_video)
+        out[role] = ClipDataset(fdir, w, image_size, augment=train_augmentation and role == "train", channels=channels, seed=seed)
+    train_w = out["train"].windows
+    if epoch_size is None:
+        epoch_size = max(1, int(np.ceil(len(train_w) / span)))
+    out["train_sampler"] = BalancedWindowSampler(train_w, epoch_size, seed=seed)
+    return out

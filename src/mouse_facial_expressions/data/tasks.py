@@ -1,0 +1,297 @@
+"""Tasks: label rules + exclusions + animal-grouped folds + window settings, as a folder.
+
+``make_task`` writes ``tasks/task-<version>/`` (see docs/ARCHITECTURE.md):
+``task.yaml`` (the resolved :class:`TaskSpec`), ``frames.parquet`` (labelled frame rows),
+``folds.json`` and ``README.md``. ``load_task`` reads it back and re-runs the leakage check.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mouse_facial_expressions.data import folds as F
+from mouse_facial_expressions.data.flat_table import DuplicateRowsError
+from mouse_facial_expressions.data.rules import RuleError, apply_rules, parse_rule
+from mouse_facial_expressions.data.soft_labels import SoftLabelSpec, soft_p1
+
+log = logging.getLogger(__name__)
+
+
+class TaskSpec(BaseModel):
+    """A binary classification task over the frame store (``task.yaml``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("task", description="Short name, shown in the README.")
+    version: str | None = Field(None, description="Folder is task-<version>; None = project.dataset_version.")
+    description: str = Field("", description="The task in words, for the README.")
+    rules: list[str] = Field(description="Label rules '<condition> -> <label>', e.g. 'recording == 1 -> 0'.")
+    exclude_animals: list[str] = Field(default_factory=list)
+    exclude_videos: list[str] = Field(default_factory=list)
+    n_folds: int = Field(5, ge=2, description="Outer folds (fewer when a class has fewer animals).")
+    val_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="Share of each fold's training animals used for validation.")
+    seed: int = 42
+    soft_labels: SoftLabelSpec = Field(default_factory=SoftLabelSpec)
+    num_frames: int = Field(10, ge=1, description="Frames per window.")
+    frame_stride: int = Field(2, ge=1, description="Kept frames between consecutive window frames.")
+    max_gap_s: float = Field(0.5, gt=0, description="A window never bridges a time gap longer than this.")
+    short_runs: Literal["resample", "drop"] = Field("resample", description="Runs shorter than a window: resample (original) or drop.")
+    frames_dir: str | None = Field(None, description="Frame store the task was made from (set by make_task).")
+
+    @field_validator("rules")
+    @classmethod
+    def _parse(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one label rule is needed")
+        for r in v:
+            rule = parse_rule(r)
+            if rule.label not in (0, 1):
+                raise ValueError(f"rule {r!r}: labels must be 0 or 1 (binary task)")
+        return v
+
+
+_TASK1 = dict(
+    name="task1",
+    description=(
+        "The original LPS task: label 0 = every mouse at recording 1 (pre-injection); label 1 = "
+        "mice given the high LPS dose, at recording 4 (4 h post-injection). Mouse m18 is excluded "
+        "(sick before the experiment)."
+    ),
+    rules=["recording == 1 -> 0", 'recording == 4 and treatment == "high" -> 1'],
+    exclude_animals=["m18"],
+    n_folds=5,
+    val_fraction=0.2,
+    seed=42,
+    num_frames=10,
+    frame_stride=2,
+)
+#: Built-in tasks by name.
+PRESETS: dict[str, dict] = {
+    "task1": _TASK1,
+    # What the original's saved table actually holds: saline mice at rec4 also labelled 0.
+    "task1_table": {
+        **_TASK1,
+        "name": "task1_table",
+        "description": _TASK1["description"].replace(
+            "label 0 = every mouse at recording 1 (pre-injection)",
+            "label 0 = every mouse at recording 1 (pre-injection) and saline mice at recording 4",
+        ),
+        "rules": [*_TASK1["rules"], 'recording == 4 and treatment == "saline" -> 0'],
+    },
+}
+
+
+class TaskError(ValueError):
+    """A task that cannot be made; the message names the rows, videos or animals."""
+
+
+def preset(name: str, **overrides) -> TaskSpec:
+    """A built-in task spec by name (``task1``, ``task1_table``)."""
+    if name not in PRESETS:
+        raise TaskError(f"unknown task preset {name!r} (known: {', '.join(PRESETS)})")
+    return TaskSpec(**{**PRESETS[name], **overrides})
+
+
+def load_spec(path: str | Path) -> TaskSpec:
+    """Read a task spec YAML; errors name the file and the key."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+        return TaskSpec(**data)
+    except (yaml.YAMLError, TypeError) as err:
+        raise TaskError(f"{path}: not a task spec: {err}") from err
+    except ValidationError as err:
+        msgs = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()]
+        raise TaskError(f"{path}: invalid task spec:\n  " + "\n  ".join(msgs)) from err
+
+
+@dataclass
+class Task:
+    """A task folder read back: spec, labelled frame rows, folds."""
+
+    path: Path
+    spec: TaskSpec
+    frames: pd.DataFrame
+    folds: list[dict]
+
+    def animals(self, fold: int, role: str) -> list[str]:
+        """Animals with ``role`` (train/val/test) in outer fold ``fold``."""
+        return list(self.folds[fold][role])
+
+
+def load_task(task_dir: str | Path) -> Task:
+    """Read a task folder and re-run the leakage check on its folds."""
+    task_dir = Path(task_dir)
+    if not (task_dir / "task.yaml").is_file():
+        raise FileNotFoundError(f"{task_dir}: not a task folder (no task.yaml; run `mfe task make`)")
+    spec = load_spec(task_dir / "task.yaml")
+    frames = pd.read_parquet(task_dir / "frames.parquet")
+    folds = F.read_folds(task_dir / "folds.json", animals=frames["animal"].astype(str).unique())
+    return Task(path=task_dir, spec=spec, frames=frames, folds=folds)
+
+
+def check_duplicate_videos(videos: pd.DataFrame, *, dedupe: bool = False, where: str = "the video table") -> pd.DataFrame:
+    """One metadata row per video, or an error naming the repeated videos and their counts.
+
+    With ``dedupe`` the first row per video is kept (preferring ``discard != 1``)."""
+    counts = videos.groupby("video").size()
+    dup = counts[counts > 1]
+    if dup.empty:
+        return videos
+    names = ", ".join(f"{v} ({n} rows)" for v, n in dup.items())
+    if not dedupe:
+        raise DuplicateRowsError(f"{where}: duplicate metadata rows for videos {names}; fix the metadata or use dedupe")
+    log.warning("%s: keeping one metadata row for %s", where, names)
+    pref = videos["discard"].fillna(0).eq(1).astype(int) if "discard" in videos.columns else 0
+    return videos.assign(_p=pref).sort_values("_p", kind="stable").drop_duplicates("video").drop(columns="_p").sort_index()
+
+
+def label_frames(index: pd.DataFrame, videos: pd.DataFrame, spec: TaskSpec, *, dedupe: bool = False) -> tuple[pd.DataFrame, dict]:
+    """Join the frame index with video metadata, apply exclusions, rules and soft labels.
+
+    Returns:
+        ``(frames, info)``: labelled rows (``label`` int, ``soft`` = P(class 1)) and a dict for
+        the README (exclusions found / absent, videos without metadata).
+    """
+    videos = check_duplicate_videos(videos, dedupe=dedupe)
+    if "animal" not in videos.columns:
+        raise TaskError(f"the video table has no 'animal' column (columns: {', '.join(videos.columns)})")
+    meta = videos.drop(columns=[c for c in videos.columns if c in index.columns and c != "video"])
+    no_meta = sorted(set(index["video"]) - set(videos["video"]))
+    if no_meta:
+        log.warning("videos in the frame store without metadata (left out): %s", ", ".join(no_meta))
+    table = index.merge(meta, on="video", how="inner")
+    table["animal"] = table["animal"].astype(str)
+    present_a = sorted(set(spec.exclude_animals) & set(table["animal"]))
+    present_v = sorted(set(spec.exclude_videos) & set(table["video"]))
+    table = table[~table["animal"].isin(spec.exclude_animals) & ~table["video"].isin(spec.exclude_videos)]
+    table = table.reset_index(drop=True)
+    labels = apply_rules(table, spec.rules, where="the frame table (frame store joined with metadata)")
+    table = table[labels.notna()].copy()
+    table["label"] = labels[labels.notna()].astype(np.int64).to_numpy()
+    for c in (0, 1):
+        if not (table["label"] == c).any():
+            raise TaskError(f"class {c} is empty: no row gets label {c} from rules {spec.rules}")
+    table["soft"] = soft_p1(table, spec.soft_labels, where="the frame table")
+    info = {
+        "excluded_animals": present_a,
+        "absent_exclusions": sorted(set(spec.exclude_animals) - set(present_a)) + sorted(set(spec.exclude_videos) - set(present_v)),
+        "excluded_videos": present_v,
+        "videos_without_metadata": no_meta,
+    }
+    return table.sort_values(["video", "time"], kind="stable").reset_index(drop=True), info
+
+
+def make_task(
+    cfg,
+    spec: TaskSpec,
+    out: str | Path | None = None,
+    *,
+    videos: pd.DataFrame | None = None,
+    index: pd.DataFrame | None = None,
+    frames_dir: str | Path | None = None,
+    dedupe: bool = False,
+    notes: list[str] | None = None,
+) -> Path:
+    """Write a task folder and return its path.
+
+    Args:
+        cfg: project :class:`~mouse_facial_expressions.config.Config`.
+        spec: the task.
+        out: folder to write (default ``<paths.tasks>/task-<version>``).
+        videos: video table (default ``io.metadata.load_video_table(cfg)``).
+        index: frame index (default: the frame store at ``frames_dir`` / ``paths.frames``).
+        frames_dir: frame store the windows read from.
+        dedupe: keep one metadata row per video instead of raising on duplicates.
+        notes: extra lines for the README (e.g. a duplicate report).
+    """
+    version = spec.version or str(cfg.project.dataset_version)
+    store = index is None or frames_dir is not None  # windows read this frame store
+    frames_dir = Path(frames_dir) if frames_dir is not None else cfg.path("frames")
+    if videos is None:
+        from mouse_facial_expressions.io.metadata import load_video_table
+
+        videos = load_video_table(cfg)
+    if index is None:
+        from mouse_facial_expressions.data._store import load_index
+
+        index = load_index(frames_dir)
+    spec = spec.model_copy(update={"version": version, "frames_dir": str(Path(frames_dir).resolve()) if store else None})
+    frames, info = label_frames(index, videos, spec, dedupe=dedupe)
+    labels = F.animal_labels(frames)
+    folds = F.make_folds(labels, spec.n_folds, spec.val_fraction, spec.seed)
+    F.check_folds(folds, labels.index)
+    out = Path(out) if out is not None else cfg.path("tasks") / f"task-{version}"
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_text(out / "task.yaml", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+    tmp = out / ".frames.tmp.parquet"
+    frames.to_parquet(tmp, index=False)
+    os.replace(tmp, out / "frames.parquet")
+    F.write_folds(out / "folds.json", folds, spec.seed)
+    from mouse_facial_expressions.data.task_readme import task_readme
+
+    _atomic_text(out / "README.md", task_readme(spec, frames, folds, info, notes or []))
+    log.info("task written to %s (%d labelled frames, %d animals, %d folds)", out, len(frames), len(labels), len(folds))
+    return out
+
+
+def make_task_from_table(
+    cfg, spec: TaskSpec, table: str | Path, out: str | Path | None = None, *, dedupe: bool = False, fps: float = 30.0
+) -> Path:
+    """Make a task from a flat per-frame table (like ``lps_task1_dataset_table.csv``).
+
+    Duplicated metadata rows raise :class:`DuplicateRowsError` naming the videos and their
+    row counts unless ``dedupe``; what was dropped, and any disagreement between the rules
+    and the table's own ``label`` column, is written to the README's notes.
+    """
+    from mouse_facial_expressions.data.flat_table import read_flat_table
+
+    videos, index, report = read_flat_table(table, dedupe=dedupe, fps=fps, max_gap_s=spec.max_gap_s)
+    notes = [f"made from the flat table `{table}` (no frame store: frame times = frame / {fps} fps)"]
+    for r in report.itertuples():
+        notes.append(
+            f"duplicated metadata: {r.video} had {r.rows} rows for {r.frames} frames "
+            f"({r.metadata_rows} metadata rows, differing in {r.differing_columns}); kept one row per frame"
+        )
+    notes += compare_table_labels(index, videos, spec)
+    return make_task(cfg, spec, out, videos=videos, index=index, notes=notes)
+
+
+def compare_table_labels(index: pd.DataFrame, videos: pd.DataFrame, spec: TaskSpec) -> list[str]:
+    """Lines naming the videos where the rules disagree with a ``table_label`` column."""
+    if "table_label" not in index.columns:
+        return []
+    frames, _ = label_frames(index, videos, spec)
+    lines = []
+    differ = frames[frames["label"] != frames["table_label"]]
+    for v, g in differ.groupby("video"):
+        lines.append(f"label differs from the table's label column: {v} ({len(g)} frames)")
+    kept = set(frames["video"])
+    gone = index.merge(videos[["video", "animal"]], on="video")
+    gone = gone[~gone["video"].isin(kept) & ~gone["animal"].astype(str).isin(spec.exclude_animals)
+                & ~gone["video"].isin(spec.exclude_videos)]
+    for v, g in gone.groupby("video"):
+        labs = sorted(g["table_label"].unique().tolist())
+        lines.append(f"unlabelled by the rules but labelled {labs} in the table: {v} ({len(g)} frames)")
+    return lines
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+__all__ = [
+    "PRESETS", "Task", "TaskError", "TaskSpec", "RuleError", "DuplicateRowsError",
+    "check_duplicate_videos", "compare_table_labels", "label_frames", "load_spec", "load_task", "make_task", "make_task_from_table", "preset",
+]
