@@ -1,8 +1,78 @@
-"""`mfe synth` (stub until its issue lands)."""
+"""`mfe synth OUT`: a synthetic cohort with known ground truth (a complete project folder)."""
 
-from mouse_facial_expressions.cli._common import not_implemented
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _csv_list(kind):
+    def parse(text: str):
+        try:
+            return [kind(t.strip()) for t in text.split(",") if t.strip()]
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}") from err
+    return parse
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(t) for t in text.lower().split("x"))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 320x240, got {text!r}") from err
+    return w, h
 
 
 def register(sub, formatter):
-    p = sub.add_parser("synth", help="(not implemented yet)", formatter_class=formatter)
-    p.set_defaults(func=not_implemented("synth", "see the open issues"))
+    from mouse_facial_expressions.synth.params import PRESETS
+
+    p = sub.add_parser(
+        "synth",
+        help="generate a synthetic cohort with known ground truth",
+        description="Render grey side-view videos of a freely moving mouse whose face shows the "
+        "five Mouse Grimace Scale action units (orbital tightening, ear position, nose bulge, "
+        "cheek bulge, whisker change) with an intensity driven by treatment x recording, and "
+        "write a complete project into OUT: videos/raw/<camera>__<serial>__YYYYMMDD_HHMMSS.mp4, "
+        "metadata/raw_videos.csv + treatments.csv (original schema, with trims and one discard "
+        "row), keypoints/dlc/<video>DLC_<scorer>.h5|.csv (DeepLabCut layout) and the ground "
+        "truth in truth/truth.parquet. Options left out come from the preset.",
+        formatter_class=formatter,
+    )
+    p.add_argument("out", type=Path, help="project folder to write (a previous synthetic cohort there is replaced)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="tiny",
+                   help="tiny: seconds of video for tests; demo: 12 mice, 2 cohorts; bench: 24 mice, 2 cohorts")
+    p.add_argument("--mice", default=argparse.SUPPRESS, type=int, help="number of animals (split evenly over treatments and cohorts)")
+    p.add_argument("--treatments", default=argparse.SUPPRESS, type=_csv_list(str), help="comma-separated treatments, e.g. saline,high")
+    p.add_argument("--recordings", default=argparse.SUPPRESS, type=_csv_list(int), help="comma-separated recording numbers, e.g. 1,4")
+    p.add_argument("--seconds", default=argparse.SUPPRESS, type=float, help="length of each raw video in seconds")
+    p.add_argument("--fps", default=argparse.SUPPRESS, type=float, help="frame rate of the raw videos")
+    p.add_argument("--size", default=argparse.SUPPRESS, type=_size, help="frame size WIDTHxHEIGHT, e.g. 320x240 (even numbers)")
+    p.add_argument("--effect-size", default=argparse.SUPPRESS, type=float, help="latent intensity added for treated animals after injection")
+    p.add_argument("--label-noise", default=argparse.SUPPRESS, type=float, help="fraction of animals whose label is flipped (0..1)")
+    p.add_argument("--cohorts", default=argparse.SUPPRESS, type=int, help="recording cohorts, each with its own lighting and camera (batch effect)")
+    p.add_argument("--seed", default=argparse.SUPPRESS, type=int, help="random seed; the same seed gives identical output (default: 0)")
+    p.add_argument("--sheet", action="store_true", help="also write OUT/reports/contact_sheet.png")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import logging
+
+    logging.getLogger("numexpr").setLevel(logging.WARNING)  # pandas' HDF5 writer chatters
+    from mouse_facial_expressions.synth import contact_sheet, generate_cohort
+    from mouse_facial_expressions.synth.cohort import summary
+
+    names = ("mice", "treatments", "recordings", "seconds", "fps", "size", "effect_size",
+             "label_noise", "cohorts", "seed")
+    overrides = {k: getattr(args, k) for k in names if hasattr(args, k)}  # unset: from the preset
+    try:
+        out = generate_cohort(args.out, preset=args.preset, **overrides)
+    except FileExistsError as err:
+        print(f"mfe synth: error: {err}", file=sys.stderr)
+        return 1
+    print(summary(out))
+    if args.sheet:
+        png = contact_sheet(out, out / "reports" / "contact_sheet.png")
+        print(f"  contact sheet     {png}")
+    return 0
