@@ -1,8 +1,63 @@
-"""`mfe extract` (stub until its issue lands)."""
+"""`mfe extract`: align, crop and score faces into the frame store."""
 
-from mouse_facial_expressions.cli._common import not_implemented
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from mouse_facial_expressions.cli._common import add_project_arg, project_config
 
 
 def register(sub, formatter):
-    p = sub.add_parser("extract", help="(not implemented yet)", formatter_class=formatter)
-    p.set_defaults(func=not_implemented("extract", "see the open issues"))
+    p = sub.add_parser(
+        "extract",
+        help="align + crop faces, score quality -> frame store",
+        description="For every processed video (videos/processed/<video>.mp4) with a canonical "
+        "keypoint table (keypoints/canonical/<video>.parquet): keep side-portrait frames (exactly "
+        "one side's nose, eye and ear above keypoints.pcutoff), rotate so the eye->ear line is "
+        "horizontal, crop extract.crop_size px around the face, resize to extract.out_size, mirror "
+        "right-facing frames, score sharpness and intensity, and write frames/<video>.npy + "
+        "<video>.parquet (+ store.json). Videos already complete are skipped; half-written ones "
+        "are redone. A video that fails does not stop the others; the exit code is 1 if any failed.",
+        formatter_class=formatter,
+    )
+    add_project_arg(p)
+    p.add_argument("--policy", choices=["temporal", "seed"], default=None,
+                   help="frame selection: 'temporal' keeps every good frame at extract.target_fps in "
+                   "time order (runs for windows); 'seed' reproduces the original (every "
+                   "extract.every_k-th frame, the extract.n_sharpest sharpest). Default: extract.policy")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="processes working on different videos at once")
+    p.add_argument("--shard", default=None, metavar="I/N",
+                   help="process only videos whose position in the sorted list %% N == I "
+                   "(spread one extraction over a job array)")
+    p.add_argument("--format", dest="fmt", choices=["npy", "png"], default=None,
+                   help="'png' also writes the original layout frames/<video>/frameNNNNN.png. "
+                   "Default: extract.format")
+    p.add_argument("--preview", nargs="?", const="", default=None, metavar="PNG",
+                   help="afterwards write a contact sheet of crops with landmarks "
+                   "(default file: reports/extract_preview.png)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="re-extract videos that are already complete (needed after changing settings)")
+    p.add_argument("videos", nargs="*", metavar="VIDEO",
+                   help="only these videos (names without .mp4); default: all processed videos")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from mouse_facial_expressions.preprocess.extract import extract_videos
+    from mouse_facial_expressions.preprocess.preview import contact_sheet
+
+    cfg = project_config(args)
+    if args.policy:
+        cfg.extract.policy = args.policy
+    report = extract_videos(cfg, videos=args.videos or None, workers=args.workers, shard=args.shard,
+                            fmt=args.fmt, overwrite=args.overwrite)
+    print(report.summary())
+    if args.preview is not None and (report.done or report.skipped):
+        out = Path(args.preview) if args.preview else cfg.path("reports") / "extract_preview.png"
+        print(f"preview: {contact_sheet(report.frames_dir, out)}")
+    if not report.ok:
+        print(f"mfe extract: {len(report.failed)} video(s) failed", file=sys.stderr)
+        return 1
+    return 0

@@ -61,11 +61,16 @@ def probe(path: str | Path) -> VideoInfo:
 
 
 def iter_frames(
-    path: str | Path, start: int = 0, stop: int | None = None, gray: bool = True
-) -> Iterator[tuple[int, np.ndarray]]:
+    path: str | Path, start: int = 0, stop: int | None = None, gray: bool = True,
+    wanted: np.ndarray | None = None,
+) -> Iterator[tuple[int, np.ndarray | None]]:
     """Yield ``(index, frame)`` for frames ``start <= index < stop`` in one sequential pass.
 
     Frames are uint8 ``(H, W)`` when ``gray`` else ``(H, W, 3)`` RGB.
+    ``wanted`` (optional bool mask over frame indices): frames it marks False (or that lie
+    beyond its end) are still decoded and yielded, but as ``None``, skipping the conversion
+    to numpy (a full-frame copy or range conversion), for callers that use only a few frames
+    but need to walk the whole file.
 
     Raises:
         VideoError: when decoding fails, naming the file and the last good frame.
@@ -82,7 +87,10 @@ def iter_frames(
                     continue
                 if stop is not None and i >= stop:
                     break
-                yield i, _to_array(frame, fmt)
+                if wanted is not None and not (i < len(wanted) and wanted[i]):
+                    yield i, None
+                else:
+                    yield i, _to_array(frame, fmt)
         except av.error.FFmpegError as err:
             raise VideoError(f"{path}: decoding failed after frame {i} ({err})") from err
 

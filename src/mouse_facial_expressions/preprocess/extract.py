@@ -1,0 +1,362 @@
+"""``mfe extract``: processed videos + canonical keypoints -> aligned, scored face crops.
+
+Per video (:func:`extract_video`):
+
+1. read the canonical keypoint table and the video header; reconcile their frame counts;
+2. compute the geometry of every frame at once (visible side, alignment matrix, crop-space
+   landmarks) and the candidate frames of the selection policy;
+3. decode the video in ONE sequential pass and warp only the candidates (one
+   ``cv2.warpAffine`` each), scoring sharpness and intensity;
+4. choose the stored frames, split them into runs, and write the frame store atomically.
+
+:func:`extract_videos` runs that over a project's videos, skipping complete ones,
+optionally over a process pool (``workers``) and one share of the videos (``shard``).
+A video that fails is reported; the others go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from mouse_facial_expressions.config import CANONICAL_LANDMARKS, Config
+from mouse_facial_expressions.io.keypoints import load_canonical
+from mouse_facial_expressions.io.video import VideoError, iter_frames, probe
+from mouse_facial_expressions.preprocess import geometry, select, store
+from mouse_facial_expressions.preprocess.quality import crop_quality
+
+log = logging.getLogger(__name__)
+
+
+class ExtractError(ValueError):
+    """A video cannot be extracted; the message names the file and the problem."""
+
+
+@dataclass
+class VideoResult:
+    """Outcome of one video: ``status`` is ``done``, ``skipped`` or ``failed``."""
+
+    video: str
+    status: str
+    n_stored: int = 0
+    n_candidates: int = 0
+    n_video_frames: int = 0
+    n_keypoint_rows: int = 0
+    seconds: float = 0.0
+    decode_seconds: float = 0.0  # the decode + warp pass alone
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ExtractReport:
+    """What :func:`extract_videos` did, one :class:`VideoResult` per video."""
+
+    frames_dir: Path
+    results: list[VideoResult] = field(default_factory=list)
+
+    def _with(self, status: str) -> list[VideoResult]:
+        return [r for r in self.results if r.status == status]
+
+    @property
+    def done(self) -> list[VideoResult]:
+        return self._with("done")
+
+    @property
+    def skipped(self) -> list[VideoResult]:
+        return self._with("skipped")
+
+    @property
+    def failed(self) -> list[VideoResult]:
+        return self._with("failed")
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        lines = [f"extract -> {self.frames_dir}: {len(self.done)} done "
+                 f"({sum(r.n_stored for r in self.done)} crops), {len(self.skipped)} skipped "
+                 f"(complete), {len(self.failed)} failed"]
+        for r in self.results:
+            for w in r.warnings:
+                lines.append(f"  warning: {w}")
+        for r in self.failed:
+            lines.append(f"  FAILED {r.video}: {r.error}")
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- inputs
+
+def read_keypoints(path: str | Path) -> pd.DataFrame:
+    """Canonical keypoint table, one row per frame ``0..n-1`` (missing frames become NaN rows).
+
+    Read with :func:`mouse_facial_expressions.io.keypoints.load_canonical` (which checks the
+    columns and that frames strictly increase); extraction needs the five canonical landmarks.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: a malformed table or missing landmarks, naming the file.
+    """
+    path = Path(path)
+    df = load_canonical(path)
+    need = ["frame"] + [f"{lm}_{c}" for lm in CANONICAL_LANDMARKS for c in ("x", "y", "likelihood")]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise ExtractError(f"{path}: keypoint table lacks columns {missing} (check keypoints.bodyparts)")
+    if len(df) and df["frame"].iloc[0] < 0:
+        raise ExtractError(f"{path}: negative frame number {int(df['frame'].iloc[0])}")
+    n = int(df["frame"].iloc[-1]) + 1 if len(df) else 0
+    return df[need].set_index("frame").reindex(np.arange(n)).rename_axis("frame").reset_index()
+
+
+def frame_geometry(kp: pd.DataFrame, pcutoff: float, crop_size: float, out_size: int) -> dict[str, np.ndarray]:
+    """Per-frame side, usability, alignment matrix and crop-space landmarks (vectorised).
+
+    A frame is usable when exactly one side is visible (nose, eye and ear of that side above
+    ``pcutoff``) and those landmarks have finite coordinates (NaN keypoints -> unusable).
+
+    Returns:
+        dict with ``side`` (N,) int8, ``usable`` (N,) bool, ``matrix`` (N, 2, 3),
+        ``min_likelihood`` (N,), and ``eye``/``ear``/``nose`` (N, 2) crop coordinates.
+    """
+    xy = {lm: kp[[f"{lm}_x", f"{lm}_y"]].to_numpy(float) for lm in CANONICAL_LANDMARKS}
+    lik = {lm: kp[f"{lm}_likelihood"].to_numpy(float).copy() for lm in CANONICAL_LANDMARKS}
+    for lm in CANONICAL_LANDMARKS:  # a landmark without coordinates is not seen
+        lik[lm][~np.isfinite(xy[lm]).all(axis=1)] = np.nan
+    sides = {s: [lik[geometry.SIDE_LANDMARKS[s][r]] for r in ("nose", "eye", "ear")]
+             for s in (geometry.LEFT, geometry.RIGHT)}
+    side = geometry.visible_side(np.stack(sides[geometry.LEFT], 1), np.stack(sides[geometry.RIGHT], 1), pcutoff)
+    m, pts = geometry.side_geometry(xy, side, crop_size, out_size)
+    used = np.where((side == geometry.RIGHT)[:, None], np.stack(sides[geometry.RIGHT], 1),
+                    np.stack(sides[geometry.LEFT], 1))
+    min_lik = np.where(side != geometry.NO_SIDE, used.min(axis=1), np.nan)
+    usable = (side != geometry.NO_SIDE) & np.isfinite(m).all(axis=(1, 2))
+    return {"side": side, "usable": usable, "matrix": m, "min_likelihood": min_lik, **pts}
+
+
+def _check_counts(video_path: Path, kp_path: Path, n_video: int, n_kp: int, max_mismatch: int) -> str | None:
+    diff = abs(n_video - n_kp)
+    if diff > max_mismatch:
+        raise ExtractError(
+            f"{video_path.name}: the video has {n_video} frames but {kp_path} has {n_kp} keypoint rows "
+            f"(difference {diff} > extract.max_count_mismatch={max_mismatch})")
+    if diff:
+        return (f"{video_path.name}: {n_video} video frames vs {n_kp} keypoint rows; "
+                f"using the common range 0..{min(n_video, n_kp) - 1}")
+    return None
+
+
+# ----------------------------------------------------------------------------- one video
+
+def extract_video(cfg: Config, video: str, fmt: str | None = None) -> VideoResult:
+    """Extract one video into the frame store (overwrites its outputs).
+
+    Raises:
+        FileNotFoundError, ExtractError, VideoError: the video cannot be extracted.
+    """
+    t0 = time.perf_counter()
+    ex = cfg.extract
+    video_path = cfg.path("processed_videos") / f"{video}.mp4"
+    kp_path = cfg.path("keypoints") / f"{video}.parquet"
+    frames_dir = cfg.path("frames")
+    res = VideoResult(video, "failed")
+
+    info = probe(video_path)
+    kp = read_keypoints(kp_path)
+    res.n_keypoint_rows = len(kp)
+    if info.fps <= 0:
+        raise ExtractError(f"{video_path}: the header gives no frame rate")
+    n_header = info.n_frames or len(kp)  # no header count: the decode pass checks it below
+    warning = _check_counts(video_path, kp_path, n_header, len(kp), ex.max_count_mismatch)
+    n = min(n_header, len(kp))
+
+    geo = frame_geometry(kp.iloc[:n], cfg.keypoints.pcutoff, ex.crop_size, ex.out_size)
+    cand = select.candidates(ex.policy, geo["usable"], info.fps, target_fps=ex.target_fps, every_k=ex.every_k)
+    res.n_candidates = len(cand)
+
+    # One sequential decode pass; warp only the candidates.
+    s = ex.out_size
+    crops = np.empty((len(cand), s, s), np.uint8)
+    sharp = np.full(len(cand), np.nan)
+    inten = np.full(len(cand), np.nan)
+    mats = geo["matrix"]
+    wanted = np.zeros(n, bool)
+    wanted[cand] = True
+    k, n_decoded = 0, 0
+    t_loop = time.perf_counter()
+    # Decode to the end (the true frame count); only candidates are converted and warped.
+    for i, frame in iter_frames(video_path, wanted=wanted):
+        n_decoded = i + 1
+        if frame is not None:
+            crop = geometry.warp_crop(frame, mats[i], s)
+            crops[k] = crop
+            sharp[k], inten[k] = crop_quality(crop)
+            k += 1
+    res.decode_seconds = time.perf_counter() - t_loop
+    res.n_video_frames = n_decoded
+    if n_decoded != n_header or k < len(cand):
+        # The header lied (or the file is cut short): check again against the decoded count.
+        warning = _check_counts(video_path, kp_path, n_decoded, len(kp), ex.max_count_mismatch)
+        if k < len(cand):
+            # candidates beyond the end of the video: drop them
+            cand, crops, sharp, inten = cand[:k], crops[:k], sharp[:k], inten[:k]
+    if warning:
+        res.warnings.append(warning)
+        log.warning(warning)
+
+    keep = select.final_choice(ex.policy, sharp, geo["min_likelihood"][cand], n_keep=ex.n_sharpest,
+                               min_sharpness=ex.min_sharpness, min_likelihood=ex.min_likelihood)
+    rows = cand[keep]
+    times = rows / info.fps
+    index = pd.DataFrame({
+        "video": video,
+        "row": np.arange(len(rows), dtype=np.int64),
+        "frame": rows.astype(np.int64),
+        "time": times,
+        "side": np.array([geometry.SIDE_NAMES[int(v)] for v in geo["side"][rows]], dtype=object),
+        "sharpness": sharp[keep],
+        "intensity": inten[keep],
+        "min_likelihood": geo["min_likelihood"][rows],
+        "run": select.split_runs(times, ex.max_gap_s),
+    })
+    for role in ("eye", "ear", "nose"):
+        index[f"{role}_x"] = geo[role][rows, 0]
+        index[f"{role}_y"] = geo[role][rows, 1]
+    meta = {"fps": info.fps, "n_video_frames": n_decoded, "n_keypoint_rows": len(kp), **_settings(cfg)}
+    store.write_video_frames(frames_dir, video, crops[keep], index, meta, png=(fmt or ex.format) == "png")
+    res.status, res.n_stored = "done", len(rows)
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def _settings(cfg: Config) -> dict:
+    ex = cfg.extract
+    return {"out_size": ex.out_size, "crop_size": ex.crop_size, "policy": ex.policy,
+            "target_fps": ex.target_fps, "every_k": ex.every_k, "n_sharpest": ex.n_sharpest,
+            "min_sharpness": ex.min_sharpness, "min_likelihood": ex.min_likelihood,
+            "max_gap_s": ex.max_gap_s, "pcutoff": cfg.keypoints.pcutoff}
+
+
+def _run_one(cfg: Config, video: str, fmt: str | None, overwrite: bool) -> VideoResult:
+    """Worker entry point: never raises; failures come back as a ``failed`` result."""
+    frames_dir = cfg.path("frames")
+    if not overwrite and store.is_complete(frames_dir, video):
+        store.clean_partial(frames_dir, video)  # stray temporary files only
+        return VideoResult(video, "skipped")
+    store.clean_partial(frames_dir, video, all_outputs=overwrite)
+    try:
+        return extract_video(cfg, video, fmt)
+    except Exception as err:  # one bad video must not stop the others
+        store.clean_partial(frames_dir, video)
+        expected = (ExtractError, FileNotFoundError, OSError, ValueError, VideoError)
+        msg = str(err) if isinstance(err, expected) else f"{type(err).__name__}: {err}"
+        log.error("%s: %s", video, msg)
+        return VideoResult(video, "failed", error=msg)
+
+
+# ----------------------------------------------------------------------------- many videos
+
+def parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``."""
+    if shard is None:
+        return None
+    if isinstance(shard, str):
+        try:
+            i, n = (int(x) for x in shard.split("/"))
+        except ValueError:
+            raise ValueError(f"shard must look like i/n (e.g. 0/4), got {shard!r}") from None
+    else:
+        i, n = shard
+    if not 0 <= i < n:
+        raise ValueError(f"shard {i}/{n}: need 0 <= i < n")
+    return i, n
+
+
+def list_videos(cfg: Config, videos: list[str] | None = None, shard=None) -> list[str]:
+    """Sorted video names to extract (``<processed_videos>/*.mp4`` stems), one shard of them.
+
+    Shard ``i/n`` takes the videos whose position in the sorted list ``% n == i``.
+    """
+    src = cfg.path("processed_videos")
+    if videos is None:
+        names = sorted(p.stem for p in src.glob("*.mp4") if not p.name.startswith("."))
+        if not names:
+            raise FileNotFoundError(f"{src}: no processed videos (*.mp4); run `mfe prepare` first")
+    else:
+        names = sorted({Path(v).stem if str(v).endswith(".mp4") else str(v) for v in videos})
+    sh = parse_shard(shard)
+    if sh is not None:
+        names = [v for k, v in enumerate(names) if k % sh[1] == sh[0]]
+    return names
+
+
+def _check_store_settings(cfg: Config, overwrite: bool) -> None:
+    frames_dir = cfg.path("frames")
+    old = store.read_store_json(frames_dir)
+    if overwrite or not old or not store.complete_videos(frames_dir):
+        return
+    new = _settings(cfg)
+    diff = [f"{k}: {old[k]!r} -> {new[k]!r}" for k in store.STORE_SETTINGS if k in old and old[k] != new[k]]
+    if diff:
+        raise ValueError(f"{frames_dir / store.STORE_JSON}: the store was written with other settings "
+                         f"({'; '.join(diff)}); use --overwrite (or another paths.frames) to re-extract")
+
+
+def extract_videos(
+    cfg: Config,
+    videos: list[str] | None = None,
+    workers: int = 1,
+    shard: str | tuple[int, int] | None = None,
+    fmt: str | None = None,
+    overwrite: bool = False,
+    progress: bool | None = None,
+) -> ExtractReport:
+    """Extract every (or the named) processed video of a project into the frame store.
+
+    Args:
+        cfg: project configuration (``extract`` section, ``keypoints.pcutoff``, paths).
+        videos: video names (stems); default every ``<processed_videos>/*.mp4``.
+        workers: processes (one video per task); 1 runs in this process.
+        shard: ``"i/n"``: only the videos whose sorted position ``% n == i``.
+        fmt: ``"npy"`` or ``"png"`` (also writes ``<video>/frameNNNNN.png``); default the config.
+        overwrite: re-extract complete videos too.
+        progress: show a progress bar (``None``: only on a terminal).
+
+    Returns:
+        An :class:`ExtractReport`; failed videos are listed there, not raised.
+    """
+    if fmt not in (None, "npy", "png"):
+        raise ValueError(f"format must be npy or png, got {fmt!r}")
+    names = list_videos(cfg, videos, shard)
+    frames_dir = cfg.path("frames")
+    _check_store_settings(cfg, overwrite)
+    report = ExtractReport(frames_dir)
+    bar = tqdm(total=len(names), desc="extract", unit="video", disable=None if progress is None else not progress)
+    if workers <= 1 or len(names) <= 1:
+        for v in names:
+            bar.set_postfix_str(v)
+            report.results.append(_run_one(cfg, v, fmt, overwrite))
+            bar.update()
+    else:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(_run_one, cfg, v, fmt, overwrite): v for v in names}
+            for fut in as_completed(futures):
+                try:
+                    report.results.append(fut.result())
+                except Exception as err:  # a worker died (e.g. killed for memory)
+                    report.results.append(VideoResult(futures[fut], "failed", error=f"worker died: {err}"))
+                bar.update()
+        report.results.sort(key=lambda r: r.video)
+    bar.close()
+    if store.complete_videos(frames_dir):
+        store.write_store_json(frames_dir, _settings(cfg))
+    return report

@@ -1,0 +1,205 @@
+"""The frame store written by ``mfe extract`` (see docs/ARCHITECTURE.md, "Frame store").
+
+Per video ``<video>``, inside ``frames_dir``:
+
+- ``<video>.npy``: uint8 ``(N, S, S)`` aligned grey crops, memory-mappable;
+- ``<video>/frameNNNNN.png`` (optional, ``--format png``): the same crops as PNGs, the
+  original layout, ``NNNNN`` = frame of the processed video;
+- ``<video>.parquet``: one row per crop (video, row, frame, time, side, sharpness,
+  intensity, min_likelihood, run, eye/ear/nose crop coordinates). Written last: its presence
+  marks the video complete. Its schema metadata carries the video's fps and the settings.
+
+Every file is written under a temporary name and renamed, so a killed run leaves only
+temporary files (cleaned by :func:`clean_partial`) or a ``.npy`` without its ``.parquet``
+(treated as incomplete and redone). ``store.json`` is rebuilt from the complete videos.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+STORE_JSON = "store.json"
+META_KEY = b"mfe"
+
+#: Index columns in order (docs/ARCHITECTURE.md).
+INDEX_COLUMNS = [
+    "video", "row", "frame", "time", "side", "sharpness", "intensity", "min_likelihood", "run",
+    "eye_x", "eye_y", "ear_x", "ear_y", "nose_x", "nose_y",
+]
+#: Settings that must agree across the videos of one store.
+STORE_SETTINGS = ("out_size", "crop_size", "policy", "target_fps")
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def npy_path(frames_dir: str | Path, video: str) -> Path:
+    return Path(frames_dir) / f"{video}.npy"
+
+
+def index_path(frames_dir: str | Path, video: str) -> Path:
+    return Path(frames_dir) / f"{video}.parquet"
+
+
+def png_dir(frames_dir: str | Path, video: str) -> Path:
+    return Path(frames_dir) / video
+
+
+def is_complete(frames_dir: str | Path, video: str) -> bool:
+    """A video is complete when its ``.parquet`` (written last) and ``.npy`` both exist."""
+    return index_path(frames_dir, video).is_file() and npy_path(frames_dir, video).is_file()
+
+
+def clean_partial(frames_dir: str | Path, video: str, all_outputs: bool = False) -> list[Path]:
+    """Remove temporary files of ``video`` (and an orphan ``.npy``/PNG folder without its parquet).
+
+    Args:
+        all_outputs: also remove complete outputs (``--overwrite``).
+
+    Returns:
+        The paths removed.
+    """
+    d = Path(frames_dir)
+    removed: list[Path] = []
+    if not d.is_dir():
+        return removed
+    prefixes = (f".{video}.npy.tmp-", f".{video}.parquet.tmp-", f".{video}.png-tmp-")
+    for p in d.iterdir():
+        if p.name.startswith(prefixes):
+            removed.append(p)
+    if all_outputs or not index_path(d, video).is_file():
+        removed += [p for p in (npy_path(d, video), png_dir(d, video)) if p.exists()]
+    if all_outputs and index_path(d, video).is_file():
+        removed.append(index_path(d, video))
+    for p in removed:
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    return removed
+
+
+def write_video_frames(
+    frames_dir: str | Path,
+    video: str,
+    crops: np.ndarray,
+    index: pd.DataFrame,
+    meta: dict,
+    png: bool = False,
+) -> None:
+    """Write one video's crops and index atomically (the ``.parquet`` is renamed last).
+
+    Args:
+        frames_dir: the store folder (created if needed).
+        video: video name (file stem).
+        crops: uint8 ``(N, S, S)``.
+        index: ``N`` rows with :data:`INDEX_COLUMNS` (``row`` must be ``0..N-1``).
+        meta: JSON-able settings kept in the parquet metadata (``fps``, ``out_size``, ...).
+        png: also write ``<video>/frameNNNNN.png``.
+    """
+    d = Path(frames_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    crops = np.ascontiguousarray(crops, dtype=np.uint8)
+    if crops.ndim != 3 or len(crops) != len(index):
+        raise ValueError(f"{video}: {len(index)} index rows for crops of shape {crops.shape}")
+    missing = [c for c in INDEX_COLUMNS if c not in index.columns]
+    if missing:
+        raise ValueError(f"{video}: index lacks columns {missing}")
+    if not np.array_equal(index["row"].to_numpy(), np.arange(len(index))):
+        raise ValueError(f"{video}: index 'row' must be 0..N-1")
+
+    npy = npy_path(d, video)
+    tmp = _tmp(npy)
+    with open(tmp, "wb") as fh:
+        np.save(fh, crops)
+    os.replace(tmp, npy)
+
+    if png:
+        final = png_dir(d, video)
+        tmp_dir = d / f".{video}.png-tmp-{os.getpid()}"
+        tmp_dir.mkdir()
+        for crop, frame in zip(crops, index["frame"].to_numpy()):
+            if not cv2.imwrite(str(tmp_dir / f"frame{int(frame):05d}.png"), crop):
+                raise OSError(f"{tmp_dir}: cannot write PNG for frame {frame}")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp_dir, final)
+
+    table = pa.Table.from_pandas(index[INDEX_COLUMNS].reset_index(drop=True), preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()})
+    pq_path = index_path(d, video)
+    tmp = _tmp(pq_path)
+    pq.write_table(table, tmp)
+    os.replace(tmp, pq_path)
+
+
+def video_meta(frames_dir: str | Path, video: str) -> dict:
+    """Settings stored with a complete video (``fps``, ``out_size``, ``crop_size``, ...)."""
+    md = pq.read_schema(index_path(frames_dir, video)).metadata or {}
+    return json.loads(md.get(META_KEY, b"{}"))
+
+
+def complete_videos(frames_dir: str | Path) -> list[str]:
+    """Sorted names of the complete videos in a store."""
+    d = Path(frames_dir)
+    if not d.is_dir():
+        return []
+    return sorted(p.stem for p in d.glob("*.parquet")
+                  if not p.name.startswith(".") and npy_path(d, p.stem).is_file())
+
+
+def read_store_json(frames_dir: str | Path) -> dict | None:
+    p = Path(frames_dir) / STORE_JSON
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def write_store_json(frames_dir: str | Path, settings: dict) -> dict:
+    """Rebuild ``store.json`` from ``settings`` and the fps of every complete video (atomic)."""
+    d = Path(frames_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    fps = {v: video_meta(d, v).get("fps") for v in complete_videos(d)}
+    data = {k: settings[k] for k in STORE_SETTINGS if k in settings}
+    data.update({k: v for k, v in settings.items() if k not in data and k != "fps"})
+    data["fps"] = fps
+    p = d / STORE_JSON
+    tmp = _tmp(p)
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, p)
+    return data
+
+
+def load_index(frames_dir: str | Path) -> pd.DataFrame:
+    """The index of every complete video, concatenated (sorted by video, then row).
+
+    Returns an empty frame with :data:`INDEX_COLUMNS` when the store holds no complete video.
+
+    Raises:
+        FileNotFoundError: ``frames_dir`` does not exist.
+    """
+    d = Path(frames_dir)
+    if not d.is_dir():
+        raise FileNotFoundError(f"{d}: no frame store here (run `mfe extract` first)")
+    parts = [pd.read_parquet(index_path(d, v)) for v in complete_videos(d)]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=object if c in ("video", "side") else float)
+                             for c in INDEX_COLUMNS})
+    return pd.concat(parts, ignore_index=True)
+
+
+def open_frames(frames_dir: str | Path, video: str) -> np.ndarray:
+    """Memory-mapped uint8 crops ``(N, S, S)`` of one video (read-only)."""
+    p = npy_path(frames_dir, video)
+    if not index_path(frames_dir, video).is_file():
+        raise FileNotFoundError(f"{p}: not a complete video in the frame store (no {p.stem}.parquet)")
+    return np.load(p, mmap_mode="r")
