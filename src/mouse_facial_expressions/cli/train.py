@@ -1,8 +1,173 @@
-"""`mfe train` (stub until its issue lands)."""
+"""`mfe train`: baseline | advanced | resup with k-fold cross-validation by animal.
 
-from mouse_facial_expressions.cli._common import not_implemented
+The seed's module entry points (``python -m mouse_facial_expressions.models.
+train_task1_{advanced,baseline,resup}_model``) use the same arguments with the model fixed.
+Flags left out fall back to the project's ``mfe.yaml`` ``train:`` section (keys written
+there), then to the seed's defaults for the model (shown in each flag's help).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from mouse_facial_expressions.cli._common import add_project_arg
+
+MODELS = ("baseline", "advanced", "resup")
+_S = argparse.SUPPRESS  # flags not given stay absent, so mfe.yaml and the seed defaults apply
+
+
+def str2bool(text: str) -> bool:
+    """'True'/'False' (any case), yes/no, 1/0, as click.BOOL accepted in the seed."""
+    t = str(text).strip().lower()
+    if t in ("true", "t", "yes", "y", "1", "on"):
+        return True
+    if t in ("false", "f", "no", "n", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
+
+
+def int_list(text: str) -> list[int]:
+    """'0,1,2' -> [0, 1, 2]."""
+    try:
+        return [int(x) for x in str(text).replace(" ", "").split(",") if x != ""]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated fold numbers such as 0,1, got {text!r}") from None
+
+
+def _number(text: str) -> int | float:
+    return float(text) if "." in text else int(text)
+
+
+def _devices(text: str):
+    return text if text == "auto" or "," in text else int(text)
+
+
+def add_train_arguments(parser: argparse.ArgumentParser, model: str | None = None) -> None:
+    """Add every training flag (seed names). ``model`` fixes the model (seed entry points)."""
+    from mouse_facial_expressions.training.params import SEED_DEFAULTS
+
+    d = SEED_DEFAULTS[model or "advanced"]
+
+    def dflt(key, fallback=None):
+        if model is None and key in ("epochs", "learning_rate", "train_batch_size", "test_batch_size", "label_smoothing", "seed", "dropout", "backbone"):
+            return " (default: " + ", ".join(f"{m} {SEED_DEFAULTS[m].get(key, fallback)}" for m in MODELS) + ")"
+        return f" (default: {d.get(key, fallback)})"
+
+    add = parser.add_argument
+    add_project_arg(parser)
+    if model is None:
+        add("--model", choices=MODELS, default=_S, help="model to train (default: train.model in mfe.yaml, else advanced)")
+    g = parser.add_argument_group("seed flags")
+    g.add_argument("--epochs", type=int, default=_S, help="training epochs" + dflt("epochs"))
+    g.add_argument("--learning_rate", type=float, default=_S, help="peak learning rate; cosine decay to 1%%" + dflt("learning_rate"))
+    g.add_argument("--train_batch_size", type=int, default=_S, help="clips per training batch" + dflt("train_batch_size"))
+    g.add_argument("--test_batch_size", type=int, default=_S, help="clips per validation/test batch" + dflt("test_batch_size"))
+    g.add_argument("--weight_decay", type=float, default=_S, help="weight decay" + dflt("weight_decay"))
+    g.add_argument("--label_smoothing", type=float, default=_S, help="smoothing [1-s, s] of hard targets (LDL) or CE label smoothing" + dflt("label_smoothing"))
+    g.add_argument("--num_frames", type=int, default=_S, help="frames per window (default: the task's num_frames)")
+    g.add_argument("--frame_stride", type=int, default=_S, help="kept frames between window frames (default: the task's frame_stride)")
+    g.add_argument("--use_soft_labels", type=str2bool, default=_S, metavar="{True,False}", help="LDL on soft labels; False: cross-entropy on hard labels" + dflt("use_soft_labels"))
+    g.add_argument("--dataset_version", default=_S, help="task folder tasks/task-<version> (default: project.dataset_version in mfe.yaml; the seed used 1.0)")
+    g.add_argument("--train_augmentation", default=_S, help="training augmentation policy (default: TrivialAugmentWide)")
+    g.add_argument("--seed", type=int, default=_S, help="random seed" + dflt("seed"))
+    g.add_argument("--folds", type=int_list, default=_S, help="comma-separated outer folds to run, e.g. 0 or 0,1 (default: every fold of the task)")
+    if model in (None, "baseline"):
+        g.add_argument("--momentum", type=float, default=_S, help="SGD momentum (baseline) (default: 0.9)")
+    if model in (None, "resup", "advanced"):
+        g.add_argument("--dropout", type=float, default=_S, help="Transformer/MLP dropout" + dflt("dropout"))
+    g.add_argument("--accelerator", default=_S, help="auto | cpu | gpu (default: auto)")
+    m = parser.add_argument_group("model")
+    m.add_argument("--backbone", choices=("resnet18", "resnet34", "resnet50", "mobilenet_v2"), default=_S, help="per-frame CNN" + dflt("backbone"))
+    m.add_argument("--pretrained", default=_S, help="imagenet (from the torch hub cache, never downloaded; see `mfe weights`), none, or a state-dict path (default: none)")
+    m.add_argument("--in_channels", type=int, choices=(1, 3), default=_S, help="3: grey repeated to RGB (the loader's output); 1: conv1 weights summed (default: 3)")
+    m.add_argument("--image_size", type=int, default=_S, help="side of the input crops in pixels (default: 112)")
+    m.add_argument("--num_layers", type=int, default=_S, help="Transformer layers (default: 4)")
+    m.add_argument("--num_heads", type=int, default=_S, help="attention heads (default: 8)")
+    m.add_argument("--ff_dim", type=int, default=_S, help="Transformer feed-forward size (default: 2048)")
+    m.add_argument("--d_model", type=int, default=_S, help="Transformer width; the backbone feature is projected when it differs (default: 512)")
+    m.add_argument("--optimizer", choices=("adamw", "sgd"), default=_S, help="optimiser (default: sgd for baseline, adamw otherwise)")
+    r = parser.add_argument_group("runtime")
+    r.add_argument("--devices", type=_devices, default=_S, help="devices per node: auto, a count, or a list such as 0,1 (default: auto)")
+    r.add_argument("--strategy", default=_S, help="Lightning strategy: auto, ddp, ddp_spawn, fsdp ... (default: auto)")
+    r.add_argument("--num_nodes", type=int, default=_S, help="nodes for multi-node DDP (default: 1)")
+    r.add_argument("--precision", default=_S, help="32-true, bf16-mixed, 16-mixed (default: bf16/16 mixed on CUDA, bf16-mixed on bf16 CPUs, else 32-true)")
+    r.add_argument("--channels_last", type=str2bool, default=_S, metavar="{True,False}", help="channels_last memory format (default: on with bf16)")
+    r.add_argument("--max_time", default=_S, help="time limit per fold, DD:HH:MM:SS (default: none)")
+    r.add_argument("--epoch_size", type=int, default=_S, help="training windows per epoch (default: the loader's)")
+    r.add_argument("--workers", type=int, default=_S, help="data loader worker processes (default: 2)")
+    r.add_argument("--limit_batches", type=_number, default=_S, help="cap train/val batches per epoch (int) or fraction (float), for quick checks")
+    r.add_argument("--out", type=Path, default=_S, help="output folder for checkpoints*/, runs/, mlruns.db (default: paths.models)")
+    r.add_argument("--run_name", default=_S, help="run folder name under <out>/runs (default: <model>-<backbone>-<hash of the parameters>; a rerun resumes it)")
+    r.add_argument("--tracking_uri", default=_S, help="MLflow tracking URI (default: train.tracking_uri, else sqlite:///<out>/mlruns.db)")
+    r.add_argument("--experiment", default=_S, help="MLflow experiment name (default: mfe)")
+    r.add_argument("--no_tracking", action="store_true", default=_S, help="do not log to MLflow")
+
+
+_RUNTIME_ONLY = {"project", "out", "tracking_uri", "experiment", "no_tracking", "command", "func", "verbose", "model"}
+
+
+def run_training(args: argparse.Namespace, model: str | None = None) -> int:
+    """Resolve parameters, then one library call: :func:`training.train_cv`."""
+    from mouse_facial_expressions.cli._common import project_config
+    from mouse_facial_expressions.training import make_params, train_cv
+
+    for name in ("lightning.pytorch", "lightning.fabric"):  # they have their own handlers: no double lines
+        logging.getLogger(name).propagate = False
+    cfg = project_config(args)
+    given = vars(args)
+    model = model or given.get("model") or cfg.train.model
+    overrides = {k: v for k, v in given.items() if k not in _RUNTIME_ONLY}
+    params = make_params(model, cfg.train, **overrides)
+    version = params.dataset_version or cfg.project.dataset_version
+    params.dataset_version = version
+    task_dir = cfg.path("tasks") / f"task-{version}"
+    if not task_dir.is_dir():
+        raise FileNotFoundError(f"task folder {task_dir} does not exist (run `mfe task make`, or pick --dataset_version)")
+    out = given.get("out") or cfg.path("models")
+    summary = train_cv(
+        task_dir, params, out, tracking_uri=given.get("tracking_uri") or cfg.train.tracking_uri,
+        experiment=given.get("experiment", "mfe"), track=not given.get("no_tracking", False),
+    )
+    if summary:
+        acc = summary["mean_test_acc"]
+        print(f"{model}: mean test accuracy {acc:.3f} over {len(summary['folds'])} folds" if acc is not None else f"{model}: no fold tested")
+        print(f"predictions: {summary['predictions']}\nsummary: {Path(summary['run_dir']) / 'summary.json'}")
+    return 0
+
+
+def entry_point(model: str, argv: list[str] | None = None) -> int:
+    """``python -m mouse_facial_expressions.models.train_task1_<model>_model`` (seed flags)."""
+    parser = build_entry_parser(model)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s - %(name)s - %(levelname)s - %(message)s")
+    try:
+        return run_training(args, model)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 1
+
+
+def build_entry_parser(model: str) -> argparse.ArgumentParser:
+    name = {"baseline": "baseline", "advanced": "advanced", "resup": "resup"}[model]
+    parser = argparse.ArgumentParser(
+        prog=f"python -m mouse_facial_expressions.models.train_task1_{name}_model",
+        description=f"Train the {model} model with k-fold cross-validation by animal (same as `mfe train --model {model}`).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_train_arguments(parser, model)
+    return parser
 
 
 def register(sub, formatter):
-    p = sub.add_parser("train", help="(not implemented yet)", formatter_class=formatter)
-    p.set_defaults(func=not_implemented("train", "see the open issues"))
+    p = sub.add_parser(
+        "train",
+        help="train baseline | advanced | resup with k-fold CV by animal",
+        description=__doc__,
+        formatter_class=formatter,
+        epilog="example: mfe train -p PROJECT --model advanced --backbone resnet18 --epochs 10 --folds 0,1",
+    )
+    add_train_arguments(p)
+    p.set_defaults(func=run_training)

@@ -1,0 +1,105 @@
+"""Accuracy of baseline / advanced / resup under a fixed time budget, against the oracle.
+
+Runs ``train_cv`` for each model on a project's task (e.g. a ``mfe synth --preset bench``
+cohort taken through prepare -> keypoints import -> extract -> task make), with a wall-clock
+budget per model split evenly over the folds (Lightning ``max_time``; training stops there
+and the fold is tested with the best checkpoint so far). Prints accuracy at video level and
+at animal level (one row per animal and label, mean p1 >= 0.5), with the oracle: a logistic
+regression on the true action units (``truth/truth.parquet``, mean per video) trained on the
+same folds' training + validation animals.
+
+    mfe synth bench_proj --preset bench && cd bench_proj && mfe prepare && mfe keypoints import \\
+        && mfe extract && mfe task make && cd ..
+    .venv/bin/python bench/bench_accuracy.py bench_proj --budget_min 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+AU = ["au_orbital", "au_ear", "au_nose", "au_cheek", "au_whisker"]
+
+
+def levels(pred: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Video rows (mean p1 per video) and animal rows (mean of video p1 per animal and label)."""
+    video = pred.groupby("video", as_index=False).agg(animal=("animal", "first"), label=("label", "first"), p1=("p1", "mean"), fold=("fold", "first"))
+    animal = video.groupby(["animal", "label"], as_index=False).agg(p1=("p1", "mean"), fold=("fold", "first"))
+    return {"video": video, "animal": animal}
+
+
+def accuracy(df: pd.DataFrame) -> float:
+    return float(((df["p1"] >= 0.5).astype(int) == df["label"].astype(int)).mean())
+
+
+def oracle_predictions(project: Path, task) -> pd.DataFrame:
+    """Video-level p1 of a logistic regression on the mean true action units, same folds."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    truth = pd.read_parquet(project / "truth" / "truth.parquet", columns=["video", *AU])
+    labels = task.frames.groupby("video").agg(animal=("animal", "first"), label=("label", "first"))
+    feats = truth.groupby("video")[AU].mean().join(labels, how="inner").reset_index()
+    rows = []
+    for f in task.folds:
+        fit = feats[feats["animal"].astype(str).isin(map(str, list(f["train"]) + list(f["val"])))]
+        test = feats[feats["animal"].astype(str).isin(map(str, f["test"]))]
+        clf = make_pipeline(StandardScaler(), LogisticRegression()).fit(fit[AU], fit["label"])
+        rows.append(test.assign(p1=clf.predict_proba(test[AU])[:, 1], fold=f["fold"])[["fold", "video", "animal", "label", "p1"]])
+    return pd.concat(rows, ignore_index=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("project", type=Path, help="project folder with mfe.yaml and a task folder")
+    ap.add_argument("--dataset_version", default=None, help="task-<version> (default: the project's)")
+    ap.add_argument("--budget_min", type=float, default=60.0, help="wall-clock minutes per model, split over the folds")
+    ap.add_argument("--models", nargs="+", default=["baseline", "advanced", "resup"])
+    ap.add_argument("--backbone", default="resnet18")
+    ap.add_argument("--image_size", type=int, default=64)
+    ap.add_argument("--epochs", type=int, default=30, help="upper bound; the budget usually stops training first")
+    ap.add_argument("--num_layers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--epoch_size", type=int, default=None)
+    ap.add_argument("--learning_rate", type=float, default=None, help="for every model (default: the seed's: 1e-4 advanced/resup, 1e-2 baseline)")
+    ap.add_argument("--tag", default="", help="suffix of the run names (models/bench/runs/bench-<model><tag>)")
+    a = ap.parse_args()
+
+    from mouse_facial_expressions.config import load_config
+    from mouse_facial_expressions.data.tasks import load_task
+    from mouse_facial_expressions.training import make_params, train_cv
+
+    cfg = load_config(a.project)
+    task_dir = cfg.path("tasks") / f"task-{a.dataset_version or cfg.project.dataset_version}"
+    task = load_task(task_dir)
+    n_folds = len(task.folds)
+    per_fold = a.budget_min * 60 / n_folds
+    max_time = f"00:{int(per_fold // 3600):02d}:{int(per_fold % 3600 // 60):02d}:{int(per_fold % 60):02d}"
+    results = {}
+    for model in a.models:
+        extra = {}  # seed defaults: 1e-4 AdamW (advanced, resup; 1e-3 collapsed to the majority class), 1e-2 SGD (baseline)
+        if a.learning_rate:
+            extra["learning_rate"] = a.learning_rate
+        p = make_params(model, backbone=a.backbone, image_size=a.image_size, epochs=a.epochs, num_layers=a.num_layers,
+                        max_time=max_time, workers=a.workers, epoch_size=a.epoch_size, run_name=f"bench-{model}{a.tag}",
+                        dataset_version=task_dir.name.removeprefix("task-"), **extra)
+        t0 = time.time()
+        summary = train_cv(task_dir, p, cfg.path("models") / "bench", track=False)
+        lv = levels(pd.read_csv(summary["predictions"]))
+        results[model] = (accuracy(lv["video"]), accuracy(lv["animal"]), time.time() - t0)
+    lv = levels(oracle_predictions(Path(a.project), task))
+    results["oracle (true AUs)"] = (accuracy(lv["video"]), accuracy(lv["animal"]), float("nan"))
+    print(f"\ntask {task_dir} ({n_folds} folds), budget {a.budget_min:g} min per model ({max_time} per fold), "
+          f"{a.backbone} at {a.image_size} px")
+    print(f"{'model':20s} {'video acc':>10s} {'animal acc':>11s} {'time s':>8s}")
+    for name, (v, an, s) in results.items():
+        print(f"{name:20s} {v:10.3f} {an:11.3f} {s:8.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""A registry of named model constructors (timm style).
+
+>>> from mouse_facial_expressions.models import create_model, list_models
+>>> list_models()
+['advanced', 'baseline', 'resup']
+>>> net = create_model("advanced", backbone="resnet18", num_layers=2)
+
+Every registered model maps a clip batch ``(B, T, C, H, W)`` to logits ``(B, 2)``, keeps the
+keyword arguments it was built with in ``net.config`` (so ``create_model(name, **net.config)``
+rebuilds it), and owns its loss: ``net.loss(clip, soft, label, **loss_cfg) -> (loss, logits)``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch.nn as nn
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(name: str | Callable | None = None):
+    """Register a model constructor under ``name`` (default: the callable's own name).
+
+    Usable as ``@register_model`` or ``@register_model("name")``.
+    """
+
+    def deco(fn: Callable[..., nn.Module], key: str | None = None):
+        key = key or fn.__name__
+        if key in _REGISTRY and _REGISTRY[key] is not fn:
+            raise ValueError(f"model {key!r} is registered twice")
+        _REGISTRY[key] = fn
+        return fn
+
+    if callable(name):
+        return deco(name)
+    return lambda fn: deco(fn, name)
+
+
+def _ensure_builtin() -> None:
+    # Importing the model modules runs their @register_model decorators.
+    from mouse_facial_expressions.models import advanced, baseline, resup  # noqa: F401
+
+
+def list_models() -> list[str]:
+    """Names of every registered model, sorted."""
+    _ensure_builtin()
+    return sorted(_REGISTRY)
+
+
+def create_model(name: str, **cfg) -> nn.Module:
+    """Build a registered model. Unknown keyword arguments are errors (never dropped).
+
+    Raises:
+        ValueError: for an unknown model name.
+        TypeError: for a keyword the model does not take.
+    """
+    _ensure_builtin()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; registered models: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name](**cfg)

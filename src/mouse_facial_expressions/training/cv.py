@@ -1,0 +1,358 @@
+"""k-fold cross-validation by animal: train, select on validation animals, test once.
+
+For each outer fold of the task: train on the fold's training animals, keep the checkpoint
+with the best accuracy on the fold's (inner) validation animals, then score the fold's test
+animals once with that checkpoint. Outputs (``out`` = the project's ``models/`` folder)::
+
+    <out>/checkpoints/task1-fold{k}-epoch=E-val_acc=A.ckpt            (baseline, seed path)
+    <out>/checkpoints_advanced/advanced-fold{k}-epoch=E-val_acc=A.ckpt (advanced)
+    <out>/checkpoints_resup/resup-fold{k}-epoch=E-val_acc=A.ckpt       (resup)
+    <out>/runs/<run_name>/fold{k}/last.ckpt           resume point (every epoch)
+    <out>/runs/<run_name>/fold{k}/predictions_test.csv  marks the fold finished
+    <out>/runs/<run_name>/fold{k}/fold.json           selection + test accuracy
+    <out>/runs/<run_name>/predictions.csv, summary.json, params.json, mlflow.json
+
+A rerun with the same parameters (same run name) skips finished folds and continues an
+interrupted fold from its ``last.ckpt``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Callable
+
+from mouse_facial_expressions.compat import import_torchvision
+
+import_torchvision()
+
+import lightning.pytorch as pl  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
+from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+from mouse_facial_expressions.training.module import ClipClassifier, auto_precision, load_model_from_checkpoint  # noqa: E402
+from mouse_facial_expressions.training.params import TrainParams  # noqa: E402
+from mouse_facial_expressions.training.tracking import MlflowEpochLogger, Tracker, default_tracking_uri  # noqa: E402
+
+log = logging.getLogger(__name__)
+# The seed's checkpoint folders are shared by folds and runs by design.
+warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+
+#: model -> (checkpoint folder, file prefix), as in the seed README.
+CHECKPOINT_LAYOUT = {
+    "baseline": ("checkpoints", "task1"),
+    "advanced": ("checkpoints_advanced", "advanced"),
+    "resup": ("checkpoints_resup", "resup"),
+}
+PRED_COLUMNS = ["fold", "video", "animal", "start_time", "end_time", "label", "p1"]
+
+
+def _default_datasets_fn():
+    from mouse_facial_expressions.data.datasets import fold_datasets
+
+    return fold_datasets
+
+
+def _default_norm() -> tuple[list[float], list[float]] | tuple[None, None]:
+    try:
+        from mouse_facial_expressions.data import datasets
+
+        return [float(v) for v in np.ravel(datasets.NORM_MEAN)], [float(v) for v in np.ravel(datasets.NORM_STD)]
+    except (ImportError, AttributeError):
+        return None, None
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _loaders(data: dict, p: TrainParams) -> tuple[DataLoader, DataLoader, DataLoader]:
+    pin = torch.cuda.is_available()
+    kw = dict(num_workers=p.workers, pin_memory=pin, persistent_workers=p.workers > 0)
+    sampler = data.get("train_sampler")
+    n_train = len(sampler) if sampler is not None else len(data["train"])
+    train = DataLoader(
+        data["train"], batch_size=p.train_batch_size, sampler=sampler, shuffle=sampler is None,
+        drop_last=n_train > p.train_batch_size,  # BatchNorm needs > 1 sample per batch
+        generator=torch.Generator().manual_seed(p.seed), **kw,
+    )
+    val = DataLoader(data["val"], batch_size=p.test_batch_size, shuffle=False, **kw)
+    test = DataLoader(data["test"], batch_size=p.test_batch_size, shuffle=False, num_workers=p.workers, pin_memory=pin)
+    return train, val, test
+
+
+def _class_weights(data: dict) -> list[float] | None:
+    """None with a class-balancing sampler (weights would correct twice), else inverse frequency."""
+    if data.get("train_sampler") is not None:
+        return None
+    labels = getattr(data["train"], "labels", None)
+    if labels is None:
+        return None
+    counts = np.bincount(np.asarray(labels, dtype=int), minlength=2).astype(float)
+    return [float(w) for w in counts.sum() / (2 * np.maximum(counts, 1))]
+
+
+@torch.no_grad()
+def predict_windows(model: torch.nn.Module, loader: DataLoader, fold: int, precision: str = "32-true") -> pd.DataFrame:
+    """Score every window of ``loader``: a DataFrame with :data:`PRED_COLUMNS`."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = model.to(device).eval()
+    use_bf16 = "bf16" in str(precision)
+    rows: list[pd.DataFrame] = []
+    for batch in tqdm(loader, desc=f"fold {fold} test", leave=False, disable=None):
+        clip = batch["clip"].to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            p1 = torch.softmax(model(clip).float(), dim=-1)[:, 1]  # (B,)
+        rows.append(pd.DataFrame({
+            "fold": fold, "video": list(batch["video"]), "animal": list(batch["animal"]),
+            "start_time": batch["start_time"].double().numpy(), "end_time": batch["end_time"].double().numpy(),
+            "label": batch["label"].numpy(), "p1": p1.cpu().numpy(),
+        }))
+    return pd.concat(rows, ignore_index=True)[PRED_COLUMNS] if rows else pd.DataFrame(columns=PRED_COLUMNS)
+
+
+class SamplerEpoch(pl.Callback):
+    """Advance the balanced sampler's epoch (fresh draws each epoch), also under DDP,
+    where Lightning wraps it and would only set the wrapper's epoch."""
+
+    def __init__(self, sampler):
+        self.sampler = sampler
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(trainer.current_epoch)
+
+
+def augmentation_enabled(policy: str | bool | None) -> bool:
+    """The seed's ``--train_augmentation`` name -> on/off for the loader.
+
+    The loader has one policy (clip-consistent TrivialAugmentWide-like); 'none'/'false' turn it off.
+    """
+    if isinstance(policy, bool):
+        return policy
+    return str(policy).strip().lower() not in ("none", "false", "off", "0", "")
+
+
+def _strategy(strategy: str) -> str:
+    """``ddp_spawn`` -> ``ddp_fork`` where torchvision only imports through ``compat``.
+
+    A spawned process unpickles Lightning (which imports torchvision) before any of our
+    code runs, so on a CPU-only torch with the CUDA torchvision wheel it cannot start;
+    forked processes inherit the patched import. CUDA machines keep ``ddp_spawn``.
+    """
+    from mouse_facial_expressions.compat import torchvision_was_patched
+
+    if strategy == "ddp_spawn" and torchvision_was_patched():
+        log.warning("strategy ddp_spawn cannot re-import torchvision on this CPU-only torch: using ddp_fork")
+        return "ddp_fork"
+    return strategy
+
+
+def _trainer(p: TrainParams, callbacks: list, precision: str, progress: bool) -> pl.Trainer:
+    limit = p.limit_batches
+    return pl.Trainer(
+        max_epochs=p.epochs, max_time=p.max_time, accelerator=p.accelerator, devices=p.devices,
+        strategy=_strategy(p.strategy) if isinstance(p.strategy, str) else p.strategy, num_nodes=p.num_nodes, precision=precision, callbacks=callbacks,
+        logger=False, enable_progress_bar=progress, enable_model_summary=False,
+        limit_train_batches=limit, limit_val_batches=limit, num_sanity_val_steps=0,
+        deterministic=False, use_distributed_sampler=True,
+    )
+
+
+def train_fold(
+    task_dir: Path, fold_spec: dict, p: TrainParams, out_dir: Path, run_dir: Path, datasets_fn: Callable,
+    norm: tuple, tracker: Tracker | None, parent_run: str | None, fold_runs: dict, progress: bool,
+) -> dict:
+    """Train, select and test one outer fold; returns its record (also written to fold.json)."""
+    fold = int(fold_spec["fold"])
+    fold_dir = run_dir / f"fold{fold}"
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    pl.seed_everything(p.seed, workers=True, verbose=False)
+    extra = {"channels": p.in_channels} if p.in_channels != 3 else {}  # the loader's default is 3
+    data = datasets_fn(
+        task_dir, fold, num_frames=p.num_frames, frame_stride=p.frame_stride, image_size=p.image_size,
+        train_augmentation=augmentation_enabled(p.train_augmentation), epoch_size=p.epoch_size, seed=p.seed,
+        val_windows_per_video=p.val_windows_per_video, test_windows_per_video=p.test_windows_per_video, **extra,
+    )
+    train_dl, val_dl, test_dl = _loaders(data, p)
+    precision = p.precision if p.precision not in (None, "auto") else auto_precision(p.accelerator)
+    channels_last = p.channels_last if p.channels_last is not None else "bf16" in precision
+    meta = dict(
+        num_frames=p.num_frames, frame_stride=p.frame_stride, image_size=p.image_size, norm_mean=norm[0],
+        norm_std=norm[1], in_channels=p.in_channels, task_dir=str(task_dir), fold=fold,
+        train_animals=list(fold_spec.get("train", [])), val_animals=list(fold_spec.get("val", [])),
+        test_animals=list(fold_spec.get("test", [])), run_name=run_dir.name, pretrained=p.pretrained,
+    )
+    module = ClipClassifier(
+        p.model, p.model_config(), optimizer=p.optimizer, learning_rate=p.learning_rate,
+        weight_decay=p.weight_decay, momentum=p.momentum, epochs=p.epochs, label_smoothing=p.label_smoothing,
+        use_soft_labels=p.use_soft_labels, class_weights=_class_weights(data), data=meta, channels_last=channels_last,
+    )
+    folder, prefix = CHECKPOINT_LAYOUT[p.model]
+    best_cb = ModelCheckpoint(
+        dirpath=out_dir / folder, filename=f"{prefix}-fold{fold}-{{epoch}}-{{val_acc:.2f}}",
+        monitor="val_acc", mode="max", save_top_k=1,
+    )
+    last_cb = ModelCheckpoint(dirpath=fold_dir, save_top_k=0, save_last=True, enable_version_counter=False)
+    callbacks = [best_cb, last_cb, SamplerEpoch(data.get("train_sampler"))]
+    run_id = None
+    if tracker is not None and rank_zero_only.rank == 0:
+        run_id = tracker.start_run(f"fold{fold}", {**p.to_dict(), "fold": fold}, parent=parent_run, run_id=fold_runs.get(str(fold)))
+        fold_runs[str(fold)] = run_id
+        tracker.set_tags(run_id, {"fold": fold, "model": p.model, **{f"{k}_animals": ",".join(map(str, fold_spec.get(k, []))) for k in ("train", "val", "test")}})
+        _atomic_write(run_dir / "mlflow.json", json.dumps({"tracking_uri": tracker.tracking_uri, "parent": parent_run, "folds": fold_runs}, indent=1))
+        callbacks.append(MlflowEpochLogger(tracker.tracking_uri, run_id))
+    resume = fold_dir / "last.ckpt"
+    trainer = _trainer(p, callbacks, precision, progress)
+    trainer.fit(module, train_dl, val_dl, ckpt_path=str(resume) if resume.is_file() else None)
+    if not trainer.is_global_zero:
+        return {}
+    best = best_cb.best_model_path or str(resume)
+    model, _ = load_model_from_checkpoint(best)
+    preds = predict_windows(model, test_dl, fold, precision)
+    test_acc = float(((preds["p1"] >= 0.5).astype(int) == preds["label"]).mean()) if len(preds) else float("nan")
+    best_score = best_cb.best_model_score
+    record = dict(
+        fold=fold, best_checkpoint=str(best), val_acc=float(best_score) if best_score is not None else None,
+        epochs_trained=int(trainer.current_epoch), test_acc=test_acc, n_test_windows=int(len(preds)),
+        test_animals=meta["test_animals"], seconds=round(time.time() - t0, 1), precision=precision,
+        channels_last=channels_last,
+    )
+    _atomic_write(fold_dir / "fold.json", json.dumps(record, indent=1))
+    _write_csv(preds, fold_dir / "predictions_test.csv")  # last: marks the fold finished
+    if tracker is not None and run_id:
+        tracker.log_metrics(run_id, {"test_acc": test_acc, "best_val_acc": record["val_acc"] or float("nan")})
+        tracker.log_artifact(run_id, fold_dir / "predictions_test.csv")
+        tracker.end_run(run_id)
+    return record
+
+
+def train_cv(
+    task_dir: str | Path,
+    params: TrainParams,
+    out_dir: str | Path,
+    folds: list[int] | None = None,
+    *,
+    datasets_fn: Callable | None = None,
+    fold_specs: list[dict] | None = None,
+    norm: tuple | None = None,
+    tracking_uri: str | None = None,
+    experiment: str = "mfe",
+    track: bool = True,
+    progress: bool | None = None,
+) -> dict:
+    """Cross-validate ``params.model`` on a task folder (see module docstring for outputs).
+
+    Args:
+        task_dir: the task folder (``tasks/task-<version>``).
+        params: :class:`TrainParams` (``make_params`` resolves defaults).
+        out_dir: the project's models folder.
+        folds: outer folds to run (default: ``params.folds`` or every fold).
+        datasets_fn: ``fold_datasets``-compatible callable (default: ``data.datasets.fold_datasets``).
+        fold_specs: the folds (dicts fold/train/val/test); default: the task's ``folds.json``.
+        norm: (mean, std) recorded in checkpoints; default: ``data.datasets.NORM_MEAN/STD``.
+        tracking_uri: MLflow URI (default ``sqlite:///<out_dir>/mlruns.db``).
+        track: log to MLflow.
+        progress: Lightning progress bar (default: when stderr is a terminal).
+
+    Returns:
+        The summary dict (also ``<out>/runs/<run_name>/summary.json``): run_name, run_dir,
+        per-fold records, mean test/val accuracy.
+    """
+    task_dir, out_dir = Path(task_dir), Path(out_dir)
+    params = dataclasses.replace(params)
+    if fold_specs is None or params.num_frames is None or params.frame_stride is None:
+        from mouse_facial_expressions.data.tasks import load_task
+
+        task = load_task(task_dir)
+        fold_specs = fold_specs if fold_specs is not None else list(task.folds)
+        params.num_frames = params.num_frames or task.spec.num_frames
+        params.frame_stride = params.frame_stride or task.spec.frame_stride
+    datasets_fn = datasets_fn or _default_datasets_fn()
+    norm = norm or _default_norm()
+    wanted = folds if folds is not None else params.folds
+    specs = [s for s in fold_specs if wanted is None or int(s["fold"]) in set(wanted)]
+    if wanted is not None and len(specs) != len(set(wanted)):
+        have = sorted(int(s["fold"]) for s in fold_specs)
+        raise ValueError(f"--folds {wanted}: the task {task_dir} has folds {have}")
+    run_name = params.run_name or params.default_run_name()
+    run_dir = out_dir / "runs" / run_name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_write(run_dir / "params.json", json.dumps({**params.to_dict(), "task_dir": str(task_dir)}, indent=1, default=str))
+    progress = (os.isatty(2) if progress is None else progress)
+
+    tracker, parent, fold_runs = None, None, {}
+    if track and rank_zero_only.rank == 0:
+        state = json.loads((run_dir / "mlflow.json").read_text()) if (run_dir / "mlflow.json").is_file() else {}
+        uri = tracking_uri or default_tracking_uri(out_dir)
+        tracker = Tracker(uri, experiment, artifact_dir=out_dir / "mlartifacts")
+        same_store = state.get("tracking_uri") == uri
+        parent = tracker.start_run(run_name, {**params.to_dict(), "task_dir": str(task_dir)}, run_id=state.get("parent") if same_store else None)
+        fold_runs = dict(state.get("folds", {})) if same_store else {}
+
+    records = []
+    for spec in specs:
+        fold = int(spec["fold"])
+        done = run_dir / f"fold{fold}" / "predictions_test.csv"
+        if done.is_file():
+            rec_path = done.parent / "fold.json"
+            rec = json.loads(rec_path.read_text()) if rec_path.is_file() else {"fold": fold}
+            records.append(rec)
+            tqdm.write(f"fold {fold}: finished earlier, skipped ({done})")
+            continue
+        rec = train_fold(task_dir, spec, params, out_dir, run_dir, datasets_fn, norm, tracker, parent, fold_runs, progress)
+        if rec:
+            records.append(rec)
+            tqdm.write(
+                f"fold {fold}: val_acc {rec['val_acc'] if rec['val_acc'] is None else round(rec['val_acc'], 3)} "
+                f"-> test_acc {rec['test_acc']:.3f} on {rec['n_test_windows']} windows of "
+                f"{len(rec['test_animals'])} animals ({rec['seconds']:.0f} s, {rec['precision']}); {rec['best_checkpoint']}"
+            )
+    if rank_zero_only.rank != 0:
+        return {}
+    # The run's results so far: folds finished here or by earlier calls with other --folds.
+    finished = sorted(run_dir.glob("fold*/predictions_test.csv"), key=lambda f: int(f.parent.name[4:]))
+    by_fold = {int(r["fold"]): r for r in records}
+    for f in finished:
+        if int(f.parent.name[4:]) not in by_fold and (f.parent / "fold.json").is_file():
+            by_fold[int(f.parent.name[4:])] = json.loads((f.parent / "fold.json").read_text())
+    records = [by_fold[k] for k in sorted(by_fold)]
+    frames = [pd.read_csv(f) for f in finished]
+    if frames:
+        _write_csv(pd.concat(frames, ignore_index=True)[PRED_COLUMNS], run_dir / "predictions.csv")
+    test_accs = [r["test_acc"] for r in records if r.get("test_acc") is not None]
+    val_accs = [r["val_acc"] for r in records if r.get("val_acc") is not None]
+    summary = dict(
+        run_name=run_name, run_dir=str(run_dir), model=params.model, task_dir=str(task_dir), folds=records,
+        mean_test_acc=float(np.mean(test_accs)) if test_accs else None,
+        mean_val_acc=float(np.mean(val_accs)) if val_accs else None,
+        predictions=str(run_dir / "predictions.csv"),
+    )
+    _atomic_write(run_dir / "summary.json", json.dumps(summary, indent=1))
+    if tracker is not None:
+        if summary["mean_test_acc"] is not None:
+            tracker.log_metrics(parent, {"mean_test_acc": summary["mean_test_acc"]})
+        if (run_dir / "predictions.csv").is_file():
+            tracker.log_artifact(parent, run_dir / "predictions.csv")
+        tracker.end_run(parent)
+        summary["mlflow_parent_run"] = parent
+    return summary

@@ -1,0 +1,154 @@
+"""LightningModule that trains any registered model, and checkpoint loading.
+
+The module's hyperparameters (saved in every checkpoint) hold the model name and config,
+the data settings (num_frames, frame_stride, image_size, normalisation, task path) and the
+optimisation settings, so :func:`load_model_from_checkpoint` rebuilds the model alone.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+
+from mouse_facial_expressions.compat import import_torchvision
+
+import_torchvision()  # before lightning (it imports torchvision through torchmetrics)
+
+import lightning.pytorch as pl  # noqa: E402
+import torch  # noqa: E402
+
+from mouse_facial_expressions.models import create_model  # noqa: E402
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_supports_bf16() -> bool:
+    """True on CPUs with native bf16 (AVX512-BF16 or AMX), where bf16 autocast is fast."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def auto_precision(accelerator: str = "auto") -> str:
+    """Lightning precision: bf16/16 mixed on CUDA, bf16 mixed on bf16-capable CPUs, else fp32.
+
+    On this project's reference CPU (AMD EPYC, AVX512-BF16) bf16 autocast + channels_last
+    trained ``advanced`` 2-3x faster than fp32 (bench/bench_train_throughput.py).
+    """
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "bf16-mixed" if cpu_supports_bf16() else "32-true"
+
+
+class ClipClassifier(pl.LightningModule):
+    """Wraps ``create_model(model_name, **model_cfg)``; the model owns its loss.
+
+    Args:
+        model_name: a registered model (baseline | advanced | resup).
+        model_cfg: its keyword arguments.
+        optimizer: 'adamw' or 'sgd' (with ``momentum``).
+        learning_rate, weight_decay, momentum: optimiser settings.
+        epochs: length of the cosine schedule (down to 1% of ``learning_rate``).
+        label_smoothing, use_soft_labels: passed to the model's loss.
+        class_weights: per-class CE weights (None: equal).
+        data: data settings stored with the checkpoint (num_frames, frame_stride,
+            image_size, norm_mean, norm_std, task_dir, fold, ...).
+        channels_last: run the backbone in channels_last memory format.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        model_cfg: dict,
+        optimizer: str = "adamw",
+        learning_rate: float = 1e-4,
+        weight_decay: float = 1e-4,
+        momentum: float = 0.9,
+        epochs: int = 20,
+        label_smoothing: float = 0.1,
+        use_soft_labels: bool = True,
+        class_weights: list[float] | None = None,
+        data: dict | None = None,
+        channels_last: bool = False,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = create_model(model_name, **model_cfg)
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+            for m in self.model.modules():
+                if hasattr(m, "channels_last"):
+                    m.channels_last = True
+        cw = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
+        self.register_buffer("class_weights", cw, persistent=False)
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        return self.model(clip)  # (B, 2) logits
+
+    def _step(self, batch: dict, stage: str) -> torch.Tensor:
+        hp = self.hparams
+        loss, logits = self.model.loss(
+            batch["clip"], batch["soft"], batch["label"], use_soft_labels=hp.use_soft_labels,
+            label_smoothing=hp.label_smoothing, class_weights=self.class_weights,
+        )
+        acc = (logits.argmax(-1) == batch["label"]).float().mean()
+        bs = batch["clip"].shape[0]
+        kw = dict(on_step=False, on_epoch=True, batch_size=bs, sync_dist=True)
+        self.log(f"{stage}_loss", loss.detach().float(), prog_bar=stage == "val", **kw)
+        self.log(f"{stage}_acc", acc, prog_bar=True, **kw)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        loss = self._step(batch, "train")
+        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True, batch_size=1, sync_dist=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        if hp.optimizer == "sgd":
+            opt = torch.optim.SGD(self.parameters(), lr=hp.learning_rate, momentum=hp.momentum, weight_decay=hp.weight_decay)
+        elif hp.optimizer == "adamw":
+            opt = torch.optim.AdamW(self.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay)
+        else:
+            raise ValueError(f"unknown optimizer {hp.optimizer!r} (adamw | sgd)")
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, hp.epochs), eta_min=hp.learning_rate * 0.01)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+
+def load_model_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+    """Rebuild the trained model from an ``mfe train`` checkpoint, in eval mode.
+
+    Pretrained weights are not looked up again (the checkpoint holds every weight).
+
+    Returns:
+        (model, hparams): ``hparams`` has ``model_name``, ``model_cfg`` and ``data``
+        (num_frames, frame_stride, image_size, norm_mean, norm_std, task_dir, fold, ...).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    hp = dict(ckpt.get("hyper_parameters") or {})
+    if "model_name" not in hp:
+        raise ValueError(f"{path}: not an mfe checkpoint (no model_name in its hyper_parameters)")
+    cfg = dict(hp["model_cfg"], pretrained="none")
+    model = create_model(hp["model_name"], **cfg)
+    state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    model.load_state_dict(state)
+    model.eval()
+    return model, hp
+
+
+def num_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def cosine_lr(epoch: int, epochs: int, lr: float) -> float:
+    """The learning rate the schedule gives at ``epoch`` (for checks and docs)."""
+    eta_min = lr * 0.01
+    return eta_min + (lr - eta_min) * (1 + math.cos(math.pi * epoch / max(1, epochs))) / 2

@@ -1,0 +1,126 @@
+"""Training parameters: one dataclass, with the seed scripts' defaults per model.
+
+Resolution order (highest first): an explicit flag / keyword, a value in the project's
+``mfe.yaml`` ``train:`` section that differs from ``TrainConfig``'s default (``mfe init``
+writes every default out; those must not mask the per-model defaults), the seed's default
+for the chosen model
+(:data:`SEED_DEFAULTS`), the dataclass default. ``num_frames``/``frame_stride`` left at
+None come from the task folder's spec.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+#: Defaults of the seed scripts (train_task1_{baseline,advanced}_model.py; ReSup per the spec).
+SEED_DEFAULTS: dict[str, dict] = {
+    "baseline": dict(backbone="resnet34", optimizer="sgd", epochs=10, learning_rate=1e-2, train_batch_size=20,
+                     test_batch_size=50, momentum=0.9, weight_decay=1e-4, label_smoothing=0.1,
+                     use_soft_labels=False, seed=97531),
+    "advanced": dict(backbone="resnet34", optimizer="adamw", epochs=20, learning_rate=1e-4, train_batch_size=16,
+                     test_batch_size=32, weight_decay=1e-4, label_smoothing=0.1, use_soft_labels=True,
+                     seed=97531, dropout=0.2),
+    "resup": dict(backbone="resnet34", optimizer="adamw", epochs=20, learning_rate=1e-4, train_batch_size=16,
+                  test_batch_size=32, weight_decay=1e-4, label_smoothing=0.2, use_soft_labels=True,
+                  seed=97531, dropout=0.5),
+}
+
+#: Fields that do not change what is learned (excluded from the run name's hash).
+_RUNTIME_FIELDS = {"folds", "devices", "strategy", "num_nodes", "accelerator", "workers", "max_time",
+                   "limit_batches", "run_name", "precision", "channels_last"}
+
+
+@dataclass
+class TrainParams:
+    """Everything ``train_cv`` needs besides the task folder and the output folder."""
+
+    model: str = "advanced"
+    backbone: str = "resnet34"
+    pretrained: str = "none"  # 'imagenet' | 'none' | path to a state dict
+    in_channels: int = 3  # 3 = grey repeated (what the loader gives); 1 = summed conv1
+    image_size: int = 112
+    num_frames: int | None = None  # None: the task's
+    frame_stride: int | None = None
+    epochs: int = 20
+    learning_rate: float = 1e-4
+    optimizer: str = "adamw"  # adamw | sgd (momentum)
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.1
+    use_soft_labels: bool = True
+    train_batch_size: int = 16
+    test_batch_size: int = 32
+    dropout: float | None = None  # None: the model's default
+    d_model: int = 512
+    num_layers: int = 4
+    num_heads: int = 8
+    ff_dim: int = 2048
+    train_augmentation: str = "TrivialAugmentWide"
+    epoch_size: int | None = None  # training windows per epoch (None: the loader's default)
+    val_windows_per_video: int | None = 8
+    test_windows_per_video: int | None = None  # None: every window
+    seed: int = 97531
+    dataset_version: str | None = None
+    # runtime
+    folds: list[int] | None = None
+    accelerator: str = "auto"
+    devices: str | int = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str | None = None  # None: auto (see training.module.auto_precision)
+    channels_last: bool | None = None  # None: auto (on when bf16 is)
+    max_time: str | None = None  # per fold, "DD:HH:MM:SS"
+    workers: int = 2
+    limit_batches: int | float | None = None  # tests: cap train/val batches per epoch
+    run_name: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def model_config(self) -> dict:
+        """Keyword arguments for ``create_model(self.model, **cfg)``."""
+        cfg = dict(backbone=self.backbone, pretrained=self.pretrained, in_channels=self.in_channels)
+        if self.model in ("advanced", "resup"):
+            cfg.update(num_frames=self.num_frames or 10, d_model=self.d_model, num_layers=self.num_layers,
+                       num_heads=self.num_heads, ff_dim=self.ff_dim)
+            if self.dropout is not None:
+                cfg["dropout"] = self.dropout
+        return cfg
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def default_run_name(self) -> str:
+        """``<model>-<backbone>-<hash of the learning-relevant params>``: stable across reruns."""
+        learn = {k: v for k, v in self.to_dict().items() if k not in _RUNTIME_FIELDS}
+        digest = hashlib.sha1(json.dumps(learn, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        return f"{self.model}-{self.backbone}-{digest}"
+
+
+def make_params(model: str = "advanced", config_train=None, **overrides) -> TrainParams:
+    """Resolve :class:`TrainParams` for ``model`` (see module docstring for the order).
+
+    Args:
+        model: baseline | advanced | resup.
+        config_train: the project's ``Config.train`` (only keys written in mfe.yaml count).
+        **overrides: explicit values; None means "not given".
+    """
+    if model not in SEED_DEFAULTS:
+        raise ValueError(f"unknown model {model!r}; choose from {', '.join(SEED_DEFAULTS)}")
+    values = dict(SEED_DEFAULTS[model])
+    if config_train is not None:
+        # Only values the user changed count: `mfe init` writes every key with its default,
+        # and those written-out defaults must not override the per-model seed defaults.
+        declared = type(config_train).model_fields
+        for key in config_train.model_fields_set:
+            if key in {f.name for f in dataclasses.fields(TrainParams)} and key != "model":
+                value = getattr(config_train, key)
+                if value != declared[key].default:
+                    values[key] = value
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values["model"] = model
+    unknown = set(values) - {f.name for f in dataclasses.fields(TrainParams)}
+    if unknown:
+        raise TypeError(f"unknown training parameter(s): {', '.join(sorted(unknown))}")
+    return TrainParams(**values)

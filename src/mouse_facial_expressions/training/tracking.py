@@ -1,0 +1,117 @@
+"""MLflow tracking: a parent run per ``mfe train`` call, one nested run per fold.
+
+Only :class:`mlflow.MlflowClient` is used (no global "active run"), so it is safe under
+DDP (rank 0 logs) and in notebooks. The default store is SQLite in the project:
+``sqlite:///<models>/mlruns.db`` with artifacts in ``<models>/mlartifacts``; any tracking
+URI (``http://...``, ``file:...``, ``databricks``) is accepted.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from mouse_facial_expressions.compat import import_torchvision
+
+import_torchvision()
+
+import lightning.pytorch as pl  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+PARENT_TAG = "mlflow.parentRunId"
+
+
+def default_tracking_uri(models_dir: str | Path) -> str:
+    return f"sqlite:///{Path(models_dir).resolve() / 'mlruns.db'}"
+
+
+class Tracker:
+    """Thin wrapper over ``MlflowClient`` for one experiment.
+
+    Args:
+        tracking_uri: any MLflow URI.
+        experiment: experiment name (created when missing).
+        artifact_dir: artifact root for a newly created experiment (local stores).
+    """
+
+    def __init__(self, tracking_uri: str, experiment: str = "mfe", artifact_dir: str | Path | None = None):
+        import mlflow
+
+        self.client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+        self.tracking_uri = tracking_uri
+        exp = self.client.get_experiment_by_name(experiment)
+        if exp is None:
+            loc = Path(artifact_dir).resolve().as_uri() if artifact_dir else None
+            self.experiment_id = self.client.create_experiment(experiment, artifact_location=loc)
+        else:
+            self.experiment_id = exp.experiment_id
+
+    def start_run(self, name: str, params: dict | None = None, parent: str | None = None, run_id: str | None = None) -> str:
+        """Start (or reopen, when ``run_id`` exists) a run; returns its id."""
+        if run_id:
+            try:
+                run = self.client.get_run(run_id)
+                if run.info.lifecycle_stage == "active":
+                    self.client.update_run(run_id, status="RUNNING")
+                    return run_id
+            except Exception:  # deleted / other store: start a fresh run
+                pass
+        tags = {"mlflow.runName": name}
+        if parent:
+            tags[PARENT_TAG] = parent
+        run = self.client.create_run(self.experiment_id, tags=tags, run_name=name)
+        if params:
+            self.log_params(run.info.run_id, params)
+        return run.info.run_id
+
+    def log_params(self, run_id: str, params: dict) -> None:
+        import mlflow.entities
+
+        items = [mlflow.entities.Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
+        try:
+            self.client.log_batch(run_id, params=items)
+        except Exception as err:  # a reopened run may already hold these params
+            log.debug("params not logged again: %s", err)
+
+    def log_metrics(self, run_id: str, metrics: dict, step: int | None = None) -> None:
+        for k, v in metrics.items():
+            self.client.log_metric(run_id, k, float(v), step=step)
+
+    def set_tags(self, run_id: str, tags: dict) -> None:
+        for k, v in tags.items():
+            self.client.set_tag(run_id, k, str(v))
+
+    def log_artifact(self, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status=status)
+
+
+class MlflowEpochLogger(pl.Callback):
+    """Logs train/val loss and accuracy and the learning rate per epoch to one run (rank 0).
+
+    Holds only the URI and run id (picklable for ``ddp_spawn``); the client is made lazily.
+    """
+
+    KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
+
+    def __init__(self, tracking_uri: str, run_id: str):
+        self.tracking_uri, self.run_id = tracking_uri, run_id
+        self._client = None
+
+    def __getstate__(self):
+        return {"tracking_uri": self.tracking_uri, "run_id": self.run_id, "_client": None}
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        metrics = {k: v.item() if hasattr(v, "item") else v for k, v in trainer.callback_metrics.items() if k in self.KEYS}
+        if metrics:
+            if self._client is None:
+                import mlflow
+
+                self._client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
+            for k, v in metrics.items():
+                self._client.log_metric(self.run_id, k, float(v), step=trainer.current_epoch)

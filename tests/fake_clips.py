@@ -1,0 +1,51 @@
+"""A tiny stand-in for ``data.datasets.fold_datasets`` (same item format), for training tests.
+
+Class-1 clips are bright, class-0 clips dark, plus noise: trivially separable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+ANIMALS = [f"m{i}" for i in range(8)]  # even: class 0, odd: class 1
+FOLD_SPECS = [
+    {"fold": 0, "train": ANIMALS[:4], "val": ANIMALS[4:6], "test": ANIMALS[6:]},
+    {"fold": 1, "train": ANIMALS[4:], "val": ANIMALS[:2], "test": ANIMALS[2:4]},
+]
+
+
+class FakeClips(Dataset):
+    def __init__(self, animals, windows_per_animal=6, num_frames=3, image_size=32, seed=0):
+        self.items = [(a, w) for a in animals for w in range(windows_per_animal)]
+        self.num_frames, self.image_size, self.seed = num_frames, image_size, seed
+        self.labels = np.array([int(a[1:]) % 2 for a, _ in self.items])
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        animal, w = self.items[i]
+        label = int(animal[1:]) % 2
+        g = torch.Generator().manual_seed(self.seed * 100003 + i)
+        grey = torch.randn(self.num_frames, 1, self.image_size, self.image_size, generator=g) * 0.3
+        grey += 0.8 if label else -0.8
+        return {
+            "clip": grey.expand(-1, 3, -1, -1).contiguous(),  # (T, 3, H, W): grey repeated
+            "soft": torch.tensor([0.0, 1.0] if label else [1.0, 0.0]),
+            "label": torch.tensor(label, dtype=torch.int64),
+            "video": f"{animal}_rec{1 + 3 * label}", "animal": animal,
+            "start_time": float(w), "end_time": float(w) + 0.5,
+        }
+
+
+def fake_fold_datasets(task_dir, fold, *, num_frames, frame_stride, image_size, train_augmentation,
+                       epoch_size, seed, val_windows_per_video, test_windows_per_video):
+    spec = FOLD_SPECS[fold]
+    return {
+        "train": FakeClips(spec["train"], 6, num_frames, image_size, seed),
+        "val": FakeClips(spec["val"], 4, num_frames, image_size, seed + 1),
+        "test": FakeClips(spec["test"], 4, num_frames, image_size, seed + 2),
+        "train_sampler": None,
+    }

@@ -1,0 +1,162 @@
+"""Training: CV on a trivially separable fake task, checkpoints, resume, DDP on CPU.
+
+The loader is injected (``datasets_fn``) with the real item format (``fake_clips.py``), so
+these tests exercise the training library alone; everything is tiny (32 px, 3 frames,
+resnet18 + a 1-layer Transformer).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from fake_clips import FOLD_SPECS, fake_fold_datasets
+from mouse_facial_expressions.training import load_model_from_checkpoint, make_params, train_cv
+from mouse_facial_expressions.training.cv import PRED_COLUMNS
+
+NORM = ([0.5, 0.5, 0.5], [0.25, 0.25, 0.25])
+
+
+def tiny_params(model="advanced", **kw):
+    base = dict(backbone="resnet18", num_layers=1, num_heads=2, d_model=64, ff_dim=64, epochs=3,
+                learning_rate=1e-3, train_batch_size=4, test_batch_size=8, num_frames=3, frame_stride=1,
+                image_size=32, workers=0, precision="32-true", seed=0)
+    base.update(kw)
+    return make_params(model, **base)
+
+
+def run(out, params, folds=(0,), **kw):
+    return train_cv("/nonexistent/task", params, out, folds=list(folds), datasets_fn=fake_fold_datasets,
+                    fold_specs=FOLD_SPECS, norm=NORM, progress=False, **kw)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("models")
+    return out, run(out, tiny_params(), track=False)
+
+
+def test_a_few_epochs_beat_chance_on_validation_animals(trained):
+    _, summary = trained
+    (fold,) = summary["folds"]
+    assert fold["val_acc"] > 0.75  # chance is 0.5: val animals are unseen (m4, m5)
+    assert fold["test_acc"] > 0.75
+
+
+def test_best_checkpoint_uses_the_seed_path(trained):
+    out, summary = trained
+    best = summary["folds"][0]["best_checkpoint"]
+    assert best.startswith(str(out / "checkpoints_advanced" / "advanced-fold0-epoch="))
+    assert "val_acc=" in best and best.endswith(".ckpt")
+
+
+def test_predictions_follow_the_contract(trained):
+    out, summary = trained
+    fold_csv = pd.read_csv(out / "runs" / summary["run_name"] / "fold0" / "predictions_test.csv")
+    combined = pd.read_csv(summary["predictions"])
+    assert list(fold_csv.columns) == PRED_COLUMNS == list(combined.columns)
+    assert set(fold_csv["animal"]) == set(FOLD_SPECS[0]["test"])
+    assert fold_csv["p1"].between(0, 1).all() and len(combined) == len(fold_csv) == 8
+
+
+def test_checkpoint_round_trips_without_retyping(trained):
+    _, summary = trained
+    model, hp = load_model_from_checkpoint(summary["folds"][0]["best_checkpoint"])
+    assert hp["model_name"] == "advanced"
+    assert hp["data"]["num_frames"] == 3 and hp["data"]["frame_stride"] == 1 and hp["data"]["image_size"] == 32
+    assert hp["data"]["norm_mean"] == NORM[0] and hp["data"]["test_animals"] == FOLD_SPECS[0]["test"]
+    ds = fake_fold_datasets(None, 0, num_frames=3, frame_stride=1, image_size=32, train_augmentation=False,
+                            epoch_size=None, seed=0, val_windows_per_video=None, test_windows_per_video=None)["test"]
+    clip = torch.stack([ds[0]["clip"], ds[5]["clip"]])
+    with torch.no_grad():
+        p1 = torch.softmax(model(clip), -1)[:, 1]
+    preds = pd.read_csv(summary["predictions"])
+    assert torch.allclose(p1, torch.tensor(preds["p1"].iloc[[0, 5]].to_numpy(), dtype=torch.float32), atol=1e-4)
+
+
+def test_summary_json_is_written(trained):
+    out, summary = trained
+    on_disk = json.loads((out / "runs" / summary["run_name"] / "summary.json").read_text())
+    assert on_disk["mean_test_acc"] == summary["mean_test_acc"]
+
+
+def _record_epochs(monkeypatch):
+    from mouse_facial_expressions.training.module import ClipClassifier
+
+    seen = []
+    monkeypatch.setattr(ClipClassifier, "on_train_epoch_start", lambda self: seen.append(self.current_epoch), raising=False)
+    return seen
+
+
+def test_resume_continues_an_interrupted_fold_from_its_last_epoch(tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    run(tmp_path, tiny_params(epochs=1, run_name="r", limit_batches=2), track=False)
+    fold_dir = tmp_path / "runs" / "r" / "fold0"
+    (fold_dir / "predictions_test.csv").unlink()  # as if killed before testing
+    seen = _record_epochs(monkeypatch)
+    summary = run(tmp_path, tiny_params(epochs=2, run_name="r", limit_batches=2), track=False)
+    assert seen == [1]  # epoch 0 came from last.ckpt
+    assert summary["folds"][0]["epochs_trained"] == 2
+
+
+def test_finished_folds_are_skipped(trained, monkeypatch):
+    out, summary = trained
+    seen = _record_epochs(monkeypatch)
+    again = run(out, tiny_params(), track=False)
+    assert seen == [] and again["run_name"] == summary["run_name"]
+    assert again["folds"][0]["test_acc"] == summary["folds"][0]["test_acc"]
+
+
+@pytest.mark.parametrize("model", ["baseline", "resup"])
+def test_other_models_train_and_write_their_checkpoints(tmp_path, model):
+    torch.set_num_threads(1)
+    summary = run(tmp_path, tiny_params(model, epochs=1, limit_batches=2), track=False)
+    folder, prefix = {"baseline": ("checkpoints", "task1"), "resup": ("checkpoints_resup", "resup")}[model]
+    assert list((tmp_path / folder).glob(f"{prefix}-fold0-epoch=0-val_acc=*.ckpt"))
+    assert summary["folds"][0]["n_test_windows"] == 8
+
+
+def test_two_process_ddp_on_cpu_runs(tmp_path):
+    params = tiny_params(epochs=1, limit_batches=2, accelerator="cpu", devices=2, strategy="ddp_spawn")
+    summary = run(tmp_path, params, track=False)
+    assert summary["folds"][0]["best_checkpoint"].endswith(".ckpt")
+    assert len(pd.read_csv(summary["predictions"])) == 8
+
+
+def test_summary_covers_folds_run_by_earlier_calls(tmp_path):
+    torch.set_num_threads(1)
+    params = tiny_params(epochs=1, limit_batches=1, run_name="split")
+    run(tmp_path, params, folds=[0], track=False)
+    summary = run(tmp_path, params, folds=[1], track=False)
+    assert [f["fold"] for f in summary["folds"]] == [0, 1]
+    assert sorted(pd.read_csv(summary["predictions"])["fold"].unique()) == [0, 1]
+
+
+class RecordingSampler(torch.utils.data.Sampler):
+    def __init__(self, n):
+        self.n, self.epochs = n, []
+
+    def set_epoch(self, epoch):
+        self.epochs.append(epoch)
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        return iter(range(self.n))
+
+
+def test_the_train_sampler_gets_a_fresh_epoch_each_epoch(tmp_path):
+    torch.set_num_threads(1)
+    sampler = RecordingSampler(8)
+
+    def with_sampler(*args, **kw):
+        return {**fake_fold_datasets(*args, **kw), "train_sampler": sampler}
+
+    train_cv("/nonexistent/task", tiny_params(epochs=2, limit_batches=1), tmp_path, folds=[0], datasets_fn=with_sampler,
+             fold_specs=FOLD_SPECS, norm=NORM, progress=False, track=False)
+    assert set(sampler.epochs) == {0, 1}
