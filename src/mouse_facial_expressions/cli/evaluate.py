@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from mouse_facial_expressions.cli._common import add_project_arg
@@ -61,7 +60,9 @@ def register(sub, formatter):
     p.add_argument("--cohort-column", default="cohort", help="metadata column naming the recording cohort (batch-effect check)")
     p.add_argument("--no-report", action="store_true", help="write metrics files only, no HTML report")
     p.add_argument("--task", type=Path, default=None, metavar="OTHER_TASK", help="score another cohort's task folder "
-                   "zero-shot with the run's fold ensemble (not implemented yet)")
+                   "zero-shot with the run's fold ensemble (every window of its frame store, all its animals as test "
+                   "animals): full metrics when it has labels, scores per animal when not; --out defaults to "
+                   "RUN/zeroshot-<task folder>. RUN may also be one .ckpt")
     add_project_arg(p)
     p.set_defaults(func=run)
 
@@ -83,10 +84,7 @@ def register(sub, formatter):
 
 def run(args: argparse.Namespace) -> int:
     if args.task is not None:
-        # TODO(issue 6): zero-shot scoring of another task with the fold ensemble needs the
-        # model/predict code; wire it here once `mfe predict` can score a task folder.
-        print("mfe evaluate: --task (zero-shot on another cohort's task) is not implemented yet.", file=sys.stderr)
-        return 3
+        return run_zeroshot(args)
     from mouse_facial_expressions.evaluation.evaluate import evaluate_run, headline
 
     run_dir = _resolve_run(args.run, args)
@@ -103,6 +101,25 @@ def run(args: argparse.Namespace) -> int:
     print(headline(results))
     paths = results["paths"]
     print(f"metrics: {paths['metrics_json']}")
+    if "report" in paths:
+        print(f"report:  {paths['report']}")
+    return 0
+
+
+def run_zeroshot(args: argparse.Namespace) -> int:
+    """``--task``: the run's fold ensemble on another cohort's task (one library call)."""
+    from mouse_facial_expressions.cli.finetune import resolve_task
+    from mouse_facial_expressions.evaluation.evaluate import headline
+    from mouse_facial_expressions.evaluation.zeroshot import evaluate_on_task
+
+    run_dir = args.run if args.run.exists() else _resolve_run(args.run, args)
+    results = evaluate_on_task(
+        run_dir, resolve_task(args.task, args), args.out, n_boot=args.bootstrap, seed=args.seed,
+        threshold=args.threshold, cohort=args.cohort_column, report=not args.no_report,
+    )
+    print(headline(results))
+    paths = results["paths"]
+    print(f"predictions: {paths['predictions']}\nmetrics: {paths['metrics_json']}")
     if "report" in paths:
         print(f"report:  {paths['report']}")
     return 0

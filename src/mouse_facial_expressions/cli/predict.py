@@ -1,8 +1,79 @@
-"""`mfe predict` (stub until its issue lands)."""
+"""`mfe predict`: score new videos with a trained model, streaming each video once."""
 
-from mouse_facial_expressions.cli._common import not_implemented
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mouse_facial_expressions.cli._common import add_project_arg
+
+DESCRIPTION = """\
+Score videos with a trained model, without a frame store.
+
+Each video is decoded once; faces are aligned and cropped on the fly with the same geometry,
+frame choice (policy, target_fps, quality thresholds, runs) and settings as the frame store
+the model was trained on (its store.json; else the project's extract settings), and
+windows of the checkpoint's num_frames/frame_stride are scored as evaluation scores them.
+MODEL is a run folder (every fold's selected checkpoint: a fold ensemble, p1 = mean over
+folds) or one .ckpt file.
+
+Writes into --out: <video>_scores.csv (video, start_time, end_time, p1 and p1_fold<k> per
+ensemble member), <video>_timecourse.png and summary.csv (one row per video: windows, mean
+and median p1, fraction above 0.5, seconds scored; failed videos with their error).
+A missing keypoint file or a bad video fails alone; the exit status is 1 when any failed.
+"""
+
+
+def resolve_model(model: Path, args: argparse.Namespace) -> Path:
+    """MODEL as given, else a run name under the project's models/runs folder."""
+    if model.exists():
+        return model
+    if getattr(args, "project", None) is not None or Path("mfe.yaml").is_file():
+        from mouse_facial_expressions.cli._common import project_config
+
+        models = project_config(args).path("models")
+        for cand in (models / "runs" / model, models / model):
+            if cand.exists():
+                return cand
+    raise FileNotFoundError(f"model not found: {model} (a run folder or a .ckpt file)")
 
 
 def register(sub, formatter):
-    p = sub.add_parser("predict", help="(not implemented yet)", formatter_class=formatter)
-    p.set_defaults(func=not_implemented("predict", "see the open issues"))
+    p = sub.add_parser("predict", help="score new videos with a trained model (no frame store needed)",
+                       description=DESCRIPTION, formatter_class=formatter,
+                       epilog="example: mfe predict videos/ --keypoints dlc/ --model models/runs/advanced-resnet18-1a2b3c4d")
+    p.add_argument("videos", type=Path, metavar="VIDEO|DIR", help="a video file or a folder of videos")
+    p.add_argument("--keypoints", type=Path, required=True, metavar="FILE|DIR",
+                   help="keypoints of the video (canonical .parquet or a DeepLabCut/SLEAP file), or a folder of them "
+                        "matched to videos by name (<video>.parquet, <video>DLC_<scorer>.h5, ...)")
+    p.add_argument("--model", type=Path, required=True, metavar="RUN|CKPT",
+                   help="run folder (fold ensemble) or one .ckpt; a bare run name is looked up in the project's models/runs")
+    p.add_argument("--out", type=Path, default=None, help="output folder (None means <project reports>/predict, else ./predictions)")
+    p.add_argument("--window-step", type=int, default=None, metavar="N",
+                   help="kept frames between window starts (None means the window span = non-overlapping windows, as evaluation)")
+    p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
+    p.add_argument("--precision", choices=("32", "bf16"), default="32", help="fp32, or bf16 autocast (fast on CPUs with AVX512-BF16/AMX, and on GPUs)")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="where the model runs (auto: CUDA when available)")
+    add_project_arg(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mouse_facial_expressions.evaluation.predict import predict_videos
+
+    cfg = None
+    if args.project is not None or Path("mfe.yaml").is_file():
+        from mouse_facial_expressions.cli._common import project_config
+
+        cfg = project_config(args)
+    out = args.out or (cfg.path("reports") / "predict" if cfg is not None else Path("predictions"))
+    report = predict_videos(args.videos, args.keypoints, resolve_model(args.model, args), out, cfg=cfg,
+                            window_step=args.window_step, batch_size=args.batch_size, progress=None,
+                            precision=args.precision, device=args.device)
+    print(report.summary())
+    print(f"summary: {out / 'summary.csv'}")
+    if not report.ok:
+        print(f"mfe predict: {len(report.failed)} video(s) failed (see summary.csv)", file=sys.stderr)
+        return 1
+    return 0

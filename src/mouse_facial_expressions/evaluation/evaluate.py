@@ -49,6 +49,8 @@ def jsonable(obj):
         return bool(obj)
     if obj is pd.NA or obj is pd.NaT:
         return None
+    if isinstance(obj, (pd.Timestamp, np.datetime64, pd.Timedelta)):
+        return str(obj)  # e.g. the video table's recording timestamp
     return obj
 
 

@@ -1,0 +1,117 @@
+"""``mfe export RUN|CKPT --onnx``: a trained model (or a run's fold ensemble) as one ONNX graph.
+
+The graph takes what the loader gives the model and returns probabilities:
+
+- input ``clip``: ``(B, T, C, H, W)`` float32, normalised crops (``data.augment.to_model_input``:
+  grey repeated to C = 3 channels, ImageNet mean/std); ``B`` is dynamic, ``T``/``H``/``W``
+  are fixed at export (default: the checkpoint's ``num_frames`` and ``image_size``);
+- output ``p1``: ``(B,)`` probability of class 1, the mean over the members;
+- output ``p1_members``: ``(B, K)`` each member's probability (K = number of folds; 1 for a
+  single checkpoint).
+
+The preprocessing settings are written into the model's metadata (``metadata_props``:
+num_frames, frame_stride, image_size, channels, norm_mean, norm_std, members) so another
+program can rebuild the input. :func:`check_onnx` compares onnxruntime with torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mouse_facial_expressions.data.augment import GREY_MEAN, GREY_STD, NORM_MEAN, NORM_STD
+from mouse_facial_expressions.evaluation.ensemble import FoldEnsemble, load_ensemble
+
+OPSET = 17
+
+
+class EnsembleProbabilities(torch.nn.Module):
+    """``(B, T, C, H, W)`` clips -> (``p1`` ``(B,)``, ``p1_members`` ``(B, K)``)."""
+
+    def __init__(self, models: list[torch.nn.Module]):
+        super().__init__()
+        self.members = torch.nn.ModuleList(models)
+
+    def forward(self, clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        probs = torch.stack([torch.softmax(m(clip), dim=-1)[:, 1] for m in self.members], dim=1)  # (B, K)
+        return probs.mean(dim=1), probs
+
+
+def example_input(ens: FoldEnsemble, num_frames: int | None = None, image_size: int | None = None,
+                  batch: int = 2, seed: int = 0) -> torch.Tensor:
+    """A random normalised clip batch ``(batch, T, C, S, S)`` for tracing and checks."""
+    g = torch.Generator().manual_seed(seed)
+    t, s = num_frames or ens.num_frames, image_size or ens.image_size
+    return torch.randn(batch, t, ens.channels, s, s, generator=g)
+
+
+def export_onnx(run_or_ckpt: str | Path | FoldEnsemble, out_path: str | Path, num_frames: int | None = None,
+                image_size: int | None = None, opset: int = OPSET) -> Path:
+    """Write the model (a run's fold ensemble or one checkpoint) as ONNX (atomic).
+
+    Args:
+        run_or_ckpt: run folder, ``.ckpt`` file or a loaded :class:`FoldEnsemble`.
+        out_path: the ``.onnx`` file to write.
+        num_frames, image_size: input clip length and side (default: the checkpoint's).
+        opset: ONNX opset.
+
+    Returns:
+        ``out_path``.
+    """
+    import onnx
+
+    ens = run_or_ckpt if isinstance(run_or_ckpt, FoldEnsemble) else load_ensemble(run_or_ckpt)
+    wrapper = EnsembleProbabilities(ens.models).eval()
+    x = example_input(ens, num_frames, image_size)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
+    # Grad stays enabled: under no_grad nn.TransformerEncoderLayer takes its fused fast path
+    # (aten::_transformer_encoder_layer_fwd), which has no ONNX export.
+    with torch.enable_grad():
+        torch.onnx.export(
+            wrapper, (x,), str(tmp), input_names=["clip"], output_names=["p1", "p1_members"],
+            dynamic_axes={"clip": {0: "batch"}, "p1": {0: "batch"}, "p1_members": {0: "batch"}},
+            opset_version=opset, dynamo=False,
+        )
+    model = onnx.load(str(tmp))
+    mean, std = ((GREY_MEAN,), (GREY_STD,)) if ens.channels == 1 else (NORM_MEAN, NORM_STD)
+    meta = {
+        "num_frames": x.shape[1], "frame_stride": ens.frame_stride, "image_size": x.shape[-1],
+        "channels": ens.channels, "norm_mean": list(ens.data.get("norm_mean") or mean),
+        "norm_std": list(ens.data.get("norm_std") or std), "members": ens.names,
+        "model_name": ens.hparams[0].get("model_name"), "source": str(ens.source),
+    }
+    for k, v in meta.items():
+        p = model.metadata_props.add()
+        p.key, p.value = f"mfe.{k}", json.dumps(v)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(tmp))
+    os.replace(tmp, out_path)
+    return out_path
+
+
+def check_onnx(onnx_path: str | Path, run_or_ckpt: str | Path | FoldEnsemble, atol: float = 1e-4,
+               batch: int = 3, seed: int = 1) -> float:
+    """Largest ``|p1_onnxruntime - p1_torch|`` over a random batch; raises when above ``atol``.
+
+    Raises:
+        AssertionError: the difference exceeds ``atol``.
+    """
+    import onnxruntime as ort
+
+    ens = run_or_ckpt if isinstance(run_or_ckpt, FoldEnsemble) else load_ensemble(run_or_ckpt)
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    shape = sess.get_inputs()[0].shape  # ['batch', T, C, S, S]
+    x = example_input(ens, int(shape[1]), int(shape[-1]), batch=batch, seed=seed)
+    p1_ort, members_ort = sess.run(["p1", "p1_members"], {"clip": x.numpy()})
+    ens.dtype = torch.float32
+    members = ens.predict(x)
+    diff = max(float(np.abs(p1_ort - members.mean(axis=1)).max()), float(np.abs(members_ort - members).max()))
+    if diff > atol:
+        raise AssertionError(f"{onnx_path}: onnxruntime differs from torch by {diff:.2e} (> {atol:g})")
+    return diff

@@ -1,0 +1,434 @@
+"""``mfe predict``: score new videos with a trained model, no frame store needed.
+
+Per video (:func:`predict_video`):
+
+1. keypoints: a canonical parquet, or any DeepLabCut/SLEAP file converted with the project's
+   ``keypoints.bodyparts`` mapping;
+2. the SAME frame choice and crops as ``mfe extract``: :func:`preprocess.extract.frame_geometry`,
+   :func:`preprocess.select.candidates` / ``final_choice`` / ``split_runs``,
+   :func:`preprocess.geometry.warp_crop` and :func:`preprocess.quality.crop_quality`, with the
+   settings of the frame store the model was trained on (see :func:`model_settings`);
+3. ONE sequential decode pass (``iter_frames``) that warps only the candidate frames;
+4. windows exactly as training/evaluation form them (:func:`data.sequences.make_windows`
+   with the checkpoint's ``num_frames``/``frame_stride`` and the task's ``max_gap_s``/
+   ``short_runs``), every ``window_step`` kept frames (default: the window span, i.e. the
+   non-overlapping windows evaluation scores);
+5. clips through :func:`data.augment.to_model_input` (as the loader does) and the model
+   (a fold ensemble: ``p1`` = mean over folds), in batches.
+
+Outputs in ``out_dir``: ``<video>_scores.csv`` (video, start_time, end_time, p1 and one
+``p1_<fold>`` column per ensemble member), ``<video>_timecourse.png`` and ``summary.csv``
+(one row per video, failures included).
+
+Memory: the kept crops of one video are held (``out_size``\\ :sup:`2` bytes each, 12.5 kB
+at 112 px: about 340 MB for an hour at 7.5 fps) because the ``seed`` policy chooses frames
+only after every candidate was scored.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from mouse_facial_expressions.config import Config
+from mouse_facial_expressions.data.augment import to_model_input
+from mouse_facial_expressions.data.sequences import make_windows, window_span
+from mouse_facial_expressions.evaluation.ensemble import FoldEnsemble, load_ensemble
+from mouse_facial_expressions.io.keypoints import VIDEO_SUFFIXES, find_pose_files, read_pose, to_canonical, video_name, write_canonical
+from mouse_facial_expressions.io.video import iter_frames, probe
+from mouse_facial_expressions.preprocess import geometry, select, store
+from mouse_facial_expressions.preprocess.extract import frame_geometry, read_keypoints
+from mouse_facial_expressions.preprocess.quality import crop_quality
+
+log = logging.getLogger(__name__)
+
+#: Extraction settings predict needs (the keys of ``store.json``).
+EXTRACT_KEYS = ("out_size", "crop_size", "policy", "target_fps", "every_k", "n_sharpest", "min_sharpness",
+                "min_likelihood", "max_gap_s", "pcutoff")
+SUMMARY_COLUMNS = ["video", "status", "n_windows", "mean_p1", "median_p1", "frac_positive", "seconds_scored",
+                   "n_frames_kept", "video_seconds", "elapsed_s", "error"]
+
+
+# ----------------------------------------------------------------------------- settings
+
+def _task_settings(task_dir: Path) -> tuple[dict, Path | None]:
+    """(window settings, frame store folder) of the task a model was trained on."""
+    from mouse_facial_expressions.data.tasks import load_spec
+
+    spec = load_spec(task_dir / "task.yaml")
+    fdir = Path(spec.frames_dir) if spec.frames_dir else None
+    if fdir is None or not fdir.is_dir():
+        moved = task_dir.resolve().parent.parent / "frames"
+        fdir = moved if moved.is_dir() else None
+    return {"window_max_gap_s": spec.max_gap_s, "short_runs": spec.short_runs}, fdir
+
+
+def model_settings(ens: FoldEnsemble, cfg: Config | None = None) -> dict:
+    """Extraction + window settings that reproduce what the model was trained and tested on.
+
+    Order: the frame store the model's task was made from (its ``store.json``: out_size,
+    crop_size, policy, target_fps, thresholds, pcutoff), else ``cfg.extract`` /
+    ``cfg.keypoints.pcutoff`` (``cfg`` default: :class:`Config` defaults). Windows: the
+    checkpoint's ``num_frames``/``frame_stride``, the task's ``max_gap_s``/``short_runs``
+    (default 0.5 s / resample). ``source`` says where the extraction settings came from.
+    """
+    cfg = cfg or Config()
+    s = {k: getattr(cfg.extract, k) for k in EXTRACT_KEYS if k != "pcutoff"}
+    s["pcutoff"] = cfg.keypoints.pcutoff
+    s["max_count_mismatch"] = cfg.extract.max_count_mismatch
+    s.update(window_max_gap_s=0.5, short_runs="resample", source="config")
+    task_dir = ens.data.get("task_dir")
+    if task_dir and (Path(task_dir) / "task.yaml").is_file():
+        win, fdir = _task_settings(Path(task_dir))
+        s.update(win)
+        stored = store.read_store_json(fdir) if fdir is not None else None
+        if stored:
+            s.update({k: stored[k] for k in EXTRACT_KEYS if k in stored})
+            s["source"] = str(fdir / store.STORE_JSON)
+    if s["source"] == "config":
+        log.warning("the model's frame store is not reachable (task %s): using the project's extract settings", task_dir)
+    s.update(num_frames=ens.num_frames, frame_stride=ens.frame_stride, image_size=ens.image_size,
+             channels=ens.channels)
+    return s
+
+
+# ----------------------------------------------------------------------------- inputs
+
+def load_keypoints(path: str | Path, cfg: Config | None = None) -> pd.DataFrame:
+    """Canonical keypoint table, one row per frame, from a canonical parquet or a DLC/SLEAP file.
+
+    Pose files are converted with ``cfg.keypoints.bodyparts`` (and ``individual``); both go
+    through :func:`preprocess.extract.read_keypoints`, as extraction reads them.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".parquet":
+        return read_keypoints(path)
+    cfg = cfg or Config()
+    canon = to_canonical(read_pose(path, cfg.keypoints.individual), cfg.keypoints.bodyparts)
+    with tempfile.TemporaryDirectory(prefix="mfe-predict-") as tmp:
+        return read_keypoints(write_canonical(canon, Path(tmp) / "kp.parquet"))
+
+
+def crop_video(video_path: str | Path, kp: pd.DataFrame, s: dict, video: str | None = None) -> tuple[np.ndarray, pd.DataFrame, dict]:
+    """Decode once; the crops and frame table ``mfe extract`` would store for this video.
+
+    Args:
+        video_path: the processed video.
+        kp: canonical keypoints (:func:`load_keypoints`).
+        s: settings (:func:`model_settings`).
+
+    Returns:
+        ``(crops (N, S, S) uint8, frames, info)``: ``frames`` has the frame-store index
+        columns (video, row, frame, time, side, sharpness, intensity, min_likelihood, run);
+        ``info`` has fps, n_video_frames, decode_seconds and warnings.
+    """
+    video_path = Path(video_path)
+    video = video or video_path.stem
+    info = probe(video_path)
+    if info.fps <= 0:
+        raise ValueError(f"{video_path}: the header gives no frame rate")
+    warnings = []
+    n_header = info.n_frames or len(kp)
+    n = min(n_header, len(kp))
+    if abs(n_header - len(kp)) > s["max_count_mismatch"]:
+        raise ValueError(f"{video_path.name}: the video has {n_header} frames but the keypoints have {len(kp)} rows "
+                         f"(difference > extract.max_count_mismatch={s['max_count_mismatch']})")
+    geo = frame_geometry(kp.iloc[:n], s["pcutoff"], s["crop_size"], s["out_size"])
+    cand = select.candidates(s["policy"], geo["usable"], info.fps, target_fps=s["target_fps"], every_k=s["every_k"])
+    size = int(s["out_size"])
+    crops = np.empty((len(cand), size, size), np.uint8)
+    sharp = np.full(len(cand), np.nan)
+    inten = np.full(len(cand), np.nan)
+    wanted = np.zeros(n, bool)
+    wanted[cand] = True
+    k, n_decoded = 0, 0
+    t0 = time.perf_counter()
+    for i, frame in iter_frames(video_path, wanted=wanted):
+        n_decoded = i + 1
+        if frame is not None:
+            crops[k] = geometry.warp_crop(frame, geo["matrix"][i], size)
+            sharp[k], inten[k] = crop_quality(crops[k])
+            k += 1
+    decode_s = time.perf_counter() - t0
+    if k < len(cand):
+        if len(kp) - n_decoded > s["max_count_mismatch"]:
+            raise ValueError(f"{video_path.name}: the video ends after {n_decoded} frames but the keypoints have {len(kp)} rows")
+        warnings.append(f"{video_path.name}: the video ends after {n_decoded} frames ({len(cand) - k} candidates dropped)")
+        cand, crops, sharp, inten = cand[:k], crops[:k], sharp[:k], inten[:k]
+    keep = select.final_choice(s["policy"], sharp, geo["min_likelihood"][cand], n_keep=s["n_sharpest"],
+                               min_sharpness=s["min_sharpness"], min_likelihood=s["min_likelihood"])
+    rows = cand[keep]
+    times = rows / info.fps
+    frames = pd.DataFrame({
+        "video": video, "row": np.arange(len(rows), dtype=np.int64), "frame": rows.astype(np.int64), "time": times,
+        "side": np.array([geometry.SIDE_NAMES[int(v)] for v in geo["side"][rows]], dtype=object),
+        "sharpness": sharp[keep], "intensity": inten[keep], "min_likelihood": geo["min_likelihood"][rows],
+        "run": select.split_runs(times, s["max_gap_s"]),
+    })
+    return np.ascontiguousarray(crops[keep]), frames, {"fps": info.fps, "n_video_frames": n_decoded,
+                                                      "video_seconds": n_decoded / info.fps,
+                                                      "decode_seconds": decode_s, "warnings": warnings}
+
+
+def windows_for(frames: pd.DataFrame, s: dict, window_step: int | None = None) -> pd.DataFrame:
+    """Windows over one video's kept frames, as :func:`data.sequences.make_windows` forms them."""
+    step = window_step or window_span(s["num_frames"], s["frame_stride"])
+    return make_windows(frames, s["num_frames"], s["frame_stride"], s["window_max_gap_s"], s["short_runs"], step=step)
+
+
+# ----------------------------------------------------------------------------- scoring
+
+def score_windows(crops, windows: pd.DataFrame, ens: FoldEnsemble, batch_size: int = 16,
+                  crops_of=None) -> np.ndarray:
+    """Per-member ``p1`` of every window.
+
+    Args:
+        crops: ``(N, S, S)`` uint8 crops (array or memmap) indexed by the windows' ``rows``;
+            or None with ``crops_of(video) -> array`` (several videos).
+        windows: window table (``rows``: ``num_frames`` row indices each).
+        ens: the models.
+
+    Returns:
+        ``(W, K)`` float64.
+    """
+    out = np.empty((len(windows), len(ens)))
+    rows = windows["rows"].tolist()
+    videos = windows["video"].astype(str).tolist()
+    for a in range(0, len(windows), batch_size):
+        clips = []
+        for i in range(a, min(a + batch_size, len(windows))):
+            arr = crops if crops_of is None else crops_of(videos[i])
+            frames = torch.from_numpy(np.ascontiguousarray(arr[np.asarray(rows[i], dtype=np.int64)]))  # (T, S, S)
+            clips.append(to_model_input(frames, ens.image_size, ens.channels))  # (T, C, H, W)
+        out[a:a + len(clips)] = ens.predict(torch.stack(clips))  # (B, T, C, H, W) -> (B, K)
+    return out
+
+
+def scores_table(windows: pd.DataFrame, per_member: np.ndarray, names: list[str]) -> pd.DataFrame:
+    """``video, start_time, end_time, p1`` (+ ``p1_<member>`` columns for an ensemble)."""
+    df = windows[["video", "start_time", "end_time"]].reset_index(drop=True).copy()
+    df["p1"] = per_member.mean(axis=1) if per_member.shape[1] else np.nan
+    if len(names) > 1:
+        for j, name in enumerate(names):
+            df[f"p1_{name}"] = per_member[:, j]
+    return df
+
+
+def covered_seconds(start: np.ndarray, end: np.ndarray) -> float:
+    """Length of the union of the intervals ``[start, end]``."""
+    total, cur_a, cur_b = 0.0, None, None
+    for a, b in sorted(zip(map(float, start), map(float, end))):
+        if cur_b is None or a > cur_b:
+            if cur_b is not None:
+                total += cur_b - cur_a
+            cur_a, cur_b = a, b
+        else:
+            cur_b = max(cur_b, b)
+    return total + (cur_b - cur_a if cur_b is not None else 0.0)
+
+
+def summarise(scores: pd.DataFrame, threshold: float = 0.5) -> dict:
+    p = scores["p1"].to_numpy(float)
+    return {"n_windows": len(p), "mean_p1": float(np.mean(p)) if len(p) else np.nan,
+            "median_p1": float(np.median(p)) if len(p) else np.nan,
+            "frac_positive": float(np.mean(p > threshold)) if len(p) else np.nan,
+            "seconds_scored": covered_seconds(scores["start_time"], scores["end_time"])}
+
+
+def _atomic_csv(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def plot_timecourse(scores: pd.DataFrame, path: Path, title: str) -> Path:
+    """PNG of ``p1`` over time (window centres), per-fold lines faint, the 0.5 line dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 2.8), dpi=100)
+    t = (scores["start_time"] + scores["end_time"]).to_numpy(float) / 2
+    for c in [c for c in scores.columns if c.startswith("p1_")]:
+        ax.plot(t, scores[c], lw=0.8, alpha=0.35, label=c[3:])
+    ax.plot(t, scores["p1"], "k.-", lw=1.4, ms=3, label="p1 (mean)" if len(scores.columns) > 4 else "p1")
+    ax.axhline(0.5, color="grey", ls="--", lw=0.8)
+    ax.set(ylim=(-0.02, 1.02), xlabel="time (s)", ylabel="P(class 1)", title=title)
+    ax.legend(fontsize=7, loc="upper right", ncol=4)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+# ----------------------------------------------------------------------------- videos
+
+@dataclass
+class VideoPrediction:
+    """Outcome of one video: ``status`` is ``done`` or ``failed``."""
+
+    video: str
+    status: str
+    n_windows: int = 0
+    mean_p1: float = float("nan")
+    median_p1: float = float("nan")
+    frac_positive: float = float("nan")
+    seconds_scored: float = 0.0
+    n_frames_kept: int = 0
+    video_seconds: float = 0.0
+    elapsed_s: float = 0.0
+    decode_seconds: float = 0.0
+    score_seconds: float = 0.0
+    error: str | None = None
+    scores_csv: Path | None = None
+    timecourse_png: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PredictReport:
+    """What :func:`predict_videos` did, one :class:`VideoPrediction` per video."""
+
+    out_dir: Path
+    settings: dict
+    results: list[VideoPrediction] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[VideoPrediction]:
+        return [r for r in self.results if r.status == "failed"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary_table(self) -> pd.DataFrame:
+        return pd.DataFrame([{c: getattr(r, c) for c in SUMMARY_COLUMNS} for r in self.results], columns=SUMMARY_COLUMNS)
+
+    def summary(self) -> str:
+        done = [r for r in self.results if r.status == "done"]
+        lines = [f"predict -> {self.out_dir}: {len(done)} videos scored, {len(self.failed)} failed"]
+        for r in done:
+            lines.append(f"  {r.video}: {r.n_windows} windows, mean p1 {r.mean_p1:.3f}, "
+                         f"{100 * r.frac_positive:.0f}% > 0.5, {r.seconds_scored:.1f} s scored")
+            lines += [f"  warning: {w}" for w in r.warnings]
+        lines += [f"  FAILED {r.video}: {r.error}" for r in self.failed]
+        return "\n".join(lines)
+
+
+def predict_video(video_path: str | Path, keypoints: pd.DataFrame | str | Path, ens: FoldEnsemble, out_dir: str | Path,
+                  settings: dict, *, window_step: int | None = None, batch_size: int = 16,
+                  cfg: Config | None = None) -> VideoPrediction:
+    """Score one video; writes ``<video>_scores.csv`` and ``<video>_timecourse.png``.
+
+    Raises:
+        FileNotFoundError, ValueError, VideoError: the video or its keypoints cannot be read.
+    """
+    t0 = time.perf_counter()
+    video_path, out_dir = Path(video_path), Path(out_dir)
+    name = video_path.stem
+    kp = keypoints if isinstance(keypoints, pd.DataFrame) else load_keypoints(keypoints, cfg)
+    crops, frames, info = crop_video(video_path, kp, settings, name)
+    windows = windows_for(frames, settings, window_step)
+    t1 = time.perf_counter()
+    per_member = score_windows(crops, windows, ens, batch_size) if len(windows) else np.zeros((0, len(ens)))
+    scores = scores_table(windows, per_member, ens.names)
+    res = VideoPrediction(name, "done", n_frames_kept=len(frames), video_seconds=info["video_seconds"],
+                          decode_seconds=info["decode_seconds"], score_seconds=time.perf_counter() - t1,
+                          warnings=list(info["warnings"]), **summarise(scores))
+    if not len(windows):
+        res.warnings.append(f"{name}: no window to score ({len(frames)} usable frames kept)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    res.scores_csv = out_dir / f"{name}_scores.csv"
+    _atomic_csv(scores, res.scores_csv)
+    res.timecourse_png = plot_timecourse(scores, out_dir / f"{name}_timecourse.png", name)
+    res.elapsed_s = time.perf_counter() - t0
+    return res
+
+
+def _list_videos(videos) -> list[Path]:
+    if isinstance(videos, (str, Path)):
+        p = Path(videos)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.suffix.lower() in VIDEO_SUFFIXES and not q.name.startswith("."))
+            if not found:
+                raise FileNotFoundError(f"{p}: no videos ({', '.join(VIDEO_SUFFIXES)})")
+            return found
+        return [p]
+    return [Path(v) for v in videos]
+
+
+def _keypoint_files(keypoints) -> dict[str, Path] | Path:
+    """A single file, or {video name: file} for a folder (canonical parquets and pose files)."""
+    p = Path(keypoints)
+    if p.is_file():
+        return p
+    if not p.is_dir():
+        raise FileNotFoundError(f"{p}: no such keypoint file or folder")
+    found = dict(find_pose_files([p]))
+    found.update({q.stem: q for q in sorted(p.glob("*.parquet")) if not q.name.startswith(".")})
+    return found
+
+
+def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = None, window_step: int | None = None,
+                   batch_size: int = 16, progress: bool | None = True, precision: str = "32",
+                   device: str = "cpu") -> PredictReport:
+    """Score videos with a trained model (``mfe predict``); one bad video fails alone.
+
+    Args:
+        videos: a video file, a folder of videos, or a list of files.
+        keypoints: a keypoint file (one video) or a folder holding ``<video>.parquet`` canonical
+            tables or DLC/SLEAP files (matched to videos by :func:`io.keypoints.video_name`).
+        model: a run folder (fold ensemble), a ``.ckpt`` file, or a :class:`FoldEnsemble`.
+        out_dir: output folder (created).
+        cfg: project config (keypoint mapping; extraction settings when the model's frame
+            store is unreachable).
+        window_step: kept frames between window starts (default: the window span).
+        batch_size: windows per forward pass.
+        progress: progress bar over videos (None: only on a terminal).
+        precision: ``"32"`` or ``"bf16"`` (autocast).
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available).
+
+    Returns:
+        A :class:`PredictReport`; ``summary.csv`` in ``out_dir`` lists every video.
+    """
+    ens = model if isinstance(model, FoldEnsemble) else load_ensemble(model)
+    ens.to(device)
+    ens.dtype = torch.bfloat16 if "bf16" in str(precision) else torch.float32
+    settings = model_settings(ens, cfg)
+    paths = _list_videos(videos)
+    kp_files = _keypoint_files(keypoints)
+    if isinstance(kp_files, Path) and len(paths) > 1:
+        raise ValueError(f"{keypoints}: one keypoint file for {len(paths)} videos; pass a folder of keypoint files")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = PredictReport(out_dir, settings)
+    bar = tqdm(paths, desc="predict", unit="video", disable=None if progress is None else not progress)
+    for vp in bar:
+        bar.set_postfix_str(vp.stem)
+        t0 = time.perf_counter()
+        try:
+            kp = kp_files if isinstance(kp_files, Path) else kp_files.get(vp.stem) or kp_files.get(video_name(vp))
+            if kp is None:
+                raise FileNotFoundError(f"{vp.name}: no keypoint file for video {vp.stem!r} in {keypoints}")
+            if not vp.is_file():
+                raise FileNotFoundError(f"{vp}: no such video")
+            res = predict_video(vp, kp, ens, out_dir, settings, window_step=window_step, batch_size=batch_size, cfg=cfg)
+        except Exception as err:  # one bad video must not stop the others
+            log.error("%s: %s", vp, err)
+            res = VideoPrediction(vp.stem, "failed", error=f"{type(err).__name__}: {err}",
+                                  elapsed_s=time.perf_counter() - t0)
+        report.results.append(res)
+    _atomic_csv(report.summary_table(), out_dir / "summary.csv")
+    return report

@@ -1,0 +1,128 @@
+"""``mfe predict``: same crops and same scores as extraction + evaluation, outputs, failures."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mouse_facial_expressions.evaluation.ensemble import fold_checkpoints, load_ensemble
+from mouse_facial_expressions.evaluation.predict import (
+    SUMMARY_COLUMNS, crop_video, load_keypoints, model_settings, predict_videos,
+)
+from mouse_facial_expressions.preprocess import store
+from tiny_run import tiny_run
+
+torch.set_num_threads(1)
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def run(tiny_cohort, tmp_path_factory):
+    return tiny_run(tiny_cohort, tmp_path_factory)
+
+
+def _video(run, name):
+    return run.cfg.path("processed_videos") / f"{name}.mp4"
+
+
+def _fold0(run):
+    preds = pd.read_csv(run.run_dir / "fold0" / "predictions_test.csv")
+    return preds, dict(fold_checkpoints(run.run_dir))[0]
+
+
+def test_crops_are_the_frame_store_crops(run):
+    video = "m1_rec1_preinjection"
+    ens = load_ensemble(run.run_dir)
+    s = model_settings(ens)
+    assert s["source"].endswith("store.json")
+    crops, frames, _ = crop_video(_video(run, video), load_keypoints(run.cfg.path("keypoints") / f"{video}.parquet"), s)
+    stored = np.asarray(store.open_frames(run.cfg.path("frames"), video))
+    index = pd.read_parquet(store.index_path(run.cfg.path("frames"), video))
+    assert np.array_equal(crops, stored)  # bit-identical
+    assert np.array_equal(frames["frame"], index["frame"]) and np.array_equal(frames["run"], index["run"])
+
+
+def test_predict_gives_the_same_scores_as_evaluate_on_the_same_windows(run, tmp_path):
+    preds, ckpt = _fold0(run)
+    videos = sorted(preds["video"].unique())
+    report = predict_videos([_video(run, v) for v in videos], run.cfg.path("keypoints"), ckpt, tmp_path, progress=False)
+    assert report.ok, report.summary()
+    for v in videos:
+        scores = pd.read_csv(tmp_path / f"{v}_scores.csv")
+        ref = preds[preds["video"] == v]
+        both = ref.merge(scores, on=["video", "start_time"], suffixes=("_eval", ""))
+        assert len(both) == len(ref) == len(scores) > 0  # the same windows
+        np.testing.assert_allclose(both["end_time"], both["end_time_eval"])
+        np.testing.assert_allclose(both["p1"], both["p1_eval"], atol=1e-5)
+
+
+def test_run_folder_scores_with_the_fold_ensemble(run, tmp_path):
+    preds, _ = _fold0(run)
+    video = sorted(preds["video"].unique())[0]
+    predict_videos(_video(run, video), run.cfg.path("keypoints"), run.run_dir, tmp_path, progress=False)
+    scores = pd.read_csv(tmp_path / f"{video}_scores.csv")
+    assert list(scores.columns) == ["video", "start_time", "end_time", "p1", "p1_fold0", "p1_fold1"]
+    np.testing.assert_allclose(scores["p1"], scores[["p1_fold0", "p1_fold1"]].mean(axis=1))
+    ref = preds[preds["video"] == video].merge(scores, on="start_time")
+    np.testing.assert_allclose(ref["p1_fold0"], ref["p1_x"], atol=1e-5)  # fold 0's own test windows
+
+
+def test_dlc_keypoints_give_the_same_scores_as_canonical(run, tmp_path):
+    video = "m2_rec4_4h-postinjection"
+    _, ckpt = _fold0(run)
+    predict_videos(_video(run, video), run.cfg.path("keypoints") / f"{video}.parquet", ckpt, tmp_path / "a", progress=False)
+    predict_videos(_video(run, video), run.cfg.path("dlc"), ckpt, tmp_path / "b", cfg=run.cfg, progress=False)
+    a = pd.read_csv(tmp_path / "a" / f"{video}_scores.csv")
+    b = pd.read_csv(tmp_path / "b" / f"{video}_scores.csv")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_outputs_summary_and_timecourse(run, tmp_path):
+    video = "m3_rec1_preinjection"
+    _, ckpt = _fold0(run)
+    predict_videos(_video(run, video), run.cfg.path("keypoints"), ckpt, tmp_path, progress=False)
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    scores = pd.read_csv(tmp_path / f"{video}_scores.csv")
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    row = summary.iloc[0]
+    assert row["status"] == "done" and row["n_windows"] == len(scores)
+    assert row["mean_p1"] == pytest.approx(scores["p1"].mean())
+    assert row["frac_positive"] == pytest.approx((scores["p1"] > 0.5).mean())
+    assert 0 < row["seconds_scored"] <= row["video_seconds"]
+    assert (tmp_path / f"{video}_timecourse.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_missing_keypoint_file_or_a_bad_video_fails_alone(run, tmp_path):
+    from mouse_facial_expressions.cli import main
+
+    vids = tmp_path / "videos"
+    vids.mkdir()
+    for v in ("m1_rec1_preinjection", "m4_rec1_preinjection"):
+        shutil.copy(_video(run, v), vids)
+    (vids / "broken.mp4").write_bytes(b"not a video")
+    kp = tmp_path / "kp"
+    kp.mkdir()
+    shutil.copy(run.cfg.path("keypoints") / "m1_rec1_preinjection.parquet", kp)  # m4 has none
+    shutil.copy(run.cfg.path("keypoints") / "m1_rec1_preinjection.parquet", kp / "broken.parquet")
+    _, ckpt = _fold0(run)
+    code = main(["predict", str(vids), "--keypoints", str(kp), "--model", str(ckpt), "--out", str(tmp_path / "out")])
+    assert code == 1
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("video")
+    assert summary.loc["m1_rec1_preinjection", "status"] == "done"
+    assert summary.loc["m4_rec1_preinjection", "status"] == "failed"
+    assert "no keypoint file" in summary.loc["m4_rec1_preinjection", "error"]
+    assert summary.loc["broken", "status"] == "failed"
+    assert (tmp_path / "out" / "m1_rec1_preinjection_scores.csv").is_file()
+
+
+def test_settings_fall_back_to_the_project_config_without_the_training_store(run):
+    ens = load_ensemble(run.run_dir)
+    ens.data["task_dir"] = "/nonexistent/task"  # the model travelled without its frame store
+    s = model_settings(ens, run.cfg)
+    assert s["source"] == "config"
+    assert s["crop_size"] == run.cfg.extract.crop_size and s["target_fps"] == run.cfg.extract.target_fps
+    assert (s["num_frames"], s["frame_stride"], s["image_size"]) == (3, 1, 32)  # always the checkpoint's
