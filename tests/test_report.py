@@ -180,12 +180,6 @@ def test_cli_evaluate_and_compare(tmp_path, capsys):
     assert len(pd.read_csv(tmp_path / "cmp.csv")) == 2
 
 
-def test_cli_task_is_not_implemented_yet(tmp_path, capsys):
-    run = _run(tmp_path, "r", 0, 1.6)
-    assert main(["evaluate", str(run), "--task", str(tmp_path)]) == 3
-    assert "not implemented yet" in capsys.readouterr().err
-
-
 def test_cli_missing_run_is_a_clear_error(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "nope")]) == 1
     assert "run not found" in capsys.readouterr().err

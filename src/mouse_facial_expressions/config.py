@@ -109,12 +109,12 @@ class TrainConfig(_Section):
     learning_rate: float = Field(1e-4, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     train_batch_size: int = Field(16, gt=0)
-    test_batch_size: int = Field(16, gt=0)
+    test_batch_size: int = Field(32, gt=0)
     num_frames: int = Field(10, gt=0)
     frame_stride: int = Field(2, gt=0)
     label_smoothing: float = Field(0.1, ge=0, lt=0.5)
     use_soft_labels: bool = True
-    seed: int = 42
+    seed: int = 97531
     tracking_uri: str | None = None  # default: sqlite:///<project>/models/mlruns.db
 
 

