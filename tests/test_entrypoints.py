@@ -49,7 +49,12 @@ def _parse(command: str):
 
 @pytest.mark.parametrize("command", README_COMMANDS)
 def test_readme_commands_parse(command):
-    _parse(command)
+    args = _parse(command)
+    argv = shlex.split(command.replace("\\\n", " "))[3:]
+    flags = {a[2:]: v for a, v in zip(argv, argv[1:] + [""]) if a.startswith("--")}
+    for flag, value in flags.items():  # every flag the README shows reaches the parsed arguments
+        got = getattr(args, flag)
+        assert str(got) == value or got == type(got)(value), (flag, got, value)
 
 
 def test_readme_values_reach_the_parameters():
