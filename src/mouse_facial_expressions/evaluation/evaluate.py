@@ -360,7 +360,20 @@ def evaluate_run(
         meta = read_metadata(metadata) if isinstance(metadata, (str, Path)) else metadata
     kwargs.setdefault("source", str(run))
     kwargs.setdefault("title", f"mfe evaluation: {run_folder.name}")
+    if "saliency" not in kwargs and kwargs.get("report", True) and list(run_folder.glob("fold*/fold.json")):
+        kwargs["saliency"] = _run_saliency(run_folder)
     return evaluate_predictions(pred, meta, out_dir or run_folder / "evaluation", **kwargs)
+
+
+def _run_saliency(run_folder: Path) -> list[dict] | None:
+    """Grad-CAM examples from the run's first fold; None (with a log line) when impossible."""
+    from mouse_facial_expressions.evaluation.saliency import run_saliency_examples
+
+    try:
+        return run_saliency_examples(run_folder)
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        log.warning("no saliency maps in the report: %s", err)
+        return None
 
 
 def headline(results: dict, level: str = "animal") -> str:

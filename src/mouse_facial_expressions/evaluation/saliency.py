@@ -97,3 +97,49 @@ def grad_cam(
     cam = torch.where(hi > lo, (cam - lo) / (hi - lo).clamp_min(1e-12), torch.zeros_like(cam))
     out = cam.cpu().numpy().astype(np.float32)
     return out[0] if (single or b == 1) else out
+
+
+def run_saliency_examples(run_dir, n_per_class: int = 2, max_windows: int = 400) -> list[dict]:
+    """Grad-CAM examples from a training run, for the report.
+
+    Takes the first fold's selected checkpoint, the test windows of that fold (animals the
+    model never saw), and for each class the ``n_per_class`` windows the model scores most
+    confidently as that class. Returns items for :func:`report.figures.saliency_figure`.
+
+    Raises:
+        FileNotFoundError: the run has no checkpoint, or its task / frame store is gone.
+    """
+    import torch
+
+    from mouse_facial_expressions.data.datasets import fold_datasets
+    from mouse_facial_expressions.evaluation.ensemble import fold_checkpoints
+    from mouse_facial_expressions.training.module import load_model_from_checkpoint
+
+    fold, ckpt = fold_checkpoints(run_dir)[0]
+    model, hp = load_model_from_checkpoint(ckpt)
+    model.eval()
+    d = hp.get("data") or {}
+    ds = fold_datasets(d["task_dir"], int(d.get("fold", fold)), num_frames=d["num_frames"],
+                       frame_stride=d["frame_stride"], image_size=d["image_size"],
+                       train_augmentation=False)["test"]
+    mean, std = float(d["norm_mean"][0]), float(d["norm_std"][0])
+    idx = np.linspace(0, len(ds) - 1, min(len(ds), max_windows)).round().astype(int)
+    items = [ds[int(i)] for i in np.unique(idx)]
+    with torch.no_grad():
+        p1 = np.concatenate([
+            torch.softmax(model(torch.stack([it["clip"] for it in items[k:k + 16]]).float()), 1)[:, 1].numpy()
+            for k in range(0, len(items), 16)
+        ])
+    layer = last_conv_layer(model)
+    out = []
+    for label in (0, 1):
+        cand = [k for k, it in enumerate(items) if int(it["label"]) == label]
+        # most confident for the true class first: what the model relies on when it is sure
+        cand.sort(key=lambda k: p1[k] if label == 1 else -p1[k], reverse=True)
+        for k in cand[:n_per_class]:
+            it = items[k]
+            heat = grad_cam(model, it["clip"], layer, target_class=1)
+            grey = (it["clip"][:, 0].numpy() * std + mean).clip(0, 1)  # (T, H, W) back to [0, 1]
+            out.append({"frames": grey, "heatmaps": heat,
+                        "title": f"{it['video']}\nt={it['start_time']:.1f} s label={label} p1={p1[k]:.2f}"})
+    return out

@@ -1,0 +1,37 @@
+"""Grad-CAM examples from a trained run reach the evaluation report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tiny_run import tiny_run
+
+from mouse_facial_expressions.evaluation.evaluate import evaluate_run
+from mouse_facial_expressions.evaluation.saliency import run_saliency_examples
+
+
+@pytest.fixture(scope="module")
+def run(tiny_cohort, tmp_path_factory):
+    return tiny_run(tiny_cohort, tmp_path_factory)
+
+
+def test_run_saliency_gives_maps_for_both_classes_on_test_animals(run):
+    items = run_saliency_examples(run.run_dir, n_per_class=1)
+    assert len(items) == 2
+    assert "label=0" in items[0]["title"] and "label=1" in items[1]["title"]
+    for it in items:
+        t, h, w = it["frames"].shape
+        assert it["heatmaps"].shape == (t, h, w)
+        assert np.isfinite(it["heatmaps"]).all()
+        assert it["heatmaps"].min() >= 0 and it["heatmaps"].max() <= 1
+        assert 0 <= it["frames"].min() and it["frames"].max() <= 1
+
+
+def test_evaluating_a_run_puts_saliency_maps_in_the_report(run, tmp_path):
+    results = evaluate_run(run.run_dir, out_dir=tmp_path / "ev", n_boot=20)
+    html = (tmp_path / "ev" / "report.html").read_text()
+    assert "Grad-CAM" in html
+    assert html.count('src="data:image/png;base64,') == 7
+    assert "no saliency maps" not in html
+    assert results["paths"]["report"].endswith("report.html")
