@@ -72,10 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _quiet_third_party(verbose: bool) -> None:
-    """Lightning and MLflow log banners and tips at INFO; keep the terminal for our own lines."""
+    """Lightning, MLflow and numexpr log banners and tips at INFO; keep the terminal for our own lines."""
     if verbose:
         return
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "mlflow", "alembic"):
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "mlflow", "alembic",
+                 "numexpr"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
