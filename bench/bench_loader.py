@@ -9,8 +9,14 @@ DataLoader settings:
 - png:   PIL ``Image.open(...).convert("L")`` per frame (the original code's path),
          followed by the same resize/normalisation.
 
-Prints clips/s, frames/s and the ratio. Targets (issue 4): ratio >= 3, store >= 200 frames/s
-at 112 px.
+Each path runs in two item formats: ``float32`` (workers normalise and send
+``(T, 3, S, S)`` float32 clips) and ``uint8`` (workers send ``(T, 1, S, S)`` uint8 clips and
+the main process normalises each batch with ``normalize_clips``, as ``mfe train`` does; the
+normalisation is inside the timed loop). The headline ratio compares the store's uint8 path
+(what training uses) with the faster of the two PNG variants.
+
+Prints clips/s, frames/s and the ratios. Targets (issue 4): ratio >= 3 with 2 workers,
+store >= 200 frames/s at 112 px.
 
     python bench/bench_loader.py [--clips 240] [--workers 2] [--size 112] [--image-size 112]
 """
@@ -27,8 +33,8 @@ import pandas as pd
 import torch
 
 from mouse_facial_expressions.data._store import write_fake_video
-from mouse_facial_expressions.data.augment import to_model_input
-from mouse_facial_expressions.data.datasets import ClipDataset
+from mouse_facial_expressions.data.augment import normalize_clips, prepare_clip
+from mouse_facial_expressions.data.datasets import ClipDataset, collate_clips
 from mouse_facial_expressions.data.sequences import make_windows
 
 
@@ -50,9 +56,10 @@ def fake_crops(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
 class PngClips(torch.utils.data.Dataset):
     """The same windows read from ``<video>/frameNNNNN.png`` with PIL."""
 
-    def __init__(self, frames_dir: Path, windows: pd.DataFrame, frame_of: dict, image_size: int, channels: int = 3):
+    def __init__(self, frames_dir: Path, windows: pd.DataFrame, frame_of: dict, image_size: int, channels: int = 3,
+                 clip_dtype: str = "float32"):
         self.frames_dir, self.windows, self.frame_of = frames_dir, windows, frame_of
-        self.image_size, self.channels = image_size, channels
+        self.image_size, self.channels, self.clip_dtype = image_size, channels, clip_dtype
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -67,15 +74,30 @@ class PngClips(torch.utils.data.Dataset):
             with Image.open(path) as im:
                 imgs.append(np.asarray(im.convert("L")))
         frames = torch.from_numpy(np.stack(imgs))  # (T, S, S) uint8
-        return {"clip": to_model_input(frames, self.image_size, self.channels), "label": int(w["label"])}
+        clip = prepare_clip(frames, self.image_size)
+        if self.clip_dtype == "float32":
+            clip = normalize_clips(clip, self.channels)
+        return {"clip": clip, "label": int(w["label"])}
 
 
-def timed(ds, workers: int, batch: int) -> float:
-    loader = torch.utils.data.DataLoader(ds, batch_size=batch, num_workers=workers, shuffle=False)
+def loader(ds, workers: int, batch: int) -> torch.utils.data.DataLoader:
+    """As ``mfe train`` builds it (persistent workers, ``collate_clips``), warmed up by one
+    full pass, so the timings are the steady state of an epoch, not worker start-up."""
+    dl = torch.utils.data.DataLoader(ds, batch_size=batch, num_workers=workers, shuffle=False,
+                                     persistent_workers=workers > 0, collate_fn=collate_clips)
+    for _ in dl:
+        pass
+    return dl
+
+
+def timed(dl, channels: int, normalise: bool) -> float:
+    """Clips/s of one pass; with ``normalise``, uint8 batches are normalised in this process
+    (as ``ClipClassifier.on_after_batch_transfer`` does on a CPU)."""
     t0 = time.perf_counter()
     n = 0
-    for b in loader:
-        n += len(b["clip"])
+    for b in dl:
+        clip = normalize_clips(b["clip"], channels) if normalise else b["clip"]  # no-op for float32 items
+        n += len(clip)
     return n / (time.perf_counter() - t0)
 
 
@@ -90,7 +112,7 @@ def main() -> None:
     ap.add_argument("--num-frames", type=int, default=10)
     ap.add_argument("--frame-stride", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=16, help="advanced's default train_batch_size")
     ap.add_argument("--repeats", type=int, default=2, help="alternate store/png this many times; best of each")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -110,22 +132,37 @@ def main() -> None:
         w = make_windows(index, args.num_frames, args.frame_stride, 0.5)
         w = w.iloc[np.sort(rng.choice(len(w), size=min(args.clips, len(w)), replace=False))].reset_index(drop=True)
         frame_of = {v: g.set_index("row")["frame"].to_dict() for v, g in index.groupby("video")}
-        store_ds = ClipDataset(frames_dir, w, args.image_size, channels=args.channels)
-        png_ds = PngClips(frames_dir, w, frame_of, args.image_size, channels=args.channels)
-        assert torch.allclose(store_ds[0]["clip"], png_ds[0]["clip"]), "the two paths must read the same pixels"
+        c = args.channels
+        ds = {
+            ("store", "uint8"): ClipDataset(frames_dir, w, args.image_size, channels=c, clip_dtype="uint8"),
+            ("store", "float32"): ClipDataset(frames_dir, w, args.image_size, channels=c),
+            ("png", "uint8"): PngClips(frames_dir, w, frame_of, args.image_size, c, "uint8"),
+            ("png", "float32"): PngClips(frames_dir, w, frame_of, args.image_size, c),
+        }
+        ref = ds[("png", "float32")][0]["clip"]
+        for d in ds.values():  # every path must deliver the same model input
+            assert torch.equal(normalize_clips(d[0]["clip"].unsqueeze(0), c)[0], ref), "paths read different pixels"
         t = args.num_frames
         print(f"windows: {len(w)} x {t} frames, stored {args.size} px -> model {args.image_size} px, "
-              f"{args.channels} channel(s) float32, batch {args.batch}, best of {args.repeats}")
+              f"{c} channel(s), batch {args.batch}, best of {args.repeats}, torch threads 1")
         for workers in (args.workers, 0):
-            best_store = best_png = 0.0
-            for _ in range(args.repeats):
-                best_store = max(best_store, timed(store_ds, workers, args.batch))
-                best_png = max(best_png, timed(png_ds, workers, args.batch))
-            print(f"--- DataLoader num_workers={workers}")
-            print(f"frame store (memmap): {best_store:8.1f} clips/s  {best_store * t:8.0f} frames/s")
-            print(f"PNG files (PIL):      {best_png:8.1f} clips/s  {best_png * t:8.0f} frames/s")
-            print(f"ratio store/png:      {best_store / best_png:8.2f}x  (target >= 3x)")
-            print(f"store frames/s at {args.image_size} px: {best_store * t:.0f} (target > 200)")
+            loaders = {key: loader(d, workers, args.batch) for key, d in ds.items()}
+            best = {(key, norm): 0.0 for key in ds for norm in (False, True)}
+            for _ in range(args.repeats):  # interleaved, so machine noise hits every path alike
+                for key, dl in loaders.items():
+                    for norm in (False, True):
+                        best[key, norm] = max(best[key, norm], timed(dl, c, norm))
+            del loaders
+            print(f"--- DataLoader num_workers={workers}: clips/s as delivered | after normalising in the main process")
+            for (src, dtype) in ds:
+                name = "frame store (memmap)" if src == "store" else "PNG files (PIL)"
+                v, vn = best[(src, dtype), False], best[(src, dtype), True]
+                print(f"{name:21s} {dtype:7s} items: {v:8.1f} | {vn:8.1f} clips/s   ({vn * t:6.0f} frames/s normalised)")
+            for norm, what in ((False, "as delivered"), (True, "normalised")):
+                png = max(best[("png", "uint8"), norm], best[("png", "float32"), norm])
+                print(f"ratio store uint8 / best PNG, {what:12s}: {best[('store', 'uint8'), norm] / png:6.2f}x  (target >= 3x)")
+            print(f"ratio store float32 / PNG float32:          {best[('store', 'float32'), True] / best[('png', 'float32'), True]:6.2f}x")
+            print(f"store frames/s at {args.image_size} px, normalised: {best[('store', 'uint8'), True] * t:.0f} (target > 200)")
 
 
 if __name__ == "__main__":

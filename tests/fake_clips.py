@@ -41,7 +41,8 @@ class FakeClips(Dataset):
 
 
 def fake_fold_datasets(task_dir, fold, *, num_frames, frame_stride, image_size, train_augmentation,
-                       epoch_size, seed, val_windows_per_video, test_windows_per_video):
+                       epoch_size, seed, val_windows_per_video, test_windows_per_video, clip_dtype="float32"):
+    """Float clips whatever ``clip_dtype`` says: normalisation is a no-op on float input."""
     spec = FOLD_SPECS[fold]
     return {
         "train": FakeClips(spec["train"], 6, num_frames, image_size, seed),

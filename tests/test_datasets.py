@@ -7,7 +7,7 @@ import torch
 
 from fake_cohort import frame_store, video_table
 from mouse_facial_expressions.config import Config
-from mouse_facial_expressions.data.augment import GREY_MEAN, GREY_STD, NORM_MEAN, NORM_STD, POLICY, apply_op
+from mouse_facial_expressions.data.augment import GREY_MEAN, GREY_STD, NORM_MEAN, NORM_STD, POLICY, apply_op, normalize_clips
 from mouse_facial_expressions.data.datasets import BalancedWindowSampler, ClipDataset, fold_datasets
 from mouse_facial_expressions.data.sequences import make_windows
 from mouse_facial_expressions.data.tasks import load_task, make_task, preset
@@ -58,6 +58,30 @@ def test_grey_repeated_to_three_normalised_channels(store):
     assert clip.shape == (4, 3, 8, 8)
     grey = clip * torch.tensor(NORM_STD).view(1, 3, 1, 1) + torch.tensor(NORM_MEAN).view(1, 3, 1, 1)
     assert torch.allclose(grey[:, 0], grey[:, 1], atol=1e-5) and torch.allclose(grey[:, 0], grey[:, 2], atol=1e-5)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_uint8_clips_normalise_to_the_float_clips(store, channels):
+    tmp, _, _, frames = store
+    w = _windows(frames)
+    raw = ClipDataset(tmp / "frames", w, image_size=8, channels=channels, clip_dtype="uint8")
+    ref = ClipDataset(tmp / "frames", w, image_size=8, channels=channels)
+    item = raw[3]
+    assert item["clip"].dtype == torch.uint8 and item["clip"].shape == (4, 1, 8, 8)
+    batch = torch.stack([raw[i]["clip"] for i in range(4)])  # (B, T, 1, H, W) as a loader gives it
+    expect = torch.stack([ref[i]["clip"] for i in range(4)])
+    out = normalize_clips(batch, channels)
+    assert out.dtype == torch.float32 and out.shape == (4, 4, channels, 8, 8)
+    assert torch.equal(out, expect)
+    assert normalize_clips(expect, channels) is expect  # float input passes through
+
+
+def test_uint8_clips_reject_bad_settings(store):
+    tmp, _, _, frames = store
+    with pytest.raises(ValueError, match="clip_dtype"):
+        ClipDataset(tmp / "frames", _windows(frames), image_size=8, clip_dtype="float16")
+    with pytest.raises(ValueError, match="1 grey channel"):
+        normalize_clips(torch.zeros(2, 3, 8, 8, dtype=torch.uint8))
 
 
 @pytest.mark.parametrize("op", sorted(POLICY))
@@ -154,3 +178,20 @@ def test_end_to_end_on_the_tiny_synthetic_cohort(tiny_project):
     for _, w in d["test"].windows.iterrows():  # real time: frames in order, no gap bridged
         t = times.loc[[(w["video"], r) for r in w["rows"]]].to_numpy()
         assert np.all(np.diff(t) >= 0) and np.all(np.diff(t) <= task.spec.max_gap_s * task.spec.frame_stride)
+
+
+def test_collate_clips_sends_only_the_clip_as_a_tensor(store):
+    from mouse_facial_expressions.data.datasets import batch_tensors, collate_clips
+
+    tmp, _, _, frames = store
+    ds = ClipDataset(tmp / "frames", _windows(frames), image_size=16, clip_dtype="uint8")
+    loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate_clips)
+    batch = next(iter(loader))
+    assert torch.is_tensor(batch["clip"]) and batch["clip"].shape == (4, 4, 1, 16, 16)
+    assert isinstance(batch["soft"], np.ndarray) and isinstance(batch["label"], np.ndarray)
+    assert len(batch["video"]) == 4 and isinstance(batch["video"][0], str)
+    back = batch_tensors(batch)
+    ref = torch.utils.data.default_collate([ds[i] for i in range(4)])
+    for k in ("clip", "soft", "label", "start_time", "end_time"):
+        assert torch.equal(back[k], ref[k]), k
+    assert back["video"] == ref["video"]

@@ -160,3 +160,18 @@ def test_the_train_sampler_gets_a_fresh_epoch_each_epoch(tmp_path):
     train_cv("/nonexistent/task", tiny_params(epochs=2, limit_batches=1), tmp_path, folds=[0], datasets_fn=with_sampler,
              fold_specs=FOLD_SPECS, norm=NORM, progress=False, track=False)
     assert set(sampler.epochs) == {0, 1}
+
+
+def test_module_normalises_uint8_batches_on_the_device():
+    from mouse_facial_expressions.data.augment import normalize_clips
+    from mouse_facial_expressions.training.module import ClipClassifier
+
+    torch.manual_seed(0)
+    cfg = tiny_params().model_config()
+    module = ClipClassifier("advanced", cfg, data={"in_channels": 3}).eval()
+    raw = torch.randint(0, 256, (2, 3, 1, 32, 32), dtype=torch.uint8)  # (B, T, 1, H, W) from uint8 workers
+    batch = module.on_after_batch_transfer({"clip": raw.clone(), "label": torch.tensor([0, 1])}, 0)
+    assert batch["clip"].dtype == torch.float32 and batch["clip"].shape == (2, 3, 3, 32, 32)
+    assert torch.equal(batch["clip"], normalize_clips(raw, 3))
+    with torch.no_grad():
+        assert torch.allclose(module(raw), module(batch["clip"]))  # forward accepts either

@@ -129,16 +129,53 @@ def to_model_input(
     """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
+    return normalize_clips(prepare_clip(frames, image_size, augment, generator), channels)
+
+
+def prepare_clip(
+    frames: torch.Tensor, image_size: int, augment: bool = False, generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Stored crops -> resized (and optionally augmented) uint8 clip, not yet normalised.
+
+    Args:
+        frames: ``(T, H, W)`` or ``(T, 1, H, W)`` uint8 grey crops.
+
+    Returns:
+        ``(T, 1, image_size, image_size)`` uint8.
+    """
     x = frames if frames.dim() == 4 else frames.unsqueeze(1)  # (T, 1, H, W) uint8
     if x.shape[-1] != image_size or x.shape[-2] != image_size:
         x = F.resize(x, [image_size, image_size], antialias=True)
     if augment:
         x = augment_clip(x, generator)
-    # One fused pass per output channel (no float temporaries): out_c = x * scale_c + shift_c.
+    return x
+
+
+def normalize_clips(x: torch.Tensor, channels: int = 3) -> torch.Tensor:
+    """uint8 grey clips -> normalised float32 model input; float input is returned as is.
+
+    This is the second half of :func:`to_model_input`. Loaders built with
+    ``clip_dtype="uint8"`` stop before it, so DataLoader workers send 1-byte, 1-channel clips
+    (12x less than float32 x 3 channels) and the training step normalises the batch after
+    it reaches the device.
+
+    Args:
+        x: ``(..., 1, H, W)`` uint8 (e.g. ``(T, 1, H, W)`` or ``(B, T, 1, H, W)``).
+        channels: 3 (grey repeated, ImageNet statistics) or 1 (grey statistics).
+
+    Returns:
+        ``(..., channels, H, W)`` float32: ``x / 255`` normalised per channel.
+    """
+    if x.dtype != torch.uint8:
+        return x
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    if x.shape[-3] != 1:
+        raise ValueError(f"uint8 clips must have 1 grey channel, got shape {tuple(x.shape)}")
     means, stds = ((GREY_MEAN,), (GREY_STD,)) if channels == 1 else (NORM_MEAN, NORM_STD)
-    t, _, h, w = x.shape
-    out = torch.empty((t, channels, h, w), dtype=torch.float32)  # (T, C, S, S)
+    # One fused pass per output channel (no float temporaries): out_c = x * scale_c + shift_c.
+    out = torch.empty((*x.shape[:-3], channels, *x.shape[-2:]), dtype=torch.float32, device=x.device)
     for c in range(channels):
-        torch.mul(x[:, 0], 1.0 / (255.0 * stds[c]), out=out[:, c])
-        out[:, c].add_(-means[c] / stds[c])
+        torch.mul(x[..., 0, :, :], 1.0 / (255.0 * stds[c]), out=out[..., c, :, :])
+        out[..., c, :, :].add_(-means[c] / stds[c])
     return out

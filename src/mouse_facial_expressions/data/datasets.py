@@ -4,6 +4,11 @@ What the model receives (``channels == 3``): ``(T, 3, H, W)`` float32, the grey 
 repeated to 3 channels and normalised with ``NORM_MEAN`` / ``NORM_STD`` (see
 :mod:`~mouse_facial_expressions.data.augment`). No PNG is decoded: frames come from the
 ``.npy`` memory maps, opened lazily in each DataLoader worker (never pickled).
+
+With ``clip_dtype="uint8"`` a dataset stops before normalisation and returns the resized,
+augmented ``(T, 1, H, W)`` uint8 clip: 12x fewer bytes for workers to send to the main
+process. :func:`~mouse_facial_expressions.data.augment.normalize_clips` then turns the batch
+into the same float input (``mfe train`` does this after the batch reaches the device).
 """
 
 from __future__ import annotations
@@ -17,10 +22,10 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from mouse_facial_expressions.data._store import open_frames
-from mouse_facial_expressions.data.augment import GREY_MEAN, GREY_STD, NORM_MEAN, NORM_STD, to_model_input
+from mouse_facial_expressions.data.augment import GREY_MEAN, GREY_STD, NORM_MEAN, NORM_STD, normalize_clips, prepare_clip
 from mouse_facial_expressions.data.sequences import WINDOW_COLUMNS, make_windows, select_per_video, window_span
 
-__all__ = ["BalancedWindowSampler", "ClipDataset", "fold_datasets", "NORM_MEAN", "NORM_STD", "GREY_MEAN", "GREY_STD"]
+__all__ = ["BalancedWindowSampler", "ClipDataset", "collate_clips", "batch_tensors", "fold_datasets", "NORM_MEAN", "NORM_STD", "GREY_MEAN", "GREY_STD"]
 
 
 class ClipDataset(Dataset):
@@ -34,8 +39,10 @@ class ClipDataset(Dataset):
         channels: 3 (grey repeated to 3) or 1.
         seed: augmentation seed; mixed with the process's torch seed so DataLoader workers
             (seeded per worker and epoch by PyTorch) draw different, reproducible parameters.
+        clip_dtype: ``"float32"`` (normalised model input) or ``"uint8"`` (``(T, 1, H, W)``
+            grey, to be normalised later by ``normalize_clips(batch, channels)``).
 
-    Item: ``{"clip": (T, C, H, W) float32, "soft": (2,) float32 [1-p, p], "label": int64,
+    Item: ``{"clip": (T, C, H, W) float32 (or (T, 1, H, W) uint8), "soft": (2,) float32 [1-p, p], "label": int64,
     "video": str, "animal": str, "start_time": float, "end_time": float}``.
     """
 
@@ -47,7 +54,12 @@ class ClipDataset(Dataset):
         augment: bool = False,
         channels: int = 3,
         seed: int = 0,
+        clip_dtype: str = "float32",
     ):
+        if clip_dtype not in ("float32", "uint8"):
+            raise ValueError(f"clip_dtype must be 'float32' or 'uint8', got {clip_dtype!r}")
+        if channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {channels}")
         missing = [c for c in WINDOW_COLUMNS if c not in windows.columns]
         if missing:
             raise ValueError(f"window table lacks columns {missing}")
@@ -57,6 +69,7 @@ class ClipDataset(Dataset):
         self.augment = bool(augment)
         self.channels = int(channels)
         self.seed = int(seed)
+        self.clip_dtype = clip_dtype
         # Plain arrays: cheap to index and to pickle into workers.
         self._video = self.windows["video"].astype(str).to_numpy()
         self._animal = self.windows["animal"].astype(str).to_numpy()
@@ -101,10 +114,12 @@ class ClipDataset(Dataset):
         if rows.max(initial=-1) >= len(arr):
             raise IndexError(f"{self.frames_dir / (video + '.npy')}: window {i} asks for row {int(rows.max())}, the file has {len(arr)}")
         frames = torch.from_numpy(np.ascontiguousarray(arr[rows]))  # (T, S, S) uint8
-        clip = to_model_input(frames, self.image_size, self.channels, self.augment, self._generator() if self.augment else None)
+        clip = prepare_clip(frames, self.image_size, self.augment, self._generator() if self.augment else None)
+        if self.clip_dtype == "float32":
+            clip = normalize_clips(clip, self.channels)  # (T, C, S, S) float32
         p1 = float(self._soft[i])
         return {
-            "clip": clip,  # (T, C, H, W) float32
+            "clip": clip,  # (T, C, H, W) float32 or (T, 1, H, W) uint8
             "soft": torch.tensor([1.0 - p1, p1], dtype=torch.float32),
             "label": torch.tensor(self._label[i], dtype=torch.int64),
             "video": video,
@@ -112,6 +127,24 @@ class ClipDataset(Dataset):
             "start_time": float(self._start[i]),
             "end_time": float(self._end[i]),
         }
+
+
+def collate_clips(items: list[dict]) -> dict:
+    """DataLoader ``collate_fn``: ``clip`` stacked as one tensor, the other numeric fields as
+    numpy arrays, strings as lists.
+
+    A worker hands each tensor of a batch to the main process through its own shared-memory
+    segment; numpy arrays travel inside the pickle. With only the clip as a tensor, 2 workers
+    deliver about twice as many batches per second (``bench/bench_loader.py``).
+    :func:`batch_tensors` turns the numpy fields back into tensors.
+    """
+    batch = torch.utils.data.default_collate(items)
+    return {k: v.numpy() if k != "clip" and torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def batch_tensors(batch: dict, device: torch.device | str | None = None) -> dict:
+    """Numpy fields of a :func:`collate_clips` batch -> tensors (on ``device``); others as is."""
+    return {k: torch.as_tensor(v, device=device) if isinstance(v, np.ndarray) else v for k, v in batch.items()}
 
 
 class BalancedWindowSampler(Sampler[int]):
@@ -177,6 +210,7 @@ def fold_datasets(
     channels: int = 3,
     frames_dir: str | Path | None = None,
     eval_step: int | None = None,
+    clip_dtype: str = "float32",
 ) -> dict:
     """Train/val/test clip datasets of one outer fold, and the balanced train sampler.
 
@@ -186,6 +220,7 @@ def fold_datasets(
     (default: the window span, i.e. all non-overlapping windows) or, with
     ``*_windows_per_video``, that many per video evenly spaced among those. ``None`` window
     settings come from the task spec. ``frames_dir`` overrides the store named in the task.
+    ``clip_dtype="uint8"``: clips come un-normalised (see :class:`ClipDataset`).
     """
     from mouse_facial_expressions.data.tasks import load_task
 
@@ -213,7 +248,8 @@ def fold_datasets(
             w = select_per_video(w, val_windows_per_video)
         elif role == "test":
             w = select_per_video(w, test_windows_per_video)
-        out[role] = ClipDataset(fdir, w, image_size, augment=train_augmentation and role == "train", channels=channels, seed=seed)
+        out[role] = ClipDataset(fdir, w, image_size, augment=train_augmentation and role == "train", channels=channels, seed=seed,
+                                clip_dtype=clip_dtype)
     train_w = out["train"].windows
     if epoch_size is None:
         epoch_size = max(1, int(np.ceil(len(train_w) / span)))

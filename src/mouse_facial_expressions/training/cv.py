@@ -85,8 +85,10 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
 
 
 def _loaders(data: dict, p: TrainParams) -> tuple[DataLoader, DataLoader, DataLoader]:
+    from mouse_facial_expressions.data.datasets import collate_clips
+
     pin = torch.cuda.is_available()
-    kw = dict(num_workers=p.workers, pin_memory=pin, persistent_workers=p.workers > 0)
+    kw = dict(num_workers=p.workers, pin_memory=pin, persistent_workers=p.workers > 0, collate_fn=collate_clips)
     sampler = data.get("train_sampler")
     n_train = len(sampler) if sampler is not None else len(data["train"])
     train = DataLoader(
@@ -95,7 +97,8 @@ def _loaders(data: dict, p: TrainParams) -> tuple[DataLoader, DataLoader, DataLo
         generator=torch.Generator().manual_seed(p.seed), **kw,
     )
     val = DataLoader(data["val"], batch_size=p.test_batch_size, shuffle=False, **kw)
-    test = DataLoader(data["test"], batch_size=p.test_batch_size, shuffle=False, num_workers=p.workers, pin_memory=pin)
+    test = DataLoader(data["test"], batch_size=p.test_batch_size, shuffle=False, num_workers=p.workers, pin_memory=pin,
+                      collate_fn=collate_clips)
     return train, val, test
 
 
@@ -111,20 +114,27 @@ def _class_weights(data: dict) -> list[float] | None:
 
 
 @torch.no_grad()
-def predict_windows(model: torch.nn.Module, loader: DataLoader, fold: int, precision: str = "32-true") -> pd.DataFrame:
-    """Score every window of ``loader``: a DataFrame with :data:`PRED_COLUMNS`."""
+def predict_windows(
+    model: torch.nn.Module, loader: DataLoader, fold: int, precision: str = "32-true", channels: int = 3,
+) -> pd.DataFrame:
+    """Score every window of ``loader``: a DataFrame with :data:`PRED_COLUMNS`.
+
+    uint8 clips are normalised on the device (``channels``: the model's input channels)."""
+    from mouse_facial_expressions.data.augment import normalize_clips
+
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = model.to(device).eval()
     use_bf16 = "bf16" in str(precision)
     rows: list[pd.DataFrame] = []
     for batch in tqdm(loader, desc=f"fold {fold} test", leave=False, disable=None):
-        clip = batch["clip"].to(device, non_blocking=True)
+        clip = normalize_clips(batch["clip"].to(device, non_blocking=True), channels)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
             p1 = torch.softmax(model(clip).float(), dim=-1)[:, 1]  # (B,)
         rows.append(pd.DataFrame({
             "fold": fold, "video": list(batch["video"]), "animal": list(batch["animal"]),
-            "start_time": batch["start_time"].double().numpy(), "end_time": batch["end_time"].double().numpy(),
-            "label": batch["label"].numpy(), "p1": p1.cpu().numpy(),
+            "start_time": np.asarray(batch["start_time"], dtype=np.float64),
+            "end_time": np.asarray(batch["end_time"], dtype=np.float64),
+            "label": np.asarray(batch["label"]), "p1": p1.cpu().numpy(),
         }))
     return pd.concat(rows, ignore_index=True)[PRED_COLUMNS] if rows else pd.DataFrame(columns=PRED_COLUMNS)
 
@@ -191,7 +201,8 @@ def train_fold(
     data = datasets_fn(
         task_dir, fold, num_frames=p.num_frames, frame_stride=p.frame_stride, image_size=p.image_size,
         train_augmentation=augmentation_enabled(p.train_augmentation), epoch_size=p.epoch_size, seed=p.seed,
-        val_windows_per_video=p.val_windows_per_video, test_windows_per_video=p.test_windows_per_video, **extra,
+        val_windows_per_video=p.val_windows_per_video, test_windows_per_video=p.test_windows_per_video,
+        clip_dtype="uint8", **extra,  # workers ship uint8; ClipClassifier normalises on the device
     )
     train_dl, val_dl, test_dl = _loaders(data, p)
     precision = p.precision if p.precision not in (None, "auto") else auto_precision(p.accelerator)
@@ -228,7 +239,7 @@ def train_fold(
         return {}
     best = best_cb.best_model_path or str(resume)
     model, _ = load_model_from_checkpoint(best)
-    preds = predict_windows(model, test_dl, fold, precision)
+    preds = predict_windows(model, test_dl, fold, precision, channels=p.in_channels)
     test_acc = float(((preds["p1"] >= 0.5).astype(int) == preds["label"]).mean()) if len(preds) else float("nan")
     best_score = best_cb.best_model_score
     record = dict(

@@ -18,6 +18,8 @@ import_torchvision()  # before lightning (it imports torchvision through torchme
 import lightning.pytorch as pl  # noqa: E402
 import torch  # noqa: E402
 
+from mouse_facial_expressions.data.augment import normalize_clips  # noqa: E402
+from mouse_facial_expressions.data.datasets import batch_tensors  # noqa: E402
 from mouse_facial_expressions.models import create_model  # noqa: E402
 
 
@@ -85,7 +87,20 @@ class ClipClassifier(pl.LightningModule):
         self.register_buffer("class_weights", cw, persistent=False)
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
-        return self.model(clip)  # (B, 2) logits
+        return self.model(normalize_clips(clip, self.in_channels))  # (B, 2) logits
+
+    @property
+    def in_channels(self) -> int:
+        return int((self.hparams.data or {}).get("in_channels", 3))
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """uint8 ``(B, T, 1, H, W)`` clips (``clip_dtype="uint8"`` loaders) are normalised
+        here, on the device: workers then ship 1 byte per pixel instead of 12. Numpy fields
+        (``collate_clips``) become tensors on the device."""
+        if isinstance(batch, dict) and "clip" in batch:
+            batch = batch_tensors(batch, self.device)  # collate_clips sends labels as numpy
+            batch["clip"] = normalize_clips(batch["clip"], self.in_channels)
+        return batch
 
     def _step(self, batch: dict, stage: str) -> torch.Tensor:
         hp = self.hparams
