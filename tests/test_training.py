@@ -175,3 +175,31 @@ def test_module_normalises_uint8_batches_on_the_device():
     assert torch.equal(batch["clip"], normalize_clips(raw, 3))
     with torch.no_grad():
         assert torch.allclose(module(raw), module(batch["clip"]))  # forward accepts either
+
+
+def test_a_time_limit_that_cuts_the_schedule_short_says_so(tmp_path, caplog):
+    torch.set_num_threads(1)
+    params = tiny_params(epochs=500, limit_batches=1, max_time="00:00:00:02")
+    with caplog.at_level("WARNING", logger="mouse_facial_expressions.training.cv"):
+        summary = run(tmp_path, params, track=False)
+    (fold,) = summary["folds"]
+    assert 1 <= fold["epochs_trained"] < 500
+    warned = [r.getMessage() for r in caplog.records if "max_time" in r.getMessage()]
+    assert len(warned) == 1 and f"after {fold['epochs_trained']} of 500 epochs" in warned[0]
+    assert f"--epochs {fold['epochs_trained']}" in warned[0]
+
+
+def test_selection_prefers_accuracy_then_lower_validation_loss(trained):
+    from mouse_facial_expressions.training.module import SELECT_LOSS_WEIGHT
+
+    out, summary = trained
+    fold = summary["folds"][0]
+    ckpt = torch.load(fold["best_checkpoint"], map_location="cpu", weights_only=True)
+    history = {int(k): v for k, v in ckpt["mfe_val_history"].items()}  # epoch -> [val_acc, val_loss]
+    assert sorted(history) == list(range(ckpt["epoch"] + 1))
+    best = max(history, key=lambda e: history[e][0] - SELECT_LOSS_WEIGHT * history[e][1])
+    assert fold["best_epoch"] == ckpt["epoch"] == best
+    assert fold["val_acc"] == pytest.approx(history[best][0]) and fold["val_loss"] == pytest.approx(history[best][1])
+    assert history[best][0] == max(v[0] for v in history.values())  # accuracy comes first
+    last = torch.load(out / "runs" / summary["run_name"] / "fold0" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert len(last["mfe_val_history"]) == 3  # every epoch's validation is kept for resume

@@ -1,8 +1,9 @@
 """k-fold cross-validation by animal: train, select on validation animals, test once.
 
 For each outer fold of the task: train on the fold's training animals, keep the checkpoint
-with the best accuracy on the fold's (inner) validation animals, then score the fold's test
-animals once with that checkpoint. Outputs (``out`` = the project's ``models/`` folder)::
+with the best accuracy on the fold's (inner) validation animals (among epochs with equal
+accuracy, the one with the lower validation loss: ``ClipClassifier``'s ``val_select``), then
+score the fold's test animals once with that checkpoint. Outputs (``out`` = the project's ``models/`` folder)::
 
     <out>/checkpoints/task1-fold{k}-epoch=E-val_acc=A.ckpt            (baseline, seed path)
     <out>/checkpoints_advanced/advanced-fold{k}-epoch=E-val_acc=A.ckpt (advanced)
@@ -221,7 +222,7 @@ def train_fold(
     folder, prefix = CHECKPOINT_LAYOUT[p.model]
     best_cb = ModelCheckpoint(
         dirpath=out_dir / folder, filename=f"{prefix}-fold{fold}-{{epoch}}-{{val_acc:.2f}}",
-        monitor="val_acc", mode="max", save_top_k=1,
+        monitor="val_select", mode="max", save_top_k=1,  # best val_acc; ties -> lower val_loss
     )
     last_cb = ModelCheckpoint(dirpath=fold_dir, save_top_k=0, save_last=True, enable_version_counter=False)
     callbacks = [best_cb, last_cb, SamplerEpoch(data.get("train_sampler"))]
@@ -237,13 +238,22 @@ def train_fold(
     trainer.fit(module, train_dl, val_dl, ckpt_path=str(resume) if resume.is_file() else None)
     if not trainer.is_global_zero:
         return {}
+    done = int(trainer.current_epoch)
+    if p.max_time and done < p.epochs:
+        log.warning(
+            "fold %d: max_time %s stopped training after %d of %d epochs, before the cosine learning-rate "
+            "schedule reached its end; for a fixed time budget pass --epochs %d (or fewer)",
+            fold, p.max_time, done, p.epochs, max(1, done),
+        )
     best = best_cb.best_model_path or str(resume)
+    best_epoch = int(torch.load(best, map_location="cpu", weights_only=True).get("epoch", -1))
+    best_val = module.val_history.get(best_epoch)  # [val_acc, val_loss] of the selected epoch
     model, _ = load_model_from_checkpoint(best)
     preds = predict_windows(model, test_dl, fold, precision, channels=p.in_channels)
     test_acc = float(((preds["p1"] >= 0.5).astype(int) == preds["label"]).mean()) if len(preds) else float("nan")
-    best_score = best_cb.best_model_score
     record = dict(
-        fold=fold, best_checkpoint=str(best), val_acc=float(best_score) if best_score is not None else None,
+        fold=fold, best_checkpoint=str(best), val_acc=best_val[0] if best_val else None,
+        val_loss=best_val[1] if best_val else None, best_epoch=best_epoch,
         epochs_trained=int(trainer.current_epoch), test_acc=test_acc, n_test_windows=int(len(preds)),
         test_animals=meta["test_animals"], seconds=round(time.time() - t0, 1), precision=precision,
         channels_last=channels_last,

@@ -44,6 +44,13 @@ def auto_precision(accelerator: str = "auto") -> str:
     return "bf16-mixed" if cpu_supports_bf16() else "32-true"
 
 
+#: Weight of the validation loss in ``val_select = val_acc - SELECT_LOSS_WEIGHT * val_loss``, the
+#: quantity checkpoints are selected on: validation accuracy first; among epochs with equal
+#: accuracy (frequent with a few hundred validation windows) the lower loss. Small enough
+#: that no loss difference can outweigh one more correct window out of 1,000.
+SELECT_LOSS_WEIGHT = 1e-4
+
+
 class ClipClassifier(pl.LightningModule):
     """Wraps ``create_model(model_name, **model_cfg)``; the model owns its loss.
 
@@ -85,6 +92,8 @@ class ClipClassifier(pl.LightningModule):
                     m.channels_last = True
         cw = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
         self.register_buffer("class_weights", cw, persistent=False)
+        self.val_history: dict[int, list[float]] = {}  # epoch -> [val_acc, val_loss], kept in checkpoints
+        self._val_stats: torch.Tensor | None = None
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         return self.model(normalize_clips(clip, self.in_channels))  # (B, 2) logits
@@ -110,6 +119,9 @@ class ClipClassifier(pl.LightningModule):
         )
         acc = (logits.argmax(-1) == batch["label"]).float().mean()
         bs = batch["clip"].shape[0]
+        if stage == "val":  # exact epoch totals for val_select: correct, windows, loss sum
+            step = torch.stack([acc.detach().float() * bs, torch.tensor(float(bs), device=acc.device), loss.detach().float() * bs])
+            self._val_stats = step if self._val_stats is None else self._val_stats + step
         kw = dict(on_step=False, on_epoch=True, batch_size=bs, sync_dist=True)
         self.log(f"{stage}_loss", loss.detach().float(), prog_bar=stage == "val", **kw)
         self.log(f"{stage}_acc", acc, prog_bar=True, **kw)
@@ -122,6 +134,24 @@ class ClipClassifier(pl.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_stats = None
+
+    def on_validation_epoch_end(self) -> None:
+        if self._val_stats is None:
+            return
+        stats = self.all_gather(self._val_stats)  # (world, 3) under DDP, (3,) otherwise
+        stats = stats.sum(0) if stats.dim() == 2 else stats
+        acc, loss = float(stats[0] / stats[1]), float(stats[2] / stats[1])
+        self.val_history[int(self.current_epoch)] = [acc, loss]
+        self.log("val_select", acc - SELECT_LOSS_WEIGHT * loss, on_epoch=True, batch_size=1)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["mfe_val_history"] = {str(k): v for k, v in self.val_history.items()}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.val_history = {int(k): list(v) for k, v in (checkpoint.get("mfe_val_history") or {}).items()}
 
     def configure_optimizers(self):
         hp = self.hparams
