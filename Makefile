@@ -5,13 +5,20 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.mfe-installed
 DEMO   ?= demo
+# make bench-accuracy: cohort folder, minutes per model and seed, training seeds
+BENCH_PROJ ?= bench_proj
+BUDGET     ?= 5
+SEEDS      ?= 97531 1 2
+SYNTH_SEED ?= 1
 
-.PHONY: demo test bench install clean-demo help
+.PHONY: demo test bench bench-accuracy install clean-demo help
 
 help:
 	@echo "make demo   - synthetic cohort -> ... -> the furthest pipeline stage, on CPU"
 	@echo "make test   - run the test suite (CPU, tiny synthetic data)"
-	@echo "make bench  - run the benchmarks in bench/ (prints numbers)"
+	@echo "make bench  - run the speed benchmarks in bench/ (prints numbers, a few minutes)"
+	@echo "make bench-accuracy - build the synthetic 'bench' cohort and compare the models with the oracle"
+	@echo "             (BUDGET=$(BUDGET) min per model and seed, SEEDS='$(SEEDS)': about 50 min on 2 CPU cores)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,7 +35,17 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 bench: $(STAMP)
-	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in bench/bench_*.py; do case $$b in *bench_accuracy.py) continue;; esac; \
+		echo "== $$b"; $(PY) $$b || exit 1; done
+	@echo "(accuracy against the oracle: make bench-accuracy)"
+
+$(BENCH_PROJ)/tasks: | $(STAMP)
+	$(VENV)/bin/mfe synth $(BENCH_PROJ) --preset bench --seed $(SYNTH_SEED)
+	cd $(BENCH_PROJ) && $(abspath $(VENV))/bin/mfe prepare && $(abspath $(VENV))/bin/mfe keypoints import \
+		&& $(abspath $(VENV))/bin/mfe extract --workers 2 && $(abspath $(VENV))/bin/mfe task make
+
+bench-accuracy: $(BENCH_PROJ)/tasks
+	$(PY) bench/bench_accuracy.py $(BENCH_PROJ) --budget_min $(BUDGET) --workers 0 --seeds $(SEEDS)
 
 clean-demo:
 	rm -rf $(DEMO)

@@ -3,7 +3,8 @@
 Runs ``train_cv`` for each model on a project's task (e.g. a ``mfe synth --preset bench``
 cohort taken through prepare -> keypoints import -> extract -> task make), with a wall-clock
 budget per model split evenly over the folds (Lightning ``max_time``; training stops there
-and the fold is tested with the best checkpoint so far). Prints accuracy at video level and
+and the fold is tested with the best checkpoint so far; the default number of epochs is
+what fits that budget, so the learning-rate schedule completes). Prints accuracy at video level and
 at animal level (one row per animal and label, mean p1 >= 0.5), with the oracle: a logistic
 regression on the true action units (``truth/truth.parquet``, mean per video) trained on the
 same folds' training + validation animals.
@@ -23,6 +24,12 @@ import numpy as np
 import pandas as pd
 
 AU = ["au_orbital", "au_ear", "au_nose", "au_cheek", "au_whisker"]
+
+#: Epochs that fit in one minute of one fold at 64 px with resnet18 on this project's 2-core
+#: reference machine (measured: baseline 11-13, advanced 9-12, resup 6-7 per 62-68 s).
+#: The default ``--epochs`` is this rate times the per-fold budget, so the cosine learning-rate
+#: schedule runs to its end inside the budget instead of being cut off at its peak.
+EPOCHS_PER_FOLD_MINUTE = {"baseline": 11, "advanced": 10, "resup": 6}
 
 
 def levels(pred: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -62,11 +69,14 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["baseline", "advanced", "resup"])
     ap.add_argument("--backbone", default="resnet18")
     ap.add_argument("--image_size", type=int, default=64)
-    ap.add_argument("--epochs", type=int, default=30, help="upper bound; the budget usually stops training first")
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="epochs per fold (default: what fits the budget, see EPOCHS_PER_FOLD_MINUTE)")
     ap.add_argument("--num_layers", type=int, default=2)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--epoch_size", type=int, default=None)
     ap.add_argument("--learning_rate", type=float, default=None, help="for every model (default: the seed's: 1e-4 advanced/resup, 1e-2 baseline)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=None,
+                    help="training seeds, one cross-validated run per seed (default: the model's seed default)")
     ap.add_argument("--tag", default="", help="suffix of the run names (models/bench/runs/bench-<model><tag>)")
     a = ap.parse_args()
 
@@ -80,26 +90,38 @@ def main() -> None:
     n_folds = len(task.folds)
     per_fold = a.budget_min * 60 / n_folds
     max_time = f"00:{int(per_fold // 3600):02d}:{int(per_fold % 3600 // 60):02d}:{int(per_fold % 60):02d}"
-    results = {}
+    from mouse_facial_expressions.training.params import SEED_DEFAULTS
+
+    rows = []  # (model, seed, video acc, animal acc, training s, epochs)
     for model in a.models:
         extra = {}  # seed defaults: 1e-4 AdamW (advanced, resup; 1e-3 collapsed to the majority class), 1e-2 SGD (baseline)
         if a.learning_rate:
             extra["learning_rate"] = a.learning_rate
-        p = make_params(model, backbone=a.backbone, image_size=a.image_size, epochs=a.epochs, num_layers=a.num_layers,
-                        max_time=max_time, workers=a.workers, epoch_size=a.epoch_size, run_name=f"bench-{model}{a.tag}",
-                        dataset_version=task_dir.name.removeprefix("task-"), **extra)
-        t0 = time.time()
-        summary = train_cv(task_dir, p, cfg.path("models") / "bench", track=False)
-        lv = levels(pd.read_csv(summary["predictions"]))
-        results[model] = (accuracy(lv["video"]), accuracy(lv["animal"]), time.time() - t0)
+        epochs = a.epochs or max(1, round(EPOCHS_PER_FOLD_MINUTE.get(model, 10) * per_fold / 60))
+        for seed in a.seeds or [SEED_DEFAULTS[model]["seed"]]:
+            # The seed's default seed keeps the plain run name, so earlier runs resume (finished folds are skipped).
+            name = f"bench-{model}{a.tag}" + ("" if seed == SEED_DEFAULTS[model]["seed"] else f"-seed{seed}")
+            p = make_params(model, backbone=a.backbone, image_size=a.image_size, epochs=epochs, num_layers=a.num_layers,
+                            max_time=max_time, workers=a.workers, epoch_size=a.epoch_size, run_name=name, seed=seed,
+                            dataset_version=task_dir.name.removeprefix("task-"), **extra)
+            summary = train_cv(task_dir, p, cfg.path("models") / "bench", track=False)
+            lv = levels(pd.read_csv(summary["predictions"]))
+            seconds = sum(float(f.get("seconds") or 0) for f in summary["folds"])
+            rows.append((model, seed, accuracy(lv["video"]), accuracy(lv["animal"]), seconds, epochs))
     lv = levels(oracle_predictions(Path(a.project), task))
-    results["oracle (true AUs)"] = (accuracy(lv["video"]), accuracy(lv["animal"]), float("nan"))
-    print(f"\ntask {task_dir} ({n_folds} folds), budget {a.budget_min:g} min per model ({max_time} per fold), "
+    rows.append(("oracle (true AUs)", None, accuracy(lv["video"]), accuracy(lv["animal"]), float("nan"), None))
+    print(f"\ntask {task_dir} ({n_folds} folds), budget {a.budget_min:g} min per model and seed ({max_time} per fold), "
           f"{a.backbone} at {a.image_size} px")
-    print(f"{'model':20s} {'video acc':>10s} {'animal acc':>11s} {'time s':>8s}")
-    for name, (v, an, s) in results.items():
-        print(f"{name:20s} {v:10.3f} {an:11.3f} {s:8.0f}")
-
+    print(f"{'model':20s} {'seed':>6s} {'video acc':>10s} {'animal acc':>11s} {'train s':>8s} {'epochs':>7s}   "
+          f"(n = {len(lv['video'])} videos, {len(lv['animal'])} animal rows)")
+    for model, seed, v, an, sec, ep in rows:
+        print(f"{model:20s} {seed if seed is not None else '':>6} {v:10.3f} {an:11.3f} {sec:8.0f} {ep if ep else '':>7}")
+    table = pd.DataFrame(rows, columns=["model", "seed", "video", "animal", "seconds", "epochs"])
+    if table.groupby("model")["seed"].count().max() > 1:
+        print("mean over seeds (min-max)")
+        for model, g in table.groupby("model", sort=False):
+            print(f"{model:20s} {len(g):>4d} x {g['video'].mean():10.3f} ({g['video'].min():.3f}-{g['video'].max():.3f})"
+                  f" {g['animal'].mean():8.3f}")
 
 if __name__ == "__main__":
     main()

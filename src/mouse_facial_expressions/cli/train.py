@@ -95,7 +95,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, model: str | None = Non
     r.add_argument("--num_nodes", type=int, default=_S, help="nodes for multi-node DDP (default: 1)")
     r.add_argument("--precision", default=_S, help="32-true, bf16-mixed, 16-mixed (default: bf16/16 mixed on CUDA, bf16-mixed on bf16 CPUs, else 32-true)")
     r.add_argument("--channels_last", type=str2bool, default=_S, metavar="{True,False}", help="channels_last memory format (default: on with bf16)")
-    r.add_argument("--max_time", default=_S, help="time limit per fold, DD:HH:MM:SS (default: none)")
+    r.add_argument("--max_time", default=_S, help="time limit per fold, DD:HH:MM:SS (default: none). The learning rate follows a cosine over "
+                   "--epochs: when the limit stops training early the schedule is cut off, so also set --epochs to "
+                   "what fits (a warning says how many did)")
     r.add_argument("--epoch_size", type=int, default=_S, help="training windows per epoch (default: the loader's)")
     r.add_argument("--workers", type=int, default=_S, help="data loader worker processes (default: 2)")
     r.add_argument("--limit_batches", type=_number, default=_S, help="cap train/val batches per epoch (int) or fraction (float), for quick checks")
