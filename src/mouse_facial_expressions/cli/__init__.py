@@ -73,11 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _quiet_third_party(verbose: bool) -> None:
     """Lightning, MLflow and numexpr log banners and tips at INFO; keep the terminal for our own lines."""
-    if verbose:
-        return
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "mlflow", "alembic",
-                 "numexpr"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    from mouse_facial_expressions._logs import quiet_third_party
+
+    quiet_third_party(not verbose)
 
 
 def main(argv: list[str] | None = None) -> int:

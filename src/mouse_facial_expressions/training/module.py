@@ -18,6 +18,10 @@ import_torchvision()  # before lightning (it imports torchvision through torchme
 import lightning.pytorch as pl  # noqa: E402
 import torch  # noqa: E402
 
+from mouse_facial_expressions._logs import requiet  # noqa: E402
+
+requiet()  # lightning reset its loggers' levels on import
+
 from mouse_facial_expressions.data.augment import normalize_clips  # noqa: E402
 from mouse_facial_expressions.data.datasets import batch_tensors  # noqa: E402
 from mouse_facial_expressions.models import create_model  # noqa: E402

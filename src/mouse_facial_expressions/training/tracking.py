@@ -38,6 +38,9 @@ class Tracker:
     def __init__(self, tracking_uri: str, experiment: str = "mfe", artifact_dir: str | Path | None = None):
         import mlflow
 
+        from mouse_facial_expressions._logs import requiet
+
+        requiet()  # mlflow resets its logger on import; its database set-up logs at INFO
         self.client = mlflow.MlflowClient(tracking_uri=tracking_uri)
         self.tracking_uri = tracking_uri
         exp = self.client.get_experiment_by_name(experiment)
