@@ -195,3 +195,22 @@ def test_collate_clips_sends_only_the_clip_as_a_tensor(store):
     for k in ("clip", "soft", "label", "start_time", "end_time"):
         assert torch.equal(back[k], ref[k]), k
     assert back["video"] == ref["video"]
+
+
+def test_augmentation_is_reproducible_across_processes(store):
+    """The same seeds give the same augmented clips in a fresh process (no pid in the seed)."""
+    import subprocess
+    import sys
+
+    tmp, _, _, frames = store
+    w = _windows(frames)
+    w.to_pickle(tmp / "w.pkl")
+    code = (
+        "import sys, pandas as pd, torch\n"
+        "from mouse_facial_expressions.data.datasets import ClipDataset\n"
+        "torch.manual_seed(5)\n"
+        f"ds = ClipDataset({str(tmp / 'frames')!r}, pd.read_pickle({str(tmp / 'w.pkl')!r}), image_size=16, augment=True, seed=2)\n"
+        "print(float(sum(ds[i]['clip'].double().sum() for i in range(6))))\n"
+    )
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout for _ in range(2)]
+    assert runs[0] == runs[1] and runs[0].strip()

@@ -102,9 +102,11 @@ class ClipDataset(Dataset):
         return m
 
     def _generator(self) -> torch.Generator:
-        key = (os.getpid(), torch.initial_seed())
+        key = (os.getpid(), torch.initial_seed())  # a new worker or a re-seeded process: new generator
         if self._gen is None or self._gen_key != key:
-            self._gen = torch.Generator().manual_seed(hash((self.seed, *key)) & 0x7FFF_FFFF_FFFF_FFFF)
+            # Seeded from the process's torch seed only (PyTorch derives each worker's from the
+            # loader's seeded generator), never from the pid, so reruns draw the same augmentation.
+            self._gen = torch.Generator().manual_seed(hash((self.seed, torch.initial_seed())) & 0x7FFF_FFFF_FFFF_FFFF)
             self._gen_key = key
         return self._gen
 
