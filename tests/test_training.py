@@ -94,9 +94,17 @@ def _record_epochs(monkeypatch):
 
 def test_resume_continues_an_interrupted_fold_from_its_last_epoch(tmp_path, monkeypatch):
     torch.set_num_threads(1)
-    run(tmp_path, tiny_params(epochs=1, run_name="r", limit_batches=2), track=False)
+    import mouse_facial_expressions.training.cv as cv
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt  # as if killed after training, before testing
+
+    with monkeypatch.context() as m:
+        m.setattr(cv, "predict_windows", killed)
+        with pytest.raises(KeyboardInterrupt):
+            run(tmp_path, tiny_params(epochs=1, run_name="r", limit_batches=2), track=False)
     fold_dir = tmp_path / "runs" / "r" / "fold0"
-    (fold_dir / "predictions_test.csv").unlink()  # as if killed before testing
+    assert (fold_dir / "last.ckpt").is_file() and not (fold_dir / "predictions_test.csv").exists()
     seen = _record_epochs(monkeypatch)
     summary = run(tmp_path, tiny_params(epochs=2, run_name="r", limit_batches=2), track=False)
     assert seen == [1]  # epoch 0 came from last.ckpt
@@ -196,10 +204,10 @@ def test_selection_prefers_accuracy_then_lower_validation_loss(trained):
     fold = summary["folds"][0]
     ckpt = torch.load(fold["best_checkpoint"], map_location="cpu", weights_only=True)
     history = {int(k): v for k, v in ckpt["mfe_val_history"].items()}  # epoch -> [val_acc, val_loss]
-    assert sorted(history) == list(range(ckpt["epoch"] + 1))
+    assert sorted(history) == list(range(ckpt["epoch"] + 1))  # every epoch up to the selected one
     best = max(history, key=lambda e: history[e][0] - SELECT_LOSS_WEIGHT * history[e][1])
     assert fold["best_epoch"] == ckpt["epoch"] == best
     assert fold["val_acc"] == pytest.approx(history[best][0]) and fold["val_loss"] == pytest.approx(history[best][1])
     assert history[best][0] == max(v[0] for v in history.values())  # accuracy comes first
-    last = torch.load(out / "runs" / summary["run_name"] / "fold0" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert len(last["mfe_val_history"]) == 3  # every epoch's validation is kept for resume
+    assert "optimizer_states" not in ckpt  # best checkpoints hold weights, hparams and the history
+    assert not (out / "runs" / summary["run_name"] / "fold0" / "last.ckpt").exists()  # finished: resume point gone

@@ -8,7 +8,7 @@ score the fold's test animals once with that checkpoint. Outputs (``out`` = the 
     <out>/checkpoints/task1-fold{k}-epoch=E-val_acc=A.ckpt            (baseline, seed path)
     <out>/checkpoints_advanced/advanced-fold{k}-epoch=E-val_acc=A.ckpt (advanced)
     <out>/checkpoints_resup/resup-fold{k}-epoch=E-val_acc=A.ckpt       (resup)
-    <out>/runs/<run_name>/fold{k}/last.ckpt           resume point (every epoch)
+    <out>/runs/<run_name>/fold{k}/last.ckpt           resume point (every epoch; removed when the fold finishes)
     <out>/runs/<run_name>/fold{k}/predictions_test.csv  marks the fold finished
     <out>/runs/<run_name>/fold{k}/fold.json           selection + test accuracy
     <out>/runs/<run_name>/predictions.csv, summary.json, params.json, mlflow.json
@@ -223,6 +223,7 @@ def train_fold(
     best_cb = ModelCheckpoint(
         dirpath=out_dir / folder, filename=f"{prefix}-fold{fold}-{{epoch}}-{{val_acc:.2f}}",
         monitor="val_select", mode="max", save_top_k=1,  # best val_acc; ties -> lower val_loss
+        save_weights_only=True,  # what prediction needs: a third of the size without the optimiser state
     )
     last_cb = ModelCheckpoint(dirpath=fold_dir, save_top_k=0, save_last=True, enable_version_counter=False)
     callbacks = [best_cb, last_cb, SamplerEpoch(data.get("train_sampler"))]
@@ -260,6 +261,8 @@ def train_fold(
     )
     _atomic_write(fold_dir / "fold.json", json.dumps(record, indent=1))
     _write_csv(preds, fold_dir / "predictions_test.csv")  # last: marks the fold finished
+    if resume.is_file() and Path(best) != resume:
+        resume.unlink()  # a finished fold is never resumed; its best checkpoint stays
     if tracker is not None and run_id:
         tracker.log_metrics(run_id, {"test_acc": test_acc, "best_val_acc": record["val_acc"] or float("nan")})
         tracker.log_artifact(run_id, fold_dir / "predictions_test.csv")
