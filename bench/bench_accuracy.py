@@ -17,7 +17,6 @@ same folds' training + validation animals.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np

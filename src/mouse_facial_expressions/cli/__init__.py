@@ -12,6 +12,7 @@ import logging
 import sys
 
 from mouse_facial_expressions import __version__
+from mouse_facial_expressions._logs import quiet_third_party
 from mouse_facial_expressions.config import ConfigError
 
 #: Subcommand modules, in pipeline order (each one's ``register`` adds its commands).
@@ -71,13 +72,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_third_party(verbose: bool) -> None:
-    """Lightning, MLflow and numexpr log banners and tips at INFO; keep the terminal for our own lines."""
-    from mouse_facial_expressions._logs import quiet_third_party
-
-    quiet_third_party(not verbose)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -85,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    _quiet_third_party(args.verbose)
+    quiet_third_party(not args.verbose)  # Lightning, MLflow, numexpr banners: keep the terminal for our lines
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

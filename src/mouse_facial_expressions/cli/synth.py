@@ -57,9 +57,6 @@ def register(sub, formatter):
 
 
 def run(args) -> int:
-    import logging
-
-    logging.getLogger("numexpr").setLevel(logging.WARNING)  # pandas' HDF5 writer chatters
     from mouse_facial_expressions.synth import contact_sheet, generate_cohort
     from mouse_facial_expressions.synth.cohort import summary
 

@@ -127,8 +127,6 @@ def to_model_input(
     Returns:
         ``(T, channels, image_size, image_size)`` float32.
     """
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
     return normalize_clips(prepare_clip(frames, image_size, augment, generator), channels)
 
 

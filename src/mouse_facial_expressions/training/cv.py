@@ -41,7 +41,7 @@ from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from mouse_facial_expressions.training.module import ClipClassifier, auto_precision, load_model_from_checkpoint  # noqa: E402
+from mouse_facial_expressions.training.module import ClipClassifier, auto_precision, model_from_checkpoint  # noqa: E402
 from mouse_facial_expressions.training.params import TrainParams  # noqa: E402
 from mouse_facial_expressions.training.tracking import MlflowEpochLogger, Tracker, default_tracking_uri  # noqa: E402
 
@@ -247,9 +247,11 @@ def train_fold(
             fold, p.max_time, done, p.epochs, max(1, done),
         )
     best = best_cb.best_model_path or str(resume)
-    best_epoch = int(torch.load(best, map_location="cpu", weights_only=True).get("epoch", -1))
+    ckpt = torch.load(best, map_location="cpu", weights_only=True)
+    best_epoch = int(ckpt.get("epoch", -1))
     best_val = module.val_history.get(best_epoch)  # [val_acc, val_loss] of the selected epoch
-    model, _ = load_model_from_checkpoint(best)
+    model, _ = model_from_checkpoint(ckpt, best)
+    del ckpt
     preds = predict_windows(model, test_dl, fold, precision, channels=p.in_channels)
     test_acc = float(((preds["p1"] >= 0.5).astype(int) == preds["label"]).mean()) if len(preds) else float("nan")
     record = dict(

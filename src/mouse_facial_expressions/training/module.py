@@ -181,10 +181,14 @@ def load_model_from_checkpoint(path: str | Path, map_location: str | torch.devic
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    return model_from_checkpoint(torch.load(path, map_location=map_location, weights_only=True), path)
+
+
+def model_from_checkpoint(ckpt: dict, source: str | Path = "checkpoint") -> tuple[torch.nn.Module, dict]:
+    """:func:`load_model_from_checkpoint` for a checkpoint dict already loaded (``source`` names it in errors)."""
     hp = dict(ckpt.get("hyper_parameters") or {})
     if "model_name" not in hp:
-        raise ValueError(f"{path}: not an mfe checkpoint (no model_name in its hyper_parameters)")
+        raise ValueError(f"{source}: not an mfe checkpoint (no model_name in its hyper_parameters)")
     cfg = dict(hp["model_cfg"], pretrained="none")
     model = create_model(hp["model_name"], **cfg)
     state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
