@@ -7,7 +7,8 @@ and the fold is tested with the best checkpoint so far; the default number of ep
 what fits that budget, so the learning-rate schedule completes). Prints accuracy at video level and
 at animal level (one row per animal and label, mean p1 >= 0.5), with the oracle: a logistic
 regression on the true action units (``truth/truth.parquet``, mean per video) trained on the
-same folds' training + validation animals.
+same folds' training + validation animals (``synth/oracle.py``), on this cohort and as a mean
+over ``--oracle_seeds`` other cohorts of the same preset (truth tables only, seconds each).
 
     mfe synth bench_proj --preset bench && cd bench_proj && mfe prepare && mfe keypoints import \\
         && mfe extract && mfe task make && cd ..
@@ -21,8 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-AU = ["au_orbital", "au_ear", "au_nose", "au_cheek", "au_whisker"]
 
 #: Epochs that fit in one minute of one fold at 64 px with resnet18 on this project's 2-core
 #: reference machine (measured: baseline 11-13, advanced 9-12, resup 6-7 per 62-68 s).
@@ -44,20 +43,29 @@ def accuracy(df: pd.DataFrame) -> float:
 
 def oracle_predictions(project: Path, task) -> pd.DataFrame:
     """Video-level p1 of a logistic regression on the mean true action units, same folds."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from mouse_facial_expressions.synth.oracle import oracle_predictions as oracle
 
-    truth = pd.read_parquet(project / "truth" / "truth.parquet", columns=["video", *AU])
-    labels = task.frames.groupby("video").agg(animal=("animal", "first"), label=("label", "first"))
-    feats = truth.groupby("video")[AU].mean().join(labels, how="inner").reset_index()
-    rows = []
-    for f in task.folds:
-        fit = feats[feats["animal"].astype(str).isin(map(str, list(f["train"]) + list(f["val"])))]
-        test = feats[feats["animal"].astype(str).isin(map(str, f["test"]))]
-        clf = make_pipeline(StandardScaler(), LogisticRegression()).fit(fit[AU], fit["label"])
-        rows.append(test.assign(p1=clf.predict_proba(test[AU])[:, 1], fold=f["fold"])[["fold", "video", "animal", "label", "p1"]])
-    return pd.concat(rows, ignore_index=True)
+    return oracle(pd.read_parquet(project / "truth" / "truth.parquet"), task)
+
+
+def oracle_summary(project: Path, task, n_seeds: int) -> str:
+    """The oracle on this cohort, and its mean over ``n_seeds`` other synthetic cohorts of the
+    same preset (truth tables only, same task spec): one cohort's 34 videos move the oracle
+    by 3 points a video, so the model is compared with the mean."""
+    import json
+
+    from mouse_facial_expressions.synth.oracle import oracle_over_seeds
+
+    here = levels(oracle_predictions(project, task))
+    line = f"oracle (true AUs) on this cohort: video {accuracy(here['video']):.3f}, animal {accuracy(here['animal']):.3f}"
+    info = json.loads((project / "truth" / "synth.json").read_text())
+    cfg = info["config"]
+    if n_seeds <= 0:
+        return line
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items() if k != "seed"}  # the same cohort design
+    accs = oracle_over_seeds(info["preset"], range(n_seeds), task.spec, **overrides)
+    return (f"{line}\noracle over {n_seeds} synthetic seeds (mfe synth --preset {info['preset']} --seed 0..{n_seeds - 1}): "
+            f"video {accs.mean():.3f} (sd {accs.std(ddof=1):.3f}, min {accs.min():.3f}, max {accs.max():.3f})")
 
 
 def main() -> None:
@@ -77,6 +85,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=None,
                     help="training seeds, one cross-validated run per seed (default: the model's seed default)")
     ap.add_argument("--tag", default="", help="suffix of the run names (models/bench/runs/bench-<model><tag>)")
+    ap.add_argument("--oracle_seeds", type=int, default=30, help="synthetic cohorts (truth only) the oracle is averaged over")
     a = ap.parse_args()
 
     from mouse_facial_expressions.config import load_config
@@ -109,6 +118,7 @@ def main() -> None:
             rows.append((model, seed, accuracy(lv["video"]), accuracy(lv["animal"]), seconds, epochs))
     lv = levels(oracle_predictions(Path(a.project), task))
     rows.append(("oracle (true AUs)", None, accuracy(lv["video"]), accuracy(lv["animal"]), float("nan"), None))
+    oracle_text = oracle_summary(Path(a.project), task, a.oracle_seeds)
     print(f"\ntask {task_dir} ({n_folds} folds), budget {a.budget_min:g} min per model and seed ({max_time} per fold), "
           f"{a.backbone} at {a.image_size} px")
     print(f"{'model':20s} {'seed':>6s} {'video acc':>10s} {'animal acc':>11s} {'train s':>8s} {'epochs':>7s}   "
@@ -121,6 +131,7 @@ def main() -> None:
         for model, g in table.groupby("model", sort=False):
             print(f"{model:20s} {len(g):>4d} x {g['video'].mean():10.3f} ({g['video'].min():.3f}-{g['video'].max():.3f})"
                   f" {g['animal'].mean():8.3f}")
+    print(oracle_text)
 
 if __name__ == "__main__":
     main()

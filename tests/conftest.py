@@ -35,3 +35,22 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} not found")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny8_task(tmp_path_factory) -> Path:
+    """synth ``tiny`` with 8 mice (so each fold has validation animals), prepared, extracted and
+    made into task1 with 2 folds of 3-frame windows; returns the task folder. Read-only."""
+    from mouse_facial_expressions.config import load_config
+    from mouse_facial_expressions.data.tasks import make_task, preset
+    from mouse_facial_expressions.io.keypoints import import_keypoints
+    from mouse_facial_expressions.preprocess.extract import extract_videos
+    from mouse_facial_expressions.preprocess.prepare import prepare_videos
+    from mouse_facial_expressions.synth import generate_cohort
+
+    project = generate_cohort(tmp_path_factory.mktemp("tiny8") / "project", preset="tiny", seed=0, mice=8)
+    cfg = load_config(project)
+    prepare_videos(cfg, progress=False)
+    import_keypoints(cfg)
+    assert extract_videos(cfg, progress=False).ok
+    return Path(make_task(cfg, preset("task1", n_folds=2, num_frames=3, frame_stride=1)))

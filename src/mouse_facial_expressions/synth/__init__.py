@@ -2,7 +2,8 @@
 
 ``generate_cohort(out, preset="tiny", **overrides)`` writes a full project (raw videos,
 metadata CSVs, DLC output, truth table); ``contact_sheet(project, png)`` draws frames with
-their keypoints for both labels. Names load lazily, so that ``mfe --help`` stays fast.
+their keypoints for both labels; ``truth_table(preset, **overrides)`` is the truth table alone
+(nothing rendered), for oracle accuracies over many seeds. Names load lazily, so that ``mfe --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "generate_cohort": "cohort", "SCORER": "cohort", "summary": "cohort",
+    "generate_cohort": "cohort", "SCORER": "cohort", "summary": "cohort", "truth_table": "cohort",
     "PRESETS": "params", "SynthConfig": "params", "make_config": "params",
     "contact_sheet": "sheet",
 }

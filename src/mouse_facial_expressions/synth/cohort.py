@@ -295,30 +295,44 @@ def generate_cohort(out: str | Path, preset: str = "tiny", **overrides) -> Path:
     return out
 
 
-def _make_video(cfg: SynthConfig, pcfg, v: dict, a: pd.Series, look) -> pd.DataFrame | None:
-    """Render one camera video; for a kept take also write its DLC files and return its truth."""
+def _simulate(cfg: SynthConfig, v: dict, a: pd.Series, look) -> dict:
+    """One camera take's motion, action units and feeder bar (everything but the pixels)."""
     width, height = cfg.size
     r_track, r_au, r_render, r_kp = (np.random.default_rng(s) for s in np.random.SeedSequence(
         [cfg.seed, 10, int(v["animal"][1:]), v["recording"], v["discard"]]).spawn(4))
     L = cfg.head_len * look.zoom
-    n = v["n_raw"]
-    track = simulate_track(r_track, n, cfg.fps, width, height, L, cfg.p_rear, cfg.p_look_away,
+    track = simulate_track(r_track, v["n_raw"], cfg.fps, width, height, L, cfg.p_rear, cfg.p_look_away,
                            cfg.p_blur, y_top=Y_TOP, dy=look.dy * L)
-    intensity, aus = _intensity(cfg, a, v, r_au, n)
+    intensity, aus = _intensity(cfg, a, v, r_au, v["n_raw"])
     bar = _feeder(r_track, cfg, width, height, L)
+    return dict(track=track, intensity=intensity, aus=aus, bar=bar, L=L, r_render=r_render, r_kp=r_kp)
+
+
+def _make_video(cfg: SynthConfig, pcfg, v: dict, a: pd.Series, look) -> pd.DataFrame | None:
+    """Render one camera video; for a kept take also write its DLC files and return its truth."""
+    width, height = cfg.size
+    sim = _simulate(cfg, v, a, look)
     coat = {k: SHADE[k] + a.fur for k in ("fur", "body", "far_ear", "ear", "lid")}
     with VideoWriter(pcfg.path("raw_videos") / raw_name(v), cfg.fps, width, height, gray=True, crf=cfg.crf) as w:
-        for frame in render_frames(track, aus, L, width, height, look, bar, r_render, coat):
+        for frame in render_frames(sim["track"], sim["aus"], sim["L"], width, height, look, sim["bar"], sim["r_render"], coat):
             w.write(frame)
     if v["discard"]:
         return None
+    return _truth_part(cfg, pcfg.video.recording_labels, v, a, sim, pcfg.path("dlc"))
 
-    lm = landmarks(track["x"], track["y"], track["s"].astype(float), track["yaw"], track["pitch"], L)
-    obs, visible, occluded, blurred = _keypoints(track, lm, bar, r_kp, width, height)
+
+def _truth_part(cfg: SynthConfig, recording_labels: dict, v: dict, a: pd.Series, sim: dict,
+                dlc_folder: Path | None) -> pd.DataFrame:
+    """The truth rows of one kept take (and its DLC files in ``dlc_folder``, when given)."""
+    width, height = cfg.size
+    track, aus = sim["track"], sim["aus"]
+    lm = landmarks(track["x"], track["y"], track["s"].astype(float), track["yaw"], track["pitch"], sim["L"])
+    obs, visible, occluded, blurred = _keypoints(track, lm, sim["bar"], sim["r_kp"], width, height)
     sl = slice(v["start_f"], v["stop_f"])
-    video = f"{v['animal']}_rec{v['recording']}_{pcfg.video.recording_labels[v['recording']]}"
-    write_dlc(dlc_table({k: tuple(arr[sl] for arr in xyl) for k, xyl in obs.items()}), pcfg.path("dlc"), video)
-    raw_idx = np.arange(n)[sl]
+    video = f"{v['animal']}_rec{v['recording']}_{recording_labels[v['recording']]}"
+    if dlc_folder is not None:
+        write_dlc(dlc_table({k: tuple(arr[sl] for arr in xyl) for k, xyl in obs.items()}), dlc_folder, video)
+    raw_idx = np.arange(v["n_raw"])[sl]
     treated = str(a.treatment).lower() not in CONTROL_TREATMENTS
     label_true = int(treated and v["recording"] >= 2)
     part = pd.DataFrame({
@@ -329,11 +343,28 @@ def _make_video(cfg: SynthConfig, pcfg, v: dict, a: pd.Series, look) -> pd.DataF
         "blurred": blurred[sl], "occluded": occluded[sl], "rearing": track["rearing"][sl],
         "looking_away": track["yaw"][sl] < PORTRAIT_YAW, "yaw": track["yaw"][sl],
         **{f"au_{k}": aus[sl, j] for j, k in enumerate(AU_NAMES)},
-        "intensity": intensity[sl], "label": label_true ^ int(a.label_flipped), "label_true": label_true,
+        "intensity": sim["intensity"][sl], "label": label_true ^ int(a.label_flipped), "label_true": label_true,
     })
     for name, xy in lm.items():
         part[f"{name}_x"], part[f"{name}_y"] = xy[sl, 0], xy[sl, 1]
     return part
+
+
+def truth_table(preset: str = "tiny", **overrides) -> pd.DataFrame:
+    """``truth/truth.parquet`` of the cohort ``generate_cohort(out, preset, **overrides)`` would
+    write, without rendering or writing anything: a second per video instead of minutes per
+    cohort, so oracle accuracies can be averaged over many synthetic seeds."""
+    cfg = make_config(preset, **overrides)
+    labels = Config().video.recording_labels
+    animals = make_animals(cfg)
+    looks = cohort_looks(np.random.default_rng(np.random.SeedSequence([cfg.seed, 3])), cfg.cohorts)
+    by_name = animals.set_index("animal")
+    parts = []
+    for v in _video_plan(cfg, animals):
+        if not v["discard"]:
+            a = by_name.loc[v["animal"]]
+            parts.append(_truth_part(cfg, labels, v, a, _simulate(cfg, v, a, looks[v["cohort"]]), None))
+    return pd.concat(parts, ignore_index=True)
 
 
 def summary(project: str | Path) -> str:
