@@ -126,3 +126,23 @@ def test_settings_fall_back_to_the_project_config_without_the_training_store(run
     assert s["source"] == "config"
     assert s["crop_size"] == run.cfg.extract.crop_size and s["target_fps"] == run.cfg.extract.target_fps
     assert (s["num_frames"], s["frame_stride"], s["image_size"]) == (3, 1, 32)  # always the checkpoint's
+
+
+def test_a_second_call_into_the_same_folder_merges_the_summary(run, tmp_path):
+    from mouse_facial_expressions.cli import main
+
+    _, ckpt = _fold0(run)
+    out = tmp_path / "out"
+    kp = run.cfg.path("keypoints")
+    first, second = _video(run, "m1_rec1_preinjection"), _video(run, "m4_rec1_preinjection")
+    broken = tmp_path / "m4_rec1_preinjection.mp4"
+    broken.write_bytes(b"not a video")  # first try of m4 fails
+    assert main(["predict", str(first), "--keypoints", str(kp / "m1_rec1_preinjection.parquet"), "--model", str(ckpt), "--out", str(out)]) == 0
+    assert main(["predict", str(broken), "--keypoints", str(kp / "m4_rec1_preinjection.parquet"), "--model", str(ckpt), "--out", str(out)]) == 1
+    s = pd.read_csv(out / "summary.csv").set_index("video")
+    assert list(s.index) == ["m1_rec1_preinjection", "m4_rec1_preinjection"] and s.loc["m4_rec1_preinjection", "status"] == "failed"
+    # rerun only the failed video: its row is replaced, the other stays
+    assert main(["predict", str(second), "--keypoints", str(kp / "m4_rec1_preinjection.parquet"), "--model", str(ckpt), "--out", str(out)]) == 0
+    s = pd.read_csv(out / "summary.csv").set_index("video")
+    assert list(s.index) == ["m1_rec1_preinjection", "m4_rec1_preinjection"]
+    assert (s["status"] == "done").all()

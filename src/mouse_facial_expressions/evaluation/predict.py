@@ -338,7 +338,8 @@ def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = No
         device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available).
 
     Returns:
-        A :class:`PredictReport`; ``summary.csv`` in ``out_dir`` lists every video.
+        A :class:`PredictReport`; ``summary.csv`` in ``out_dir`` lists every video scored
+        there, by this call and earlier ones (:func:`merge_summary`).
     """
     ens = model if isinstance(model, FoldEnsemble) else load_ensemble(model)
     ens.to(device)
@@ -367,5 +368,23 @@ def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = No
             res = VideoPrediction(vp.stem, "failed", error=f"{type(err).__name__}: {err}",
                                   elapsed_s=time.perf_counter() - t0)
         report.results.append(res)
-    _atomic_csv(report.summary_table(), out_dir / "summary.csv")
+    _atomic_csv(merge_summary(out_dir / "summary.csv", report.summary_table()), out_dir / "summary.csv")
     return report
+
+
+def merge_summary(path: Path, new: pd.DataFrame) -> pd.DataFrame:
+    """``summary.csv`` after this call: rows of ``new`` replace earlier rows of the same video,
+    other videos' rows stay (a rerun of only the failed videos completes the summary)."""
+    if not path.is_file():
+        return new
+    try:
+        old = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        log.warning("%s: unreadable (%s); it is replaced by this call's videos only", path, err)
+        return new
+    if "video" not in old.columns:
+        log.warning("%s: no 'video' column; it is replaced by this call's videos only", path)
+        return new
+    old = old[~old["video"].astype(str).isin(set(new["video"].astype(str)))]
+    merged = pd.concat([old.reindex(columns=new.columns), new], ignore_index=True) if len(old) else new
+    return merged.sort_values("video", kind="stable").reset_index(drop=True)
