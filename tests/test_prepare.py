@@ -240,3 +240,67 @@ def test_tiny_cohort_stamps_match_truth(request):
     for video, t in truth.groupby("video"):
         got = stamps(project / "videos" / "processed" / f"{video}.mp4")
         assert got == t.sort_values("frame")["raw_frame"].tolist(), video
+
+
+def make_vfr_raw(path: Path, intervals_ms: list[int]) -> np.ndarray:
+    """A grey video whose frame i carries stamp i and is shown at sum(intervals_ms[:i]) ms;
+    returns the frame times in seconds."""
+    from fractions import Fraction
+
+    import av
+
+    times = np.concatenate([[0], np.cumsum(intervals_ms[:-1])]).astype(int)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = 160, 120, "yuv420p"
+        s.codec_context.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times):
+            frame = np.full((120, 160), 90, np.uint8)
+            vf = av.VideoFrame.from_ndarray(draw_stamp(frame, i), format="gray").reformat(format="yuv420p")
+            vf.pts, vf.time_base = int(t), Fraction(1, 1000)
+            for p in s.encode(vf):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return times / 1000.0
+
+
+def test_variable_frame_rate_is_trimmed_by_timestamps(tmp_path, caplog):
+    root = tmp_path / "proj"
+    cfg = init_project(root)
+    # 2 s at 5 fps (10 frames), then 4 s at 20 fps (80 frames): average ~15 fps
+    times = make_vfr_raw(cfg.path("raw_videos") / "camA__111__20240201_100000.mp4", [200] * 10 + [50] * 80)
+    write_metadata(root, ["m1,1,camA,2024,2,1,10,0,0,0:01,0:05,0"])
+    with caplog.at_level("WARNING"):
+        report = prepare_videos(load_config(root), progress=False)
+    assert report.ok, report.summary()
+    out = root / "videos" / "processed" / "m1_rec1_preinjection.mp4"
+    got = stamps(out)
+    shown = np.flatnonzero((times >= 1.0 - 1e-9) & (times < 5.0 - 1e-9))  # frames shown from 1 s up to 5 s
+    assert got[0] == shown[0] == 5 and got[-1] == shown[-1]  # by the average rate it would start at frame ~15
+    assert got == list(range(shown[0], shown[-1] + 1))
+    record = json.loads((out.parent / "m1_rec1_preinjection.prepare.json").read_text())
+    assert record["variable_frame_rate"] is True and record["start_time_s"] == pytest.approx(1.0)
+    assert any("variable frame rate" in r.getMessage() for r in caplog.records)
+
+
+def test_constant_frame_rate_is_not_called_variable(project):
+    prepare_videos(load_config(project), progress=False)
+    record = json.loads((project / "videos" / "processed" / "m1_rec1_preinjection.prepare.json").read_text())
+    assert record["variable_frame_rate"] is False
+
+
+def test_missing_raw_video_suggests_discard_or_skip_missing(project):
+    (project / "videos" / "raw" / RAW_FILES[1]).unlink()
+    with pytest.raises(PrepareError, match=r"discard=1.*--skip-missing"):
+        prepare_videos(load_config(project), progress=False)
+
+
+def test_skip_missing_prepares_the_others_and_lists_the_skipped(project, capsys):
+    (project / "videos" / "raw" / RAW_FILES[1]).unlink()
+    assert main(["prepare", "-p", str(project), "--skip-missing"]) == 0
+    out = capsys.readouterr().out
+    assert "1 skipped (raw video missing)" in out and "SKIPPED m1_rec4_4h-postinjection" in out
+    assert outputs(project) == sorted(f"{v}{ext}" for v in ("m1_rec1_preinjection", "f2_rec1_preinjection")
+                                      for ext in (".mp4", ".prepare.json"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mouse_facial_expressions.cli._common import add_project_arg, project_config
+from mouse_facial_expressions.cli._common import add_encoding_arg, add_project_arg, project_config
 
 DESCRIPTION = """\
 For every row of raw_videos.csv with discard != 1, find the raw video by camera and
@@ -22,8 +22,12 @@ def register(sub, formatter):
     p = sub.add_parser("prepare", help="trim + rename raw videos per raw_videos.csv",
                        description=DESCRIPTION, formatter_class=formatter)
     add_project_arg(p)
+    add_encoding_arg(p)
     p.add_argument("--overwrite", action="store_true",
                    help="rewrite videos whose output is complete already, or was made from other trims")
+    p.add_argument("--skip-missing", "--skip_missing", dest="skip_missing", action="store_true",
+                   help="prepare the other videos when a row's raw video is missing, and list what was skipped "
+                   "(default: stop; or set discard=1 on that row)")
     p.add_argument("--dry-run", action="store_true",
                    help="only print the plan (row -> raw file -> output, trims in frames); write nothing")
     p.set_defaults(func=run)
@@ -34,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = project_config(args)
     if args.dry_run:
-        print(describe_plan(cfg, overwrite=args.overwrite))
+        print(describe_plan(cfg, overwrite=args.overwrite, skip_missing=args.skip_missing))
         return 0
-    report = prepare_videos(cfg, overwrite=args.overwrite)
+    report = prepare_videos(cfg, overwrite=args.overwrite, skip_missing=args.skip_missing)
     print(report.summary())
     return 0 if report.ok else 1

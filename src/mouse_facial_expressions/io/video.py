@@ -60,6 +60,40 @@ def probe(path: str | Path) -> VideoInfo:
         return VideoInfo(Path(path), int(s.frames or 0), fps, s.codec_context.width, s.codec_context.height)
 
 
+def frame_times(path: str | Path) -> np.ndarray:
+    """Presentation time (s, from the first frame) of every frame, in frame order, read from the
+    container's packets without decoding (fast). Frame ``i`` of :func:`iter_frames` is shown at
+    ``frame_times(path)[i]``; for a constant frame rate that is ``i / fps``.
+
+    Raises:
+        VideoError: a packet without a timestamp, or a container that cannot be read.
+    """
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        pts = []
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0:  # the flush packet at the end
+                    continue
+                if packet.pts is None:
+                    raise VideoError(f"{path}: packet {len(pts)} has no presentation timestamp")
+                pts.append(packet.pts)
+        except av.error.FFmpegError as err:
+            raise VideoError(f"{path}: reading packets failed after packet {len(pts)} ({err})") from err
+        base = float(stream.time_base)
+    t = np.sort(np.asarray(pts, dtype=np.float64)) * base
+    return t - t[0] if len(t) else t
+
+
+def frame_rate_varies(times: np.ndarray, tolerance: float = 0.1) -> bool:
+    """True when frame intervals differ from their median by more than ``tolerance`` (a share)."""
+    if len(times) < 3:
+        return False
+    dt = np.diff(times)
+    med = float(np.median(dt))
+    return med > 0 and bool(np.any(np.abs(dt - med) > tolerance * med))
+
+
 def iter_frames(
     path: str | Path, start: int = 0, stop: int | None = None, gray: bool = True,
     wanted: np.ndarray | None = None,

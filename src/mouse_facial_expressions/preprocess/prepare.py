@@ -6,9 +6,11 @@ to ``start``..``end`` and written as ``paths.processed_videos/<animal>_rec<k>_<l
 
 Why re-encode: the original code stream-copied from the nearest keyframe before ``start``,
 so the first output frame was not the frame at ``start`` and every keypoint was shifted in
-time. Here the raw video is decoded sequentially from its first frame and frames
-``round(start_s * fps) <= i < round(end_s * fps)`` are re-encoded (H.264, same fps), so output
-frame 0 *is* raw frame ``round(start_s * fps)``.
+time. Here the raw video is decoded sequentially from its first frame and the frames shown
+from ``start`` up to ``end`` (by their presentation timestamps, read from the container; at a
+constant rate that is ``round(start_s * fps) <= i < round(end_s * fps)``) are re-encoded
+(H.264, same average fps), so output frame 0 *is* the raw frame shown at ``start``. A variable
+frame rate is trimmed by the clock, warned about, and recorded in the sidecar.
 
 Colour: output is grey by default (``video.gray``): the lab cameras are mono, H.264 stores
 them as YUV anyway, and keypoints/extract work on grey. Set ``video.gray: false`` to keep RGB.
@@ -33,11 +35,12 @@ from datetime import datetime
 from pathlib import Path
 
 import av
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from mouse_facial_expressions.io.metadata import MetadataError, load_video_table
-from mouse_facial_expressions.io.video import VideoError, VideoWriter, iter_frames, probe
+from mouse_facial_expressions.io.video import VideoError, VideoWriter, frame_rate_varies, frame_times, iter_frames, probe
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +88,15 @@ class PlanItem:
         stop = None if math.isnan(self.end_s) else int(round(self.end_s * fps))
         return int(round(self.start_s * fps)), stop
 
+    def frames_at(self, times: np.ndarray, fps: float) -> tuple[int, int | None]:
+        """``(start, stop)`` from the frames' presentation times (s): the first frame shown at
+        ``start_s`` (within half an average frame) up to the first shown at ``end_s``. For a
+        constant frame rate this is :meth:`frames`; for a variable one it follows the clock."""
+        half = 0.5 / fps if fps > 0 else 0.0
+        start = int(np.searchsorted(times, self.start_s - half - 1e-9, side="left"))
+        stop = None if math.isnan(self.end_s) else int(np.searchsorted(times, self.end_s - half - 1e-9, side="left"))
+        return start, stop
+
 
 @dataclass
 class PrepareReport:
@@ -93,6 +105,7 @@ class PrepareReport:
     written: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)  # rows left out by skip_missing
 
     @property
     def ok(self) -> bool:
@@ -101,7 +114,10 @@ class PrepareReport:
     def summary(self) -> str:
         lines = [f"prepare: {len(self.written)} written, {len(self.skipped)} skipped "
                  f"(complete already), {len(self.failed)} failed"]
+        if self.missing:
+            lines[0] += f", {len(self.missing)} skipped (raw video missing)"
         lines += [f"  FAILED {video}: {reason}" for video, reason in self.failed.items()]
+        lines += [f"  SKIPPED {m}" for m in self.missing]
         return "\n".join(lines)
 
 
@@ -150,12 +166,16 @@ def match_raw_video(files: Sequence[RawFile], camera: str, timestamp: datetime,
     return (near[0] if len(near) == 1 else None), near
 
 
-def plan_prepare(cfg, table: pd.DataFrame | None = None) -> list[PlanItem]:
+def plan_prepare(cfg, table: pd.DataFrame | None = None, skip_missing: bool = False,
+                 missing: list[str] | None = None) -> list[PlanItem]:
     """Match every non-discarded metadata row to its raw file, checking all rows first.
 
     Args:
         cfg: project :class:`~mouse_facial_expressions.config.Config`.
         table: the video table (default: :func:`~mouse_facial_expressions.io.metadata.load_video_table`).
+        skip_missing: leave out rows whose raw video is missing (appended to ``missing``)
+            instead of stopping; ambiguous and overlapping rows still stop the run.
+        missing: a list that receives one line per skipped row.
 
     Raises:
         MetadataError: invalid metadata (see ``video_table``).
@@ -172,8 +192,13 @@ def plan_prepare(cfg, table: pd.DataFrame | None = None) -> list[PlanItem]:
         what = f"row {row} ({r['animal']}, recording {r['recording']}, {r['camera']}, {ts:%Y-%m-%d %H:%M:%S})"
         match, candidates = match_raw_video(files, r["camera"], ts, tol)
         if match is None and not candidates:
-            problems.append(f"missing raw video for {what}, looked in {raw_dir} for "
-                            f"{r['camera']}__<serial>__{ts:%Y%m%d_%H%M%S}.mp4 (+/- {tol:g} s)")
+            text = (f"missing raw video for {what}, looked in {raw_dir} for "
+                    f"{r['camera']}__<serial>__{ts:%Y%m%d_%H%M%S}.mp4 (+/- {tol:g} s)")
+            if skip_missing:
+                if missing is not None:
+                    missing.append(f"{r['video']}: {text}")
+            else:
+                problems.append(text)
             continue
         if match is None:
             names = ", ".join(str(c.path.relative_to(raw_dir)) for c in candidates)
@@ -195,8 +220,12 @@ def plan_prepare(cfg, table: pd.DataFrame | None = None) -> list[PlanItem]:
                 problems.append(f"rows {a.row} and {b.row} ({a.video}, {b.video}) both use {raw.name} "
                                 "with overlapping trims")
     if problems:
+        hint = ""
+        if any(p.startswith("missing raw video") for p in problems):
+            hint = ("\n  (a recording that was never made or is lost: set discard=1 on its row of raw_videos.csv, "
+                    "or run with --skip-missing to prepare the others and list what was skipped)")
         raise PrepareError(f"{table.attrs.get('raw_videos', 'raw_videos.csv')}: {len(problems)} "
-                           "problem(s), nothing was written:\n  " + "\n  ".join(problems))
+                           "problem(s), nothing was written:\n  " + "\n  ".join(problems) + hint)
     return plan
 
 
@@ -250,7 +279,13 @@ def cut_video(item: PlanItem, gray: bool = True, crf: int = 18, codec: str = "li
     info = probe(item.raw)
     if info.fps <= 0:
         raise VideoError(f"{item.raw}: frame rate unknown, cannot convert trims to frames")
-    start, stop = item.frames(info.fps)
+    times = frame_times(item.raw)
+    variable = frame_rate_varies(times)
+    if variable:
+        dt = np.diff(times)
+        log.warning("%s: variable frame rate (%.1f to %.1f fps, %.2f on average): trimmed by timestamps; the "
+                    "output is written at the average rate", item.raw.name, 1 / dt.max(), 1 / dt.min(), info.fps)
+    start, stop = item.frames_at(times, info.fps)
     width, height = info.width - info.width % 2, info.height - info.height % 2  # H.264 4:2:0
     item.sidecar.unlink(missing_ok=True)  # the old record no longer describes the file
     last = -1
@@ -272,13 +307,14 @@ def cut_video(item: PlanItem, gray: bool = True, crf: int = 18, codec: str = "li
         "source_bytes": item.raw.stat().st_size, "start_s": item.start_s,
         "end_s": None if math.isnan(item.end_s) else item.end_s, "fps": info.fps,
         "start_frame": start, "end_frame": last + 1, "n_frames": writer.n_written,
-        "width": width, "height": height, "gray": gray,
+        "width": width, "height": height, "gray": gray, "variable_frame_rate": variable,
+        "start_time_s": float(times[start]) if start < len(times) else None,
     }
     _write_json(item.sidecar, record)  # written last: marks the video complete
     return record
 
 
-def prepare_videos(cfg, overwrite: bool = False, progress: bool = True) -> PrepareReport:
+def prepare_videos(cfg, overwrite: bool = False, progress: bool = True, skip_missing: bool = False) -> PrepareReport:
     """Cut and rename every non-discarded raw video of the project (``mfe prepare``).
 
     Args:
@@ -286,6 +322,7 @@ def prepare_videos(cfg, overwrite: bool = False, progress: bool = True) -> Prepa
             video.*).
         overwrite: rewrite outputs that are complete already (or stale).
         progress: show a progress bar over videos (hidden when not a terminal).
+        skip_missing: prepare the others when raw videos are missing (listed in ``report.missing``).
 
     Returns:
         :class:`PrepareReport` listing written, skipped and failed videos.
@@ -293,8 +330,8 @@ def prepare_videos(cfg, overwrite: bool = False, progress: bool = True) -> Prepa
     Raises:
         MetadataError / PrepareError: before anything is written, listing every bad row.
     """
-    plan = plan_prepare(cfg)
     report = PrepareReport()
+    plan = plan_prepare(cfg, skip_missing=skip_missing, missing=report.missing)
     v = cfg.video
     for item in tqdm(plan, desc="prepare", unit="video", disable=None if progress else True):
         status = output_status(item, v.gray)
@@ -316,15 +353,19 @@ def prepare_videos(cfg, overwrite: bool = False, progress: bool = True) -> Prepa
     return report
 
 
-def describe_plan(cfg, overwrite: bool = False) -> str:
+def describe_plan(cfg, overwrite: bool = False, skip_missing: bool = False) -> str:
     """The plan in words (``mfe prepare --dry-run``): row -> raw file -> output, trims in frames."""
-    plan = plan_prepare(cfg)
+    missing: list[str] = []
+    plan = plan_prepare(cfg, skip_missing=skip_missing, missing=missing)
     lines = [f"{len(plan)} video(s) from {cfg.path('raw_videos')} -> {cfg.path('processed_videos')}"]
+    lines += [f"SKIP (raw video missing) {m}" for m in missing]
     for item in plan:
         try:
             fps = probe(item.raw).fps
-            start, stop = item.frames(fps)
-            trim = f"frames {start}..{'end' if stop is None else stop - 1} at {fps:g} fps"
+            times = frame_times(item.raw)
+            start, stop = item.frames_at(times, fps)
+            rate = "variable frame rate, " if frame_rate_varies(times) else ""
+            trim = f"frames {start}..{'end' if stop is None else stop - 1} at {rate}{fps:g} fps"
         except (VideoError, OSError) as err:
             trim = f"UNREADABLE ({err})"
         status = output_status(item, cfg.video.gray)
