@@ -199,3 +199,31 @@ def test_animal_id_must_be_a_safe_file_name(tmp_path, files):
     with pytest.raises(MetadataError,
                        match=r"animal id\(s\) \['../m3'\] at line 2 cannot be part of a file name"):
         video_table(read_raw_videos(raw), read_treatments(trt), LABELS)
+
+
+def test_a_csv_that_is_not_utf8_names_the_file_line_and_encoding(tmp_path):
+    raw = tmp_path / "treatments.csv"
+    raw.write_bytes((TRT_HEADER + "\nm3,2022,saline,12:52,\nf1,2022,high,12:23,Gewicht gemessen (K\xf6rper)\n").encode("latin-1"))
+    with pytest.raises(MetadataError, match=r"treatments.csv: line 3 is not valid utf-8.*--encoding latin-1"):
+        read_treatments(raw)
+    df = read_treatments(raw, encoding="latin-1")
+    assert df.loc[3, "notes"] == "Gewicht gemessen (Körper)"
+
+
+def test_metadata_encoding_setting_reaches_the_video_table(tmp_path, files):
+    raw, trt = files
+    trt.write_bytes(trt.read_text().replace("approx timing", "ca. 12 Uhr gemäß Plan").encode("cp1252"))
+    cfg = Config(root=tmp_path)
+    cfg.paths.metadata = tmp_path
+    with pytest.raises(MetadataError, match="not valid utf-8"):
+        load_video_table(cfg)
+    cfg.metadata.encoding = "cp1252"
+    table = load_video_table(cfg)
+    assert len(table) == 4 and "ca. 12 Uhr gemäß Plan" in set(table["notes"].dropna())  # the discarded row is left out
+
+
+def test_unknown_encoding_is_a_config_error():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="unknown text encoding"):
+        Config(metadata={"encoding": "utf-9"})

@@ -47,6 +47,21 @@ class ProjectConfig(_Section):
     dataset_version: str = Field("1", description="Task folders are ``task-<dataset_version>`` (the original ``--dataset_version``).")
 
 
+class MetadataConfig(_Section):
+    encoding: str = Field("utf-8", description="Text encoding of raw_videos.csv and treatments.csv (e.g. latin-1 or cp1252 for files saved by Excel on Windows).")
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, v: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(v)
+        except LookupError:
+            raise ValueError(f"unknown text encoding {v!r} (e.g. utf-8, latin-1, cp1252)") from None
+        return v
+
+
 class PathsConfig(_Section):
     metadata: Path = Path("metadata")  # raw_videos.csv, treatments.csv
     raw_videos: Path = Path("videos/raw")  # camera files <camera>__<serial>__YYYYMMDD_HHMMSS.mp4
@@ -121,6 +136,7 @@ class TrainConfig(_Section):
 class Config(_Section):
     project: ProjectConfig = Field(default_factory=ProjectConfig)
     paths: PathsConfig = Field(default_factory=PathsConfig)
+    metadata: MetadataConfig = Field(default_factory=MetadataConfig)
     video: VideoConfig = Field(default_factory=VideoConfig)
     keypoints: KeypointsConfig = Field(default_factory=KeypointsConfig)
     extract: ExtractConfig = Field(default_factory=ExtractConfig)

@@ -19,15 +19,13 @@ def add_project_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_encoding_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--encoding", default=None, help="text encoding of the metadata CSVs, e.g. latin-1 or cp1252 "
+                        "for files saved by Excel on Windows (default: metadata.encoding in mfe.yaml, else utf-8)")
+
+
 def project_config(args: argparse.Namespace) -> Config:
-    return load_config(getattr(args, "project", None))
-
-
-def not_implemented(stage: str, issue: str):
-    def run(args: argparse.Namespace) -> int:
-        import sys
-
-        print(f"mfe {stage}: not implemented yet ({issue}).", file=sys.stderr)
-        return 3
-
-    return run
+    cfg = load_config(getattr(args, "project", None))
+    if getattr(args, "encoding", None):
+        cfg.metadata.encoding = args.encoding  # validated: an unknown encoding is an error
+    return cfg

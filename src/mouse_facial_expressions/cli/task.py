@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mouse_facial_expressions.cli._common import add_project_arg, project_config
+from mouse_facial_expressions.cli._common import add_encoding_arg, add_project_arg, project_config
 
 
 def register(sub, formatter):
@@ -27,6 +27,7 @@ def register(sub, formatter):
         formatter_class=formatter,
     )
     add_project_arg(m)
+    add_encoding_arg(m)
     src = m.add_mutually_exclusive_group()
     src.add_argument("--preset", default=None, help="built-in task: task1 (the original LPS task) or task1_table")
     src.add_argument("--spec", type=Path, default=None, help="task YAML (keys of TaskSpec: rules, exclude_animals, n_folds, ...)")

@@ -125,12 +125,25 @@ def _to_int(series: pd.Series, column: str, problems: list[str], required: bool 
 
 
 # --------------------------------------------------------------------------- reading files
-def _read_csv(path: str | Path, required: tuple[str, ...]) -> pd.DataFrame:
+def _read_csv(path: str | Path, required: tuple[str, ...], encoding: str = "utf-8") -> pd.DataFrame:
     """CSV -> DataFrame of stripped strings (NaN for empty), indexed by CSV line number."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such metadata file")
-    with open(path, newline="", encoding="utf-8-sig") as fh:
+    try:
+        return _parse_csv(path, required, encoding)
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        raise MetadataError(
+            f"{path}: line {line} is not valid {encoding} (byte {err.object[err.start:err.start + 1]!r} at offset "
+            f"{err.start}); a file saved by Excel on Windows is usually latin-1 or cp1252: set "
+            "metadata.encoding: latin-1 in mfe.yaml, or pass --encoding latin-1"
+        ) from None
+
+
+def _parse_csv(path: Path, required: tuple[str, ...], encoding: str) -> pd.DataFrame:
+    codec = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding  # a BOM is not a column
+    with open(path, newline="", encoding=codec) as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
         if header is None:
@@ -217,7 +230,7 @@ def _normalise_raw(df: pd.DataFrame, file) -> pd.DataFrame:
     return df
 
 
-def read_raw_videos(path: str | Path) -> pd.DataFrame:
+def read_raw_videos(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
     """Read and check ``raw_videos.csv``.
 
     Returns:
@@ -230,13 +243,13 @@ def read_raw_videos(path: str | Path) -> pd.DataFrame:
         FileNotFoundError: if the file does not exist.
         MetadataError: naming the file, the missing columns or the offending lines.
     """
-    df = _read_csv(path, RAW_VIDEO_COLUMNS)
+    df = _read_csv(path, RAW_VIDEO_COLUMNS, encoding)
     out = _normalise_raw(df, Path(path))
     out.attrs["source"] = str(path)
     return out
 
 
-def read_treatments(path: str | Path) -> pd.DataFrame:
+def read_treatments(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
     """Read and check ``treatments.csv``: one row per animal (``mouse`` unique, non-empty).
 
     ``date_of_birth`` and ``injection_time`` stay strings as written (labs write dates in many
@@ -246,7 +259,7 @@ def read_treatments(path: str | Path) -> pd.DataFrame:
         FileNotFoundError: if the file does not exist.
         MetadataError: on missing columns, empty ``mouse``/``treatment`` or a mouse listed twice.
     """
-    df = _read_csv(path, TREATMENT_COLUMNS)
+    df = _read_csv(path, TREATMENT_COLUMNS, encoding)
     problems: list[str] = []
     _require_values(df, ("mouse", "treatment"), problems)
     dup = df["mouse"].notna() & df["mouse"].duplicated(keep=False)
@@ -363,5 +376,6 @@ def video_table(raw_videos: pd.DataFrame, treatments: pd.DataFrame,
 def load_video_table(cfg) -> pd.DataFrame:
     """:func:`video_table` from ``cfg.path("metadata")/{raw_videos,treatments}.csv``."""
     folder = cfg.path("metadata")
-    return video_table(read_raw_videos(folder / RAW_VIDEOS_FILE),
-                       read_treatments(folder / TREATMENTS_FILE), cfg.video.recording_labels)
+    enc = cfg.metadata.encoding
+    return video_table(read_raw_videos(folder / RAW_VIDEOS_FILE, enc),
+                       read_treatments(folder / TREATMENTS_FILE, enc), cfg.video.recording_labels)
