@@ -175,3 +175,22 @@ def test_cli_task_make_from_project_metadata_and_store(tmp_path, capsys):
     task = load_task(tmp_path / "tasks" / "task-1")
     assert task.frames["animal"].nunique() == 6 and len(task.folds) == 3
     assert set(task.frames.loc[task.frames.label == 1, "video"]) == {f"m{i}_rec4_4h-postinjection" for i in (1, 2, 3)}
+
+
+@pytest.mark.parametrize("version", ["../x", "a/b", "a\\b", ".hidden", "1/../2"])
+def test_a_version_that_is_not_a_plain_name_is_rejected(cohort, version):
+    cfg, videos, index = cohort
+    with pytest.raises(ValidationError, match="cannot name a folder"):
+        preset("task1", version=version)
+    cfg.project.dataset_version = version  # the project's default version is checked too
+    with pytest.raises(TaskError, match="cannot name a folder"):
+        make_task(cfg, preset("task1"), videos=videos, index=index)
+    assert not cfg.path("tasks").exists() and not (cfg.root / "x").exists()
+
+
+def test_exclusions_that_match_no_animal_are_warned_on_the_console(cohort, tmp_path, caplog):
+    cfg, videos, index = cohort
+    with caplog.at_level("WARNING", logger="mouse_facial_expressions.data.tasks"):
+        make_task(cfg, preset("task1", exclude_animals=["m18", "m99"]), videos=videos, index=index)
+    warned = [r.getMessage() for r in caplog.records if "match no animal" in r.getMessage()]
+    assert len(warned) == 1 and "m99" in warned[0] and "m18" not in warned[0]  # m18 exists and was excluded

@@ -47,6 +47,13 @@ class TaskSpec(BaseModel):
     short_runs: Literal["resample", "drop"] = Field("resample", description="Runs shorter than a window: resample (original) or drop.")
     frames_dir: str | None = Field(None, description="Frame store the task was made from (set by make_task).")
 
+    @field_validator("version")
+    @classmethod
+    def _safe_version(cls, v: str | None) -> str | None:
+        if v is not None:
+            check_version(v)
+        return v
+
     @field_validator("rules")
     @classmethod
     def _parse(cls, v: list[str]) -> list[str]:
@@ -92,6 +99,15 @@ PRESETS: dict[str, dict] = {
 
 class TaskError(ValueError):
     """A task that cannot be made; the message names the rows, videos or animals."""
+
+
+def check_version(version: str) -> str:
+    """A task version names the folder ``task-<version>``: no path separator, no ``..``, not empty."""
+    v = str(version)
+    if not v or "/" in v or "\\" in v or ".." in v or v.strip() != v or v.startswith("."):
+        raise TaskError(f"task version {v!r} cannot name a folder (task-<version>): use letters, digits, '.', '-' or '_', "
+                        "without '/', '\\' or '..'")
+    return v
 
 
 def preset(name: str, **overrides) -> TaskSpec:
@@ -214,7 +230,7 @@ def make_task(
         dedupe: keep one metadata row per video instead of raising on duplicates.
         notes: extra lines for the README (e.g. a duplicate report).
     """
-    version = spec.version or str(cfg.project.dataset_version)
+    version = check_version(spec.version or str(cfg.project.dataset_version))
     store = index is None or frames_dir is not None  # windows read this frame store
     frames_dir = Path(frames_dir) if frames_dir is not None else cfg.path("frames")
     if videos is None:
@@ -227,6 +243,9 @@ def make_task(
         index = load_index(frames_dir)
     spec = spec.model_copy(update={"version": version, "frames_dir": str(Path(frames_dir).resolve()) if store else None})
     frames, info = label_frames(index, videos, spec, dedupe=dedupe)
+    if info["absent_exclusions"]:
+        log.warning("exclusions that match no animal or video of the data (check the ids): %s",
+                    ", ".join(map(str, info["absent_exclusions"])))
     labels = F.animal_labels(frames)
     folds = F.make_folds(labels, spec.n_folds, spec.val_fraction, spec.seed)
     F.check_folds(folds, labels.index)
