@@ -85,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        # Every stage writes to temporary files and renames them when complete, so what was
+        # finished is kept and a rerun continues from there.
+        print(f"\nmfe {args.command}: interrupted; rerun to resume", file=sys.stderr)
+        return 130
     except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as err:
         # Expected user-facing errors: one clear message, no traceback (use -v for one).
         if args.verbose:
