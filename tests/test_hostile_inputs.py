@@ -31,3 +31,37 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
     assert "Traceback" not in err
     assert [ln for ln in err.splitlines() if ln.strip()][-1] == "mfe synth: interrupted; rerun to resume"
     assert not list(out.rglob(".*.tmp-*")), "temporary files left behind"
+
+
+def _faststart_copy(src: Path, dst: Path) -> None:
+    """Re-mux ``src`` with the index first (moov before the frame data), as cameras often write."""
+    import av
+
+    with av.open(str(src)) as i, av.open(str(dst), "w", options={"movflags": "faststart"}) as o:
+        s_in = i.streams.video[0]
+        s_out = o.add_stream_from_template(s_in)
+        for packet in i.demux(s_in):
+            if packet.dts is None:
+                continue
+            packet.stream = s_out
+            o.mux(packet)
+
+
+def test_a_truncated_video_is_reported_as_a_video_problem(tmp_path):
+    """Header intact, frame data cut: extract must blame the video, not the keypoints."""
+    from test_extract import make_video
+
+    from mouse_facial_expressions.config import Config
+    from mouse_facial_expressions.preprocess import extract as ex
+
+    cfg = Config(root=tmp_path)
+    make_video(cfg, "v", n=60)
+    path = cfg.path("processed_videos") / "v.mp4"
+    _faststart_copy(path, tmp_path / "fast.mp4")
+    data = (tmp_path / "fast.mp4").read_bytes()
+    path.write_bytes(data[: int(len(data) * 0.6)])
+    report = ex.extract_videos(cfg, progress=False)
+    (failed,) = report.failed
+    assert "truncated or corrupt" in failed.error and "v.mp4" in failed.error
+    assert "keypoint rows" not in failed.error
+    assert not list(cfg.path("frames").glob("v.*"))  # nothing half-written

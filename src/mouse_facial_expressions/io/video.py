@@ -20,6 +20,11 @@ import cv2
 import numpy as np
 
 
+#: Decoding may end this many frames before the container header's frame count before the file
+#: is called truncated (some muxers count a frame or two that never decode).
+MAX_HEADER_SHORTFALL = 2
+
+
 class VideoError(RuntimeError):
     """A video could not be opened or decoded. The message names the file."""
 

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from mouse_facial_expressions.config import CANONICAL_LANDMARKS, Config
 from mouse_facial_expressions.io.keypoints import load_canonical
-from mouse_facial_expressions.io.video import VideoError, iter_frames, probe
+from mouse_facial_expressions.io.video import MAX_HEADER_SHORTFALL, VideoError, iter_frames, probe
 from mouse_facial_expressions.preprocess import geometry, select, store
 from mouse_facial_expressions.preprocess.quality import crop_quality
 
@@ -212,6 +212,11 @@ def crop_video(video_path: str | Path, kp: pd.DataFrame, s: dict, video: str | N
             sharp[k], inten[k] = crop_quality(crops[k])
             k += 1
     decode_seconds = time.perf_counter() - t_loop
+    if info.n_frames and n_decoded < info.n_frames - MAX_HEADER_SHORTFALL:
+        # A video problem, not a keypoint problem: say so before comparing with the keypoints.
+        raise VideoError(f"{video_path}: decoding stopped after {n_decoded} of the {info.n_frames} frames its header "
+                         "announces: the file is truncated or corrupt (rerun `mfe prepare --overwrite` for it, or "
+                         "check the raw video)")
     if n_decoded != n_header or k < len(cand):
         # The header lied (or the file is cut short): check again against the decoded count.
         warning = _check_counts(video_path, kp_name, n_decoded, len(kp), s["max_count_mismatch"])

@@ -40,14 +40,12 @@ import pandas as pd
 from tqdm import tqdm
 
 from mouse_facial_expressions.io.metadata import MetadataError, load_video_table
-from mouse_facial_expressions.io.video import VideoError, VideoWriter, frame_rate_varies, frame_times, iter_frames, probe
+from mouse_facial_expressions.io.video import MAX_HEADER_SHORTFALL, VideoError, VideoWriter, frame_rate_varies, frame_times, iter_frames, probe
 
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v")
 SIDECAR_SUFFIX = ".prepare.json"
-#: Decoding may end this many frames before the container's frame count before it is an error.
-MAX_HEADER_SHORTFALL = 2
 
 
 class PrepareError(MetadataError):
