@@ -14,6 +14,8 @@ from mouse_facial_expressions.cli import main
 from mouse_facial_expressions.config import CANONICAL_LANDMARKS, load_config
 from mouse_facial_expressions.io.video import VideoWriter
 from mouse_facial_expressions.preprocess import extract as ex
+from mouse_facial_expressions.io.keypoints import load_canonical, write_canonical
+from mouse_facial_expressions.preprocess.store import is_complete as store_is_complete
 from mouse_facial_expressions.preprocess.store import load_index, open_frames
 from mouse_facial_expressions.project import init_project
 from mouse_facial_expressions.synth.stamp import draw_stamp
@@ -223,14 +225,19 @@ def test_workers_and_png_format(project):
     np.testing.assert_array_equal(crop, open_frames(project.path("frames"), "a")[3])
 
 
-def test_changed_settings_need_overwrite(project):
-    make_video(project, "v", n=10)
+def test_changed_settings_redo_every_video_and_say_why(project):
+    for name in ("v", "w"):
+        make_video(project, name, n=10)
     ex.extract_videos(project)
     project.extract.out_size = 32
-    with pytest.raises(ValueError, match="--overwrite"):
-        ex.extract_videos(project)
-    ex.extract_videos(project, overwrite=True)
+    with pytest.raises(ValueError, match="re-extracted together.*leaves out w"):
+        ex.extract_videos(project, videos=["v"])  # a store of two crop sizes would be worse than an error
+    report = ex.extract_videos(project)
+    assert [r.video for r in report.done] == ["v", "w"]
+    assert "2 redone: settings changed" in report.summary()
+    assert all("out_size 64 -> 32" in r.reasons[0] for r in report.done)
     assert open_frames(project.path("frames"), "v").shape[1:] == (32, 32)
+    assert not ex.extract_videos(project).done  # fresh now
 
 
 def test_cli_extract_with_preview(project, tmp_path):
@@ -334,3 +341,42 @@ def test_iter_frames_wanted_yields_none_for_unwanted_frames(project):
     assert [i for i, _ in got] == list(range(8))
     assert [i for i, f in got if f is not None] == [1, 3]
     assert [read_stamp(f) for _, f in got if f is not None] == [1, 3]
+
+
+def test_reimported_keypoints_or_a_retrimmed_video_are_redone(project, capsys):
+    for name in ("a", "b", "c"):
+        make_video(project, name, n=30)
+    assert len(ex.extract_videos(project).done) == 3
+    kp = load_canonical(project.path("keypoints") / "a.parquet")
+    kp["nose_x"] += 3.0  # keypoints re-imported with another model
+    write_canonical(kp, project.path("keypoints") / "a.parquet")
+    make_video(project, "b", n=24)  # video re-trimmed (and its keypoints with it)
+    assert main(["extract", "--project", str(project.root), "--dry-run"]) == 0
+    plan = capsys.readouterr().out
+    assert "extract a: keypoints changed" in plan and "skip    c: fresh" in plan
+    report = ex.extract_videos(project)
+    assert [r.video for r in report.done] == ["a", "b"] and [r.video for r in report.skipped] == ["c"]
+    assert report.done[0].reasons == ["keypoints changed"] and report.done[1].reasons == ["video changed", "keypoints changed"]
+    assert "2 redone: keypoints changed (2), video changed (1)" in report.summary()
+    assert load_index(project.path("frames")).query("video == 'b'")["frame"].max() < 24
+
+
+def test_a_failed_redo_keeps_the_previous_crops(project):
+    make_video(project, "v", n=30)
+    ex.extract_videos(project)
+    frames = project.path("frames")
+    before = (frames / "v.npy").read_bytes(), (frames / "v.parquet").read_bytes()
+    (project.path("processed_videos") / "v.mp4").write_bytes(b"garbage")  # stale now, and unreadable
+    report = ex.extract_videos(project, overwrite=True)
+    assert [r.video for r in report.failed] == ["v"]
+    assert ((frames / "v.npy").read_bytes(), (frames / "v.parquet").read_bytes()) == before
+    assert store_is_complete(frames, "v") and not list(frames.glob(".v.*"))
+
+
+def test_crops_renamed_without_their_index_are_not_taken_for_complete(project):
+    make_video(project, "v", n=30)
+    ex.extract_videos(project)
+    frames = project.path("frames")
+    np.save(frames / "v.npy", np.zeros((3, 64, 64), np.uint8))  # a run killed between the two renames
+    assert not store_is_complete(frames, "v")
+    assert [r.video for r in ex.extract_videos(project).done] == ["v"]

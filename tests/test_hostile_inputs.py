@@ -65,3 +65,69 @@ def test_a_truncated_video_is_reported_as_a_video_problem(tmp_path):
     assert "truncated or corrupt" in failed.error and "v.mp4" in failed.error
     assert "keypoint rows" not in failed.error
     assert not list(cfg.path("frames").glob("v.*"))  # nothing half-written
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs (root only; skipped where mounting is not allowed)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_a_full_disk_is_named_and_leaves_no_partial_files(tmp_path, small_disk):
+    from test_prepare import RAW_FILES, ROWS, make_raw, write_metadata
+
+    from mouse_facial_expressions.config import load_config
+    from mouse_facial_expressions.preprocess.prepare import prepare_videos
+    from mouse_facial_expressions.project import init_project
+
+    root = tmp_path / "proj"
+    cfg = init_project(root)
+    write_metadata(root, ROWS)
+    for name in RAW_FILES:
+        make_raw(cfg.path("raw_videos") / name, n=30)
+    out = cfg.path("processed_videos")
+    out.rmdir()
+    out.symlink_to(small_disk)  # processed videos go to the small disk
+    import shutil
+
+    (small_disk / "filler").write_bytes(b"\0" * (shutil.disk_usage(small_disk).free - 12_000))  # room for about one video
+    report = prepare_videos(load_config(root), progress=False)
+    assert report.failed, report.summary()
+    for video, reason in report.failed.items():
+        assert "disk full while writing" in reason and f"{video}.mp4" in reason
+    assert not [p.name for p in small_disk.iterdir() if ".tmp" in p.name]  # no partial file stays
+    (small_disk / "filler").unlink()  # space again: a rerun completes what failed and keeps the rest
+    done_before = set(report.written)
+    again = prepare_videos(load_config(root), progress=False)
+    assert again.ok and set(again.skipped) == done_before and len(again.written) == len(report.failed)
+
+
+def test_extract_on_a_full_disk_says_so_and_keeps_finished_videos(tmp_path, small_disk):
+    import shutil
+
+    from test_extract import make_video
+
+    from mouse_facial_expressions.config import Config
+    from mouse_facial_expressions.preprocess import extract as ex
+    from mouse_facial_expressions.preprocess.store import is_complete
+
+    cfg = Config(root=tmp_path, extract={"crop_size": 64, "out_size": 64, "target_fps": 30.0})
+    for name in ("a", "b"):
+        make_video(cfg, name, n=40)
+    cfg.paths.frames = small_disk
+    (small_disk / "filler").write_bytes(b"\0" * (shutil.disk_usage(small_disk).free - 250_000))  # room for one video's crops
+    report = ex.extract_videos(cfg, progress=False)
+    assert [r.video for r in report.done] == ["a"], report.summary()
+    (failed,) = report.failed
+    assert "disk full while writing" in failed.error and "b.npy" in failed.error
+    assert "requested and" not in failed.error
+    assert is_complete(small_disk, "a") and not [p.name for p in small_disk.iterdir() if ".tmp" in p.name]

@@ -153,15 +153,47 @@ def test_corrupt_raw_video_fails_alone(project, damage, capsys):
     assert "m1_rec1_preinjection.mp4" in names and "f2_rec1_preinjection.mp4" in names
 
 
-def test_changed_trim_is_not_silently_reused(project):
+def test_changed_trim_is_redone_and_says_why(project, capsys):
     cfg = load_config(project)
     prepare_videos(cfg, progress=False)
     write_metadata(project, [ROWS[0].replace("0:01.3", "0:01.5"), *ROWS[1:]])
+    assert main(["prepare", "-p", str(project), "--dry-run"]) == 0
+    assert "redo (settings changed: start_s 1.3 -> 1.5)" in capsys.readouterr().out
     report = prepare_videos(cfg, progress=False)
-    assert "m1_rec1_preinjection" in report.failed and "--overwrite" in report.failed["m1_rec1_preinjection"]
-    report = prepare_videos(cfg, overwrite=True, progress=False)
-    assert report.ok and sorted(report.written) == sorted(VIDEOS)
+    assert report.written == ["m1_rec1_preinjection"] and sorted(report.skipped) == sorted(VIDEOS[1:])
+    assert "1 redone: settings changed" in report.summary()
     assert stamps(project / "videos" / "processed" / "m1_rec1_preinjection.mp4")[0] == 15
+
+
+def test_a_replaced_raw_video_is_redone(project):
+    cfg = load_config(project)
+    prepare_videos(cfg, progress=False)
+    make_raw(project / "videos" / "raw" / RAW_FILES[1], n=N_RAW - 4)  # re-exported camera file
+    report = prepare_videos(cfg, progress=False)
+    assert report.written == ["m1_rec4_4h-postinjection"] and report.redone == {"m1_rec4_4h-postinjection": ["raw video changed"]}
+    assert len(stamps(project / "videos" / "processed" / "m1_rec4_4h-postinjection.mp4")) == N_RAW - 4
+
+
+def test_a_touched_raw_video_stays_fresh(project):
+    import os
+
+    cfg = load_config(project)
+    prepare_videos(cfg, progress=False)
+    raw = project / "videos" / "raw" / RAW_FILES[0]
+    os.utime(raw, ns=(raw.stat().st_atime_ns, raw.stat().st_mtime_ns + 10**9))  # copied or touched: same content
+    assert prepare_videos(cfg, progress=False).written == []
+
+
+def test_a_failed_redo_keeps_the_previous_output(project):
+    cfg = load_config(project)
+    prepare_videos(cfg, progress=False)
+    out = project / "videos" / "processed" / "m1_rec4_4h-postinjection.mp4"
+    before = out.read_bytes()
+    (project / "videos" / "raw" / RAW_FILES[1]).write_bytes(b"not a video any more")
+    report = prepare_videos(cfg, progress=False)
+    assert list(report.failed) == ["m1_rec4_4h-postinjection"]
+    assert out.read_bytes() == before  # the last good output is still there
+    assert not list(out.parent.glob(".*tmp*"))
 
 
 def test_output_without_record_is_redone(project):

@@ -17,8 +17,11 @@ def register(sub, formatter):
         "one side's nose, eye and ear above keypoints.pcutoff), rotate so the eye->ear line is "
         "horizontal, crop extract.crop_size px around the face, resize to extract.out_size, mirror "
         "right-facing frames, score sharpness and intensity, and write frames/<video>.npy + "
-        "<video>.parquet (+ store.json). Videos already complete are skipped; half-written ones "
-        "are redone. A video that fails does not stop the others; the exit code is 1 if any failed.",
+        "<video>.parquet (+ store.json). Each video records what it was made from (its keypoint table, "
+        "its processed video, every extract setting): a rerun skips fresh videos and redoes stale ones "
+        "(e.g. keypoints re-imported, video re-trimmed, settings changed) and says why; new outputs "
+        "replace old ones only when complete. A video that fails does not stop the others; the exit "
+        "code is 1 if any failed.",
         formatter_class=formatter,
     )
     add_project_arg(p)
@@ -38,19 +41,24 @@ def register(sub, formatter):
                    help="afterwards write a contact sheet of crops with landmarks "
                    "(default file: reports/extract_preview.png)")
     p.add_argument("--overwrite", action="store_true",
-                   help="re-extract videos that are already complete (needed after changing settings)")
+                   help="re-extract fresh videos too (stale ones are always redone)")
+    p.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
+                   help="list which videos are fresh and which would be (re)done, and why; write nothing")
     p.add_argument("videos", nargs="*", metavar="VIDEO",
                    help="only these videos (names without .mp4); default: all processed videos")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from mouse_facial_expressions.preprocess.extract import extract_videos
+    from mouse_facial_expressions.preprocess.extract import describe_status, extract_videos
     from mouse_facial_expressions.preprocess.preview import contact_sheet
 
     cfg = project_config(args)
     if args.policy:
         cfg.extract.policy = args.policy
+    if args.dry_run:
+        print(describe_status(cfg, videos=args.videos or None, shard=args.shard, overwrite=args.overwrite))
+        return 0
     report = extract_videos(cfg, videos=args.videos or None, workers=args.workers, shard=args.shard,
                             fmt=args.fmt, overwrite=args.overwrite)
     print(report.summary())

@@ -16,8 +16,9 @@ canonical table per video: <out>/<video>.parquet with columns frame, <L>_x, <L>_
 
 The video name comes from the file name: <video>DLC_<scorer>.h5 -> <video>,
 labeled-data/<video>/CollectedData_<name>.h5 -> <video>. When a file exists as .h5 and
-.csv, the .h5 is read. Outputs that are up to date (same source file, mapping and
-individual) are skipped.
+.csv, the .h5 is read. Each table records the pose file's content hash, the bodypart mapping
+and the individual: a rerun skips fresh tables and redoes those whose source or mapping
+changed, and says why (--dry-run lists both without writing).
 """
 
 INFO_DESCRIPTION = """\
@@ -67,6 +68,8 @@ def register(sub, formatter):
         default=argparse.SUPPRESS,
         help="output folder; default: paths.keypoints of the project",
     )
+    imp.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
+                     help="list which tables are fresh and which would be (re)written, and why; write nothing")
     imp.set_defaults(func=run_import)
 
     info = ks.add_parser(
@@ -92,10 +95,14 @@ def register(sub, formatter):
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from mouse_facial_expressions.io.keypoints import import_keypoints
+    from mouse_facial_expressions.io.keypoints import describe_import, import_keypoints
 
     cfg = project_config(args)
     out = getattr(args, "out", None)
+    if args.dry_run:
+        print(describe_import(cfg, sources=getattr(args, "sources", None) or None,
+                              individual=getattr(args, "individual", None), out=out))
+        return 0
     outputs = import_keypoints(
         cfg, sources=getattr(args, "sources", None) or None, individual=getattr(args, "individual", None), out=out
     )

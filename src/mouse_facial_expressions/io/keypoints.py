@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -25,6 +24,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mouse_facial_expressions import provenance
+from mouse_facial_expressions.io.atomic import atomic_path
 from mouse_facial_expressions.io.dlc import Pose, PoseFileError, individuals_of, read_dlc, read_dlc_table
 from mouse_facial_expressions.io.sleap import is_sleap_analysis_h5, read_sleap, sleap_tracks
 
@@ -223,13 +224,8 @@ def write_canonical(df: pd.DataFrame, path: str | Path, meta: Mapping | None = N
     table = pa.Table.from_pandas(df, preserve_index=False)
     if meta is not None:
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta)})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -264,24 +260,44 @@ def landmark_array(df: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
 # --------------------------------------------------------------------------- import
 
 
-def _provenance(src: Path, mapping: dict, individual: str | None) -> dict:
-    st = src.stat()
-    return {
-        "source": str(src.resolve()),
-        "size": st.st_size,
-        "mtime_ns": st.st_mtime_ns,
-        "bodyparts": mapping,
-        "individual": individual,
-    }
+def _settings(mapping: dict, individual: str | None) -> dict:
+    return {"bodyparts": mapping, "individual": individual}
 
 
-def _up_to_date(out: Path, meta: dict) -> bool:
+def import_status(out: Path, src: Path, mapping: dict, individual: str | None) -> list[str]:
+    """Why ``out`` must be (re)imported from ``src``: ``[]`` when fresh (see :mod:`provenance`)."""
     if not out.is_file():
-        return False
+        return ["new"]
     try:
-        return canonical_meta(out) == meta
-    except Exception:  # unreadable/corrupt output: redo it
-        return False
+        recorded = canonical_meta(out).get("provenance")
+    except Exception as err:  # unreadable/corrupt output: redo it
+        return [f"unreadable ({err})"]
+    return provenance.changes(recorded, {"pose file": src}, _settings(mapping, individual))
+
+
+def _plan(cfg, sources, individual, out) -> tuple[Path, dict, str | None, dict[str, Path]]:
+    sources = [cfg.path("dlc")] if not sources else list(sources)
+    out_dir = Path(out) if out is not None else cfg.path("keypoints")
+    individual = individual if individual is not None else cfg.keypoints.individual
+    mapping = check_mapping(cfg.keypoints.bodyparts)
+    files = find_pose_files(sources)
+    if not files:
+        raise FileNotFoundError(
+            f"no pose files ({', '.join(POSE_SUFFIXES)}) in {', '.join(str(s) for s in sources)}"
+        )
+    return out_dir, mapping, individual, files
+
+
+def describe_import(cfg, sources: Sequence[str | Path] | None = None, individual: str | None = None,
+                    out: str | Path | None = None) -> str:
+    """``mfe keypoints import --dry-run``: which tables are fresh and which would be (re)written, and why."""
+    out_dir, mapping, individual, files = _plan(cfg, sources, individual, out)
+    lines, todo = [], 0
+    for video, src in sorted(files.items()):
+        reasons = import_status(out_dir / f"{video}.parquet", src, mapping, individual)
+        todo += bool(reasons)
+        lines.append(f"  {'import' if reasons else 'skip  '} {video}: {', '.join(reasons) or 'fresh'} ({src.name})")
+    return f"keypoints -> {out_dir}: {todo} to import, {len(files) - todo} fresh\n" + "\n".join(lines)
 
 
 def import_keypoints(
@@ -309,23 +325,17 @@ def import_keypoints(
     """
     from tqdm import tqdm
 
-    sources = [cfg.path("dlc")] if not sources else list(sources)
-    out_dir = Path(out) if out is not None else cfg.path("keypoints")
-    individual = individual if individual is not None else cfg.keypoints.individual
-    mapping = check_mapping(cfg.keypoints.bodyparts)
-    files = find_pose_files(sources)
-    if not files:
-        raise FileNotFoundError(
-            f"no pose files ({', '.join(POSE_SUFFIXES)}) in {', '.join(str(s) for s in sources)}"
-        )
-    written, skipped, outputs, failures = 0, 0, [], []
+    out_dir, mapping, individual, files = _plan(cfg, sources, individual, out)
+    written, skipped, outputs, failures, redone = 0, 0, [], [], {}
     for video, src in tqdm(sorted(files.items()), desc="keypoints", unit="file", disable=None):
         dst = out_dir / f"{video}.parquet"
-        meta = _provenance(src, mapping, individual)
-        if _up_to_date(dst, meta):
+        reasons = import_status(dst, src, mapping, individual)
+        if not reasons:
             skipped += 1
             outputs.append(dst)
             continue
+        meta = {"provenance": provenance.record({"pose file": src}, _settings(mapping, individual)),
+                "source": str(src.resolve())}
         try:
             table = to_canonical(read_pose(src, individual), mapping)
         except (ValueError, ImportError, OSError) as err:
@@ -335,9 +345,10 @@ def import_keypoints(
         write_canonical(table, dst, meta)
         written += 1
         outputs.append(dst)
-    log.info(
-        "keypoints: %d written, %d up to date, %d failed -> %s", written, skipped, len(failures), out_dir
-    )
+        if reasons != ["new"]:
+            redone[video] = reasons
+    log.info("keypoints: %d written, %d up to date, %d failed -> %s%s", written, skipped, len(failures), out_dir,
+             f"; {provenance.summarise(redone)}" if redone else "")
     if failures:
         raise KeypointImportError(f"{len(failures)} of {len(files)} pose files failed:\n" + "\n".join(failures))
     return outputs

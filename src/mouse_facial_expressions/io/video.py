@@ -19,6 +19,8 @@ import av
 import cv2
 import numpy as np
 
+from mouse_facial_expressions.io.atomic import disk_full, is_disk_full, tmp_path
+
 
 #: Decoding may end this many frames before the container header's frame count before the file
 #: is called truncated (some muxers count a frame or two that never decode).
@@ -190,11 +192,6 @@ def read_frames(path: str | Path, indices: Iterable[int], gray: bool = True) -> 
     return out
 
 
-def _tmp_name(path: Path) -> Path:
-    # keep the real extension last: the muxer picks the container from it
-    return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-
-
 class VideoWriter:
     """Write frames to an H.264 mp4 atomically (temporary file, renamed on success).
 
@@ -212,7 +209,7 @@ class VideoWriter:
         self.fps = Fraction(fps).limit_denominator(1001)
         self.width, self.height, self.gray = int(width), int(height), gray
         self.crf, self.codec, self.gop = crf, codec, gop
-        self._tmp = _tmp_name(self.path)
+        self._tmp = tmp_path(self.path)  # the real extension last: the muxer picks the container from it
         self._container = None
         self._stream = None
         self.n_written = 0
@@ -240,15 +237,23 @@ class VideoWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
+            try:
+                if exc_type is None:
+                    for packet in self._stream.encode():  # flush the encoder
+                        self._container.mux(packet)
+            finally:
+                self._container.close()
             if exc_type is None:
-                for packet in self._stream.encode():
-                    self._container.mux(packet)
-        finally:
-            self._container.close()
-        if exc_type is None:
-            os.replace(self._tmp, self.path)
-        else:
+                os.replace(self._tmp, self.path)
+        except BaseException as err:  # flushing, closing or renaming failed: no partial file stays
             self._tmp.unlink(missing_ok=True)
+            if is_disk_full(err):
+                raise disk_full(self.path, err) from err
+            raise
+        if exc_type is not None:
+            self._tmp.unlink(missing_ok=True)
+            if is_disk_full(exc):
+                raise disk_full(self.path, exc) from exc
 
 
 def write_video(path, frames: Iterable[np.ndarray], fps, gray: bool = True, crf: int = 18) -> int:

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from mouse_facial_expressions import provenance
 from mouse_facial_expressions.config import CANONICAL_LANDMARKS, Config
 from mouse_facial_expressions.io.keypoints import load_canonical
 from mouse_facial_expressions.io.video import MAX_HEADER_SHORTFALL, VideoError, iter_frames, probe
@@ -54,6 +55,7 @@ class VideoResult:
     decode_seconds: float = 0.0  # the decode + warp pass alone
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)  # why it was (re)done: "new", "keypoints changed", ...
 
 
 @dataclass
@@ -85,7 +87,10 @@ class ExtractReport:
     def summary(self) -> str:
         lines = [f"extract -> {self.frames_dir}: {len(self.done)} done "
                  f"({sum(r.n_stored for r in self.done)} crops), {len(self.skipped)} skipped "
-                 f"(complete), {len(self.failed)} failed"]
+                 f"(fresh), {len(self.failed)} failed"]
+        redone = {r.video: r.reasons for r in self.results if r.status != "skipped" and r.reasons and r.reasons != ["new"]}
+        if redone:
+            lines[0] += f"; {provenance.summarise(redone)}"
         for r in self.results:
             for w in r.warnings:
                 lines.append(f"  warning: {w}")
@@ -258,6 +263,7 @@ def extract_video(cfg: Config, video: str, fmt: str | None = None) -> VideoResul
     video_path = cfg.path("processed_videos") / f"{video}.mp4"
     kp_path = cfg.path("keypoints") / f"{video}.parquet"
     res = VideoResult(video, "failed")
+    made_from = provenance.record(_inputs(cfg, video), _settings(cfg))  # fingerprinted before reading
     kp = read_keypoints(kp_path)
     res.n_keypoint_rows = len(kp)
     crops, index, info = crop_video(video_path, kp, _settings(cfg), video, kp_path)
@@ -266,7 +272,8 @@ def extract_video(cfg: Config, video: str, fmt: str | None = None) -> VideoResul
     for w in info["warnings"]:
         res.warnings.append(w)
         log.warning(w)
-    meta = {"fps": info["fps"], "n_video_frames": info["n_video_frames"], "n_keypoint_rows": len(kp), **_settings(cfg)}
+    meta = {"fps": info["fps"], "n_video_frames": info["n_video_frames"], "n_keypoint_rows": len(kp), **_settings(cfg),
+            "provenance": made_from}
     store.write_video_frames(cfg.path("frames"), video, crops, index, meta, png=(fmt or cfg.extract.format) == "png")
     res.status, res.n_stored = "done", len(index)
     res.seconds = time.perf_counter() - t0
@@ -282,21 +289,61 @@ def _settings(cfg: Config) -> dict:
             "max_count_mismatch": ex.max_count_mismatch}
 
 
-def _run_one(cfg: Config, video: str, fmt: str | None, overwrite: bool) -> VideoResult:
-    """Worker entry point: never raises; failures come back as a ``failed`` result."""
+def _inputs(cfg: Config, video: str) -> dict[str, Path]:
+    """What a video's crops are made from (its provenance roles)."""
+    return {"video": cfg.path("processed_videos") / f"{video}.mp4", "keypoints": cfg.path("keypoints") / f"{video}.parquet"}
+
+
+def video_status(cfg: Config, video: str) -> list[str]:
+    """Why ``video`` must be (re)extracted: ``[]`` when its crops are fresh, else the reasons
+    (``["new"]``, ``["keypoints changed"]``, ``["settings changed: crop_size 128 -> 150"]``, ...)."""
     frames_dir = cfg.path("frames")
-    if not overwrite and store.is_complete(frames_dir, video):
-        store.clean_partial(frames_dir, video)  # stray temporary files only
-        return VideoResult(video, "skipped")
-    store.clean_partial(frames_dir, video, all_outputs=overwrite)
+    if not store.index_path(frames_dir, video).is_file():
+        return ["new"]
+    if not store.is_complete(frames_dir, video):
+        return ["incomplete"]
     try:
-        return extract_video(cfg, video, fmt)
+        recorded = store.video_meta(frames_dir, video).get("provenance")
+    except Exception as err:  # unreadable metadata
+        return [f"unreadable record ({err})"]
+    return provenance.changes(recorded, _inputs(cfg, video), _settings(cfg))
+
+
+def _run_one(cfg: Config, video: str, fmt: str | None, overwrite: bool) -> VideoResult:
+    """Worker entry point: never raises; failures come back as a ``failed`` result.
+
+    Fresh videos are skipped; stale ones are redone beside their old outputs, which stay in
+    place until the new ones are complete (and stay when this fails)."""
+    frames_dir = cfg.path("frames")
+    store.clean_partial(frames_dir, video)  # stray temporary files of a killed run only
+    reasons = video_status(cfg, video)
+    if not reasons and not overwrite:
+        return VideoResult(video, "skipped")
+    reasons = reasons or ["--overwrite"]
+    try:
+        res = extract_video(cfg, video, fmt)
+        res.reasons = reasons
+        return res
     except Exception as err:  # one bad video must not stop the others
         store.clean_partial(frames_dir, video)
         expected = (ExtractError, FileNotFoundError, OSError, ValueError, VideoError)
         msg = str(err) if isinstance(err, expected) else f"{type(err).__name__}: {err}"
         log.error("%s: %s", video, msg)
-        return VideoResult(video, "failed", error=msg)
+        return VideoResult(video, "failed", error=msg, reasons=reasons)
+
+
+def describe_status(cfg: Config, videos: list[str] | None = None, shard=None, overwrite: bool = False) -> str:
+    """``mfe extract --dry-run``: what would be skipped (fresh) or (re)done, and why."""
+    names = list_videos(cfg, videos, shard)
+    lines, todo = [], 0
+    for v in names:
+        reasons = video_status(cfg, v)
+        if reasons or overwrite:
+            todo += 1
+            lines.append(f"  extract {v}: {', '.join(reasons or ['--overwrite'])}")
+        else:
+            lines.append(f"  skip    {v}: fresh")
+    return f"extract -> {cfg.path('frames')}: {todo} to do, {len(names) - todo} fresh\n" + "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- many videos
@@ -335,16 +382,22 @@ def list_videos(cfg: Config, videos: list[str] | None = None, shard=None) -> lis
     return names
 
 
-def _check_store_settings(cfg: Config, overwrite: bool) -> None:
+def _check_store_settings(cfg: Config, names: list[str]) -> None:
+    """Changed store-wide settings (crop size, output size, policy, rate) redo every video; that
+    must happen in one call, or the store would mix crops of two settings."""
     frames_dir = cfg.path("frames")
     old = store.read_store_json(frames_dir)
-    if overwrite or not old or not store.complete_videos(frames_dir):
+    complete = store.complete_videos(frames_dir)
+    if not old or not complete:
         return
     new = _settings(cfg)
     diff = [f"{k}: {old[k]!r} -> {new[k]!r}" for k in store.STORE_SETTINGS if k in old and old[k] != new[k]]
-    if diff:
+    left_out = sorted(set(complete) - set(names))
+    if diff and left_out:
         raise ValueError(f"{frames_dir / store.STORE_JSON}: the store was written with other settings "
-                         f"({'; '.join(diff)}); use --overwrite (or another paths.frames) to re-extract")
+                         f"({'; '.join(diff)}); every video must be re-extracted together, but this call leaves out "
+                         f"{', '.join(left_out[:5])}{' ...' if len(left_out) > 5 else ''} (run without --shard/--videos, "
+                         "or use another paths.frames)")
 
 
 def extract_videos(
@@ -364,7 +417,8 @@ def extract_videos(
         workers: processes (one video per task); 1 runs in this process.
         shard: ``"i/n"``: only the videos whose sorted position ``% n == i``.
         fmt: ``"npy"`` or ``"png"`` (also writes ``<video>/frameNNNNN.png``); default the config.
-        overwrite: re-extract complete videos too.
+        overwrite: re-extract fresh videos too (stale ones are always redone: see
+            :func:`video_status`).
         progress: show a progress bar (``None``: only on a terminal).
 
     Returns:
@@ -374,7 +428,7 @@ def extract_videos(
         raise ValueError(f"format must be npy or png, got {fmt!r}")
     names = list_videos(cfg, videos, shard)
     frames_dir = cfg.path("frames")
-    _check_store_settings(cfg, overwrite)
+    _check_store_settings(cfg, names)
     report = ExtractReport(frames_dir)
     bar = tqdm(total=len(names), desc="extract", unit="video", disable=None if progress is None else not progress)
     if workers <= 1 or len(names) <= 1:

@@ -17,10 +17,11 @@ them as YUV anyway, and keypoints/extract work on grey. Set ``video.gray: false`
 
 Safety: every row is checked before anything is written (duplicates, missing or ambiguous
 raw files; one error lists every offending row). Outputs appear atomically; after the rename
-a sidecar ``<video>.prepare.json`` records source, trims and frame count, and marks the video
-complete, so a second run skips it. An output made from other trims or another source is
-not silently overwritten: that video fails with a message until ``overwrite`` is given.
-A raw video that cannot be decoded fails alone; the others are still written.
+a sidecar ``<video>.prepare.json`` records what the video was made from (the raw file's size,
+modification time and content hash, the trims, the encoder settings) and the output's own
+fingerprint, and marks the video complete. A rerun skips fresh videos and redoes stale ones
+(raw file replaced, trims changed), saying why; the old video stays until the new one is
+complete. A raw video that cannot be decoded fails alone; the others are still written.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,8 +39,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from mouse_facial_expressions import provenance
+from mouse_facial_expressions.io.atomic import write_json
 from mouse_facial_expressions.io.metadata import MetadataError, load_video_table
-from mouse_facial_expressions.io.video import MAX_HEADER_SHORTFALL, VideoError, VideoWriter, frame_rate_varies, frame_times, iter_frames, probe
+from mouse_facial_expressions.io.video import (MAX_HEADER_SHORTFALL, VideoError, VideoWriter, frame_rate_varies,
+                                               frame_times, iter_frames, probe)
+from mouse_facial_expressions.provenance import same_file
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +108,7 @@ class PrepareReport:
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)  # rows left out by skip_missing
+    redone: dict[str, list[str]] = field(default_factory=dict)  # video -> why it was stale
 
     @property
     def ok(self) -> bool:
@@ -114,6 +119,8 @@ class PrepareReport:
                  f"(complete already), {len(self.failed)} failed"]
         if self.missing:
             lines[0] += f", {len(self.missing)} skipped (raw video missing)"
+        if self.redone:
+            lines[0] += f"; {provenance.summarise(self.redone)}"
         lines += [f"  FAILED {video}: {reason}" for video, reason in self.failed.items()]
         lines += [f"  SKIPPED {m}" for m in self.missing]
         return "\n".join(lines)
@@ -235,32 +242,36 @@ def _read_sidecar(item: PlanItem) -> dict | None:
         return None
 
 
-def _same_trim(a: float | None, b: float) -> bool:
-    if a is None:
-        return math.isnan(b)
-    return not math.isnan(b) and abs(a - b) < 1e-9
+def _settings(item: PlanItem, gray: bool, crf: int, codec: str) -> dict:
+    """What the output depends on besides the raw file (its provenance settings)."""
+    return {"start_s": item.start_s, "end_s": None if math.isnan(item.end_s) else item.end_s,
+            "gray": gray, "crf": crf, "codec": codec}
 
 
-def output_status(item: PlanItem, gray: bool = True) -> str:
-    """``"missing"``, ``"complete"`` or ``"stale"`` (complete but from another source/trim)."""
+def output_reasons(item: PlanItem, gray: bool = True, crf: int = 18, codec: str = "libx264") -> list[str]:
+    """Why ``item``'s output must be (re)written: ``[]`` when fresh, else the reasons
+    (``["new"]``, ``["raw video changed"]``, ``["settings changed: start_s 1.3 -> 1.5"]``, ...)."""
+    if not item.output.is_file():
+        return ["new"]
     meta = _read_sidecar(item)
-    if meta is None or not item.output.is_file():
-        return "missing"
-    try:
-        n = probe(item.output).n_frames
-    except (VideoError, OSError):
-        return "missing"
-    if n and n != meta.get("n_frames"):
-        return "missing"
-    same = (meta.get("source") == item.raw.name and meta.get("gray") == gray
-            and _same_trim(meta.get("start_s"), item.start_s) and _same_trim(meta.get("end_s"), item.end_s))
-    return "complete" if same else "stale"
+    if meta is None:
+        return ["no record (interrupted run?)"]
+    if "output" in meta:
+        if not same_file(meta["output"], item.output):
+            return ["output differs from its record (interrupted run?)"]
+    else:  # records written before provenance: the frame count must still match
+        try:
+            if probe(item.output).n_frames not in (0, meta.get("n_frames")):
+                return ["output differs from its record (interrupted run?)"]
+        except (VideoError, OSError):
+            return ["output unreadable"]
+    return provenance.changes(meta.get("provenance"), {"raw video": item.raw}, _settings(item, gray, crf, codec))
 
 
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+def output_status(item: PlanItem, gray: bool = True, crf: int = 18, codec: str = "libx264") -> str:
+    """``"missing"``, ``"complete"`` (fresh) or ``"stale"`` (see :func:`output_reasons`)."""
+    reasons = output_reasons(item, gray, crf, codec)
+    return "complete" if not reasons else "missing" if reasons == ["new"] else "stale"
 
 
 def cut_video(item: PlanItem, gray: bool = True, crf: int = 18, codec: str = "libx264") -> dict:
@@ -274,6 +285,7 @@ def cut_video(item: PlanItem, gray: bool = True, crf: int = 18, codec: str = "li
             no frame in the trim range. No partial output is left behind (when redoing a
             video, the previous output stays, without its record, so it is redone next run).
     """
+    made_from = provenance.record({"raw video": item.raw}, _settings(item, gray, crf, codec))  # before reading it
     info = probe(item.raw)
     if info.fps <= 0:
         raise VideoError(f"{item.raw}: frame rate unknown, cannot convert trims to frames")
@@ -285,7 +297,6 @@ def cut_video(item: PlanItem, gray: bool = True, crf: int = 18, codec: str = "li
                     "output is written at the average rate", item.raw.name, 1 / dt.max(), 1 / dt.min(), info.fps)
     start, stop = item.frames_at(times, info.fps)
     width, height = info.width - info.width % 2, info.height - info.height % 2  # H.264 4:2:0
-    item.sidecar.unlink(missing_ok=True)  # the old record no longer describes the file
     last = -1
     with VideoWriter(item.output, info.fps, width, height, gray=gray, crf=crf, codec=codec) as writer:
         for last, frame in iter_frames(item.raw, start=start, stop=stop, gray=gray):
@@ -307,8 +318,9 @@ def cut_video(item: PlanItem, gray: bool = True, crf: int = 18, codec: str = "li
         "start_frame": start, "end_frame": last + 1, "n_frames": writer.n_written,
         "width": width, "height": height, "gray": gray, "variable_frame_rate": variable,
         "start_time_s": float(times[start]) if start < len(times) else None,
+        "provenance": made_from, "output": provenance.fingerprint(item.output),
     }
-    _write_json(item.sidecar, record)  # written last: marks the video complete
+    write_json(item.sidecar, record)  # written last: marks the video complete (a stale record no longer matches "output")
     return record
 
 
@@ -318,7 +330,7 @@ def prepare_videos(cfg, overwrite: bool = False, progress: bool = True, skip_mis
     Args:
         cfg: project configuration (paths.metadata, paths.raw_videos, paths.processed_videos,
             video.*).
-        overwrite: rewrite outputs that are complete already (or stale).
+        overwrite: rewrite fresh outputs too (stale ones are always redone, see :func:`output_reasons`).
         progress: show a progress bar over videos (hidden when not a terminal).
         skip_missing: prepare the others when raw videos are missing (listed in ``report.missing``).
 
@@ -332,14 +344,9 @@ def prepare_videos(cfg, overwrite: bool = False, progress: bool = True, skip_mis
     plan = plan_prepare(cfg, skip_missing=skip_missing, missing=report.missing)
     v = cfg.video
     for item in tqdm(plan, desc="prepare", unit="video", disable=None if progress else True):
-        status = output_status(item, v.gray)
-        if status == "complete" and not overwrite:
+        reasons = output_reasons(item, v.gray, v.crf, v.codec)
+        if not reasons and not overwrite:
             report.skipped.append(item.video)
-            continue
-        if status == "stale" and not overwrite:
-            report.failed[item.video] = (
-                f"{item.output} exists but was made from other trims or another source "
-                f"(see {item.sidecar.name}); use --overwrite to redo it")
             continue
         try:
             cut_video(item, gray=v.gray, crf=v.crf, codec=v.codec)
@@ -348,6 +355,8 @@ def prepare_videos(cfg, overwrite: bool = False, progress: bool = True, skip_mis
             report.failed[item.video] = f"row {item.row}, {item.raw.name}: {err}"
             continue
         report.written.append(item.video)
+        if reasons and reasons != ["new"]:
+            report.redone[item.video] = reasons
     return report
 
 
@@ -366,9 +375,10 @@ def describe_plan(cfg, overwrite: bool = False, skip_missing: bool = False) -> s
             trim = f"frames {start}..{'end' if stop is None else stop - 1} at {rate}{fps:g} fps"
         except (VideoError, OSError) as err:
             trim = f"UNREADABLE ({err})"
-        status = output_status(item, cfg.video.gray)
-        action = {"complete": "skip (complete)", "stale": "FAIL (stale output)", "missing": "write"}[status]
-        if overwrite and status != "missing":
+        v = cfg.video
+        reasons = output_reasons(item, v.gray, v.crf, v.codec)
+        action = "write" if reasons == ["new"] else f"redo ({', '.join(reasons)})" if reasons else "skip (fresh)"
+        if overwrite and not reasons:
             action = "overwrite"
         lines.append(f"row {item.row}: {item.raw.name} -> {item.output.name}  [{trim}]  {action}")
     return "\n".join(lines)
@@ -376,6 +386,6 @@ def describe_plan(cfg, overwrite: bool = False, skip_missing: bool = False) -> s
 
 __all__ = [
     "PlanItem", "PrepareError", "PrepareReport", "RawFile", "cut_video", "describe_plan",
-    "index_raw_videos", "match_raw_video", "output_status", "parse_raw_name", "plan_prepare",
+    "index_raw_videos", "match_raw_video", "output_reasons", "output_status", "parse_raw_name", "plan_prepare",
     "prepare_videos",
 ]

@@ -9,15 +9,19 @@ Per video ``<video>``, inside ``frames_dir``:
   intensity, min_likelihood, run, eye/ear/nose crop coordinates). Written last: its presence
   marks the video complete. Its schema metadata carries the video's fps and the settings.
 
-Every file is written under a temporary name and renamed, so a killed run leaves only
-temporary files (cleaned by :func:`clean_partial`) or a ``.npy`` without its ``.parquet``
-(treated as incomplete and redone). ``store.json`` is rebuilt from the complete videos.
+Every file is written under a temporary name beside the old one and renamed when all are
+written (PNG folder, then ``.npy``, then ``.parquet``), so a failed or killed run leaves the
+previous outputs in place, plus at most temporary files (cleaned by :func:`clean_partial`).
+The ``.parquet`` records the fingerprint of its ``.npy``: a ``.npy`` renamed without its
+``.parquet`` (a run killed between the two renames) no longer matches it, and the video is
+incomplete and redone. The parquet metadata also holds the provenance record of the video
+(:mod:`~mouse_facial_expressions.provenance`: the keypoint table, the processed video and
+every extract setting). ``store.json`` is rebuilt from the complete videos.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -26,6 +30,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from mouse_facial_expressions.io.atomic import atomic_path, write_json
+from mouse_facial_expressions.provenance import fingerprint, same_file
 
 STORE_JSON = "store.json"
 META_KEY = b"mfe"
@@ -37,10 +44,6 @@ INDEX_COLUMNS = [
 ]
 #: Settings that must agree across the videos of one store.
 STORE_SETTINGS = ("out_size", "crop_size", "policy", "target_fps")
-
-
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
 def npy_path(frames_dir: str | Path, video: str) -> Path:
@@ -56,8 +59,16 @@ def png_dir(frames_dir: str | Path, video: str) -> Path:
 
 
 def is_complete(frames_dir: str | Path, video: str) -> bool:
-    """A video is complete when its ``.parquet`` (written last) and ``.npy`` both exist."""
-    return index_path(frames_dir, video).is_file() and npy_path(frames_dir, video).is_file()
+    """A video is complete when its ``.parquet`` (written last) and ``.npy`` both exist and the
+    ``.npy`` is the one the ``.parquet`` records."""
+    pq_file, npy = index_path(frames_dir, video), npy_path(frames_dir, video)
+    if not (pq_file.is_file() and npy.is_file()):
+        return False
+    try:
+        recorded = video_meta(frames_dir, video).get("npy")
+    except Exception:  # an unreadable parquet: redo the video
+        return False
+    return recorded is None or same_file(recorded, npy)  # stores written before the record: as before
 
 
 def clean_partial(frames_dir: str | Path, video: str, all_outputs: bool = False) -> list[Path]:
@@ -73,7 +84,7 @@ def clean_partial(frames_dir: str | Path, video: str, all_outputs: bool = False)
     removed: list[Path] = []
     if not d.is_dir():
         return removed
-    prefixes = (f".{video}.npy.tmp-", f".{video}.parquet.tmp-", f".{video}.png-tmp-")
+    prefixes = (f".{video}.tmp-", f".{video}.npy.tmp-", f".{video}.parquet.tmp-", f".{video}.png-tmp-", f".{video}.old-")
     for p in d.iterdir():
         if p.name.startswith(prefixes):
             removed.append(p)
@@ -118,29 +129,22 @@ def write_video_frames(
     if not np.array_equal(index["row"].to_numpy(), np.arange(len(index))):
         raise ValueError(f"{video}: index 'row' must be 0..N-1")
 
-    npy = npy_path(d, video)
-    tmp = _tmp(npy)
-    with open(tmp, "wb") as fh:
-        np.save(fh, crops)
-    os.replace(tmp, npy)
-
-    if png:
-        final = png_dir(d, video)
-        tmp_dir = d / f".{video}.png-tmp-{os.getpid()}"
-        tmp_dir.mkdir()
-        for crop, frame in zip(crops, index["frame"].to_numpy()):
-            if not cv2.imwrite(str(tmp_dir / f"frame{int(frame):05d}.png"), crop):
-                raise OSError(f"{tmp_dir}: cannot write PNG for frame {frame}")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp_dir, final)
-
-    table = pa.Table.from_pandas(index[INDEX_COLUMNS].reset_index(drop=True), preserve_index=False)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()})
-    pq_path = index_path(d, video)
-    tmp = _tmp(pq_path)
-    pq.write_table(table, tmp)
-    os.replace(tmp, pq_path)
+    npy, pq_path = npy_path(d, video), index_path(d, video)
+    # Renames in order PNGs, .npy, .parquet, each only once everything is written.
+    with atomic_path(pq_path) as tmp_pq:
+        with atomic_path(npy) as tmp_npy:
+            with open(tmp_npy, "wb") as fh:
+                np.save(fh, crops)
+            if png:
+                with atomic_path(png_dir(d, video)) as tmp_dir:
+                    tmp_dir.mkdir()
+                    for crop, frame in zip(crops, index["frame"].to_numpy()):
+                        if not cv2.imwrite(str(tmp_dir / f"frame{int(frame):05d}.png"), crop):
+                            raise OSError(f"{tmp_dir}: cannot write PNG for frame {frame}")
+            meta = {**meta, "npy": {**fingerprint(tmp_npy), "name": npy.name}}  # the rename keeps size and mtime
+            table = pa.Table.from_pandas(index[INDEX_COLUMNS].reset_index(drop=True), preserve_index=False)
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta, default=str).encode()})
+            pq.write_table(table, tmp_pq)
 
 
 def video_meta(frames_dir: str | Path, video: str) -> dict:
@@ -171,10 +175,7 @@ def write_store_json(frames_dir: str | Path, settings: dict) -> dict:
     data = {k: settings[k] for k in STORE_SETTINGS if k in settings}
     data.update({k: v for k, v in settings.items() if k not in data and k != "fps"})
     data["fps"] = fps
-    p = d / STORE_JSON
-    tmp = _tmp(p)
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, p)
+    write_json(d / STORE_JSON, data)
     return data
 
 
