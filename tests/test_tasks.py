@@ -37,7 +37,7 @@ def test_make_task_writes_the_folder(cohort):
     cfg, videos, index = cohort
     out = make_task(cfg, preset("task1"), videos=videos, index=index, frames_dir=cfg.path("frames"))
     assert out == cfg.path("tasks") / "task-1"
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "folds.json", "frames.parquet", "task.yaml"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "folds.json", "frames.parquet", "provenance.json", "task.yaml"]
     task = load_task(out)
     assert task.spec.num_frames == 10 and task.spec.frames_dir == str(cfg.path("frames"))
     assert json.loads((out / "folds.json").read_text())["n_folds"] == len(task.folds) == 4
@@ -194,3 +194,19 @@ def test_exclusions_that_match_no_animal_are_warned_on_the_console(cohort, tmp_p
         make_task(cfg, preset("task1", exclude_animals=["m18", "m99"]), videos=videos, index=index)
     warned = [r.getMessage() for r in caplog.records if "match no animal" in r.getMessage()]
     assert len(warned) == 1 and "m99" in warned[0] and "m18" not in warned[0]  # m18 exists and was excluded
+
+
+def test_a_task_knows_when_its_frame_store_or_metadata_changed(cohort):
+    from fake_cohort import frame_store as write_store
+
+    from mouse_facial_expressions.data.tasks import stale_inputs
+
+    cfg, videos, index = cohort
+    cfg.path("metadata").mkdir(parents=True, exist_ok=True)
+    (cfg.path("metadata") / "treatments.csv").write_text("mouse,date_of_birth,treatment,injection_time,notes\\n")
+    out = make_task(cfg, preset("task1"), videos=videos, index=None, frames_dir=cfg.path("frames"))
+    assert stale_inputs(out) == []
+    first = load_task(out).frames["video"].iloc[0]
+    write_store(cfg.path("frames"), videos[videos["video"] == first], n=7)  # that video re-extracted: other crops
+    (cfg.path("metadata") / "treatments.csv").write_text("mouse,date_of_birth,treatment,injection_time,notes\\nm1,,high,,\\n")
+    assert stale_inputs(out) == [f"video {first} changed", "metadata treatments.csv changed"]

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from mouse_facial_expressions.preprocess.store import (  # noqa: F401  (re-exported)
+    index_path,
     load_index,
     open_frames,
     write_store_json,

@@ -256,10 +256,56 @@ def make_task(
     frames.to_parquet(tmp, index=False)
     os.replace(tmp, out / "frames.parquet")
     F.write_folds(out / "folds.json", folds, spec.seed)
+    _write_provenance(out, cfg, frames, frames_dir if store else None)
     from mouse_facial_expressions.data.task_readme import task_readme
 
     _atomic_text(out / "README.md", task_readme(spec, frames, folds, info, notes or []))
     log.info("task written to %s (%d labelled frames, %d animals, %d folds)", out, len(frames), len(labels), len(folds))
+    return out
+
+
+PROVENANCE_FILE = "provenance.json"
+
+
+def _write_provenance(out: Path, cfg, frames: pd.DataFrame, frames_dir: Path | None) -> None:
+    """``provenance.json``: the frame-store index of every task video (its fingerprint covers the
+    crops too: each index records its ``.npy``) and the metadata CSVs the labels came from."""
+    from mouse_facial_expressions import provenance
+    from mouse_facial_expressions.io.atomic import write_json
+
+    inputs: dict[str, Path] = {}
+    if frames_dir is not None:
+        from mouse_facial_expressions.data._store import index_path
+
+        inputs.update({f"video {v}": index_path(frames_dir, v) for v in sorted(frames["video"].unique())})
+    meta_dir = cfg.path("metadata")
+    inputs.update({f"metadata {n}": meta_dir / n for n in ("raw_videos.csv", "treatments.csv") if (meta_dir / n).is_file()})
+    write_json(out / PROVENANCE_FILE, {**provenance.record(inputs), "paths": {k: str(Path(v).resolve()) for k, v in inputs.items()}})
+
+
+def stale_inputs(task_dir: str | Path) -> list[str]:
+    """What changed since ``mfe task make`` wrote ``task_dir``: ``[]`` when nothing did, else
+    lines such as ``"video m1_rec1_preinjection changed"`` (re-extracted), ``"video x missing"``
+    or ``"metadata treatments.csv changed"``. Inputs whose folder no longer exists (a project
+    moved elsewhere) cannot be checked and are passed over; tasks written before provenance
+    records give ``[]``."""
+    import json
+
+    from mouse_facial_expressions import provenance
+
+    path = Path(task_dir) / PROVENANCE_FILE
+    if not path.is_file():
+        return []
+    rec = json.loads(path.read_text())
+    out = []
+    for role, fp in rec.get("inputs", {}).items():
+        target = Path(rec.get("paths", {}).get(role, ""))
+        if not target.parent.is_dir():
+            continue
+        if not target.is_file():
+            out.append(f"{role} missing")
+        elif not provenance.same_file(fp, target):
+            out.append(f"{role} changed")
     return out
 
 
