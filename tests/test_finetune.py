@@ -44,7 +44,7 @@ def test_folds_start_from_the_source_weights(run, source):
 
 def test_frozen_backbone_does_not_change_and_the_head_trains(run, source, tmp_path):
     state, hp = source
-    summary = finetune(run.run_dir, run.task_dir, tmp_path, freeze_backbone=True, epochs=1, limit_batches=2,
+    summary = finetune(run.run_dir, run.task_dir, tmp_path, freeze_backbone=True, epochs=1, limit_batches=2, allow_overlap=True,
                        workers=0, precision="32-true", track=False, progress=False)
     assert len(summary["folds"]) == 2 and summary["learning_rate"] == pytest.approx(hp["learning_rate"])
     for rec in summary["folds"]:
@@ -67,3 +67,27 @@ def test_full_finetune_uses_a_lower_learning_rate_and_moves_the_backbone(run, so
     assert not torch.equal(new["encoder.net.conv1.weight"], state["encoder.net.conv1.weight"])
     # trained from the source, a small step: far closer to it than to a fresh model
     assert (new["encoder.net.conv1.weight"] - state["encoder.net.conv1.weight"]).abs().max() < 0.01
+
+
+def test_folds_testing_animals_the_source_saw_are_refused_by_name(run, tmp_path):
+    from mouse_facial_expressions.training.finetune import OverlapError
+
+    seen = set(run.summary["folds"][0].get("test_animals", []))
+    fold1_test = set(next(f for f in __import__("json").loads((run.task_dir / "folds.json").read_text())["folds"]
+                          if f["fold"] == 1)["test"])
+    assert fold1_test and not fold1_test & seen  # fold 1 tests animals fold 0's model trained or validated on
+    with pytest.raises(OverlapError, match=r"fold 1: test animals .*" + sorted(fold1_test)[0]):
+        finetune(run.run_dir, run.task_dir, tmp_path, epochs=1, limit_batches=1, workers=0, precision="32-true",
+                 track=False, progress=False, folds=[1])
+    assert not (tmp_path / "runs").exists()  # nothing trained
+
+
+def test_allowed_overlap_is_a_warning_in_the_record_and_the_report(run, tmp_path):
+    from mouse_facial_expressions.evaluation.evaluate import evaluate_run
+
+    summary = finetune(run.run_dir, run.task_dir, tmp_path, epochs=1, limit_batches=1, workers=0, precision="32-true",
+                       track=False, progress=False, folds=[1], allow_overlap=True)
+    info = json.loads((tmp_path / "runs" / summary["run_name"] / "finetune.json").read_text())
+    assert list(info["overlap"]) == ["1"] and "inflated" in info["warnings"][0]
+    results = evaluate_run(summary["run_dir"], report=False, n_boot=20)
+    assert any("inflated" in w for w in results["warnings"])

@@ -57,6 +57,9 @@ def register(sub, formatter):
     p.add_argument("--run-name", default=None, help="run folder name (None means finetune-<source>-<frozen|full>-on-<task>)")
     p.add_argument("--out", type=Path, default=None, help="models folder of the new run (None means <paths.models>/finetune)")
     p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    p.add_argument("--allow-overlap", action="store_true",
+                   help="fine-tune folds whose test animals the source model trained or validated on (default: refuse, "
+                   "naming them); the warning goes into finetune.json and the evaluation report")
     add_project_arg(p)
     p.set_defaults(func=run)
 
@@ -77,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
                        epochs=args.epochs, source_fold=args.source_fold, run_name=args.run_name, folds=args.folds,
                        track=not args.no_tracking, learning_rate=args.learning_rate,
                        train_batch_size=args.train_batch_size, workers=args.workers, precision=args.precision,
-                       limit_batches=limit)
+                       limit_batches=limit, allow_overlap=args.allow_overlap)
     acc = summary.get("mean_test_acc")
     print(f"fine-tuned from {summary['source_checkpoint']} ({'frozen backbone' if summary['freeze_backbone'] else 'all weights'}, "
           f"lr {summary['learning_rate']:g}): mean test accuracy {acc:.3f}" if acc is not None else "no fold tested")

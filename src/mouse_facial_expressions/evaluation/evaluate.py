@@ -167,8 +167,10 @@ def compute_results(
     cohort: str = "cohort",
     source: str = "predictions",
     title: str | None = None,
+    warnings: list[str] | None = None,
 ) -> tuple[dict, dict[str, pd.DataFrame]]:
-    """All numbers of an evaluation, without writing anything.
+    """All numbers of an evaluation, without writing anything (``warnings``: lines from
+    earlier stages, e.g. a fine-tuning overlap, shown with the batch-effect warnings).
 
     Args:
         predictions: the predictions table (``fold, video, animal, start_time, end_time, label, p1``).
@@ -223,7 +225,7 @@ def compute_results(
             results["breakdown"] = bd.to_dict(orient="records")
     be = check_batch_effects(levels["animal"], cohort, threshold=threshold, n_boot=n_boot, seed=seed)
     results["batch_effects"] = be
-    results["warnings"] = list(be.get("warnings", []))
+    results["warnings"] = list(warnings or []) + list(be.get("warnings", []))
     keep = [c for c in levels["animal"].columns if c != "videos"]
     scores = levels["animal"][keep].astype({"label": "Int64"})  # 0/1/empty, not 0.0/1.0/nan
     results["animal_scores"] = scores.to_dict(orient="records")
@@ -360,6 +362,9 @@ def evaluate_run(
         meta = read_metadata(metadata) if isinstance(metadata, (str, Path)) else metadata
     kwargs.setdefault("source", str(run))
     kwargs.setdefault("title", f"mfe evaluation: {run_folder.name}")
+    tuned = run_folder / "finetune.json"
+    if tuned.is_file():
+        kwargs.setdefault("warnings", list(json.loads(tuned.read_text()).get("warnings", [])))
     if "saliency" not in kwargs and kwargs.get("report", True) and list(run_folder.glob("fold*/fold.json")):
         kwargs["saliency"] = _run_saliency(run_folder)
     return evaluate_predictions(pred, meta, out_dir or run_folder / "evaluation", **kwargs)

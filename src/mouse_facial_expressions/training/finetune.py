@@ -23,14 +23,17 @@ animals, test once, same outputs), except that every fold STARTS from the source
 from __future__ import annotations
 
 import contextlib
-import json
+import logging
 from pathlib import Path
 
 import torch
 
+from mouse_facial_expressions.io.atomic import write_json
 from mouse_facial_expressions.training import cv
 from mouse_facial_expressions.training.module import ClipClassifier, load_model_from_checkpoint
 from mouse_facial_expressions.training.params import TrainParams, make_params
+
+log = logging.getLogger(__name__)
 
 #: Name part of the parameters that belong to the per-frame backbone (every model's ``encoder``).
 BACKBONE_KEY = "encoder"
@@ -113,11 +116,30 @@ def source_checkpoint(from_run: str | Path, source_fold: int | None = None) -> P
     return found[source_fold]
 
 
+class OverlapError(ValueError):
+    """Test animals of the new task were training or validation animals of the source model."""
+
+
+def source_overlap(hp: dict, fold_specs: list[dict]) -> dict[int, list[str]]:
+    """Per new-task fold, its test animals that the source model trained or validated on
+    (the checkpoint records them); folds without such animals are left out."""
+    data = hp.get("data") or {}
+    seen = set(map(str, list(data.get("train_animals") or []) + list(data.get("val_animals") or [])))
+    out = {}
+    for spec in fold_specs:
+        both = sorted(seen & set(map(str, spec.get("test", []))))
+        if both:
+            out[int(spec["fold"])] = both
+    return out
+
+
 def finetune_params(hp: dict, *, freeze_backbone: bool, lr_scale: float | None, **overrides) -> TrainParams:
     """:class:`TrainParams` that rebuild the source architecture and data settings from its hparams."""
     cfg, data = dict(hp["model_cfg"]), dict(hp.get("data") or {})
-    values = {k: cfg[k] for k in ("backbone", "in_channels", "d_model", "num_layers", "num_heads", "ff_dim", "dropout")
-              if k in cfg}
+    values = {k: cfg[k] for k in ("backbone", "in_channels", "d_model", "num_layers", "num_heads", "ff_dim", "dropout",
+                                  "pos_init_std", "head_activation", "head_dropout") if k in cfg}
+    if "head_activation" not in cfg:  # saved before the recipe settings: the first recipe's architecture
+        values.setdefault("recipe", "mfe1")
     values.update({k: data[k] for k in ("num_frames", "frame_stride", "image_size") if data.get(k) is not None})
     values.update({k: hp[k] for k in ("optimizer", "momentum", "weight_decay", "label_smoothing", "use_soft_labels", "epochs")
                    if k in hp})
@@ -128,7 +150,7 @@ def finetune_params(hp: dict, *, freeze_backbone: bool, lr_scale: float | None, 
     values.update({k: v for k, v in overrides.items() if v is not None})
     p = make_params(hp["model_name"], **values)
     want = {k: v for k, v in cfg.items() if k != "pretrained"}
-    got = {k: v for k, v in p.model_config().items() if k != "pretrained"}
+    got = {k: v for k, v in p.model_config().items() if k != "pretrained" and k in want}
     diff = {k: (want.get(k), got.get(k)) for k in set(want) | set(got) if want.get(k) != got.get(k)}
     if diff:
         raise ValueError(f"cannot rebuild the source architecture from training parameters: {diff}")
@@ -148,6 +170,7 @@ def finetune(
     folds: list[int] | None = None,
     track: bool = True,
     progress: bool | None = None,
+    allow_overlap: bool = False,
     **train_kwargs,
 ) -> dict:
     """Fine-tune a trained model on a new task with k-fold CV by animal.
@@ -163,6 +186,10 @@ def finetune(
         source_fold: which fold of the source run to start from (default: the first).
         run_name: default ``finetune-<source run>-<frozen|full>-on-<task>``.
         folds: new-task folds to run (default all).
+        allow_overlap: fine-tune folds whose test animals the source model trained or
+            validated on, with a warning (in ``finetune.json`` and the evaluation report);
+            by default that is an :class:`OverlapError` naming them, because every number
+            such a fold prints would be inflated.
         **train_kwargs: other :class:`TrainParams` fields (``train_batch_size``, ``workers``,
             ``limit_batches``, ``precision``, ``learning_rate`` (before scaling), ...) and
             ``train_cv`` keywords (``datasets_fn``, ``fold_specs``, ``tracking_uri``).
@@ -174,6 +201,20 @@ def finetune(
     cv_kwargs = {k: train_kwargs.pop(k) for k in list(train_kwargs) if k in cv_keys}
     ckpt = source_checkpoint(from_run, source_fold)
     model, hp = load_model_from_checkpoint(ckpt)
+    specs = cv_kwargs.get("fold_specs")
+    if specs is None:
+        from mouse_facial_expressions.data.tasks import load_task
+
+        specs = load_task(task_dir).folds
+    specs = [s for s in specs if folds is None or int(s["fold"]) in set(folds)]
+    overlap = source_overlap(hp, specs)
+    warnings = [f"fold {k}: test animals {', '.join(a)} were training or validation animals of the source model "
+                f"{ckpt.name}; this fold's scores are inflated" for k, a in overlap.items()]
+    if overlap and not allow_overlap:
+        raise OverlapError(f"{ckpt}: {len(overlap)} fold(s) of {task_dir} test animals the source model saw:\n  "
+                           + "\n  ".join(warnings) + "\n(pass --allow-overlap to fine-tune anyway, with this warning in the report)")
+    for w in warnings:
+        log.warning(w)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     src_name = Path(from_run).name if Path(from_run).is_dir() else ckpt.stem
     name = run_name or f"finetune-{src_name}-{'frozen' if freeze_backbone else 'full'}-on-{Path(task_dir).name}"
@@ -181,12 +222,10 @@ def finetune(
                              **train_kwargs)
     with start_from(state, freeze_backbone):
         summary = cv.train_cv(task_dir, params, out, folds=folds, track=track, progress=progress, **cv_kwargs)
-    info = {"source_checkpoint": str(ckpt), "freeze_backbone": freeze_backbone, "learning_rate": params.learning_rate}
+    info = {"source_checkpoint": str(ckpt), "freeze_backbone": freeze_backbone, "learning_rate": params.learning_rate,
+            "overlap": {str(k): a for k, a in overlap.items()}, "warnings": warnings}
     if summary.get("run_dir"):
-        p = Path(summary["run_dir"]) / "finetune.json"
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(json.dumps(info, indent=1))
-        tmp.replace(p)
+        write_json(Path(summary["run_dir"]) / "finetune.json", info)
     return {**summary, **info}
 
 
