@@ -11,7 +11,13 @@ BUDGET     ?= 5
 SEEDS      ?= 97531 1 2
 SYNTH_SEED ?= 1
 
-.PHONY: demo test bench bench-accuracy install clean-demo help
+# make bench-recipe: cohorts folder, synthetic seeds (not tuned on), recipes, training seeds
+RECIPE_DIR   ?= bench_recipe
+RECIPE_SYNTH ?= 11 12 13
+RECIPES      ?= mfe1 mfe2
+RECIPE_SEEDS ?= 1 2
+
+.PHONY: demo test bench bench-accuracy bench-recipe install clean-demo help
 
 help:
 	@echo "make demo   - synthetic cohort -> ... -> the furthest pipeline stage, on CPU"
@@ -19,6 +25,8 @@ help:
 	@echo "make bench  - run the speed benchmarks in bench/ (prints numbers, a few minutes)"
 	@echo "make bench-accuracy - build the synthetic 'bench' cohort and compare the models with the oracle"
 	@echo "             (BUDGET=$(BUDGET) min per model and seed, SEEDS='$(SEEDS)': about 50 min on 2 CPU cores)"
+	@echo "make bench-recipe - training recipes side by side at 3 epochs x 160 clips on demo cohorts"
+	@echo "             (RECIPE_SYNTH='$(RECIPE_SYNTH)' RECIPES='$(RECIPES)' RECIPE_SEEDS='$(RECIPE_SEEDS)': about 2 h on 2 CPU cores)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,9 +43,9 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 bench: $(STAMP)
-	@for b in bench/bench_*.py; do case $$b in *bench_accuracy.py) continue;; esac; \
+	@for b in bench/bench_*.py; do case $$b in *bench_accuracy.py|*bench_recipe.py) continue;; esac; \
 		echo "== $$b"; $(PY) $$b || exit 1; done
-	@echo "(accuracy against the oracle: make bench-accuracy)"
+	@echo "(accuracy against the oracle: make bench-accuracy, make bench-recipe)"
 
 $(BENCH_PROJ)/tasks: | $(STAMP)
 	$(VENV)/bin/mfe synth $(BENCH_PROJ) --preset bench --seed $(SYNTH_SEED)
@@ -49,3 +57,7 @@ bench-accuracy: $(BENCH_PROJ)/tasks
 
 clean-demo:
 	rm -rf $(DEMO)
+
+bench-recipe: $(STAMP)
+	$(PY) bench/bench_recipe.py --cohorts $(RECIPE_DIR) --synth_seeds $(RECIPE_SYNTH) --recipes $(RECIPES) \
+		--seeds $(RECIPE_SEEDS) --json $(RECIPE_DIR)/results.json

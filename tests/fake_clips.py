@@ -41,8 +41,10 @@ class FakeClips(Dataset):
 
 
 def fake_fold_datasets(task_dir, fold, *, num_frames, frame_stride, image_size, train_augmentation,
-                       epoch_size, seed, val_windows_per_video, test_windows_per_video, clip_dtype="float32"):
-    """Float clips whatever ``clip_dtype`` says: normalisation is a no-op on float input."""
+                       epoch_size, seed, val_windows_per_video, test_windows_per_video, clip_dtype="float32",
+                       augment_policy="mild", augment_scope="clip", sampler="balanced"):
+    """Float clips whatever ``clip_dtype`` says: normalisation is a no-op on float input.
+    No augmentation and no sampler (the recipe's augmentation and sampler settings are ignored)."""
     spec = FOLD_SPECS[fold]
     return {
         "train": FakeClips(spec["train"], 6, num_frames, image_size, seed),

@@ -214,3 +214,59 @@ def test_augmentation_is_reproducible_across_processes(store):
     )
     runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout for _ in range(2)]
     assert runs[0] == runs[1] and runs[0].strip()
+
+
+def test_frame_scope_augments_each_frame_on_its_own(store):
+    tmp, _, _, frames = store
+    w = _windows(frames).iloc[:1].assign(rows=[[30, 30, 30, 30]])  # one frame repeated
+    ds = ClipDataset(tmp / "frames", w, image_size=16, augment=True, seed=1, augment_scope="frame", augment_policy="wide")
+    differing = 0
+    for _ in range(6):
+        clip = ds[0]["clip"]
+        differing += any(not torch.equal(clip[0], clip[t]) for t in range(1, 4))
+    assert differing >= 4  # a new operation per frame: frames of one clip differ (identity draws aside)
+
+
+def test_wide_policy_is_torchvision_trivial_augment_wide_on_grey():
+    from mouse_facial_expressions.data.augment import WIDE_POLICY
+
+    assert set(WIDE_POLICY) == set(POLICY)  # same operations, wider ranges
+    assert WIDE_POLICY["rotate"] == (-135.0, 135.0) and WIDE_POLICY["shear_x"] == (-0.99, 0.99)
+    assert WIDE_POLICY["posterize"] == (2.0, 8.0) and WIDE_POLICY["solarize"] == (0.0, 255.0)
+
+
+def test_unknown_augmentation_settings_are_errors(store):
+    tmp, _, _, frames = store
+    with pytest.raises(ValueError, match="scope"):
+        ClipDataset(tmp / "frames", _windows(frames), image_size=16, augment_scope="video")
+    with pytest.raises(ValueError, match="policy"):
+        ClipDataset(tmp / "frames", _windows(frames), image_size=16, augment_policy="strong")
+
+
+def test_uniform_sampler_draws_each_window_once_per_pass(store):
+    from mouse_facial_expressions.data.datasets import UniformWindowSampler
+
+    _, _, _, frames = store
+    w = _windows(frames)
+    s = UniformWindowSampler(w, epoch_size=len(w), seed=3)
+    first = s.indices()
+    assert sorted(first.tolist()) == list(range(len(w)))  # a permutation: no window twice
+    assert np.array_equal(first, UniformWindowSampler(w, len(w), seed=3).indices())  # seeded
+    s.set_epoch(1)
+    assert not np.array_equal(first, s.indices())  # fresh order each epoch
+    longer = UniformWindowSampler(w, epoch_size=2 * len(w) + 1, seed=0).indices()
+    assert len(longer) == 2 * len(w) + 1 and np.bincount(longer).max() == 3
+    assert not UniformWindowSampler.balances_classes
+
+
+def test_class_weights_only_without_a_class_balancing_sampler(store):
+    from mouse_facial_expressions.data.datasets import UniformWindowSampler
+    from mouse_facial_expressions.training.cv import _class_weights
+
+    tmp, _, _, frames = store
+    w = _windows(frames)
+    ds = ClipDataset(tmp / "frames", w, image_size=16)
+    assert _class_weights({"train": ds, "train_sampler": BalancedWindowSampler(w, 8)}) is None
+    weights = _class_weights({"train": ds, "train_sampler": UniformWindowSampler(w, 8)})
+    n1 = int((w["label"] == 1).sum())
+    assert weights == pytest.approx([len(w) / (2 * (len(w) - n1)), len(w) / (2 * n1)])

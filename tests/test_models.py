@@ -122,3 +122,21 @@ def test_weights_reject_a_file_that_is_not_mobilenet(tmp_path):
     torch.save({"w": torch.zeros(2)}, tmp_path / "x.pth")
     with pytest.raises(ValueError, match="mobilenet_v2"):
         verify_state_dict(tmp_path / "x.pth")
+
+
+def test_head_and_positional_settings_of_the_recipes():
+    relu = create_model("advanced", backbone="resnet18", head_activation="relu", head_dropout=0.3, pos_init_std=1.0, **TINY)
+    assert isinstance(relu.head[1], torch.nn.ReLU) and relu.head[2].p == 0.3
+    assert 0.8 < relu.pos.table.std().item() < 1.2
+    default = create_model("advanced", backbone="resnet18", dropout=0.1, **TINY)
+    assert isinstance(default.head[1], torch.nn.GELU) and default.head[2].p == 0.1  # head dropout follows dropout
+    assert default.pos.table.std().item() < 0.05
+    with pytest.raises(ValueError, match="head_activation"):
+        create_model("advanced", backbone="resnet18", head_activation="tanh", **TINY)
+
+
+def test_a_config_saved_before_the_head_settings_rebuilds_the_same_model():
+    old = {k: v for k, v in create_model("advanced", backbone="resnet18", **TINY).config.items()
+           if k not in ("pos_init_std", "head_activation", "head_dropout")}  # checkpoints of the first recipe
+    net = create_model("advanced", **old)
+    assert isinstance(net.head[1], torch.nn.GELU) and net.head[2].p == net.config["dropout"]

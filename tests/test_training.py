@@ -211,3 +211,54 @@ def test_selection_prefers_accuracy_then_lower_validation_loss(trained):
     assert history[best][0] == max(v[0] for v in history.values())  # accuracy comes first
     assert "optimizer_states" not in ckpt  # best checkpoints hold weights, hparams and the history
     assert not (out / "runs" / summary["run_name"] / "fold0" / "last.ckpt").exists()  # finished: resume point gone
+
+
+def test_warmup_rises_linearly_then_follows_the_cosine():
+    from mouse_facial_expressions.training.module import cosine_lr, warmup_cosine
+
+    f = [warmup_cosine(s, steps_per_epoch=10, warmup_epochs=1, epochs=4) for s in range(40)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert all(a < b for a, b in zip(f[:9], f[1:10]))  # linear warm-up over the first epoch
+    assert f[10] == pytest.approx(cosine_lr(1, 4, 1.0)) and f[39] == pytest.approx(cosine_lr(3, 4, 1.0))
+
+
+def test_fold_record_holds_the_learning_curves_and_the_rule(trained):
+    _, summary = trained
+    (fold,) = summary["folds"]
+    hist = fold["history"]
+    assert sorted(hist, key=int) == ["0", "1", "2"]
+    assert all({"train_acc", "train_loss", "val_acc", "val_loss"} <= set(h) for h in hist.values())
+    assert fold["select"] == "val_acc" and "validation" in fold["select_rule"]
+
+
+def test_without_a_progress_bar_each_epoch_prints_one_line(tmp_path, capsys):
+    torch.set_num_threads(1)
+    run(tmp_path, tiny_params(epochs=2, limit_batches=2), track=False)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("fold 0 epoch")]
+    assert [ln.split(":")[0] for ln in lines] == ["fold 0 epoch 1/2", "fold 0 epoch 2/2"]
+    assert all("train_acc" in ln and "val_acc" in ln and "val_loss" in ln for ln in lines)
+
+
+def test_batchnorm_recalibration_recomputes_the_statistics_from_the_kept_batches():
+    from types import SimpleNamespace
+
+    from mouse_facial_expressions.training.callbacks import RecalibrateBatchNorm
+    from mouse_facial_expressions.training.module import ClipClassifier
+
+    torch.manual_seed(0)
+    module = ClipClassifier("advanced", dict(backbone="resnet18", num_layers=1, num_heads=2, d_model=64, ff_dim=64, num_frames=3))
+    weights = {k: v.clone() for k, v in module.state_dict().items() if "running" not in k and "num_batches" not in k}
+    cb = RecalibrateBatchNorm(num_batches=2)
+    batches = [torch.randn(2, 3, 3, 32, 32) * s + s for s in (1.0, 2.0, 3.0)]  # (B, T, C, H, W)
+    cb.on_train_epoch_start(None, module)
+    for i, x in enumerate(batches):
+        cb.on_train_batch_end(None, module, None, {"clip": x}, i)
+    module.eval()
+    cb.on_validation_epoch_start(SimpleNamespace(sanity_checking=False), module)
+    net = module.model.encoder.net
+    with torch.no_grad():  # conv1 is before the first BatchNorm: its batch means are the expected statistics
+        means = [net.conv1(x.flatten(0, 1).half().float()).mean(dim=(0, 2, 3)) for x in batches[1:]]  # the last 2 kept
+    assert torch.allclose(net.bn1.running_mean, torch.stack(means).mean(0), atol=1e-4)
+    assert net.bn1.momentum == 0.1 and not net.bn1.training  # restored
+    after = {k: v for k, v in module.state_dict().items() if k in weights}
+    assert all(torch.equal(after[k], weights[k]) for k in weights)  # nothing learned

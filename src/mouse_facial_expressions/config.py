@@ -130,6 +130,7 @@ class TrainConfig(_Section):
     label_smoothing: float = Field(0.1, ge=0, lt=0.5)
     use_soft_labels: bool = True
     seed: int = 97531
+    recipe: str | None = Field(None, description="Training recipe (mfe train --recipe; see docs/RECIPE.md); None: the current default.")
     tracking_uri: str | None = None  # default: sqlite:///<project>/models/mlruns.db
 
 

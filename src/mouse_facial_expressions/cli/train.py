@@ -47,7 +47,8 @@ def _devices(text: str):
 
 def add_train_arguments(parser: argparse.ArgumentParser, model: str | None = None) -> None:
     """Add every training flag (seed names). ``model`` fixes the model (seed entry points)."""
-    from mouse_facial_expressions.training.params import SEED_DEFAULTS
+    from mouse_facial_expressions.training.selection import SELECT_RULES
+    from mouse_facial_expressions.training.params import DEFAULT_RECIPE, RECIPES, SEED_DEFAULTS
 
     d = SEED_DEFAULTS[model or "advanced"]
 
@@ -89,6 +90,25 @@ def add_train_arguments(parser: argparse.ArgumentParser, model: str | None = Non
     m.add_argument("--ff_dim", type=int, default=_S, help="Transformer feed-forward size (default: 2048)")
     m.add_argument("--d_model", type=int, default=_S, help="Transformer width; the backbone feature is projected when it differs (default: 512)")
     m.add_argument("--optimizer", choices=("adamw", "sgd"), default=_S, help="optimiser (default: sgd for baseline, adamw otherwise)")
+    rc = parser.add_argument_group(
+        "recipe", "how much is learned per epoch and which epoch is kept; --recipe sets all of these, the flags "
+        "below change one (docs/RECIPE.md has the measured effect of each)")
+    rc.add_argument("--recipe", choices=tuple(RECIPES), default=_S, help="mfe1: the first mfe recipe; original: the original "
+                    f"code's choices (default: {DEFAULT_RECIPE})")
+    rc.add_argument("--augment_policy", choices=("mild", "wide"), default=_S, help="augmentation ranges: wide = torchvision's "
+                    "TrivialAugmentWide, mild = rotation 30 deg, shear 0.3 (default: the recipe's)")
+    rc.add_argument("--augment_scope", choices=("clip", "frame"), default=_S, help="one augmentation per clip, or one per frame "
+                    "as the original (default: the recipe's)")
+    rc.add_argument("--sampler", choices=("balanced", "uniform"), default=_S, help="training windows: balanced by class, then "
+                    "video; or uniform over windows, as the original (default: the recipe's)")
+    rc.add_argument("--pos_init_std", type=float, default=_S, help="std of the positional table's initialisation (default: the recipe's)")
+    rc.add_argument("--head_activation", choices=("gelu", "relu"), default=_S, help="classifier MLP activation (default: the recipe's)")
+    rc.add_argument("--head_dropout", type=float, default=_S, help="dropout before the classifier's last layer (default: the recipe's)")
+    rc.add_argument("--warmup_epochs", type=float, default=_S, help="linear learning-rate warm-up, in epochs (default: the recipe's)")
+    rc.add_argument("--select", choices=SELECT_RULES, default=_S, help="checkpoint selection on the validation animals: "
+                    "val_acc (ties: lower loss), val_loss, or last (no selection) (default: the recipe's)")
+    rc.add_argument("--val_windows_per_video", type=int, default=_S, help="validation windows scored per video; 0 = every "
+                    "window (default: the recipe's)")
     r = parser.add_argument_group("runtime")
     r.add_argument("--devices", type=_devices, default=_S, help="devices per node: auto, a count, or a list such as 0,1 (default: auto)")
     r.add_argument("--strategy", default=_S, help="Lightning strategy: auto, ddp, ddp_spawn, fsdp ... (default: auto)")
@@ -147,6 +167,9 @@ def entry_point(model: str, argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s - %(name)s - %(levelname)s - %(message)s")
     try:
         return run_training(args, model)
+    except KeyboardInterrupt:
+        print(f"\n{parser.prog}: interrupted; rerun to resume", file=sys.stderr)
+        return 130
     except (FileNotFoundError, ValueError) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 1

@@ -7,13 +7,19 @@ normalised per channel with :data:`NORM_MEAN` / :data:`NORM_STD` (the ImageNet s
 which a pretrained backbone expects); with ``channels == 1`` it is normalised with
 :data:`GREY_MEAN` / :data:`GREY_STD` (their means).
 
-Augmentation follows TrivialAugmentWide: per clip, ONE operation drawn uniformly from the
-list below with ONE magnitude drawn uniformly; the same operation and magnitude are applied
-to every frame of the clip (the ops run on the whole ``(T, 1, H, W)`` tensor at once), so
-temporal changes in the clip are the animal's, not the augmentation's. Ranges are milder
-than TrivialAugmentWide's (rotation +-30 deg instead of 135) because the crops are aligned
-faces; colour/saturation ops are no-ops on grey and are left out; no horizontal flip (every
-crop is mirrored to face the same way).
+Augmentation follows TrivialAugmentWide: ONE operation drawn uniformly from a policy with ONE
+magnitude drawn uniformly from its range. Two choices (:func:`augment_clip`):
+
+- ``scope``: ``"clip"`` applies the same operation and magnitude to every frame of a clip
+  (the ops run on the whole ``(T, 1, H, W)`` tensor at once), so temporal changes in the clip
+  are the animal's; ``"frame"`` draws a new operation for every frame, as the original
+  (torchvision's ``TrivialAugmentWide`` inside a per-image transform) did.
+- ``policy``: ``"mild"`` (:data:`POLICY`: rotation +-30 deg, shear 0.3, translation 12.5%)
+  or ``"wide"`` (:data:`WIDE_POLICY`: torchvision's TrivialAugmentWide ranges, rotation +-135 deg,
+  shear 0.99, translation 32 px at 224 px).
+
+Colour/saturation ops are no-ops on grey and are left out; there is no horizontal flip (every
+crop is mirrored to face the same way). ``docs/RECIPE.md`` has the measured effect of each.
 """
 
 from __future__ import annotations
@@ -50,13 +56,30 @@ POLICY: dict[str, tuple[float, float]] = {
     "translate_x": (-0.125, 0.125),  # fraction of the width
     "translate_y": (-0.125, 0.125),
 }
-_OPS = list(POLICY)
+#: torchvision's TrivialAugmentWide ranges (num_bins 31), on grey crops (``Color`` is a no-op).
+WIDE_POLICY: dict[str, tuple[float, float]] = {
+    **POLICY,
+    "brightness": (-0.99, 0.99),
+    "contrast": (-0.99, 0.99),
+    "sharpness": (-0.99, 0.99),
+    "posterize": (2.0, 8.0),
+    "solarize": (0.0, 255.0),
+    "rotate": (-135.0, 135.0),
+    "shear_x": (-0.99, 0.99),
+    "shear_y": (-0.99, 0.99),
+    "translate_x": (-32 / 224, 32 / 224),
+    "translate_y": (-32 / 224, 32 / 224),
+}
+POLICIES: dict[str, dict[str, tuple[float, float]]] = {"mild": POLICY, "wide": WIDE_POLICY}
+SCOPES = ("clip", "frame")
 
 
-def draw_params(generator: torch.Generator | None = None) -> tuple[str, float]:
-    """One (operation, magnitude) for a whole clip."""
-    op = _OPS[int(torch.randint(len(_OPS), (1,), generator=generator))]
-    lo, hi = POLICY[op]
+def draw_params(generator: torch.Generator | None = None, policy: str = "mild") -> tuple[str, float]:
+    """One (operation, magnitude) drawn from ``policy`` (``mild`` | ``wide``)."""
+    table = POLICIES[policy]
+    ops = list(table)
+    op = ops[int(torch.randint(len(ops), (1,), generator=generator))]
+    lo, hi = table[op]
     mag = lo + (hi - lo) * float(torch.rand(1, generator=generator))
     return op, mag
 
@@ -103,10 +126,20 @@ def apply_op(clip: torch.Tensor, op: str, mag: float) -> torch.Tensor:
     return F.affine(clip, **affine, interpolation=F.InterpolationMode.BILINEAR, fill=0)
 
 
-def augment_clip(clip: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """TrivialAugmentWide-like augmentation of a ``(T, 1, H, W)`` uint8 clip, shared params."""
-    op, mag = draw_params(generator)
-    return apply_op(clip, op, mag)
+def augment_clip(
+    clip: torch.Tensor, generator: torch.Generator | None = None, policy: str = "mild", scope: str = "clip",
+) -> torch.Tensor:
+    """TrivialAugmentWide-like augmentation of a ``(T, 1, H, W)`` uint8 clip.
+
+    ``scope="clip"``: one (op, magnitude) for every frame; ``"frame"``: one per frame.
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"unknown augmentation policy {policy!r} (choose from {', '.join(POLICIES)})")
+    if scope not in SCOPES:
+        raise ValueError(f"unknown augmentation scope {scope!r} (choose from {', '.join(SCOPES)})")
+    if scope == "clip":
+        return apply_op(clip, *draw_params(generator, policy))
+    return torch.stack([apply_op(f[None], *draw_params(generator, policy))[0] for f in clip])  # (T, 1, H, W)
 
 
 def to_model_input(
@@ -115,6 +148,8 @@ def to_model_input(
     channels: int = 3,
     augment: bool = False,
     generator: torch.Generator | None = None,
+    policy: str = "mild",
+    scope: str = "clip",
 ) -> torch.Tensor:
     """Stored crops -> normalised model input.
 
@@ -122,16 +157,17 @@ def to_model_input(
         frames: ``(T, H, W)`` or ``(T, 1, H, W)`` uint8 grey crops.
         image_size: output side in pixels.
         channels: 3 (grey repeated) or 1.
-        augment: apply :func:`augment_clip`.
+        augment: apply :func:`augment_clip` with ``policy`` and ``scope``.
 
     Returns:
         ``(T, channels, image_size, image_size)`` float32.
     """
-    return normalize_clips(prepare_clip(frames, image_size, augment, generator), channels)
+    return normalize_clips(prepare_clip(frames, image_size, augment, generator, policy, scope), channels)
 
 
 def prepare_clip(
     frames: torch.Tensor, image_size: int, augment: bool = False, generator: torch.Generator | None = None,
+    policy: str = "mild", scope: str = "clip",
 ) -> torch.Tensor:
     """Stored crops -> resized (and optionally augmented) uint8 clip, not yet normalised.
 
@@ -145,7 +181,7 @@ def prepare_clip(
     if x.shape[-1] != image_size or x.shape[-2] != image_size:
         x = F.resize(x, [image_size, image_size], antialias=True)
     if augment:
-        x = augment_clip(x, generator)
+        x = augment_clip(x, generator, policy, scope)
     return x
 
 

@@ -22,10 +22,10 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from mouse_facial_expressions.data._store import open_frames
-from mouse_facial_expressions.data.augment import GREY_MEAN, GREY_STD, NORM_MEAN, NORM_STD, normalize_clips, prepare_clip
+from mouse_facial_expressions.data.augment import GREY_MEAN, GREY_STD, NORM_MEAN, NORM_STD, POLICIES, SCOPES, normalize_clips, prepare_clip
 from mouse_facial_expressions.data.sequences import WINDOW_COLUMNS, make_windows, select_per_video, window_span
 
-__all__ = ["BalancedWindowSampler", "ClipDataset", "collate_clips", "batch_tensors", "fold_datasets", "NORM_MEAN", "NORM_STD", "GREY_MEAN", "GREY_STD"]
+__all__ = ["BalancedWindowSampler", "UniformWindowSampler", "SAMPLERS", "ClipDataset", "collate_clips", "batch_tensors", "fold_datasets", "NORM_MEAN", "NORM_STD", "GREY_MEAN", "GREY_STD"]
 
 
 class ClipDataset(Dataset):
@@ -35,7 +35,9 @@ class ClipDataset(Dataset):
         frames_dir: the frame store folder (``<video>.npy`` files).
         windows: window table (``video, animal, label, soft, start_time, end_time, rows``).
         image_size: output side in pixels.
-        augment: clip-consistent TrivialAugmentWide-like augmentation.
+        augment: TrivialAugmentWide-like augmentation (training).
+        augment_policy: ``mild`` | ``wide`` ranges (see :mod:`~mouse_facial_expressions.data.augment`).
+        augment_scope: ``clip`` (one op for the whole clip) | ``frame`` (one op per frame).
         channels: 3 (grey repeated to 3) or 1.
         seed: augmentation seed; mixed with the process's torch seed so DataLoader workers
             (seeded per worker and epoch by PyTorch) draw different, reproducible parameters.
@@ -55,7 +57,12 @@ class ClipDataset(Dataset):
         channels: int = 3,
         seed: int = 0,
         clip_dtype: str = "float32",
+        augment_policy: str = "mild",
+        augment_scope: str = "clip",
     ):
+        if augment_policy not in POLICIES or augment_scope not in SCOPES:
+            raise ValueError(f"augmentation: policy must be one of {list(POLICIES)} and scope one of {list(SCOPES)}, "
+                             f"got {augment_policy!r} / {augment_scope!r}")
         if clip_dtype not in ("float32", "uint8"):
             raise ValueError(f"clip_dtype must be 'float32' or 'uint8', got {clip_dtype!r}")
         if channels not in (1, 3):
@@ -70,6 +77,8 @@ class ClipDataset(Dataset):
         self.channels = int(channels)
         self.seed = int(seed)
         self.clip_dtype = clip_dtype
+        self.augment_policy = augment_policy
+        self.augment_scope = augment_scope
         # Plain arrays: cheap to index and to pickle into workers.
         self._video = self.windows["video"].astype(str).to_numpy()
         self._animal = self.windows["animal"].astype(str).to_numpy()
@@ -88,6 +97,11 @@ class ClipDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self._rows)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Hard label per window, ``(W,)`` int64."""
+        return self._label
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -116,7 +130,8 @@ class ClipDataset(Dataset):
         if rows.max(initial=-1) >= len(arr):
             raise IndexError(f"{self.frames_dir / (video + '.npy')}: window {i} asks for row {int(rows.max())}, the file has {len(arr)}")
         frames = torch.from_numpy(np.ascontiguousarray(arr[rows]))  # (T, S, S) uint8
-        clip = prepare_clip(frames, self.image_size, self.augment, self._generator() if self.augment else None)
+        clip = prepare_clip(frames, self.image_size, self.augment, self._generator() if self.augment else None,
+                            self.augment_policy, self.augment_scope)
         if self.clip_dtype == "float32":
             clip = normalize_clips(clip, self.channels)  # (T, C, S, S) float32
         p1 = float(self._soft[i])
@@ -156,6 +171,8 @@ class BalancedWindowSampler(Sampler[int]):
     Seeded: the same ``(seed, epoch)`` gives the same indices; call :meth:`set_epoch`
     before each epoch for fresh draws.
     """
+
+    balances_classes = True
 
     def __init__(self, windows: pd.DataFrame, epoch_size: int, seed: int = 0):
         if len(windows) == 0:
@@ -197,6 +214,44 @@ class BalancedWindowSampler(Sampler[int]):
         return iter(self.indices().tolist())
 
 
+class UniformWindowSampler(Sampler[int]):
+    """Draws ``epoch_size`` window indices per epoch uniformly over all windows, without
+    replacement inside an epoch (a fresh permutation, repeated when ``epoch_size`` exceeds
+    the windows): the original's ``shuffle=True``. Classes and videos are drawn in proportion
+    to their windows, so class weights (cross-entropy) correct the imbalance instead.
+
+    Seeded like :class:`BalancedWindowSampler`.
+    """
+
+    balances_classes = False
+
+    def __init__(self, windows: pd.DataFrame, epoch_size: int, seed: int = 0):
+        if len(windows) == 0:
+            raise ValueError("UniformWindowSampler: no windows to sample")
+        self.n = len(windows)
+        self.epoch_size = int(epoch_size)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.epoch_size
+
+    def indices(self) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        reps = -(-self.epoch_size // self.n)  # ceil
+        return np.concatenate([rng.permutation(self.n) for _ in range(reps)])[: self.epoch_size]
+
+    def __iter__(self):
+        return iter(self.indices().tolist())
+
+
+#: ``sampler=`` name -> training sampler class.
+SAMPLERS = {"balanced": BalancedWindowSampler, "uniform": UniformWindowSampler}
+
+
 def fold_datasets(
     task_dir: str | Path,
     fold: int,
@@ -213,6 +268,9 @@ def fold_datasets(
     frames_dir: str | Path | None = None,
     eval_step: int | None = None,
     clip_dtype: str = "float32",
+    augment_policy: str = "mild",
+    augment_scope: str = "clip",
+    sampler: str = "balanced",
 ) -> dict:
     """Train/val/test clip datasets of one outer fold, and the balanced train sampler.
 
@@ -223,9 +281,13 @@ def fold_datasets(
     ``*_windows_per_video``, that many per video evenly spaced among those. ``None`` window
     settings come from the task spec. ``frames_dir`` overrides the store named in the task.
     ``clip_dtype="uint8"``: clips come un-normalised (see :class:`ClipDataset`).
+    ``augment_policy`` / ``augment_scope``: see :class:`ClipDataset`. ``sampler``: ``balanced``
+    (:class:`BalancedWindowSampler`) or ``uniform`` (:class:`UniformWindowSampler`).
     """
     from mouse_facial_expressions.data.tasks import load_task
 
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r} (choose from {', '.join(SAMPLERS)})")
     task = load_task(task_dir)
     spec = task.spec
     if not 0 <= fold < len(task.folds):
@@ -251,9 +313,9 @@ def fold_datasets(
         elif role == "test":
             w = select_per_video(w, test_windows_per_video)
         out[role] = ClipDataset(fdir, w, image_size, augment=train_augmentation and role == "train", channels=channels, seed=seed,
-                                clip_dtype=clip_dtype)
+                                clip_dtype=clip_dtype, augment_policy=augment_policy, augment_scope=augment_scope)
     train_w = out["train"].windows
     if epoch_size is None:
         epoch_size = max(1, int(np.ceil(len(train_w) / span)))
-    out["train_sampler"] = BalancedWindowSampler(train_w, epoch_size, seed=seed)
+    out["train_sampler"] = SAMPLERS[sampler](train_w, epoch_size, seed=seed)
     return out

@@ -11,6 +11,9 @@ from mouse_facial_expressions.models.losses import cross_entropy, ldl_loss, smoo
 from mouse_facial_expressions.models.registry import register_model
 
 
+_ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
+
+
 class PositionalEmbedding(nn.Module):
     """Learnable positional embedding that fits any number of frames.
 
@@ -21,9 +24,9 @@ class PositionalEmbedding(nn.Module):
     Shapes: ``(B, T, D) -> (B, T, D)``.
     """
 
-    def __init__(self, num_frames: int, dim: int):
+    def __init__(self, num_frames: int, dim: int, init_std: float = 0.02):
         super().__init__()
-        self.table = nn.Parameter(torch.randn(1, num_frames, dim) * 0.02)  # (1, N, D)
+        self.table = nn.Parameter(torch.randn(1, num_frames, dim) * init_std)  # (1, N, D)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = x.shape[1]
@@ -49,6 +52,13 @@ class AdvancedNet(nn.Module):
         num_layers, num_heads, ff_dim, dropout: Transformer encoder settings (GELU).
         mlp_hidden: hidden size of the classifier MLP ``d_model -> mlp_hidden -> 2``.
         num_classes: 2.
+        pos_init_std: standard deviation of the positional table's initialisation (0.02, the
+            usual Transformer choice; the original drew it from N(0, 1)).
+        head_activation: ``gelu`` or ``relu`` (the original) between the MLP's layers.
+        head_dropout: dropout before the MLP's last layer (None: ``dropout``; the original: 0.3).
+
+    The defaults are the first ``mfe`` recipe's, so checkpoints saved before these settings
+    existed load unchanged; ``mfe train`` passes its recipe's values (``training/params.py``).
 
     Shapes: ``(B, T, C, H, W) -> (B, num_classes)`` logits.
     """
@@ -68,6 +78,9 @@ class AdvancedNet(nn.Module):
         dropout: float = 0.2,
         mlp_hidden: int = 256,
         num_classes: int = 2,
+        pos_init_std: float = 0.02,
+        head_activation: str = "gelu",
+        head_dropout: float | None = None,
     ):
         super().__init__()
         if d_model % num_heads:
@@ -75,16 +88,20 @@ class AdvancedNet(nn.Module):
         self.config = dict(
             backbone=backbone, pretrained=pretrained, in_channels=in_channels, num_frames=num_frames,
             d_model=d_model, num_layers=num_layers, num_heads=num_heads, ff_dim=ff_dim,
-            dropout=dropout, mlp_hidden=mlp_hidden, num_classes=num_classes,
+            dropout=dropout, mlp_hidden=mlp_hidden, num_classes=num_classes, pos_init_std=pos_init_std,
+            head_activation=head_activation, head_dropout=head_dropout,
         )
+        if head_activation not in _ACTIVATIONS:
+            raise ValueError(f"head_activation must be one of {', '.join(_ACTIVATIONS)}, got {head_activation!r}")
         self.encoder = build_backbone(backbone, pretrained, in_channels)
         self.proj = nn.Identity() if self.encoder.out_dim == d_model else nn.Linear(self.encoder.out_dim, d_model)
-        self.pos = PositionalEmbedding(num_frames, d_model)
+        self.pos = PositionalEmbedding(num_frames, d_model, pos_init_std)
         layer = nn.TransformerEncoderLayer(d_model, num_heads, ff_dim, dropout, activation="gelu", batch_first=True)
         self.temporal = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Sequential(
-            nn.Linear(d_model, mlp_hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(mlp_hidden, num_classes)
+            nn.Linear(d_model, mlp_hidden), _ACTIVATIONS[head_activation](),
+            nn.Dropout(dropout if head_dropout is None else head_dropout), nn.Linear(mlp_hidden, num_classes),
         )
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:

@@ -41,7 +41,9 @@ from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
+from mouse_facial_expressions.training.callbacks import EpochLine, RecalibrateBatchNorm, SamplerEpoch  # noqa: E402
 from mouse_facial_expressions.training.module import ClipClassifier, auto_precision, model_from_checkpoint  # noqa: E402
+from mouse_facial_expressions.training.selection import SELECT_DESCRIPTIONS  # noqa: E402
 from mouse_facial_expressions.training.params import TrainParams  # noqa: E402
 from mouse_facial_expressions.training.tracking import MlflowEpochLogger, Tracker, default_tracking_uri  # noqa: E402
 
@@ -105,7 +107,8 @@ def _loaders(data: dict, p: TrainParams) -> tuple[DataLoader, DataLoader, DataLo
 
 def _class_weights(data: dict) -> list[float] | None:
     """None with a class-balancing sampler (weights would correct twice), else inverse frequency."""
-    if data.get("train_sampler") is not None:
+    sampler = data.get("train_sampler")
+    if sampler is not None and getattr(sampler, "balances_classes", True):
         return None
     labels = getattr(data["train"], "labels", None)
     if labels is None:
@@ -138,18 +141,6 @@ def predict_windows(
             "label": np.asarray(batch["label"]), "p1": p1.cpu().numpy(),
         }))
     return pd.concat(rows, ignore_index=True)[PRED_COLUMNS] if rows else pd.DataFrame(columns=PRED_COLUMNS)
-
-
-class SamplerEpoch(pl.Callback):
-    """Advance the balanced sampler's epoch (fresh draws each epoch), also under DDP,
-    where Lightning wraps it and would only set the wrapper's epoch."""
-
-    def __init__(self, sampler):
-        self.sampler = sampler
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        if hasattr(self.sampler, "set_epoch"):
-            self.sampler.set_epoch(trainer.current_epoch)
 
 
 def augmentation_enabled(policy: str | bool | None) -> bool:
@@ -191,8 +182,12 @@ def _trainer(p: TrainParams, callbacks: list, precision: str, progress: bool) ->
 def train_fold(
     task_dir: Path, fold_spec: dict, p: TrainParams, out_dir: Path, run_dir: Path, datasets_fn: Callable,
     norm: tuple, tracker: Tracker | None, parent_run: str | None, fold_runs: dict, progress: bool,
+    fold_callbacks: Callable | None = None,
 ) -> dict:
-    """Train, select and test one outer fold; returns its record (also written to fold.json)."""
+    """Train, select and test one outer fold; returns its record (also written to fold.json).
+
+    ``fold_callbacks(fold, test_loader)`` may add Lightning callbacks (e.g. the learning curves
+    of ``bench/bench_recipe.py``); nothing they compute reaches checkpoint selection."""
     fold = int(fold_spec["fold"])
     fold_dir = run_dir / f"fold{fold}"
     fold_dir.mkdir(parents=True, exist_ok=True)
@@ -202,8 +197,9 @@ def train_fold(
     data = datasets_fn(
         task_dir, fold, num_frames=p.num_frames, frame_stride=p.frame_stride, image_size=p.image_size,
         train_augmentation=augmentation_enabled(p.train_augmentation), epoch_size=p.epoch_size, seed=p.seed,
-        val_windows_per_video=p.val_windows_per_video, test_windows_per_video=p.test_windows_per_video,
-        clip_dtype="uint8", **extra,  # workers ship uint8; ClipClassifier normalises on the device
+        val_windows_per_video=p.val_windows_per_video or None, test_windows_per_video=p.test_windows_per_video,
+        clip_dtype="uint8",  # workers ship uint8; ClipClassifier normalises on the device
+        augment_policy=p.augment_policy, augment_scope=p.augment_scope, sampler=p.sampler, **extra,
     )
     train_dl, val_dl, test_dl = _loaders(data, p)
     precision = p.precision if p.precision not in (None, "auto") else auto_precision(p.accelerator)
@@ -218,15 +214,22 @@ def train_fold(
         p.model, p.model_config(), optimizer=p.optimizer, learning_rate=p.learning_rate,
         weight_decay=p.weight_decay, momentum=p.momentum, epochs=p.epochs, label_smoothing=p.label_smoothing,
         use_soft_labels=p.use_soft_labels, class_weights=_class_weights(data), data=meta, channels_last=channels_last,
+        select=p.select, warmup_epochs=p.warmup_epochs,
     )
     folder, prefix = CHECKPOINT_LAYOUT[p.model]
     best_cb = ModelCheckpoint(
         dirpath=out_dir / folder, filename=f"{prefix}-fold{fold}-{{epoch}}-{{val_acc:.2f}}",
-        monitor="val_select", mode="max", save_top_k=1,  # best val_acc; ties -> lower val_loss
+        monitor="val_select", mode="max", save_top_k=1,  # the recipe's selection rule (ClipClassifier.select)
         save_weights_only=True,  # what prediction needs: a third of the size without the optimiser state
     )
     last_cb = ModelCheckpoint(dirpath=fold_dir, save_top_k=0, save_last=True, enable_version_counter=False)
     callbacks = [best_cb, last_cb, SamplerEpoch(data.get("train_sampler"))]
+    if p.bn_recalibrate:
+        callbacks.append(RecalibrateBatchNorm(p.bn_recalibrate))
+    if not progress:
+        callbacks.append(EpochLine(fold, p.epochs))
+    if fold_callbacks is not None:
+        callbacks += list(fold_callbacks(fold, test_dl))
     run_id = None
     if tracker is not None and rank_zero_only.rank == 0:
         run_id = tracker.start_run(f"fold{fold}", {**p.to_dict(), "fold": fold}, parent=parent_run, run_id=fold_runs.get(str(fold)))
@@ -259,7 +262,9 @@ def train_fold(
         val_loss=best_val[1] if best_val else None, best_epoch=best_epoch,
         epochs_trained=int(trainer.current_epoch), test_acc=test_acc, n_test_windows=int(len(preds)),
         test_animals=meta["test_animals"], seconds=round(time.time() - t0, 1), precision=precision,
-        channels_last=channels_last,
+        channels_last=channels_last, recipe=p.recipe, select=p.select,
+        select_rule=SELECT_DESCRIPTIONS[p.select], n_val_windows=len(data["val"]),
+        history={str(e): h for e, h in sorted(module.history.items())},
     )
     _atomic_write(fold_dir / "fold.json", json.dumps(record, indent=1))
     _write_csv(preds, fold_dir / "predictions_test.csv")  # last: marks the fold finished
@@ -285,6 +290,7 @@ def train_cv(
     experiment: str = "mfe",
     track: bool = True,
     progress: bool | None = None,
+    fold_callbacks: Callable | None = None,
 ) -> dict:
     """Cross-validate ``params.model`` on a task folder (see module docstring for outputs).
 
@@ -299,6 +305,8 @@ def train_cv(
         tracking_uri: MLflow URI (default ``sqlite:///<out_dir>/mlruns.db``).
         track: log to MLflow.
         progress: Lightning progress bar (default: when stderr is a terminal).
+        fold_callbacks: ``(fold, test_loader) -> [Lightning callbacks]`` added to each fold's trainer
+            (diagnostics only; selection never sees them).
 
     Returns:
         The summary dict (also ``<out>/runs/<run_name>/summary.json``): run_name, run_dir,
@@ -345,7 +353,8 @@ def train_cv(
             records.append(rec)
             tqdm.write(f"fold {fold}: finished earlier, skipped ({done})")
             continue
-        rec = train_fold(task_dir, spec, params, out_dir, run_dir, datasets_fn, norm, tracker, parent, fold_runs, progress)
+        rec = train_fold(task_dir, spec, params, out_dir, run_dir, datasets_fn, norm, tracker, parent, fold_runs, progress,
+                         fold_callbacks)
         if rec:
             records.append(rec)
             tqdm.write(

@@ -25,6 +25,7 @@ requiet()  # lightning reset its loggers' levels on import
 from mouse_facial_expressions.data.augment import normalize_clips  # noqa: E402
 from mouse_facial_expressions.data.datasets import batch_tensors  # noqa: E402
 from mouse_facial_expressions.models import create_model  # noqa: E402
+from mouse_facial_expressions.training.selection import SELECT_LOSS_WEIGHT, select_score  # noqa: E402,F401
 
 
 @functools.lru_cache(maxsize=1)
@@ -48,13 +49,6 @@ def auto_precision(accelerator: str = "auto") -> str:
     return "bf16-mixed" if cpu_supports_bf16() else "32-true"
 
 
-#: Weight of the validation loss in ``val_select = val_acc - SELECT_LOSS_WEIGHT * val_loss``, the
-#: quantity checkpoints are selected on: validation accuracy first; among epochs with equal
-#: accuracy (frequent with a few hundred validation windows) the lower loss. Small enough
-#: that no loss difference can outweigh one more correct window out of 1,000.
-SELECT_LOSS_WEIGHT = 1e-4
-
-
 class ClipClassifier(pl.LightningModule):
     """Wraps ``create_model(model_name, **model_cfg)``; the model owns its loss.
 
@@ -69,6 +63,12 @@ class ClipClassifier(pl.LightningModule):
         data: data settings stored with the checkpoint (num_frames, frame_stride,
             image_size, norm_mean, norm_std, task_dir, fold, ...).
         channels_last: run the backbone in channels_last memory format.
+        select: checkpoint selection rule, one of :data:`SELECT_RULES` (logged as ``val_select``).
+        warmup_epochs: linear learning-rate warm-up over this many epochs (stepped per batch)
+            before the cosine decay; 0: none (the original).
+
+    ``history`` holds, per epoch, ``train_acc``, ``train_loss``, ``val_acc``, ``val_loss``
+    (exact totals over the epoch's windows); checkpoints carry it, so a resumed fold keeps it.
     """
 
     def __init__(
@@ -85,8 +85,11 @@ class ClipClassifier(pl.LightningModule):
         class_weights: list[float] | None = None,
         data: dict | None = None,
         channels_last: bool = False,
+        select: str = "val_acc",
+        warmup_epochs: float = 0.0,
     ):
         super().__init__()
+        select_score(select, 0, 0.0, 0.0)  # unknown rule: fail before training
         self.save_hyperparameters()
         self.model = create_model(model_name, **model_cfg)
         if channels_last:
@@ -96,8 +99,8 @@ class ClipClassifier(pl.LightningModule):
                     m.channels_last = True
         cw = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
         self.register_buffer("class_weights", cw, persistent=False)
-        self.val_history: dict[int, list[float]] = {}  # epoch -> [val_acc, val_loss], kept in checkpoints
-        self._val_stats: torch.Tensor | None = None
+        self.history: dict[int, dict[str, float]] = {}  # epoch -> train/val acc and loss, kept in checkpoints
+        self._stats: dict[str, torch.Tensor | None] = {"train": None, "val": None}
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         return self.model(normalize_clips(clip, self.in_channels))  # (B, 2) logits
@@ -123,9 +126,9 @@ class ClipClassifier(pl.LightningModule):
         )
         acc = (logits.argmax(-1) == batch["label"]).float().mean()
         bs = batch["clip"].shape[0]
-        if stage == "val":  # exact epoch totals for val_select: correct, windows, loss sum
-            step = torch.stack([acc.detach().float() * bs, torch.tensor(float(bs), device=acc.device), loss.detach().float() * bs])
-            self._val_stats = step if self._val_stats is None else self._val_stats + step
+        # exact epoch totals (correct, windows, loss sum) for the history and val_select
+        step = torch.stack([acc.detach().float() * bs, torch.tensor(float(bs), device=acc.device), loss.detach().float() * bs])
+        self._stats[stage] = step if self._stats[stage] is None else self._stats[stage] + step
         kw = dict(on_step=False, on_epoch=True, batch_size=bs, sync_dist=True)
         self.log(f"{stage}_loss", loss.detach().float(), prog_bar=stage == "val", **kw)
         self.log(f"{stage}_acc", acc, prog_bar=True, **kw)
@@ -139,23 +142,51 @@ class ClipClassifier(pl.LightningModule):
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")
 
+    @property
+    def val_history(self) -> dict[int, list[float]]:
+        """epoch -> [val_acc, val_loss] (the epochs validated so far)."""
+        return {e: [h["val_acc"], h["val_loss"]] for e, h in self.history.items() if "val_acc" in h}
+
+    def _epoch_totals(self, stage: str) -> tuple[float, float] | None:
+        stats, self._stats[stage] = self._stats[stage], None
+        if stats is None:
+            return None
+        stats = self.all_gather(stats)  # (world, 3) under DDP, (3,) otherwise
+        stats = stats.sum(0) if stats.dim() == 2 else stats
+        return float(stats[0] / stats[1]), float(stats[2] / stats[1])
+
+    def on_train_epoch_start(self) -> None:
+        self._stats["train"] = None
+
     def on_validation_epoch_start(self) -> None:
-        self._val_stats = None
+        self._stats["val"] = None
 
     def on_validation_epoch_end(self) -> None:
-        if self._val_stats is None:
+        totals = self._epoch_totals("val")
+        if totals is None:
             return
-        stats = self.all_gather(self._val_stats)  # (world, 3) under DDP, (3,) otherwise
-        stats = stats.sum(0) if stats.dim() == 2 else stats
-        acc, loss = float(stats[0] / stats[1]), float(stats[2] / stats[1])
-        self.val_history[int(self.current_epoch)] = [acc, loss]
-        self.log("val_select", acc - SELECT_LOSS_WEIGHT * loss, on_epoch=True, batch_size=1)
+        epoch = int(self.current_epoch)
+        self.history.setdefault(epoch, {}).update(val_acc=totals[0], val_loss=totals[1])
+        self.log("val_select", select_score(self.hparams.select, epoch, *totals), on_epoch=True, batch_size=1)
+
+    def on_train_epoch_end(self) -> None:
+        self.record_train_epoch()
+
+    def record_train_epoch(self) -> None:
+        """Move this epoch's training totals into ``history`` (idempotent; every DDP rank calls it)."""
+        totals = self._epoch_totals("train")
+        if totals is not None:
+            self.history.setdefault(int(self.current_epoch), {}).update(train_acc=totals[0], train_loss=totals[1])
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["mfe_history"] = {str(k): v for k, v in self.history.items()}
         checkpoint["mfe_val_history"] = {str(k): v for k, v in self.val_history.items()}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.val_history = {int(k): list(v) for k, v in (checkpoint.get("mfe_val_history") or {}).items()}
+        hist = checkpoint.get("mfe_history")
+        if hist is None:  # checkpoints of the first recipe carry only [val_acc, val_loss]
+            hist = {k: {"val_acc": v[0], "val_loss": v[1]} for k, v in (checkpoint.get("mfe_val_history") or {}).items()}
+        self.history = {int(k): dict(v) for k, v in hist.items()}
 
     def configure_optimizers(self):
         hp = self.hparams
@@ -166,7 +197,22 @@ class ClipClassifier(pl.LightningModule):
         else:
             raise ValueError(f"unknown optimizer {hp.optimizer!r} (adamw | sgd)")
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, hp.epochs), eta_min=hp.learning_rate * 0.01)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        if not hp.warmup_epochs:
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        # Warm-up per batch, then the same cosine per epoch: one LambdaLR over batches.
+        steps = max(1, int(self.trainer.estimated_stepping_batches / max(1, hp.epochs)))  # batches per epoch
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, functools.partial(warmup_cosine, steps_per_epoch=steps,
+                                                                        warmup_epochs=hp.warmup_epochs, epochs=hp.epochs))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def warmup_cosine(step: int, steps_per_epoch: int, warmup_epochs: float, epochs: int) -> float:
+    """Learning-rate factor at optimiser ``step``: linear warm-up from ~0 over ``warmup_epochs``,
+    then the cosine of :func:`cosine_lr` by whole epoch (down to 1%)."""
+    warm = warmup_epochs * steps_per_epoch
+    if step < warm:
+        return (step + 1) / warm
+    return cosine_lr(step // steps_per_epoch, epochs, 1.0)
 
 
 def load_model_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:

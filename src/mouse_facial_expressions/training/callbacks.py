@@ -1,0 +1,94 @@
+"""Lightning callbacks of ``mfe train``: sampler epochs, BatchNorm recalibration, epoch lines."""
+
+from __future__ import annotations
+
+import time
+
+from mouse_facial_expressions.compat import import_torchvision
+
+import_torchvision()  # before lightning
+
+import lightning.pytorch as pl  # noqa: E402
+import torch  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+
+class SamplerEpoch(pl.Callback):
+    """Advance the balanced sampler's epoch (fresh draws each epoch), also under DDP,
+    where Lightning wraps it and would only set the wrapper's epoch."""
+
+    def __init__(self, sampler):
+        self.sampler = sampler
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(trainer.current_epoch)
+
+
+class EpochLine(pl.Callback):
+    """One line per epoch (train and validation accuracy and loss, seconds) where no progress
+    bar is drawn: logs, batch jobs, notebooks."""
+
+    def __init__(self, fold: int, epochs: int):
+        self.fold, self.epochs, self.t0 = fold, epochs, time.time()
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.t0 = time.time()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        pl_module.record_train_epoch()  # callbacks run before the module's own epoch-end hook
+        if not trainer.is_global_zero:
+            return
+        e = int(trainer.current_epoch)
+        h = pl_module.history.get(e, {})
+        parts = [f"{k} {h[k]:.3f}" for k in ("train_acc", "train_loss", "val_acc", "val_loss") if k in h]
+        tqdm.write(f"fold {self.fold} epoch {e + 1}/{self.epochs}: " + ", ".join(parts) + f" ({time.time() - self.t0:.0f} s)")
+
+
+class RecalibrateBatchNorm(pl.Callback):
+    """Recompute the BatchNorm statistics with the epoch's final weights before validation.
+
+    Why: BatchNorm layers normalise with batch statistics while training and with running
+    averages (momentum 0.1) in evaluation. After a few dozen steps from scratch those averages
+    still mix early weights' activations, so an evaluated model is shifted: it can rank the
+    windows right and still score them all on one side of 0.5, and the validation accuracy of
+    early epochs (and the epoch selected on it) is noise. Here the last ``num_batches`` training
+    batches of the epoch are kept (half precision, on the CPU) and passed forward once more, in
+    training mode without gradients, with cumulative averaging (``momentum=None``), so the
+    statistics belong to the weights being evaluated ("precise BN", Wu & Johnson 2021).
+    Nothing is learned: only the ``running_mean``/``running_var`` buffers change.
+
+    Args:
+        num_batches: training batches to recompute from (0: off).
+    """
+
+    def __init__(self, num_batches: int):
+        self.num_batches = int(num_batches)
+        self._kept: list[torch.Tensor] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._kept = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.num_batches > 0:
+            self._kept.append(batch["clip"].detach().to("cpu", torch.float16))  # (B, T, C, H, W), normalised
+            del self._kept[: -self.num_batches]
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        if not self._kept or trainer.sanity_checking:
+            return
+        bns = [m for m in pl_module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        if not bns:
+            return
+        saved = [(m.momentum, m.training) for m in bns]
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the batches below
+            m.train()
+        with torch.no_grad():
+            for clip in self._kept:
+                pl_module.model(clip.to(pl_module.device, torch.float32))
+        for m, (momentum, training) in zip(bns, saved):
+            m.momentum = momentum
+            m.train(training)
+        self._kept = []
