@@ -6,6 +6,7 @@ and metadata, interrupted commands.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -131,3 +132,109 @@ def test_extract_on_a_full_disk_says_so_and_keeps_finished_videos(tmp_path, smal
     assert "disk full while writing" in failed.error and "b.npy" in failed.error
     assert "requested and" not in failed.error
     assert is_complete(small_disk, "a") and not [p.name for p in small_disk.iterdir() if ".tmp" in p.name]
+
+
+def _train_cmd(project: Path, epochs: int) -> list[str]:
+    return [sys.executable, "-m", "mouse_facial_expressions", "train", "-p", str(project), "--model", "advanced",
+            "--backbone", "resnet18", "--num_layers", "1", "--num_heads", "2", "--d_model", "32", "--ff_dim", "32",
+            "--epochs", str(epochs), "--image_size", "32", "--workers", "0", "--precision", "32-true",
+            "--limit_batches", "2", "--folds", "0", "--no_tracking", "--run_name", "killed", "--seed", "1"]
+
+
+@pytest.mark.slow
+def test_a_killed_training_resumes_after_its_last_finished_epoch(tiny8_task, tmp_path):
+    import shutil
+
+    import torch
+
+    project = tmp_path / "project"
+    shutil.copytree(tiny8_task.parent.parent, project)
+    last = project / "models" / "runs" / "killed" / "fold0" / "last.ckpt"
+    proc = subprocess.Popen(_train_cmd(project, 6), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not last.is_file() and proc.poll() is None:
+        time.sleep(0.02)
+    proc.kill()  # as hard as a power cut: no clean-up code runs
+    proc.communicate()
+    assert last.is_file(), "no last.ckpt after the first epoch"
+    k = int(torch.load(last, map_location="cpu", weights_only=True)["epoch"])  # the last finished epoch (0-based)
+    assert k < 5 and not (last.parent / "predictions_test.csv").exists()
+    again = subprocess.run(_train_cmd(project, 6), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    epochs = [int(ln.split()[3].split("/")[0]) for ln in again.stdout.splitlines() if ln.startswith("fold 0 epoch ")]
+    assert epochs == list(range(k + 2, 7))  # 1-based: continues with the epoch after the last finished one
+    record = json.loads((last.parent / "fold.json").read_text())
+    assert record["epochs_trained"] == 6 and sorted(map(int, record["history"])) == list(range(6))
+
+
+def test_an_unreadable_last_checkpoint_is_moved_aside_and_the_fold_starts_over(tmp_path, caplog):
+    from mouse_facial_expressions.training.cv import usable_resume_point
+
+    last = tmp_path / "last.ckpt"
+    last.write_bytes(b"PK\x03\x04 truncated")
+    with caplog.at_level("WARNING"):
+        assert usable_resume_point(last, 0) is None
+    assert not last.exists() and len(list(tmp_path.glob("last.ckpt.unreadable-*"))) == 1
+    assert "last.ckpt" in caplog.text and "starts over" in caplog.text
+
+
+def test_a_checkpoint_with_pickled_objects_is_refused_in_one_line(tmp_path):
+    import torch
+
+    from mouse_facial_expressions.io.checkpoint import UnsafeCheckpointError, load_weights_only
+
+    path = tmp_path / "model.ckpt"
+    torch.save({"state_dict": {}, "payload": Path("/etc")}, path)  # any non-tensor object
+    with pytest.raises(UnsafeCheckpointError) as err:
+        load_weights_only(path)
+    msg = str(err.value)
+    assert "model.ckpt" in msg and "will not unpickle" in msg and "\n" not in msg
+    assert "weights_only=False" not in msg
+
+
+def test_training_refuses_a_task_whose_frame_store_changed(tiny8_task, tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    from mouse_facial_expressions.config import load_config
+    from mouse_facial_expressions.preprocess.store import open_frames, video_meta, write_video_frames
+    from mouse_facial_expressions.training import make_params, train_cv
+
+    from mouse_facial_expressions.data.tasks import make_task, preset
+
+    project = tmp_path / "project"
+    shutil.copytree(tiny8_task.parent.parent, project)
+    cfg = load_config(project)
+    task_dir = make_task(cfg, preset("task1", n_folds=2, num_frames=3, frame_stride=1))  # made from this copy's store
+    frames = cfg.path("frames")
+    video = sorted(p.stem for p in frames.glob("*.parquet"))[0]
+    index = pd.read_parquet(frames / f"{video}.parquet")
+    crops = open_frames(frames, video)[:-2].copy()
+    write_video_frames(frames, video, crops, index.iloc[:-2], video_meta(frames, video))  # re-extracted: 2 crops fewer
+    params = make_params("advanced", backbone="resnet18", num_layers=1, num_heads=2, d_model=32, ff_dim=32, epochs=1,
+                         image_size=32, workers=0, precision="32-true", limit_batches=1)
+    with pytest.raises(ValueError, match=rf"changed since `mfe task make`.*video {video} changed.*rerun `mfe task make`"):
+        train_cv(task_dir, params, cfg.path("models"), folds=[0], track=False, progress=False)
+    assert not (cfg.path("models") / "runs").exists()
+
+
+def test_a_finished_fold_is_redone_when_its_task_changed(tiny8_task, tmp_path, capsys):
+    import shutil
+
+    from mouse_facial_expressions.config import load_config
+    from mouse_facial_expressions.data.tasks import make_task, preset
+    from mouse_facial_expressions.training import make_params, train_cv
+
+    project = tmp_path / "project"
+    shutil.copytree(tiny8_task.parent.parent, project)
+    cfg = load_config(project)
+    task_dir = make_task(cfg, preset("task1", n_folds=2, num_frames=3, frame_stride=1))
+    params = make_params("advanced", backbone="resnet18", num_layers=1, num_heads=2, d_model=32, ff_dim=32, epochs=1,
+                         image_size=32, workers=0, precision="32-true", limit_batches=1, run_name="r")
+    train_cv(task_dir, params, cfg.path("models"), folds=[0], track=False, progress=False)
+    train_cv(task_dir, params, cfg.path("models"), folds=[0], track=False, progress=False)
+    assert "fold 0: finished earlier, skipped" in capsys.readouterr().out
+    make_task(cfg, preset("task1", n_folds=2, num_frames=3, frame_stride=1, seed=7))  # other folds, same folder
+    train_cv(task_dir, params, cfg.path("models"), folds=[0], track=False, progress=False)
+    assert "fold 0: redone: the task changed" in capsys.readouterr().out

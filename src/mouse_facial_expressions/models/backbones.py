@@ -50,10 +50,9 @@ def _spec(name: str):
 
 
 def _load_state_dict(path: Path) -> dict:
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # corrupt file, pickle with code objects, ...
-        raise ValueError(f"{path}: not a loadable PyTorch state dict ({err})") from err
+    from mouse_facial_expressions.io.checkpoint import load_weights_only
+
+    sd = load_weights_only(path)  # a corrupt file or a pickle with objects: a one-line ValueError
     if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):

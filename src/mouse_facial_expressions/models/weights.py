@@ -36,8 +36,9 @@ def verify_state_dict(path: Path) -> int:
         ValueError: when the file is not a state dict for mobilenet_v2.
     """
     from mouse_facial_expressions.compat import import_torchvision
+    from mouse_facial_expressions.io.checkpoint import load_weights_only
 
-    sd = torch.load(path, map_location="cpu", weights_only=True)
+    sd = load_weights_only(path)
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise ValueError(f"{path}: not a state dict")
     net = import_torchvision().models.mobilenet_v2(weights=None)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 from mouse_facial_expressions.compat import import_torchvision
 
@@ -92,3 +94,20 @@ class RecalibrateBatchNorm(pl.Callback):
             m.momentum = momentum
             m.train(training)
         self._kept = []
+
+
+class LastCheckpoint(pl.Callback):
+    """Write the full training state (weights, optimiser, schedule, sampler epoch, history) to
+    ``path`` at the end of every epoch, atomically, so a killed fold resumes after its last
+    finished epoch."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if hasattr(pl_module, "record_train_epoch"):
+            pl_module.record_train_epoch()  # this epoch's training totals belong in the saved history
+        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        trainer.save_checkpoint(tmp, weights_only=False)  # the full state; every rank calls it, rank 0 writes
+        if trainer.is_global_zero:
+            os.replace(tmp, self.path)

@@ -41,7 +41,9 @@ from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from mouse_facial_expressions.training.callbacks import EpochLine, RecalibrateBatchNorm, SamplerEpoch  # noqa: E402
+from mouse_facial_expressions.io.checkpoint import load_weights_only  # noqa: E402
+from mouse_facial_expressions.io.checkpoint import UnsafeCheckpointError  # noqa: E402
+from mouse_facial_expressions.training.callbacks import EpochLine, LastCheckpoint, RecalibrateBatchNorm, SamplerEpoch  # noqa: E402
 from mouse_facial_expressions.training.module import ClipClassifier, auto_precision, model_from_checkpoint  # noqa: E402
 from mouse_facial_expressions.training.selection import SELECT_DESCRIPTIONS  # noqa: E402
 from mouse_facial_expressions.training.params import TrainParams  # noqa: E402
@@ -179,6 +181,34 @@ def _trainer(p: TrainParams, callbacks: list, precision: str, progress: bool) ->
     )
 
 
+def usable_resume_point(path: Path, fold: int) -> Path | None:
+    """``path`` when it is a readable checkpoint to resume from; a truncated or unreadable one is
+    moved aside (``last.ckpt.unreadable-<time>``) with a warning, and the fold starts over."""
+    if not path.is_file():
+        return None
+    try:
+        load_weights_only(path)
+    except UnsafeCheckpointError as err:
+        aside = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(path, aside)
+        log.warning("fold %d: cannot resume: %s; moved it to %s and the fold starts over", fold, err, aside.name)
+        return None
+    return path
+
+
+def task_fingerprint(task_dir: Path) -> dict:
+    """The task files a fold's results depend on (``frames.parquet``, ``folds.json``), fingerprinted."""
+    from mouse_facial_expressions import provenance
+
+    files = {n: task_dir / n for n in ("frames.parquet", "folds.json") if (task_dir / n).is_file()}
+    return provenance.record(files)["inputs"]
+
+
+def _same_content(a: dict, b: dict) -> bool:
+    """Two fingerprint dicts describe the same files (size and hash; the time may differ)."""
+    return a.keys() == b.keys() and all((a[k]["size"], a[k]["hash"]) == (b[k]["size"], b[k]["hash"]) for k in a)
+
+
 def train_fold(
     task_dir: Path, fold_spec: dict, p: TrainParams, out_dir: Path, run_dir: Path, datasets_fn: Callable,
     norm: tuple, tracker: Tracker | None, parent_run: str | None, fold_runs: dict, progress: bool,
@@ -216,14 +246,15 @@ def train_fold(
         use_soft_labels=p.use_soft_labels, class_weights=_class_weights(data), data=meta, channels_last=channels_last,
         select=p.select, warmup_epochs=p.warmup_epochs,
     )
+    made_from = task_fingerprint(Path(task_dir))
     folder, prefix = CHECKPOINT_LAYOUT[p.model]
     best_cb = ModelCheckpoint(
         dirpath=out_dir / folder, filename=f"{prefix}-fold{fold}-{{epoch}}-{{val_acc:.2f}}",
         monitor="val_select", mode="max", save_top_k=1,  # the recipe's selection rule (ClipClassifier.select)
         save_weights_only=True,  # what prediction needs: a third of the size without the optimiser state
     )
-    last_cb = ModelCheckpoint(dirpath=fold_dir, save_top_k=0, save_last=True, enable_version_counter=False)
-    callbacks = [best_cb, last_cb, SamplerEpoch(data.get("train_sampler"))]
+    resume = usable_resume_point(fold_dir / "last.ckpt", fold)
+    callbacks = [best_cb, LastCheckpoint(fold_dir / "last.ckpt"), SamplerEpoch(data.get("train_sampler"))]
     if p.bn_recalibrate:
         callbacks.append(RecalibrateBatchNorm(p.bn_recalibrate))
     if not progress:
@@ -237,9 +268,8 @@ def train_fold(
         tracker.set_tags(run_id, {"fold": fold, "model": p.model, **{f"{k}_animals": ",".join(map(str, fold_spec.get(k, []))) for k in ("train", "val", "test")}})
         _atomic_write(run_dir / "mlflow.json", json.dumps({"tracking_uri": tracker.tracking_uri, "parent": parent_run, "folds": fold_runs}, indent=1))
         callbacks.append(MlflowEpochLogger(tracker.tracking_uri, run_id))
-    resume = fold_dir / "last.ckpt"
     trainer = _trainer(p, callbacks, precision, progress)
-    trainer.fit(module, train_dl, val_dl, ckpt_path=str(resume) if resume.is_file() else None)
+    trainer.fit(module, train_dl, val_dl, ckpt_path=str(resume) if resume else None, weights_only=True)
     if not trainer.is_global_zero:
         return {}
     done = int(trainer.current_epoch)
@@ -249,8 +279,8 @@ def train_fold(
             "schedule reached its end; for a fixed time budget pass --epochs %d (or fewer)",
             fold, p.max_time, done, p.epochs, max(1, done),
         )
-    best = best_cb.best_model_path or str(resume)
-    ckpt = torch.load(best, map_location="cpu", weights_only=True)
+    best = best_cb.best_model_path or str(fold_dir / "last.ckpt")
+    ckpt = load_weights_only(best)
     best_epoch = int(ckpt.get("epoch", -1))
     best_val = module.val_history.get(best_epoch)  # [val_acc, val_loss] of the selected epoch
     model, _ = model_from_checkpoint(ckpt, best)
@@ -263,13 +293,14 @@ def train_fold(
         epochs_trained=int(trainer.current_epoch), test_acc=test_acc, n_test_windows=int(len(preds)),
         test_animals=meta["test_animals"], seconds=round(time.time() - t0, 1), precision=precision,
         channels_last=channels_last, recipe=p.recipe, select=p.select,
-        select_rule=SELECT_DESCRIPTIONS[p.select], n_val_windows=len(data["val"]),
+        select_rule=SELECT_DESCRIPTIONS[p.select], n_val_windows=len(data["val"]), task=made_from,
         history={str(e): h for e, h in sorted(module.history.items())},
     )
     _atomic_write(fold_dir / "fold.json", json.dumps(record, indent=1))
     _write_csv(preds, fold_dir / "predictions_test.csv")  # last: marks the fold finished
-    if resume.is_file() and Path(best) != resume:
-        resume.unlink()  # a finished fold is never resumed; its best checkpoint stays
+    last = fold_dir / "last.ckpt"
+    if last.is_file() and Path(best) != last:
+        last.unlink()  # a finished fold is never resumed; its best checkpoint stays
     if tracker is not None and run_id:
         tracker.log_metrics(run_id, {"test_acc": test_acc, "best_val_acc": record["val_acc"] or float("nan")})
         tracker.log_artifact(run_id, fold_dir / "predictions_test.csv")
@@ -321,6 +352,14 @@ def train_cv(
         fold_specs = fold_specs if fold_specs is not None else list(task.folds)
         params.num_frames = params.num_frames or task.spec.num_frames
         params.frame_stride = params.frame_stride or task.spec.frame_stride
+    if fold_specs is None or (task_dir / "provenance.json").is_file():
+        from mouse_facial_expressions.data.tasks import stale_inputs
+
+        stale = stale_inputs(task_dir)
+        if stale:
+            raise ValueError(f"{task_dir}: its inputs changed since `mfe task make` wrote it: {', '.join(stale[:8])}"
+                             f"{f' and {len(stale) - 8} more' if len(stale) > 8 else ''}; rerun `mfe task make` "
+                             "(same --dataset_version) so the task labels, folds and windows match the frame store")
     datasets_fn = datasets_fn or _default_datasets_fn()
     norm = norm or _default_norm()
     wanted = folds if folds is not None else params.folds
@@ -344,12 +383,16 @@ def train_cv(
         fold_runs = dict(state.get("folds", {})) if same_store else {}
 
     records = []
+    current_task = task_fingerprint(task_dir)
     for spec in specs:
         fold = int(spec["fold"])
         done = run_dir / f"fold{fold}" / "predictions_test.csv"
+        rec_path = done.parent / "fold.json"
+        rec = json.loads(rec_path.read_text()) if done.is_file() and rec_path.is_file() else {"fold": fold}
+        if done.is_file() and rec.get("task") is not None and not _same_content(rec["task"], current_task):
+            tqdm.write(f"fold {fold}: redone: the task changed since it was trained ({task_dir})")
+            done.unlink()
         if done.is_file():
-            rec_path = done.parent / "fold.json"
-            rec = json.loads(rec_path.read_text()) if rec_path.is_file() else {"fold": fold}
             records.append(rec)
             tqdm.write(f"fold {fold}: finished earlier, skipped ({done})")
             continue

@@ -224,10 +224,12 @@ def load_model_from_checkpoint(path: str | Path, map_location: str | torch.devic
         (model, hparams): ``hparams`` has ``model_name``, ``model_cfg`` and ``data``
         (num_frames, frame_stride, image_size, norm_mean, norm_std, task_dir, fold, ...).
     """
+    from mouse_facial_expressions.io.checkpoint import load_weights_only
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    return model_from_checkpoint(torch.load(path, map_location=map_location, weights_only=True), path)
+    return model_from_checkpoint(load_weights_only(path, map_location), path)
 
 
 def model_from_checkpoint(ckpt: dict, source: str | Path = "checkpoint") -> tuple[torch.nn.Module, dict]:
