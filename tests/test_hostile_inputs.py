@@ -238,3 +238,94 @@ def test_a_finished_fold_is_redone_when_its_task_changed(tiny8_task, tmp_path, c
     make_task(cfg, preset("task1", n_folds=2, num_frames=3, frame_stride=1, seed=7))  # other folds, same folder
     train_cv(task_dir, params, cfg.path("models"), folds=[0], track=False, progress=False)
     assert "fold 0: redone: the task changed" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- files and names
+
+
+def test_a_file_that_is_not_a_video_fails_alone_naming_it(tmp_path):
+    from test_extract import make_video
+
+    from mouse_facial_expressions.config import Config
+    from mouse_facial_expressions.preprocess import extract as ex
+
+    cfg = Config(root=tmp_path, extract={"crop_size": 64, "out_size": 64, "target_fps": 30.0})
+    make_video(cfg, "good", n=20)
+    make_video(cfg, "text", n=20)
+    (cfg.path("processed_videos") / "text.mp4").write_text("this is a spreadsheet, saved as .mp4 by mistake\n")
+    report = ex.extract_videos(cfg, progress=False)
+    assert [r.video for r in report.done] == ["good"]
+    (failed,) = report.failed
+    assert "text.mp4" in failed.error and "cannot open video" in failed.error
+
+
+def test_shell_commands_in_names_are_never_run(tmp_path):
+    from test_prepare import RAW_FILES, ROWS, make_raw, write_metadata
+
+    from mouse_facial_expressions.config import load_config
+    from mouse_facial_expressions.io.metadata import MetadataError
+    from mouse_facial_expressions.preprocess.prepare import prepare_videos
+    from mouse_facial_expressions.project import init_project
+
+    root = tmp_path / "proj"
+    cfg = init_project(root)
+    evil_dir = cfg.path("raw_videos") / "day1 $(touch PWNED); touch PWNED2 `touch PWNED3`"
+    for name in RAW_FILES:  # raw files in a day folder whose name is a shell command
+        make_raw(evil_dir / name)
+    write_metadata(root, ROWS)
+    report = prepare_videos(load_config(root), progress=False)
+    assert report.ok and len(report.written) == 3
+    write_metadata(root, ["m1$(touch PWNED4),1,camA,2024,2,1,10,0,0,0,-1,0"])
+    with pytest.raises(MetadataError, match=r"animal id.*at line 2 cannot be part of a file name"):
+        prepare_videos(load_config(root), progress=False)
+    assert not list(tmp_path.rglob("PWNED*")) and not list(Path.cwd().glob("PWNED*"))  # nothing was ever run
+
+
+@pytest.mark.parametrize("kp_rows, expect", [(12, "keypoint rows"), (60, "keypoint rows")])
+def test_keypoints_far_shorter_or_longer_than_the_video_name_both_counts(tmp_path, kp_rows, expect):
+    from test_extract import make_video
+
+    from mouse_facial_expressions.config import Config
+    from mouse_facial_expressions.preprocess import extract as ex
+
+    cfg = Config(root=tmp_path, extract={"crop_size": 64, "out_size": 64, "target_fps": 30.0})
+    make_video(cfg, "v", n=30, kp_rows=kp_rows)
+    (failed,) = ex.extract_videos(cfg, progress=False).failed
+    assert "30 frames" in failed.error and f"{kp_rows} {expect}" in failed.error and "v.parquet" in failed.error
+
+
+def test_nan_keypoints_leave_those_frames_out_without_failing(tmp_path):
+    from test_extract import make_video
+
+    from mouse_facial_expressions.config import Config
+    from mouse_facial_expressions.preprocess import extract as ex
+    from mouse_facial_expressions.preprocess.store import load_index
+
+    cfg = Config(root=tmp_path, extract={"crop_size": 64, "out_size": 64, "target_fps": 30.0})
+    make_video(cfg, "v", n=30, nan_rows=range(10, 20))
+    report = ex.extract_videos(cfg, progress=False)
+    assert report.ok
+    kept = set(load_index(cfg.path("frames"))["frame"])
+    assert kept and not kept & set(range(10, 20))
+
+
+def test_duplicate_and_missing_metadata_rows_stop_before_anything_is_written(tmp_path):
+    from test_prepare import RAW_FILES, ROWS, make_raw, write_metadata
+
+    from mouse_facial_expressions.config import load_config
+    from mouse_facial_expressions.io.metadata import MetadataError
+    from mouse_facial_expressions.preprocess.prepare import prepare_videos
+    from mouse_facial_expressions.project import init_project
+
+    root = tmp_path / "proj"
+    cfg = init_project(root)
+    for name in RAW_FILES:
+        make_raw(cfg.path("raw_videos") / name)
+    write_metadata(root, ROWS + [ROWS[0]])  # line 6 repeats line 2
+    with pytest.raises(MetadataError, match=r"lines 2, 6"):
+        prepare_videos(load_config(root), progress=False)
+    write_metadata(root, ROWS)
+    (root / "metadata" / "treatments.csv").write_text("mouse,date_of_birth,treatment,injection_time,notes\nm1,,high,,\n")
+    with pytest.raises(MetadataError, match=r"f2"):  # f2 has no treatments row
+        prepare_videos(load_config(root), progress=False)
+    assert not list(cfg.path("processed_videos").iterdir())

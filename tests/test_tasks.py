@@ -210,3 +210,20 @@ def test_a_task_knows_when_its_frame_store_or_metadata_changed(cohort):
     write_store(cfg.path("frames"), videos[videos["video"] == first], n=7)  # that video re-extracted: other crops
     (cfg.path("metadata") / "treatments.csv").write_text("mouse,date_of_birth,treatment,injection_time,notes\\nm1,,high,,\\n")
     assert stale_inputs(out) == [f"video {first} changed", "metadata treatments.csv changed"]
+
+
+def test_a_failed_rewrite_keeps_the_previous_task_folder(cohort, monkeypatch):
+    import mouse_facial_expressions.data.task_readme as readme
+
+    cfg, videos, index = cohort
+    out = make_task(cfg, preset("task1"), videos=videos, index=index)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def boom(*a, **k):
+        raise OSError("disk trouble while writing the README")
+
+    monkeypatch.setattr(readme, "task_readme", boom)
+    with pytest.raises(OSError, match="disk trouble"):
+        make_task(cfg, preset("task1", seed=7), videos=videos, index=index)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # every file of the old task, unchanged
+    assert [p.name for p in out.parent.iterdir()] == ["task-1"]  # no temporary folder left

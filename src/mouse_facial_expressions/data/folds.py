@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -140,11 +139,9 @@ def check_folds(folds: list[dict], animals) -> None:
 
 def write_folds(path: str | Path, folds: list[dict], seed: int) -> None:
     """Write ``folds.json`` atomically: ``{"n_folds", "seed", "folds": [...]}``."""
-    path = Path(path)
-    doc = {"n_folds": len(folds), "seed": seed, "folds": folds}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    os.replace(tmp, path)
+    from mouse_facial_expressions.io.atomic import write_json
+
+    write_json(path, {"n_folds": len(folds), "seed": seed, "folds": folds})
 
 
 def read_folds(path: str | Path, animals=None) -> list[dict]:

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -250,16 +249,17 @@ def make_task(
     folds = F.make_folds(labels, spec.n_folds, spec.val_fraction, spec.seed)
     F.check_folds(folds, labels.index)
     out = Path(out) if out is not None else cfg.path("tasks") / f"task-{version}"
-    out.mkdir(parents=True, exist_ok=True)
-    _atomic_text(out / "task.yaml", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
-    tmp = out / ".frames.tmp.parquet"
-    frames.to_parquet(tmp, index=False)
-    os.replace(tmp, out / "frames.parquet")
-    F.write_folds(out / "folds.json", folds, spec.seed)
-    _write_provenance(out, cfg, frames, frames_dir if store else None)
     from mouse_facial_expressions.data.task_readme import task_readme
+    from mouse_facial_expressions.io.atomic import atomic_path
 
-    _atomic_text(out / "README.md", task_readme(spec, frames, folds, info, notes or []))
+    # The whole folder is written beside the old one and swapped in when complete.
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        (tmp / "task.yaml").write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+        frames.to_parquet(tmp / "frames.parquet", index=False)
+        F.write_folds(tmp / "folds.json", folds, spec.seed)
+        _write_provenance(tmp, cfg, frames, frames_dir if store else None)
+        (tmp / "README.md").write_text(task_readme(spec, frames, folds, info, notes or []))
     log.info("task written to %s (%d labelled frames, %d animals, %d folds)", out, len(frames), len(labels), len(folds))
     return out
 
@@ -348,12 +348,6 @@ def compare_table_labels(index: pd.DataFrame, videos: pd.DataFrame, spec: TaskSp
         labs = sorted(g["table_label"].unique().tolist())
         lines.append(f"unlabelled by the rules but labelled {labs} in the table: {v} ({len(g)} frames)")
     return lines
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 __all__ = [
