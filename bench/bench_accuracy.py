@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 #: Epochs that fit in one minute of one fold at 64 px with resnet18 on this project's 2-core

@@ -198,7 +198,7 @@ def test_a_time_limit_that_cuts_the_schedule_short_says_so(tmp_path, caplog):
 
 
 def test_selection_prefers_accuracy_then_lower_validation_loss(trained):
-    from mouse_facial_expressions.training.module import SELECT_LOSS_WEIGHT
+    from mouse_facial_expressions.training.selection import SELECT_LOSS_WEIGHT
 
     out, summary = trained
     fold = summary["folds"][0]

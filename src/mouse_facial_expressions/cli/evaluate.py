@@ -132,11 +132,7 @@ def run_compare(args: argparse.Namespace) -> int:
     df = compare_runs(runs, level=args.level, n_boot=args.bootstrap, seed=args.seed, metadata=args.metadata)
     print(format_compare(df))
     if args.out is not None:
-        import os
+        from mouse_facial_expressions.io.atomic import write_csv
 
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_name(f".{args.out.name}.tmp")
-        df.to_csv(tmp, index=False)
-        os.replace(tmp, args.out)
-        print(f"table: {args.out}")
+        print(f"table: {write_csv(df, args.out)}")
     return 0

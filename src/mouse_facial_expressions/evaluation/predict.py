@@ -28,7 +28,6 @@ only after every candidate was scored.
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from mouse_facial_expressions.config import Config
 from mouse_facial_expressions.data.augment import to_model_input
 from mouse_facial_expressions.data.sequences import make_windows, window_span
 from mouse_facial_expressions.evaluation.ensemble import FoldEnsemble, load_ensemble
+from mouse_facial_expressions.io.atomic import atomic_path, write_csv
 from mouse_facial_expressions.io.keypoints import VIDEO_SUFFIXES, find_pose_files, read_pose, to_canonical, video_name, write_canonical
 from mouse_facial_expressions.preprocess import store
 from mouse_facial_expressions.preprocess.extract import crop_video, read_keypoints
@@ -181,12 +181,6 @@ def summarise(scores: pd.DataFrame, threshold: float = 0.5) -> dict:
             "seconds_scored": covered_seconds(scores["start_time"], scores["end_time"])}
 
 
-def _atomic_csv(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-
-
 def plot_timecourse(scores: pd.DataFrame, path: Path, title: str) -> Path:
     """PNG of ``p1`` over time (window centres), per-fold lines faint, the 0.5 line dashed."""
     import matplotlib
@@ -203,10 +197,11 @@ def plot_timecourse(scores: pd.DataFrame, path: Path, title: str) -> Path:
     ax.set(ylim=(-0.02, 1.02), xlabel="time (s)", ylabel="P(class 1)", title=title)
     ax.legend(fontsize=7, loc="upper right", ncol=4)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp)
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -288,7 +283,7 @@ def predict_video(video_path: str | Path, keypoints: pd.DataFrame | str | Path, 
         res.warnings.append(f"{name}: no window to score ({len(frames)} usable frames kept)")
     out_dir.mkdir(parents=True, exist_ok=True)
     res.scores_csv = out_dir / f"{name}_scores.csv"
-    _atomic_csv(scores, res.scores_csv)
+    write_csv(scores, res.scores_csv)
     res.timecourse_png = plot_timecourse(scores, out_dir / f"{name}_timecourse.png", name)
     res.elapsed_s = time.perf_counter() - t0
     return res
@@ -368,7 +363,7 @@ def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = No
             res = VideoPrediction(vp.stem, "failed", error=f"{type(err).__name__}: {err}",
                                   elapsed_s=time.perf_counter() - t0)
         report.results.append(res)
-    _atomic_csv(merge_summary(out_dir / "summary.csv", report.summary_table()), out_dir / "summary.csv")
+    write_csv(merge_summary(out_dir / "summary.csv", report.summary_table()), out_dir / "summary.csv")
     return report
 
 

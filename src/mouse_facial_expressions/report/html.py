@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import html
 import math
-import os
 from pathlib import Path
 
 #: Figure id -> (title, "how to read this"). The report shows figures in this order.
@@ -297,14 +296,6 @@ def write_report(results: dict, figures: dict[str, bytes], out_html: str | Path)
         figures: figure id (keys of :data:`FIGURES`, others are appended) -> PNG bytes.
         out_html: where to write.
     """
-    out = Path(out_html)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    text = render_report(results, figures)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return out
+    from mouse_facial_expressions.io.atomic import write_text
+
+    return write_text(out_html, render_report(results, figures))

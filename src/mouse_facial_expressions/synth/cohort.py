@@ -28,7 +28,6 @@ where ``visible & ~occluded``; hidden points (the far-side eye and ear always) g
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import asdict
 from datetime import date, datetime, timedelta
@@ -39,6 +38,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from mouse_facial_expressions.config import CANONICAL_LANDMARKS, Config
+from mouse_facial_expressions.io.atomic import atomic_path
 from mouse_facial_expressions.io.video import VideoWriter
 from mouse_facial_expressions.project import commented_yaml, init_project
 from mouse_facial_expressions.synth.motion import PORTRAIT_YAW, ou, simulate_track
@@ -60,13 +60,9 @@ def mss(seconds: int) -> str:
 
 
 def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    """``write(tmp)`` then rename onto ``path`` (:func:`io.atomic.atomic_path`)."""
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _prepare_folder(out: Path) -> None:

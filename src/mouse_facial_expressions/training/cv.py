@@ -41,6 +41,7 @@ from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
+from mouse_facial_expressions.io.atomic import write_csv, write_text  # noqa: E402
 from mouse_facial_expressions.io.checkpoint import load_weights_only  # noqa: E402
 from mouse_facial_expressions.io.checkpoint import UnsafeCheckpointError  # noqa: E402
 from mouse_facial_expressions.training.callbacks import EpochLine, LastCheckpoint, RecalibrateBatchNorm, SamplerEpoch  # noqa: E402
@@ -75,18 +76,6 @@ def _default_norm() -> tuple[list[float], list[float]] | tuple[None, None]:
         return [float(v) for v in np.ravel(datasets.NORM_MEAN)], [float(v) for v in np.ravel(datasets.NORM_STD)]
     except (ImportError, AttributeError):
         return None, None
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
 
 
 def _loaders(data: dict, p: TrainParams) -> tuple[DataLoader, DataLoader, DataLoader]:
@@ -266,7 +255,7 @@ def train_fold(
         run_id = tracker.start_run(f"fold{fold}", {**p.to_dict(), "fold": fold}, parent=parent_run, run_id=fold_runs.get(str(fold)))
         fold_runs[str(fold)] = run_id
         tracker.set_tags(run_id, {"fold": fold, "model": p.model, **{f"{k}_animals": ",".join(map(str, fold_spec.get(k, []))) for k in ("train", "val", "test")}})
-        _atomic_write(run_dir / "mlflow.json", json.dumps({"tracking_uri": tracker.tracking_uri, "parent": parent_run, "folds": fold_runs}, indent=1))
+        write_text(run_dir / "mlflow.json", json.dumps({"tracking_uri": tracker.tracking_uri, "parent": parent_run, "folds": fold_runs}, indent=1))
         callbacks.append(MlflowEpochLogger(tracker.tracking_uri, run_id))
     trainer = _trainer(p, callbacks, precision, progress)
     trainer.fit(module, train_dl, val_dl, ckpt_path=str(resume) if resume else None, weights_only=True)
@@ -296,8 +285,8 @@ def train_fold(
         select_rule=SELECT_DESCRIPTIONS[p.select], n_val_windows=len(data["val"]), task=made_from,
         history={str(e): h for e, h in sorted(module.history.items())},
     )
-    _atomic_write(fold_dir / "fold.json", json.dumps(record, indent=1))
-    _write_csv(preds, fold_dir / "predictions_test.csv")  # last: marks the fold finished
+    write_text(fold_dir / "fold.json", json.dumps(record, indent=1))
+    write_csv(preds, fold_dir / "predictions_test.csv")  # last: marks the fold finished
     last = fold_dir / "last.ckpt"
     if last.is_file() and Path(best) != last:
         last.unlink()  # a finished fold is never resumed; its best checkpoint stays
@@ -370,7 +359,7 @@ def train_cv(
     run_name = params.run_name or params.default_run_name()
     run_dir = out_dir / "runs" / run_name
     run_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(run_dir / "params.json", json.dumps({**params.to_dict(), "task_dir": str(task_dir)}, indent=1, default=str))
+    write_text(run_dir / "params.json", json.dumps({**params.to_dict(), "task_dir": str(task_dir)}, indent=1, default=str))
     progress = (os.isatty(2) if progress is None else progress)
 
     tracker, parent, fold_runs = None, None, {}
@@ -416,7 +405,7 @@ def train_cv(
     records = [by_fold[k] for k in sorted(by_fold)]
     frames = [pd.read_csv(f) for f in finished]
     if frames:
-        _write_csv(pd.concat(frames, ignore_index=True)[PRED_COLUMNS], run_dir / "predictions.csv")
+        write_csv(pd.concat(frames, ignore_index=True)[PRED_COLUMNS], run_dir / "predictions.csv")
     test_accs = [r["test_acc"] for r in records if r.get("test_acc") is not None]
     val_accs = [r["val_acc"] for r in records if r.get("val_acc") is not None]
     summary = dict(
@@ -425,7 +414,7 @@ def train_cv(
         mean_val_acc=float(np.mean(val_accs)) if val_accs else None,
         predictions=str(run_dir / "predictions.csv"),
     )
-    _atomic_write(run_dir / "summary.json", json.dumps(summary, indent=1))
+    write_text(run_dir / "summary.json", json.dumps(summary, indent=1))
     if tracker is not None:
         if summary["mean_test_acc"] is not None:
             tracker.log_metrics(parent, {"mean_test_acc": summary["mean_test_acc"]})

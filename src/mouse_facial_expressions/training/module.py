@@ -25,7 +25,7 @@ requiet()  # lightning reset its loggers' levels on import
 from mouse_facial_expressions.data.augment import normalize_clips  # noqa: E402
 from mouse_facial_expressions.data.datasets import batch_tensors  # noqa: E402
 from mouse_facial_expressions.models import create_model  # noqa: E402
-from mouse_facial_expressions.training.selection import SELECT_LOSS_WEIGHT, select_score  # noqa: E402,F401
+from mouse_facial_expressions.training.selection import select_score  # noqa: E402
 
 
 @functools.lru_cache(maxsize=1)
