@@ -329,3 +329,21 @@ def test_duplicate_and_missing_metadata_rows_stop_before_anything_is_written(tmp
     with pytest.raises(MetadataError, match=r"f2"):  # f2 has no treatments row
         prepare_videos(load_config(root), progress=False)
     assert not list(cfg.path("processed_videos").iterdir())
+
+
+def test_a_task_is_not_made_from_stale_crops(tiny8_task, tmp_path):
+    import shutil
+
+    from mouse_facial_expressions.config import load_config
+    from mouse_facial_expressions.data.tasks import TaskError, make_task, preset
+    from mouse_facial_expressions.io.keypoints import load_canonical, write_canonical
+
+    project = tmp_path / "project"
+    shutil.copytree(tiny8_task.parent.parent, project)
+    cfg = load_config(project)
+    kp_file = sorted(cfg.path("keypoints").glob("*.parquet"))[0]
+    kp = load_canonical(kp_file)
+    kp["nose_x"] += 2.0  # keypoints re-imported; crops not yet redone
+    write_canonical(kp, kp_file)
+    with pytest.raises(TaskError, match=rf"(?s)stale.*{kp_file.stem}: keypoints changed.*run `mfe extract` first"):
+        make_task(cfg, preset("task1", n_folds=2, num_frames=3, frame_stride=1))

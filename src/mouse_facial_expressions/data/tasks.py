@@ -242,6 +242,8 @@ def make_task(
         index = load_index(frames_dir)
     spec = spec.model_copy(update={"version": version, "frames_dir": str(Path(frames_dir).resolve()) if store else None})
     frames, info = label_frames(index, videos, spec, dedupe=dedupe)
+    if store and frames_dir == cfg.path("frames"):
+        _refuse_stale_store(cfg, sorted(frames["video"].unique()))
     if info["absent_exclusions"]:
         log.warning("exclusions that match no animal or video of the data (check the ids): %s",
                     ", ".join(map(str, info["absent_exclusions"])))
@@ -265,6 +267,21 @@ def make_task(
 
 
 PROVENANCE_FILE = "provenance.json"
+
+
+def _refuse_stale_store(cfg, videos: list[str]) -> None:
+    """A task is never made from crops whose keypoints, video or settings changed since extraction."""
+    from mouse_facial_expressions.preprocess.extract import video_status
+
+    stale = {}
+    for v in videos:
+        changed = [r for r in video_status(cfg, v) if "changed" in r]  # "missing" inputs or old stores: not a change
+        if changed:
+            stale[v] = changed
+    if stale:
+        lines = [f"{v}: {', '.join(r)}" for v, r in list(stale.items())[:8]]
+        raise TaskError(f"{cfg.path('frames')}: {len(stale)} video(s) of the frame store are stale (their inputs changed "
+                        "since `mfe extract`):\n  " + "\n  ".join(lines) + "\nrun `mfe extract` first (it redoes exactly those)")
 
 
 def _write_provenance(out: Path, cfg, frames: pd.DataFrame, frames_dir: Path | None) -> None:
