@@ -13,6 +13,8 @@ import json
 import pytest
 import torch
 
+from tiny_run import tiny_params
+
 OLD_CODE_SEED1 = {
     "best_epoch": 2,  # val accuracy ties epochs 0 and 2 (0.5); the lower loss wins
     "val_acc": [0.5, 0.3125, 0.5],
@@ -21,19 +23,8 @@ OLD_CODE_SEED1 = {
 }
 
 
-@pytest.fixture(scope="module")
-def task8(tiny8_task):
-    return tiny8_task
-
-
 def _params(**kw):
-    from mouse_facial_expressions.training import make_params
-
-    base = dict(backbone="resnet18", num_layers=1, num_heads=2, d_model=32, ff_dim=32, epochs=3, learning_rate=1e-3,
-                train_batch_size=4, test_batch_size=8, image_size=32, workers=0, precision="32-true", seed=1,
-                limit_batches=2)
-    base.update(kw)
-    return make_params("advanced", **base)
+    return tiny_params(**{"epochs": 3, "seed": 1, **kw})  # the settings the golden numbers were made with
 
 
 def _train(task_dir, out, params):
@@ -44,8 +35,8 @@ def _train(task_dir, out, params):
 
 
 @pytest.mark.slow
-def test_first_recipe_flags_reproduce_the_old_code(task8, tmp_path):
-    fold = _train(task8, tmp_path, _params(recipe="mfe1", run_name="mfe1"))
+def test_first_recipe_flags_reproduce_the_old_code(tiny8_task, tmp_path):
+    fold = _train(tiny8_task, tmp_path, _params(recipe="mfe1", run_name="mfe1"))
     hist = [fold["history"][str(e)] for e in range(3)]
     assert fold["best_epoch"] == OLD_CODE_SEED1["best_epoch"] and fold["select"] == "val_acc"
     assert [h["val_acc"] for h in hist] == pytest.approx(OLD_CODE_SEED1["val_acc"], abs=1e-6)
@@ -53,18 +44,18 @@ def test_first_recipe_flags_reproduce_the_old_code(task8, tmp_path):
     assert fold["test_acc"] == pytest.approx(OLD_CODE_SEED1["test_acc"], abs=0.02)  # within one of 53 windows
     from mouse_facial_expressions.data.datasets import fold_datasets
 
-    eight = fold_datasets(task8, 0, num_frames=3, frame_stride=1, image_size=32, val_windows_per_video=8)["val"]
+    eight = fold_datasets(tiny8_task, 0, num_frames=3, frame_stride=1, image_size=32, val_windows_per_video=8)["val"]
     assert fold["n_val_windows"] == len(eight) < len(eight.windows["video"].unique()) * 9  # 8 per validation video
 
 
 @pytest.mark.slow
-def test_every_validation_window_is_scored_when_asked(task8, tmp_path):
+def test_every_validation_window_is_scored_when_asked(tiny8_task, tmp_path):
     from mouse_facial_expressions.data.datasets import fold_datasets
 
-    every = len(fold_datasets(task8, 0, num_frames=3, frame_stride=1, image_size=32, val_windows_per_video=None)["val"])
-    eight = len(fold_datasets(task8, 0, num_frames=3, frame_stride=1, image_size=32, val_windows_per_video=8)["val"])
+    every = len(fold_datasets(tiny8_task, 0, num_frames=3, frame_stride=1, image_size=32, val_windows_per_video=None)["val"])
+    eight = len(fold_datasets(tiny8_task, 0, num_frames=3, frame_stride=1, image_size=32, val_windows_per_video=8)["val"])
     assert every > eight
-    fold = _train(task8, tmp_path, _params(epochs=1, val_windows_per_video=0, limit_batches=None, epoch_size=8, run_name="all"))
+    fold = _train(tiny8_task, tmp_path, _params(epochs=1, val_windows_per_video=0, limit_batches=None, epoch_size=8, run_name="all"))
     assert fold["n_val_windows"] == every
     on_disk = json.loads((tmp_path / "runs" / "all" / "fold0" / "fold.json").read_text())
     from mouse_facial_expressions.training.params import DEFAULT_RECIPE

@@ -164,7 +164,32 @@ def batch_tensors(batch: dict, device: torch.device | str | None = None) -> dict
     return {k: torch.as_tensor(v, device=device) if isinstance(v, np.ndarray) else v for k, v in batch.items()}
 
 
-class BalancedWindowSampler(Sampler[int]):
+class _EpochSampler(Sampler[int]):
+    """``epoch_size`` indices per epoch from :meth:`indices`, seeded by ``(seed, epoch)``;
+    call :meth:`set_epoch` before each epoch for fresh draws."""
+
+    def __init__(self, epoch_size: int, seed: int = 0):
+        self.epoch_size = int(epoch_size)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.epoch_size
+
+    def _rng(self) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch])
+
+    def indices(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def __iter__(self):
+        return iter(self.indices().tolist())
+
+
+class BalancedWindowSampler(_EpochSampler):
     """Draws ``epoch_size`` window indices per epoch: a class uniformly, then a video of
     that class uniformly, then a window of that video uniformly (with replacement).
 
@@ -177,9 +202,7 @@ class BalancedWindowSampler(Sampler[int]):
     def __init__(self, windows: pd.DataFrame, epoch_size: int, seed: int = 0):
         if len(windows) == 0:
             raise ValueError("BalancedWindowSampler: no windows to sample")
-        self.epoch_size = int(epoch_size)
-        self.seed = int(seed)
-        self.epoch = 0
+        super().__init__(epoch_size, seed)
         labels = windows["label"].to_numpy(dtype=np.int64)
         # A "video" here is a (video, label) pair, in case rules label parts of a video differently.
         videos = (windows["video"].astype(str) + "\x00" + windows["label"].astype(str)).to_numpy()
@@ -193,15 +216,9 @@ class BalancedWindowSampler(Sampler[int]):
         self.classes_ = np.unique(vlabel)
         self._class_videos = [np.flatnonzero(vlabel == c) for c in self.classes_]
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return self.epoch_size
-
     def indices(self) -> np.ndarray:
         """This epoch's window indices, ``(epoch_size,)``."""
-        rng = np.random.default_rng([self.seed, self.epoch])
+        rng = self._rng()
         cls = rng.integers(len(self.classes_), size=self.epoch_size)
         vids = np.empty(self.epoch_size, dtype=np.int64)
         for k, members in enumerate(self._class_videos):
@@ -210,11 +227,8 @@ class BalancedWindowSampler(Sampler[int]):
         within = np.floor(rng.random(self.epoch_size) * self._vcount[vids]).astype(np.int64)
         return self._order[self._vstart[vids] + within]
 
-    def __iter__(self):
-        return iter(self.indices().tolist())
 
-
-class UniformWindowSampler(Sampler[int]):
+class UniformWindowSampler(_EpochSampler):
     """Draws ``epoch_size`` window indices per epoch uniformly over all windows, without
     replacement inside an epoch (a fresh permutation, repeated when ``epoch_size`` exceeds
     the windows): the original's ``shuffle=True``. Classes and videos are drawn in proportion
@@ -228,24 +242,14 @@ class UniformWindowSampler(Sampler[int]):
     def __init__(self, windows: pd.DataFrame, epoch_size: int, seed: int = 0):
         if len(windows) == 0:
             raise ValueError("UniformWindowSampler: no windows to sample")
+        super().__init__(epoch_size, seed)
         self.n = len(windows)
-        self.epoch_size = int(epoch_size)
-        self.seed = int(seed)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return self.epoch_size
 
     def indices(self) -> np.ndarray:
-        rng = np.random.default_rng([self.seed, self.epoch])
+        """This epoch's window indices, ``(epoch_size,)``."""
+        rng = self._rng()
         reps = -(-self.epoch_size // self.n)  # ceil
         return np.concatenate([rng.permutation(self.n) for _ in range(reps)])[: self.epoch_size]
-
-    def __iter__(self):
-        return iter(self.indices().tolist())
 
 
 #: ``sampler=`` name -> training sampler class.
