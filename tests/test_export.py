@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from mouse_facial_expressions.evaluation.ensemble import fold_checkpoints, load_ensemble
-from mouse_facial_expressions.evaluation.export import check_onnx, export_onnx
+from mouse_facial_expressions.inference.ensemble import load_ensemble
+from mouse_facial_expressions.training.runs import fold_checkpoints
+from mouse_facial_expressions.inference.export import check_onnx, export_onnx
 from tiny_run import tiny_run
 
 torch.set_num_threads(1)

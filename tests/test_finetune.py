@@ -89,5 +89,5 @@ def test_allowed_overlap_is_a_warning_in_the_record_and_the_report(run, tmp_path
                        track=False, progress=False, folds=[1], allow_overlap=True)
     info = json.loads((tmp_path / "runs" / summary["run_name"] / "finetune.json").read_text())
     assert list(info["overlap"]) == ["1"] and "inflated" in info["warnings"][0]
-    results = evaluate_run(summary["run_dir"], report=False, n_boot=20)
+    results = evaluate_run(summary["run_dir"], n_boot=20)
     assert any("inflated" in w for w in results["warnings"])

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 import torch
 
-from mouse_facial_expressions.evaluation.ensemble import fold_checkpoints, load_ensemble
-from mouse_facial_expressions.evaluation.predict import (
+from mouse_facial_expressions.inference.ensemble import load_ensemble
+from mouse_facial_expressions.training.runs import fold_checkpoints
+from mouse_facial_expressions.inference.predict import (
     SUMMARY_COLUMNS, crop_video, load_keypoints, model_settings, predict_videos,
 )
 from mouse_facial_expressions.preprocess import store

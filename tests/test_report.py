@@ -13,6 +13,7 @@ from fake_predictions import fake_predictions
 from mouse_facial_expressions.cli import main
 from mouse_facial_expressions.evaluation.compare import compare_runs, format_compare
 from mouse_facial_expressions.evaluation.evaluate import evaluate_predictions, evaluate_run
+from mouse_facial_expressions.report.runs import report_predictions
 from mouse_facial_expressions.report import figures as F
 from mouse_facial_expressions.report.html import FIGURES, write_report
 
@@ -30,7 +31,7 @@ def _saliency_items():
 def labelled(tmp_path_factory):
     out = tmp_path_factory.mktemp("eval")
     pred, meta = fake_predictions(seed=0)
-    res = evaluate_predictions(pred, meta, out, n_boot=N_BOOT, saliency=_saliency_items())
+    res = report_predictions(pred, meta, out, n_boot=N_BOOT, saliency=_saliency_items())
     return out, res
 
 
@@ -38,7 +39,7 @@ def labelled(tmp_path_factory):
 def batch_shifted(tmp_path_factory):
     out = tmp_path_factory.mktemp("eval_batch")
     pred, meta = fake_predictions(seed=0, batch_shift=4.0)
-    return out, evaluate_predictions(pred, meta, out, n_boot=N_BOOT)
+    return out, report_predictions(pred, meta, out, n_boot=N_BOOT)
 
 
 def test_report_embeds_every_figure(labelled):
@@ -99,7 +100,7 @@ def test_output_files(labelled):
 
 def test_unlabelled_predictions_give_animal_scores_only(tmp_path):
     pred, meta = fake_predictions(seed=1, unlabelled=True)
-    res = evaluate_predictions(pred, meta, tmp_path, n_boot=N_BOOT)
+    res = report_predictions(pred, meta, tmp_path, n_boot=N_BOOT)
     assert res["metrics"] == {} and not res["summary"]["labelled"]
     assert len(res["animal_scores"]) == 12
     text = (tmp_path / "report.html").read_text()
@@ -111,7 +112,7 @@ def test_metadata_with_duplicate_video_rows_is_an_error(tmp_path):
     pred, meta = fake_predictions(seed=0)
     meta = pd.concat([meta, meta.iloc[[0]].assign(cohort="Z")], ignore_index=True)
     with pytest.raises(ValueError, match="appears more than once"):
-        evaluate_predictions(pred, meta, tmp_path, n_boot=0, report=False)
+        evaluate_predictions(pred, meta, tmp_path, n_boot=0)
 
 
 def test_figures_are_png_bytes():
@@ -150,7 +151,7 @@ def test_compare_runs_one_row_per_run_with_cis(tmp_path):
 
 def test_evaluate_run_reads_run_folder_and_metadata(tmp_path):
     run = _run(tmp_path, "r1", 0, 1.6)
-    res = evaluate_run(run, n_boot=0, report=False)
+    res = evaluate_run(run, n_boot=0)
     assert (run / "evaluation" / "metrics.json").is_file()
     assert res["summary"]["n_cohorts"] == 2  # cohort came from metadata.csv
 
@@ -165,7 +166,7 @@ def test_evaluate_run_takes_metadata_from_the_task(tmp_path):
     run.mkdir()
     pred.to_csv(run / "predictions.csv", index=False)
     (run / "params.json").write_text(json.dumps({"task_dir": str(task)}))
-    res = evaluate_run(run, n_boot=0, report=False)
+    res = evaluate_run(run, n_boot=0)
     assert res["summary"]["n_cohorts"] == 2
     assert res["batch_effects"]["available"]
 
@@ -187,7 +188,7 @@ def test_cli_missing_run_is_a_clear_error(tmp_path, capsys):
 
 def test_without_metadata_the_batch_check_says_why(tmp_path):
     pred, _ = fake_predictions(seed=2)
-    res = evaluate_predictions(pred, None, tmp_path, n_boot=0)
+    res = report_predictions(pred, None, tmp_path, n_boot=0)
     assert res["batch_effects"]["available"] is False
     text = (tmp_path / "report.html").read_text()
     assert "no &#x27;cohort&#x27; column" in text and "id='fig-cohorts'" not in text

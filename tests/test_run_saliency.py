@@ -7,8 +7,8 @@ import pytest
 
 from tiny_run import tiny_run
 
-from mouse_facial_expressions.evaluation.evaluate import evaluate_run
-from mouse_facial_expressions.evaluation.saliency import run_saliency_examples
+from mouse_facial_expressions.report.runs import report_run
+from mouse_facial_expressions.inference.saliency import run_saliency_examples
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_run_saliency_gives_maps_for_both_classes_on_test_animals(run):
 
 
 def test_evaluating_a_run_puts_saliency_maps_in_the_report(run, tmp_path):
-    results = evaluate_run(run.run_dir, out_dir=tmp_path / "ev", n_boot=20)
+    results = report_run(run.run_dir, out_dir=tmp_path / "ev", n_boot=20)
     html = (tmp_path / "ev" / "report.html").read_text()
     assert "Grad-CAM" in html
     assert html.count('src="data:image/png;base64,') == 7

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from mouse_facial_expressions.compat import import_torchvision
-from mouse_facial_expressions.evaluation.saliency import grad_cam, last_conv_layer
+from mouse_facial_expressions.inference.saliency import grad_cam, last_conv_layer
 
 torch.set_num_threads(1)
 

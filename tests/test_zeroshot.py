@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from mouse_facial_expressions.evaluation.zeroshot import evaluate_on_task
+from mouse_facial_expressions.report.runs import report_zeroshot
 from tiny_run import tiny_run
 
 torch.set_num_threads(1)
@@ -22,7 +22,7 @@ def run(tiny_cohort, tmp_path_factory):
 
 
 def test_labelled_task_gives_full_metrics_over_every_animal(run, tmp_path):
-    res = evaluate_on_task(run.run_dir, run.task_dir, tmp_path, n_boot=20, report=False)
+    res = report_zeroshot(run.run_dir, run.task_dir, tmp_path, n_boot=20, report=False)
     assert set(res["metrics"]) == {"window", "video", "animal"}
     assert res["metrics"]["animal"]["accuracy"]["value"] is not None
     pred = pd.read_csv(tmp_path / "predictions.csv")
@@ -41,7 +41,7 @@ def test_unlabelled_task_gives_scores_per_animal(run, tmp_path):
     frames = pd.read_parquet(task / "frames.parquet")
     frames["label"], frames["soft"] = np.nan, np.nan
     frames.to_parquet(task / "frames.parquet")
-    res = evaluate_on_task(run.run_dir, task, tmp_path / "out", n_boot=20, report=False)
+    res = report_zeroshot(run.run_dir, task, tmp_path / "out", n_boot=20, report=False)
     assert res["metrics"] == {} and not res["summary"]["labelled"]
     scores = pd.DataFrame(res["animal_scores"])
     assert sorted(scores["animal"]) == ["m1", "m2", "m3", "m4"] and scores["p1"].between(0, 1).all()

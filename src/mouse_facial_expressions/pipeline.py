@@ -72,7 +72,8 @@ def run_pipeline(cfg, s: DemoSettings, timings: dict | None = None) -> dict:
     ``mfe extract``, ``mfe task make --preset task1``, ``mfe train``, ``mfe evaluate``).
     """
     from mouse_facial_expressions.data.tasks import make_task, preset
-    from mouse_facial_expressions.evaluation.evaluate import evaluate_run, headline
+    from mouse_facial_expressions.evaluation.evaluate import headline
+    from mouse_facial_expressions.report.runs import report_run
     from mouse_facial_expressions.io.keypoints import import_keypoints
     from mouse_facial_expressions.preprocess.extract import extract_videos
     from mouse_facial_expressions.preprocess.prepare import prepare_videos
@@ -106,7 +107,7 @@ def run_pipeline(cfg, s: DemoSettings, timings: dict | None = None) -> dict:
         summary = train_cv(task_dir, params, cfg.path("models"))
         out["run"] = summary.get("run_dir")
     with _step("evaluate: metrics with 95% CIs over animals, batch-effect check, HTML report", timings):
-        results = evaluate_run(out["run"])
+        results = report_run(out["run"])
         out["report"] = results["paths"]["report"]
         out["headline"] = headline(results)
     return out

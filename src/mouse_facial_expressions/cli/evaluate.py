@@ -85,10 +85,11 @@ def register(sub, formatter):
 def run(args: argparse.Namespace) -> int:
     if args.task is not None:
         return run_zeroshot(args)
-    from mouse_facial_expressions.evaluation.evaluate import evaluate_run, headline
+    from mouse_facial_expressions.evaluation.evaluate import headline
+    from mouse_facial_expressions.report.runs import report_run
 
     run_dir = _resolve_run(args.run, args)
-    results = evaluate_run(
+    results = report_run(
         run_dir,
         out_dir=args.out,
         metadata=args.metadata,
@@ -110,10 +111,10 @@ def run_zeroshot(args: argparse.Namespace) -> int:
     """``--task``: the run's fold ensemble on another cohort's task (one library call)."""
     from mouse_facial_expressions.cli.finetune import resolve_task
     from mouse_facial_expressions.evaluation.evaluate import headline
-    from mouse_facial_expressions.evaluation.zeroshot import evaluate_on_task
+    from mouse_facial_expressions.report.runs import report_zeroshot
 
     run_dir = args.run if args.run.exists() else _resolve_run(args.run, args)
-    results = evaluate_on_task(
+    results = report_zeroshot(
         run_dir, resolve_task(args.task, args), args.out, n_boot=args.bootstrap, seed=args.seed,
         threshold=args.threshold, cohort=args.cohort_column, report=not args.no_report,
     )

@@ -35,7 +35,7 @@ def register(sub, formatter):
 
 def run(args: argparse.Namespace) -> int:
     from mouse_facial_expressions.cli.predict import resolve_model
-    from mouse_facial_expressions.evaluation.export import check_onnx, export_onnx
+    from mouse_facial_expressions.inference.export import check_onnx, export_onnx
 
     src = resolve_model(args.model, args)
     out = args.out or (src / "model.onnx" if src.is_dir() else src.with_suffix(".onnx"))

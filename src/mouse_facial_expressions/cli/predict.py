@@ -60,7 +60,7 @@ def register(sub, formatter):
 
 
 def run(args: argparse.Namespace) -> int:
-    from mouse_facial_expressions.evaluation.predict import predict_videos
+    from mouse_facial_expressions.inference.predict import predict_videos
 
     cfg = None
     if args.project is not None or Path("mfe.yaml").is_file():

@@ -1,8 +1,10 @@
-"""evaluation stage: metrics with bootstrap CIs over animals, aggregation, breakdowns,
-cohort batch-effect checks, run comparison and Grad-CAM saliency.
+"""evaluation stage: metrics on prediction tables, with bootstrap CIs over animals;
+aggregation, breakdowns, cohort batch-effect checks, run comparison.
 
 >>> from mouse_facial_expressions.evaluation import evaluate_run
->>> results = evaluate_run("models/runs/<run>")          # writes <run>/evaluation/...
+>>> results = evaluate_run("models/runs/<run>")          # writes <run>/evaluation/*.csv, metrics.json
+
+The HTML report (with Grad-CAM maps from the inference stage) is ``report.runs.report_run``.
 """
 
 from mouse_facial_expressions.evaluation.aggregate import aggregate_levels, to_animal, to_video

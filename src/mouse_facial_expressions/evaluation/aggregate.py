@@ -15,10 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-#: Columns of ``predictions.csv`` (docs/ARCHITECTURE.md, "Predictions").
-PREDICTION_COLUMNS = ["fold", "video", "animal", "start_time", "end_time", "label", "p1"]
-#: ``fold`` value of a video or animal that several folds scored.
-MIXED_FOLD = -1
+from mouse_facial_expressions.data.predictions import MIXED_FOLD, PREDICTION_COLUMNS  # noqa: F401  (re-exported)
 
 _NUMERIC_PER_WINDOW = {"start_time", "end_time", "p1", "pred"}
 

@@ -1,9 +1,10 @@
-"""Evaluate a run's predictions: metrics with CIs, breakdowns, batch effects, files, report.
+"""Evaluate a run's predictions: metrics with CIs, breakdowns, batch effects, files.
 
-``compute_results`` is pure (tables in, JSON-safe dict out); ``evaluate_predictions`` adds
-the files (``metrics.json``, ``metrics.csv``, per-level prediction CSVs, ``breakdown.csv``,
-``report.html``); ``evaluate_run`` reads ``<run>/predictions.csv`` (docs/ARCHITECTURE.md,
-"Predictions") and metadata, and calls it.
+``compute_results`` is pure (tables in, JSON-safe dict out); ``write_results`` writes the
+files (``metrics.json``, ``metrics.csv``, per-level prediction CSVs, ``breakdown.csv``);
+``evaluate_predictions`` does both; ``evaluate_run`` reads ``<run>/predictions.csv``
+(docs/ARCHITECTURE.md, "Predictions") and metadata, and calls it. The HTML report is the
+report stage's (``report.runs``), which calls these and then renders.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import datetime as dt
 import json
 import logging
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from mouse_facial_expressions.evaluation.aggregate import aggregate_levels, vali
 from mouse_facial_expressions.evaluation.batch_effects import check_batch_effects
 from mouse_facial_expressions.evaluation.breakdown import add_sex, breakdown
 from mouse_facial_expressions.evaluation.metrics import METRICS, THRESHOLD, bootstrap_ci, confusion_matrix
+from mouse_facial_expressions.io.atomic import write_csv, write_text
 
 log = logging.getLogger(__name__)
 
@@ -232,45 +232,6 @@ def compute_results(
     return jsonable(results), levels
 
 
-def make_figures(results: dict, levels: dict[str, pd.DataFrame], saliency: list[dict] | None = None) -> dict[str, bytes]:
-    """The report's figures (PNG bytes by id) from :func:`compute_results`' output."""
-    from mouse_facial_expressions.report import figures as F
-
-    thr = results["settings"]["threshold"]
-    cohort = results["settings"]["cohort_column"]
-    figs: dict[str, bytes] = {}
-    if results["summary"]["labelled"]:
-        figs["roc"] = F.roc_figure(levels)
-        figs["confusion"] = F.confusion_figure(levels, thr)
-        figs["calibration"] = F.calibration_figure(levels, results["settings"]["n_bins"])
-    figs["animal_scores"] = F.animal_strip_figure(levels["animal"], thr, color_by=cohort)
-    figs["timecourse"] = F.timecourse_figure(levels["window"], threshold=thr)
-    if results["batch_effects"].get("available"):
-        figs["cohorts"] = F.cohort_figure(levels["animal"], cohort, thr)
-    if saliency:
-        figs["saliency"] = F.saliency_figure(saliency)
-    return figs
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _atomic_write(path: Path, write) -> None:
-    """``write(tmp_path)`` then rename onto ``path`` (readable like any new file, not 0600)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def metrics_long(results: dict) -> pd.DataFrame:
     """``level, metric, value, ci_low, ci_high`` rows of the headline metrics."""
     rows = []
@@ -283,51 +244,37 @@ def metrics_long(results: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["level", "metric", "value", "ci_low", "ci_high"])
 
 
-def evaluate_predictions(
-    predictions: pd.DataFrame,
-    metadata: pd.DataFrame | None,
-    out_dir: str | Path,
-    *,
-    report: bool = True,
-    saliency: list[dict] | None = None,
-    **kwargs,
-) -> dict:
-    """Evaluate predictions and write the results into ``out_dir``.
+def write_results(results: dict, levels: dict[str, pd.DataFrame], out_dir: str | Path,
+                  extra_paths: dict[str, str] | None = None) -> dict[str, str]:
+    """Write ``predictions_{window,video,animal}.csv``, ``breakdown.csv``, ``metrics.csv`` and,
+    last, ``metrics.json`` (``results`` with ``paths``) into ``out_dir``; returns the paths."""
+    out = Path(out_dir)
+    paths: dict[str, str] = {}
+    for level, df in levels.items():
+        paths[f"predictions_{level}"] = str(write_csv(df, out / f"predictions_{level}.csv"))
+    if results.get("breakdown"):
+        paths["breakdown"] = str(write_csv(pd.DataFrame(results["breakdown"]), out / "breakdown.csv"))
+    paths["metrics_csv"] = str(write_csv(metrics_long(results), out / "metrics.csv"))
+    paths.update(extra_paths or {})
+    paths["metrics_json"] = str(out / "metrics.json")
+    results["paths"] = paths
+    write_text(out / "metrics.json", json.dumps(results, indent=2))
+    return paths
 
-    Writes ``metrics.json`` (everything), ``metrics.csv`` (level, metric, value, ci_low,
-    ci_high), ``predictions_{window,video,animal}.csv``, ``breakdown.csv`` and, with
-    ``report``, the self-contained ``report.html``.
+
+def evaluate_predictions(predictions: pd.DataFrame, metadata: pd.DataFrame | None, out_dir: str | Path,
+                         **kwargs) -> dict:
+    """Evaluate predictions and write the results into ``out_dir`` (:func:`write_results`).
 
     Args:
-        saliency: optional Grad-CAM examples for the report (see ``report.figures.saliency_figure``).
         **kwargs: passed to :func:`compute_results` (``n_boot``, ``seed``, ``threshold``,
-            ``n_bins``, ``cohort``, ``source``, ``title``).
+            ``n_bins``, ``cohort``, ``source``, ``title``, ``warnings``).
 
     Returns:
         The results dict (as in ``metrics.json``) with ``paths`` of the files written.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     results, levels = compute_results(predictions, metadata, **kwargs)
-    paths: dict[str, str] = {}
-    for level, df in levels.items():
-        p = out / f"predictions_{level}.csv"
-        _atomic_write(p, lambda t, df=df: df.to_csv(t, index=False))
-        paths[f"predictions_{level}"] = str(p)
-    if results.get("breakdown"):
-        p = out / "breakdown.csv"
-        _atomic_write(p, lambda t: pd.DataFrame(results["breakdown"]).to_csv(t, index=False))
-        paths["breakdown"] = str(p)
-    p = out / "metrics.csv"
-    _atomic_write(p, lambda t: metrics_long(results).to_csv(t, index=False))
-    paths["metrics_csv"] = str(p)
-    if report:
-        from mouse_facial_expressions.report.html import write_report
-
-        paths["report"] = str(write_report(results, make_figures(results, levels, saliency), out / "report.html"))
-    paths["metrics_json"] = str(out / "metrics.json")
-    results["paths"] = paths
-    _atomic_write(out / "metrics.json", lambda t: Path(t).write_text(json.dumps(results, indent=2)))
+    write_results(results, levels, out_dir)
     return results
 
 
@@ -338,6 +285,20 @@ def read_predictions(run_dir: str | Path) -> pd.DataFrame:
     if not f.is_file():
         raise FileNotFoundError(f"no predictions file: {f} (a run folder holds predictions.csv)")
     return pd.read_csv(f, dtype={"video": str, "animal": str})
+
+
+def run_inputs(run_dir: str | Path, metadata: str | Path | pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None, Path, list[str]]:
+    """``(predictions, metadata, run folder, warnings)`` of a run (see :func:`evaluate_run`)."""
+    run = Path(run_dir)
+    pred = read_predictions(run)
+    run_folder = run.parent if run.suffix == ".csv" else run
+    if metadata is None:
+        meta = _run_metadata(run_folder)
+    else:
+        meta = read_metadata(metadata) if isinstance(metadata, (str, Path)) else metadata
+    tuned = run_folder / "finetune.json"
+    warnings = list(json.loads(tuned.read_text()).get("warnings", [])) if tuned.is_file() else []
+    return pred, meta, run_folder, warnings
 
 
 def evaluate_run(
@@ -351,34 +312,15 @@ def evaluate_run(
     Metadata: ``metadata`` (a CSV path or table) if given, else ``<run_dir>/metadata.csv`` if
     present, else the video metadata of the task named in ``<run_dir>/params.json``
     (its ``frames.parquet``). Unlabelled predictions give per-animal scores (and the cohort check) only.
-    Extra keyword arguments go to :func:`evaluate_predictions`.
+    A fine-tuned run's overlap warnings (``finetune.json``) join the results' warnings.
+    Extra keyword arguments go to :func:`evaluate_predictions`. (``report.runs.report_run``
+    does the same and adds the HTML report.)
     """
-    run = Path(run_dir)
-    pred = read_predictions(run)
-    run_folder = run.parent if run.suffix == ".csv" else run
-    if metadata is None:
-        meta = _run_metadata(run_folder)
-    else:
-        meta = read_metadata(metadata) if isinstance(metadata, (str, Path)) else metadata
-    kwargs.setdefault("source", str(run))
+    pred, meta, run_folder, warnings = run_inputs(run_dir, metadata)
+    kwargs.setdefault("source", str(run_dir))
     kwargs.setdefault("title", f"mfe evaluation: {run_folder.name}")
-    tuned = run_folder / "finetune.json"
-    if tuned.is_file():
-        kwargs.setdefault("warnings", list(json.loads(tuned.read_text()).get("warnings", [])))
-    if "saliency" not in kwargs and kwargs.get("report", True) and list(run_folder.glob("fold*/fold.json")):
-        kwargs["saliency"] = _run_saliency(run_folder)
+    kwargs.setdefault("warnings", warnings)
     return evaluate_predictions(pred, meta, out_dir or run_folder / "evaluation", **kwargs)
-
-
-def _run_saliency(run_folder: Path) -> list[dict] | None:
-    """Grad-CAM examples from the run's first fold; None (with a log line) when impossible."""
-    from mouse_facial_expressions.evaluation.saliency import run_saliency_examples
-
-    try:
-        return run_saliency_examples(run_folder)
-    except (FileNotFoundError, KeyError, ValueError) as err:
-        log.warning("no saliency maps in the report: %s", err)
-        return None
 
 
 def headline(results: dict, level: str = "animal") -> str:

@@ -233,7 +233,7 @@ def _saliency_section(figures: dict) -> str:
         out.append(figure_html("saliency", figures["saliency"]))
     else:
         out.append("<p class='note'>No saliency maps in this report: they need the trained model and the "
-                   "face crops (see <code>mouse_facial_expressions.evaluation.saliency.grad_cam</code>).</p>")
+                   "face crops (see <code>mouse_facial_expressions.inference.saliency.grad_cam</code>).</p>")
     return "".join(out)
 
 

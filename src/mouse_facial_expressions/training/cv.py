@@ -41,6 +41,7 @@ from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
+from mouse_facial_expressions.data.predictions import PREDICTION_COLUMNS  # noqa: E402
 from mouse_facial_expressions.io.atomic import write_csv, write_text  # noqa: E402
 from mouse_facial_expressions.io.checkpoint import load_weights_only  # noqa: E402
 from mouse_facial_expressions.io.checkpoint import UnsafeCheckpointError  # noqa: E402
@@ -60,7 +61,7 @@ CHECKPOINT_LAYOUT = {
     "advanced": ("checkpoints_advanced", "advanced"),
     "resup": ("checkpoints_resup", "resup"),
 }
-PRED_COLUMNS = ["fold", "video", "animal", "start_time", "end_time", "label", "p1"]
+PRED_COLUMNS = PREDICTION_COLUMNS
 
 
 def _default_datasets_fn():

@@ -102,7 +102,7 @@ def start_from(state: dict, freeze_backbone: bool = False):
 
 def source_checkpoint(from_run: str | Path, source_fold: int | None = None) -> Path:
     """The checkpoint fine-tuning starts from: a ``.ckpt`` as given, else a run fold's selected one."""
-    from mouse_facial_expressions.evaluation.ensemble import fold_checkpoints
+    from mouse_facial_expressions.training.runs import fold_checkpoints
 
     p = Path(from_run)
     if p.is_file():

@@ -41,7 +41,7 @@ from tqdm import tqdm
 from mouse_facial_expressions.config import Config
 from mouse_facial_expressions.data.augment import to_model_input
 from mouse_facial_expressions.data.sequences import make_windows, window_span
-from mouse_facial_expressions.evaluation.ensemble import FoldEnsemble, load_ensemble
+from mouse_facial_expressions.inference.ensemble import FoldEnsemble, load_ensemble
 from mouse_facial_expressions.io.atomic import atomic_path, write_csv
 from mouse_facial_expressions.io.keypoints import VIDEO_SUFFIXES, find_pose_files, read_pose, to_canonical, video_name, write_canonical
 from mouse_facial_expressions.preprocess import store

@@ -6,25 +6,22 @@ with the model's ``num_frames``/``frame_stride`` and the other task's ``max_gap_
 every fold model of the run, and ``p1`` is the mean over folds (``fold`` = -1 in the
 predictions: several folds scored it; the members' values are in ``p1_fold<k>`` columns).
 
-With labels the predictions go through :func:`evaluation.evaluate.evaluate_predictions`
-(full metrics, CIs, breakdowns, batch-effect check, report). Without labels (the task's
-``label`` column all empty) the same call gives scores per animal (and the cohort check).
+``report.runs.report_zeroshot`` evaluates them (full metrics with labels, scores per
+animal without) and writes the report.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from mouse_facial_expressions.data.sequences import make_windows, window_span
-from mouse_facial_expressions.evaluation.aggregate import MIXED_FOLD, PREDICTION_COLUMNS
-from mouse_facial_expressions.evaluation.ensemble import FoldEnsemble, load_ensemble
-from mouse_facial_expressions.evaluation.predict import model_settings, score_windows
+from mouse_facial_expressions.data.predictions import MIXED_FOLD, PREDICTION_COLUMNS
+from mouse_facial_expressions.inference.ensemble import FoldEnsemble
+from mouse_facial_expressions.inference.predict import model_settings, score_windows
 from mouse_facial_expressions.preprocess import store
 
 log = logging.getLogger(__name__)
@@ -93,41 +90,3 @@ def predict_task(ens: FoldEnsemble, task_dir: str | Path, *, window_step: int | 
         for j, name in enumerate(ens.names):
             pred[f"p1_{name}"] = per_member[:, j]
     return pred
-
-
-def evaluate_on_task(run_dir: str | Path, task_dir: str | Path, out_dir: str | Path | None = None, *,
-                     window_step: int | None = None, batch_size: int = 16, precision: str = "32",
-                     **eval_kwargs) -> dict:
-    """Zero-shot evaluation of a run's fold ensemble on another task (another cohort).
-
-    Args:
-        run_dir: the trained run folder (or one ``.ckpt``).
-        task_dir: the other cohort's task folder.
-        out_dir: output folder (default ``<run_dir>/zeroshot-<task folder name>``).
-        window_step: kept frames between window starts (default: the window span).
-        precision: ``"32"`` or ``"bf16"``.
-        **eval_kwargs: passed to :func:`evaluate_predictions` (``n_boot``, ``seed``,
-            ``threshold``, ``cohort``, ``report``, ...).
-
-    Returns:
-        The results dict of :func:`evaluate_predictions` (``metrics`` when labelled, else
-        ``animal_scores``) with ``paths`` (``predictions`` = the window predictions CSV).
-    """
-    from mouse_facial_expressions.evaluation.evaluate import evaluate_predictions, metadata_from_task
-
-    run_dir, task_dir = Path(run_dir), Path(task_dir)
-    ens = load_ensemble(run_dir)
-    ens.dtype = torch.bfloat16 if "bf16" in str(precision) else torch.float32
-    out = Path(out_dir) if out_dir is not None else (run_dir if run_dir.is_dir() else run_dir.parent) / f"zeroshot-{task_dir.name}"
-    out.mkdir(parents=True, exist_ok=True)
-    pred = predict_task(ens, task_dir, window_step=window_step, batch_size=batch_size)
-    tmp = out / ".predictions.csv.tmp"
-    pred.to_csv(tmp, index=False)
-    tmp.replace(out / "predictions.csv")
-    (out / "zeroshot.json").write_text(json.dumps({"run": str(run_dir), "task": str(task_dir),
-                                                   "members": ens.names, "n_windows": len(pred)}, indent=1))
-    eval_kwargs.setdefault("source", f"{run_dir} on {task_dir}")
-    eval_kwargs.setdefault("title", f"mfe zero-shot: {run_dir.name} on {task_dir.name}")
-    results = evaluate_predictions(pred, metadata_from_task(task_dir), out, **eval_kwargs)
-    results["paths"]["predictions"] = str(out / "predictions.csv")
-    return results

@@ -112,7 +112,7 @@ def run_saliency_examples(run_dir, n_per_class: int = 2, max_windows: int = 400)
     import torch
 
     from mouse_facial_expressions.data.datasets import fold_datasets
-    from mouse_facial_expressions.evaluation.ensemble import fold_checkpoints
+    from mouse_facial_expressions.training.runs import fold_checkpoints
     from mouse_facial_expressions.training.module import load_model_from_checkpoint
 
     fold, ckpt = fold_checkpoints(run_dir)[0]

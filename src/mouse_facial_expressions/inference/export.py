@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from mouse_facial_expressions.data.augment import GREY_MEAN, GREY_STD, NORM_MEAN, NORM_STD
-from mouse_facial_expressions.evaluation.ensemble import FoldEnsemble, load_ensemble
+from mouse_facial_expressions.inference.ensemble import FoldEnsemble, load_ensemble
 
 OPSET = 17
 

@@ -1,11 +1,7 @@
 """A trained run's fold models as one scorer: load, check, average ``p1`` over folds.
 
-A run folder (``models/runs/<run>/``, written by ``training.cv.train_cv``) holds one model
-per outer fold. Each fold's *selected* checkpoint is the one training recorded in
-``fold{k}/fold.json`` (``best_checkpoint``: best validation accuracy, or ``last.ckpt`` when
-the fold had no validation animals); ``summary.json`` is read when a ``fold.json`` is
-missing, and ``fold{k}/last.ckpt`` is the last resort. A recorded path that no longer exists
-(the project moved) is looked up by file name under the run's ``models/`` folder.
+A run folder holds one model per outer fold; each fold's selected checkpoint is found by
+:func:`training.runs.fold_checkpoints`.
 
 :class:`FoldEnsemble` scores normalised clips ``(B, T, C, H, W)`` with every member and
 returns the per-fold probabilities; the ensemble's ``p1`` is their mean.
@@ -13,8 +9,6 @@ returns the per-fold probabilities; the ensemble's ``p1`` is their mean.
 
 from __future__ import annotations
 
-import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,60 +16,11 @@ import numpy as np
 import torch
 
 from mouse_facial_expressions.training.module import load_model_from_checkpoint
+from mouse_facial_expressions.training.runs import fold_checkpoints
 
-log = logging.getLogger(__name__)
 
 #: Data settings every member of an ensemble must share.
 SHARED_DATA_KEYS = ("num_frames", "frame_stride", "image_size", "in_channels")
-
-
-def _fold_dirs(run_dir: Path) -> list[Path]:
-    dirs = [p for p in run_dir.glob("fold*") if p.is_dir() and p.name[4:].isdigit()]
-    return sorted(dirs, key=lambda p: int(p.name[4:]))
-
-
-def _locate(recorded: str | None, run_dir: Path, fold_dir: Path) -> Path | None:
-    """The recorded checkpoint, or a file of the same name near the run (project moved)."""
-    if not recorded:
-        return None
-    p = Path(recorded)
-    if p.is_file():
-        return p
-    models = run_dir.parent.parent  # <models>/runs/<run>
-    for cand in (fold_dir / p.name, models / p.parent.name / p.name, run_dir / p.name):
-        if cand.is_file():
-            return cand
-    return None
-
-
-def fold_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
-    """``(fold, checkpoint)`` of every fold of a run, the checkpoint training selected.
-
-    Raises:
-        FileNotFoundError: ``run_dir`` is not a run folder, or a fold has no checkpoint.
-    """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"{run_dir}: no such run folder")
-    summary = {}
-    if (run_dir / "summary.json").is_file():
-        summary = {int(r["fold"]): r for r in json.loads((run_dir / "summary.json").read_text()).get("folds", [])
-                   if "fold" in r}
-    out = []
-    for fd in _fold_dirs(run_dir):
-        k = int(fd.name[4:])
-        rec = json.loads((fd / "fold.json").read_text()) if (fd / "fold.json").is_file() else summary.get(k, {})
-        ckpt = _locate(rec.get("best_checkpoint"), run_dir, fd)
-        if ckpt is None:
-            if rec.get("best_checkpoint"):
-                log.warning("%s: recorded checkpoint %s is missing; using last.ckpt", fd, rec["best_checkpoint"])
-            ckpt = fd / "last.ckpt"
-            if not ckpt.is_file():
-                raise FileNotFoundError(f"{fd}: no checkpoint (fold.json names none that exists, and no last.ckpt)")
-        out.append((k, ckpt))
-    if not out:
-        raise FileNotFoundError(f"{run_dir}: not a run folder (no fold*/ folders with checkpoints)")
-    return out
 
 
 def load_run_models(run_dir: str | Path) -> list[tuple[torch.nn.Module, dict]]:
