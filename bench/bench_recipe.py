@@ -76,8 +76,8 @@ def parse_variant(text: str) -> tuple[str, dict]:
         key, _, value = c.partition("=")
         if key not in kinds:
             raise SystemExit(f"{text}: {key!r} is not a training parameter")
-        if value.lower() in ("none", "null"):
-            out[key] = None
+        if value.lower() in ("none", "null") and not kinds[key].startswith("str"):
+            out[key] = None  # "None" for a number field; a str field keeps the text ("train_augmentation=none")
         elif kinds[key].startswith("float"):
             out[key] = float(value)
         elif kinds[key].startswith("int"):
