@@ -30,8 +30,9 @@ import pandas as pd
 import torch
 
 from mouse_facial_expressions.config import CANONICAL_LANDMARKS, Config
-from mouse_facial_expressions.evaluation.ensemble import FoldEnsemble
-from mouse_facial_expressions.evaluation.predict import crop_video, score_windows, windows_for
+from mouse_facial_expressions.inference.ensemble import FoldEnsemble
+from mouse_facial_expressions.inference.predict import score_windows, windows_for
+from mouse_facial_expressions.preprocess.extract import crop_video
 from mouse_facial_expressions.io.video import VideoWriter, iter_frames
 from mouse_facial_expressions.models import create_model
 from mouse_facial_expressions.training.module import cpu_supports_bf16

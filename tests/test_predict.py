@@ -10,11 +10,10 @@ import pytest
 import torch
 
 from mouse_facial_expressions.inference.ensemble import load_ensemble
-from mouse_facial_expressions.training.runs import fold_checkpoints
-from mouse_facial_expressions.inference.predict import (
-    SUMMARY_COLUMNS, crop_video, load_keypoints, model_settings, predict_videos,
-)
+from mouse_facial_expressions.inference.predict import SUMMARY_COLUMNS, load_keypoints, model_settings, predict_videos
 from mouse_facial_expressions.preprocess import store
+from mouse_facial_expressions.preprocess.extract import crop_video
+from mouse_facial_expressions.training.runs import fold_checkpoints
 from tiny_run import tiny_run
 
 torch.set_num_threads(1)
@@ -147,3 +146,50 @@ def test_a_second_call_into_the_same_folder_merges_the_summary(run, tmp_path):
     s = pd.read_csv(out / "summary.csv").set_index("video")
     assert list(s.index) == ["m1_rec1_preinjection", "m4_rec1_preinjection"]
     assert (s["status"] == "done").all()
+
+
+def _shm_blocks() -> set[str]:
+    from pathlib import Path
+
+    return {p.name for p in Path("/dev/shm").glob("psm_*")} if Path("/dev/shm").is_dir() else set()
+
+
+def test_decode_workers_give_the_same_scores_and_leave_no_shared_memory(run, tmp_path):
+    vids = tmp_path / "videos"
+    vids.mkdir()
+    names = ["m1_rec1_preinjection", "m2_rec1_preinjection", "m3_rec4_4h-postinjection", "m4_rec1_preinjection"]
+    for v in names:
+        shutil.copy(_video(run, v), vids)
+    (vids / "broken.mp4").write_bytes(b"not a video")  # fails alone, in a worker
+    kp = tmp_path / "kp"
+    shutil.copytree(run.cfg.path("keypoints"), kp)
+    shutil.copy(kp / "m1_rec1_preinjection.parquet", kp / "broken.parquet")
+    before = _shm_blocks()
+    serial = predict_videos(vids, kp, run.run_dir, tmp_path / "w0", cfg=run.cfg, progress=False, workers=0, batch_size=4)
+    pooled = predict_videos(vids, kp, run.run_dir, tmp_path / "w2", cfg=run.cfg, progress=False, workers=2, batch_size=4)
+    assert [r.video for r in pooled.failed] == ["broken"] and "cannot open video" in pooled.failed[0].error
+    assert [r.video for r in pooled.results if r.status == "done"] == sorted(names)
+    for v in names:
+        a = pd.read_csv(tmp_path / "w0" / f"{v}_scores.csv")
+        b = pd.read_csv(tmp_path / "w2" / f"{v}_scores.csv")
+        assert len(a) == len(b) > 0
+        pd.testing.assert_frame_equal(a.drop(columns=[c for c in a if c.startswith("p1")]),
+                                      b.drop(columns=[c for c in b if c.startswith("p1")]))
+        p1 = [c for c in a if c.startswith("p1")]
+        np.testing.assert_allclose(a[p1].to_numpy(), b[p1].to_numpy(), rtol=0, atol=1e-6)  # batches span videos
+    s0, s2 = serial.summary_table(), pooled.summary_table()
+    assert list(s0["video"]) == list(s2["video"]) and list(s0["status"]) == list(s2["status"])
+    assert list(s0["n_windows"]) == list(s2["n_windows"])
+    np.testing.assert_allclose(s0["mean_p1"].fillna(-1), s2["mean_p1"].fillna(-1), rtol=0, atol=1e-6)
+    assert _shm_blocks() == before  # every shared-memory block was unlinked
+
+
+def test_without_a_gpu_auto_says_so_in_one_line():
+    from mouse_facial_expressions.inference.predict import resolve_device
+
+    dev, dtype, line = resolve_device("auto")
+    if torch.cuda.is_available():
+        assert dev.type == "cuda" and dtype == torch.bfloat16
+    else:
+        assert dev.type == "cpu" and dtype == torch.float32
+        assert line.startswith("no GPU found: scoring on the CPU (fp32") and "\n" not in line

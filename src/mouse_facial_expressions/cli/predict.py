@@ -52,9 +52,15 @@ def register(sub, formatter):
     p.add_argument("--out", type=Path, default=None, help="output folder (None means <project reports>/predict, else ./predictions)")
     p.add_argument("--window-step", type=int, default=None, metavar="N",
                    help="kept frames between window starts (None means the window span = non-overlapping windows, as evaluation)")
-    p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
-    p.add_argument("--precision", choices=("32", "bf16"), default="32", help="fp32, or bf16 autocast (fast on CPUs with AVX512-BF16/AMX, and on GPUs)")
-    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="where the model runs (auto: CUDA when available)")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="decode/align/crop processes, each on its own videos; their crops reach the model through shared "
+                   "memory and one model scores windows of all videos in shared batches (0: decode in this process). "
+                   "Scores are the same either way")
+    p.add_argument("--batch-size", type=int, default=None, help="windows per forward pass (None means 16 on a CPU, what fills a GPU)")
+    p.add_argument("--precision", choices=("32", "bf16"), default=None,
+                   help="fp32 or bf16 autocast (None means bf16 on a GPU, fp32 on a CPU; bf16 is fast on CPUs with AVX512-BF16/AMX)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs (auto: CUDA when available; "
+                   "without a GPU it says so in one line)")
     add_project_arg(p)
     p.set_defaults(func=run)
 
@@ -70,8 +76,12 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or (cfg.path("reports") / "predict" if cfg is not None else Path("predictions"))
     report = predict_videos(args.videos, args.keypoints, resolve_model(args.model, args), out, cfg=cfg,
                             window_step=args.window_step, batch_size=args.batch_size, progress=None,
-                            precision=args.precision, device=args.device)
+                            precision=args.precision, device=args.device, workers=args.workers)
     print(report.summary())
+    seconds = sum(r.video_seconds for r in report.results if r.status == "done")
+    if seconds and report.wall_s:
+        print(f"rate: {seconds:.0f} s of video in {report.wall_s:.1f} s ({seconds / report.wall_s:.1f}x real time, "
+              f"{report.video_frames_per_s:.0f} video frames/s end to end)")
     print(f"summary: {out / 'summary.csv'}")
     if not report.ok:
         print(f"mfe predict: {len(report.failed)} video(s) failed (see summary.csv)", file=sys.stderr)

@@ -1,6 +1,6 @@
 """``mfe predict``: score new videos with a trained model, no frame store needed.
 
-Per video (:func:`predict_video`):
+Per video:
 
 1. keypoints: a canonical parquet, or any DeepLabCut/SLEAP file converted with the project's
    ``keypoints.bodyparts`` mapping;
@@ -45,7 +45,7 @@ from mouse_facial_expressions.inference.ensemble import FoldEnsemble, load_ensem
 from mouse_facial_expressions.io.atomic import atomic_path, write_csv
 from mouse_facial_expressions.io.keypoints import VIDEO_SUFFIXES, find_pose_files, read_pose, to_canonical, video_name, write_canonical
 from mouse_facial_expressions.preprocess import store
-from mouse_facial_expressions.preprocess.extract import crop_video, read_keypoints
+from mouse_facial_expressions.preprocess.extract import read_keypoints
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +236,8 @@ class PredictReport:
     out_dir: Path
     settings: dict
     results: list[VideoPrediction] = field(default_factory=list)
+    video_frames_per_s: float = 0.0  # decoded video frames per wall-clock second, end to end
+    wall_s: float = 0.0  # wall-clock seconds of the whole call
 
     @property
     def failed(self) -> list[VideoPrediction]:
@@ -259,33 +261,16 @@ class PredictReport:
         return "\n".join(lines)
 
 
-def predict_video(video_path: str | Path, keypoints: pd.DataFrame | str | Path, ens: FoldEnsemble, out_dir: str | Path,
-                  settings: dict, *, window_step: int | None = None, batch_size: int = 16,
-                  cfg: Config | None = None) -> VideoPrediction:
-    """Score one video; writes ``<video>_scores.csv`` and ``<video>_timecourse.png``.
-
-    Raises:
-        FileNotFoundError, ValueError, VideoError: the video or its keypoints cannot be read.
-    """
-    t0 = time.perf_counter()
-    video_path, out_dir = Path(video_path), Path(out_dir)
-    name = video_path.stem
-    kp = keypoints if isinstance(keypoints, pd.DataFrame) else load_keypoints(keypoints, cfg)
-    crops, frames, info = crop_video(video_path, kp, settings, name)
-    windows = windows_for(frames, settings, window_step)
-    t1 = time.perf_counter()
-    per_member = score_windows(crops, windows, ens, batch_size) if len(windows) else np.zeros((0, len(ens)))
-    scores = scores_table(windows, per_member, ens.names)
+def finish_video(name: str, frames: pd.DataFrame, info: dict, windows: pd.DataFrame, per_member: np.ndarray,
+                 names: list[str], out_dir: Path) -> VideoPrediction:
+    """One scored video's outputs: ``<video>_scores.csv``, ``<video>_timecourse.png`` and its summary row."""
+    scores = scores_table(windows, per_member, names)
     res = VideoPrediction(name, "done", n_frames_kept=len(frames), video_seconds=info["video_seconds"],
-                          decode_seconds=info["decode_seconds"], score_seconds=time.perf_counter() - t1,
-                          warnings=list(info["warnings"]), **summarise(scores))
+                          decode_seconds=info["decode_seconds"], warnings=list(info["warnings"]), **summarise(scores))
     if not len(windows):
         res.warnings.append(f"{name}: no window to score ({len(frames)} usable frames kept)")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    res.scores_csv = out_dir / f"{name}_scores.csv"
-    write_csv(scores, res.scores_csv)
+    res.scores_csv = write_csv(scores, out_dir / f"{name}_scores.csv")
     res.timecourse_png = plot_timecourse(scores, out_dir / f"{name}_timecourse.png", name)
-    res.elapsed_s = time.perf_counter() - t0
     return res
 
 
@@ -313,9 +298,25 @@ def _keypoint_files(keypoints) -> dict[str, Path] | Path:
     return found
 
 
+def resolve_device(device: str = "auto", precision: str | None = None) -> tuple[torch.device, torch.dtype, str]:
+    """``(device, autocast dtype, one line saying so)``: ``auto`` is CUDA when available; the
+    precision defaults to bf16 on a GPU and fp32 on a CPU (``"32"`` / ``"bf16"`` force one)."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        gpu_note = "" if device == "cuda" else "no GPU found: scoring on the CPU"
+    else:
+        gpu_note = ""
+    dev = torch.device(device)
+    if precision in (None, "auto"):
+        precision = "bf16" if dev.type == "cuda" else "32"
+    dtype = torch.bfloat16 if "bf16" in str(precision) else torch.float32
+    line = gpu_note or f"scoring on {dev.type.upper() if dev.type == 'cuda' else dev.type}"
+    return dev, dtype, f"{line} ({'bf16' if dtype == torch.bfloat16 else 'fp32'}, {torch.get_num_threads()} CPU threads)"
+
+
 def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = None, window_step: int | None = None,
-                   batch_size: int = 16, progress: bool | None = True, precision: str = "32",
-                   device: str = "cpu") -> PredictReport:
+                   batch_size: int | None = None, progress: bool | None = True, precision: str | None = None,
+                   device: str = "auto", workers: int = 0) -> PredictReport:
     """Score videos with a trained model (``mfe predict``); one bad video fails alone.
 
     Args:
@@ -327,18 +328,26 @@ def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = No
         cfg: project config (keypoint mapping; extraction settings when the model's frame
             store is unreachable).
         window_step: kept frames between window starts (default: the window span).
-        batch_size: windows per forward pass.
-        progress: progress bar over videos (None: only on a terminal).
-        precision: ``"32"`` or ``"bf16"`` (autocast).
-        device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available).
+        batch_size: windows per forward pass (default: 16 on a CPU, what fills a GPU).
+        progress: progress bar over videos, with frames/s (None: only on a terminal).
+        precision: ``"32"``, ``"bf16"`` or None (bf16 on a GPU, fp32 on a CPU).
+        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+        workers: decode/align/crop processes, each on its own videos; their crops reach
+            this process through shared memory and one model scores the windows of every
+            video in shared batches (``inference.streams``). 0: decode here, one video
+            after the other. The scores are the same either way.
 
     Returns:
         A :class:`PredictReport`; ``summary.csv`` in ``out_dir`` lists every video scored
         there, by this call and earlier ones (:func:`merge_summary`).
     """
+    from mouse_facial_expressions.inference.streams import Job, WindowScorer, decoded_videos, default_batch_size
+
+    dev, dtype, line = resolve_device(device, precision)
     ens = model if isinstance(model, FoldEnsemble) else load_ensemble(model)
-    ens.to(device)
-    ens.dtype = torch.bfloat16 if "bf16" in str(precision) else torch.float32
+    ens.to(dev)
+    ens.dtype = dtype
+    log.info(line)
     settings = model_settings(ens, cfg)
     paths = _list_videos(videos)
     kp_files = _keypoint_files(keypoints)
@@ -346,23 +355,55 @@ def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = No
         raise ValueError(f"{keypoints}: one keypoint file for {len(paths)} videos; pass a folder of keypoint files")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for vp in paths:
+        kp = kp_files if isinstance(kp_files, Path) else kp_files.get(vp.stem) or kp_files.get(video_name(vp))
+        error = (f"{vp.name}: no keypoint file for video {vp.stem!r} in {keypoints}" if kp is None
+                 else f"{vp}: no such video" if not vp.is_file() else None)
+        jobs.append(Job(vp, kp, error))
     report = PredictReport(out_dir, settings)
-    bar = tqdm(paths, desc="predict", unit="video", disable=None if progress is None else not progress)
-    for vp in bar:
-        bar.set_postfix_str(vp.stem)
-        t0 = time.perf_counter()
-        try:
-            kp = kp_files if isinstance(kp_files, Path) else kp_files.get(vp.stem) or kp_files.get(video_name(vp))
-            if kp is None:
-                raise FileNotFoundError(f"{vp.name}: no keypoint file for video {vp.stem!r} in {keypoints}")
-            if not vp.is_file():
-                raise FileNotFoundError(f"{vp}: no such video")
-            res = predict_video(vp, kp, ens, out_dir, settings, window_step=window_step, batch_size=batch_size, cfg=cfg)
-        except Exception as err:  # one bad video must not stop the others
-            log.error("%s: %s", vp, err)
-            res = VideoPrediction(vp.stem, "failed", error=f"{type(err).__name__}: {err}",
-                                  elapsed_s=time.perf_counter() - t0)
-        report.results.append(res)
+    scorer = WindowScorer(ens, batch_size or default_batch_size(dev))
+    results: dict[Path, VideoPrediction] = {}
+    pending: dict[Path, tuple] = {}
+    t_start, frames_decoded = time.perf_counter(), 0
+    bar = tqdm(total=len(jobs), desc="predict", unit="video", disable=None if progress is None else not progress)
+
+    def finish(ready) -> None:
+        for vp, per_member in ready:
+            dec, windows, t0 = pending.pop(vp)
+            try:
+                res = finish_video(vp.stem, dec.frames, dec.info, windows, per_member, ens.names, out_dir)
+            except Exception as err:  # e.g. the disk filled while writing its outputs
+                log.error("%s: %s", vp, err)
+                res = VideoPrediction(vp.stem, "failed", error=f"{type(err).__name__}: {err}")
+            finally:
+                dec.release()
+            res.elapsed_s = time.perf_counter() - t0
+            results[vp] = res
+            bar.update()
+
+    try:
+        for dec in decoded_videos(jobs, settings, cfg, workers):
+            t0 = time.perf_counter() - dec.seconds
+            if dec.error:
+                log.error("%s: %s", dec.video, dec.error)
+                results[dec.video] = VideoPrediction(dec.video.stem, "failed", error=dec.error, elapsed_s=dec.seconds)
+                bar.update()
+                continue
+            frames_decoded += int(dec.info.get("n_video_frames", 0))
+            windows = windows_for(dec.frames, settings, window_step)
+            pending[dec.video] = (dec, windows, t0)
+            scorer.add(dec.video, dec.crops, windows)
+            finish(scorer.run())
+            bar.set_postfix_str(f"{frames_decoded / max(time.perf_counter() - t_start, 1e-9):.0f} video frames/s")
+        finish(scorer.run(final=True))
+    finally:
+        for dec, _, _ in pending.values():  # interrupted: no shared memory left behind
+            dec.release()
+        bar.close()
+    report.results = [results[vp] for vp in paths if vp in results]
+    report.wall_s = time.perf_counter() - t_start
+    report.video_frames_per_s = frames_decoded / max(report.wall_s, 1e-9)
     write_csv(merge_summary(out_dir / "summary.csv", report.summary_table()), out_dir / "summary.csv")
     return report
 
