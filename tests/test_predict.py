@@ -193,3 +193,61 @@ def test_without_a_gpu_auto_says_so_in_one_line():
     else:
         assert dev.type == "cpu" and dtype == torch.float32
         assert line.startswith("no GPU found: scoring on the CPU (fp32") and "\n" not in line
+
+
+def test_live_scoring_of_a_growing_keypoint_file_writes_windows_as_they_complete(run, tmp_path):
+    """A video file opened as a stream while its keypoints are appended row by row: each
+    window's row appears before the keypoints are complete, and the windows and scores are
+    those of the offline ``mfe predict``."""
+    import threading
+    import time
+
+    from mouse_facial_expressions.inference.predict import model_settings, predict_videos
+    from mouse_facial_expressions.inference.streams import predict_live
+
+    video = "m3_rec4_4h-postinjection"
+    kp = load_keypoints(run.cfg.path("keypoints") / f"{video}.parquet")
+    ens = load_ensemble(run.run_dir)
+    offline = predict_videos(_video(run, video), run.cfg.path("keypoints") / f"{video}.parquet", ens, tmp_path / "off",
+                             cfg=run.cfg, progress=False)
+    want = pd.read_csv(tmp_path / "off" / f"{video}_scores.csv")
+    assert offline.ok and len(want) >= 2
+
+    growing, out = tmp_path / "live_kp.csv", tmp_path / "live" / "scores.csv"
+    rows_seen_when_half_written = []
+
+    def writer():
+        lines = kp.to_csv(index=False, float_format="%.10g").splitlines(keepends=True)
+        with open(growing, "w") as fh:
+            for k, line in enumerate(lines):
+                fh.write(line)
+                fh.flush()
+                if k == len(lines) // 2 and out.is_file():
+                    rows_seen_when_half_written.append(len(out.read_text().splitlines()) - 1)
+                time.sleep(0.004)
+
+    th = threading.Thread(target=writer)
+    th.start()
+    rep = predict_live(str(_video(run, video)), growing, ens, out, model_settings(ens, run.cfg), name=video,
+                       keypoint_timeout_s=5)
+    th.join()
+    got = pd.read_csv(out)
+    assert rep.stopped_by == "end of stream" and rep.n_windows == len(got) == len(want)
+    assert rows_seen_when_half_written and rows_seen_when_half_written[0] >= 1  # written while the keypoints still grew
+    np.testing.assert_allclose(got[["start_time", "end_time"]].to_numpy(), want[["start_time", "end_time"]].to_numpy(), atol=1e-6)
+    p1 = [c for c in want if c.startswith("p1")]
+    np.testing.assert_allclose(got[p1].to_numpy(), want[p1].to_numpy(), rtol=0, atol=1e-5)
+
+
+def test_live_scoring_stops_when_the_keypoints_stop(run, tmp_path):
+    from mouse_facial_expressions.inference.predict import model_settings
+    from mouse_facial_expressions.inference.streams import predict_live
+
+    video = "m1_rec1_preinjection"
+    kp = load_keypoints(run.cfg.path("keypoints") / f"{video}.parquet")
+    growing = tmp_path / "kp.csv"
+    kp.iloc[:10].to_csv(growing, index=False)  # the pose estimator died after 10 frames
+    ens = load_ensemble(run.run_dir)
+    rep = predict_live(str(_video(run, video)), growing, ens, tmp_path / "s.csv", model_settings(ens, run.cfg),
+                       keypoint_timeout_s=0.5)
+    assert rep.stopped_by.startswith("no keypoints for frame 10") and rep.n_frames == 11

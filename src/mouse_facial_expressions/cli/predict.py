@@ -43,7 +43,13 @@ def register(sub, formatter):
     p = sub.add_parser("predict", help="score new videos with a trained model (no frame store needed)",
                        description=DESCRIPTION, formatter_class=formatter,
                        epilog="example: mfe predict videos/ --keypoints dlc/ --model models/runs/advanced-resnet18-1a2b3c4d")
-    p.add_argument("videos", type=Path, metavar="VIDEO|DIR", help="a video file or a folder of videos")
+    p.add_argument("videos", type=Path, nargs="?", default=None, metavar="VIDEO|DIR", help="a video file or a folder of videos")
+    p.add_argument("--live", default=None, metavar="SOURCE",
+                   help="score a live source as it plays instead: a camera index (0 = /dev/video0) or an RTSP/HTTP URL "
+                   "that PyAV opens (a file works too). --keypoints is then a CSV that grows alongside (DeepLabCut-live "
+                   "layout, or the canonical frame,<L>_x,<L>_y,<L>_likelihood); one row per window is written to "
+                   "OUT/<source>_live_scores.csv as soon as the window is complete. Stops at the end of the stream, "
+                   "on Ctrl-C, or when the keypoints stop")
     p.add_argument("--keypoints", type=Path, required=True, metavar="FILE|DIR",
                    help="keypoints of the video (canonical .parquet or a DeepLabCut/SLEAP file), or a folder of them "
                         "matched to videos by name (<video>.parquet, <video>DLC_<scorer>.h5, ...)")
@@ -74,6 +80,10 @@ def run(args: argparse.Namespace) -> int:
 
         cfg = project_config(args)
     out = args.out or (cfg.path("reports") / "predict" if cfg is not None else Path("predictions"))
+    if args.live is not None:
+        return run_live(args, cfg, out)
+    if args.videos is None:
+        raise ValueError("give VIDEO|DIR, or --live SOURCE")
     report = predict_videos(args.videos, args.keypoints, resolve_model(args.model, args), out, cfg=cfg,
                             window_step=args.window_step, batch_size=args.batch_size, progress=None,
                             precision=args.precision, device=args.device, workers=args.workers)
@@ -86,4 +96,25 @@ def run(args: argparse.Namespace) -> int:
     if not report.ok:
         print(f"mfe predict: {len(report.failed)} video(s) failed (see summary.csv)", file=sys.stderr)
         return 1
+    return 0
+
+
+def run_live(args: argparse.Namespace, cfg, out: Path) -> int:
+    """``--live SOURCE``: one source, scored window by window as it plays."""
+    from mouse_facial_expressions.config import Config
+    from mouse_facial_expressions.inference.ensemble import load_ensemble
+    from mouse_facial_expressions.inference.predict import model_settings, resolve_device
+    from mouse_facial_expressions.inference.streams import predict_live
+
+    dev, dtype, line = resolve_device(args.device, args.precision)
+    print(line)
+    ens = load_ensemble(resolve_model(args.model, args)).to(dev)
+    ens.dtype = dtype
+    cfg = cfg or Config()
+    name = "camera" + args.live if args.live.isdigit() else Path(args.live.split("?")[0]).stem or "stream"
+    out_csv = out / f"{name}_live_scores.csv"
+    print(f"scoring {args.live} live -> {out_csv} (Ctrl-C stops)")
+    rep = predict_live(args.live, args.keypoints, ens, out_csv, model_settings(ens, cfg), bodyparts=cfg.keypoints.bodyparts,
+                       window_step=args.window_step, name=name)
+    print(f"{rep.n_windows} windows from {rep.n_frames} frames ({rep.n_kept} kept); stopped: {rep.stopped_by}")
     return 0

@@ -28,7 +28,6 @@ only after every candidate was scored.
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,11 +40,11 @@ from tqdm import tqdm
 from mouse_facial_expressions.config import Config
 from mouse_facial_expressions.data.augment import to_model_input
 from mouse_facial_expressions.data.sequences import make_windows, window_span
+from mouse_facial_expressions.inference.decode import load_keypoints  # noqa: F401  (re-exported: part of this module's API)
 from mouse_facial_expressions.inference.ensemble import FoldEnsemble, load_ensemble
 from mouse_facial_expressions.io.atomic import atomic_path, write_csv
-from mouse_facial_expressions.io.keypoints import VIDEO_SUFFIXES, find_pose_files, read_pose, to_canonical, video_name, write_canonical
+from mouse_facial_expressions.io.keypoints import VIDEO_SUFFIXES, find_pose_files, video_name
 from mouse_facial_expressions.preprocess import store
-from mouse_facial_expressions.preprocess.extract import read_keypoints
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +91,7 @@ def model_settings(ens: FoldEnsemble, cfg: Config | None = None) -> dict:
         if stored:
             s.update({k: stored[k] for k in EXTRACT_KEYS if k in stored})
             s["source"] = str(fdir / store.STORE_JSON)
-    if s["source"] == "config":
+    if s["source"] == "config" and task_dir:
         log.warning("the model's frame store is not reachable (task %s): using the project's extract settings", task_dir)
     s.update(num_frames=ens.num_frames, frame_stride=ens.frame_stride, image_size=ens.image_size,
              channels=ens.channels)
@@ -100,21 +99,6 @@ def model_settings(ens: FoldEnsemble, cfg: Config | None = None) -> dict:
 
 
 # ----------------------------------------------------------------------------- inputs
-
-def load_keypoints(path: str | Path, cfg: Config | None = None) -> pd.DataFrame:
-    """Canonical keypoint table, one row per frame, from a canonical parquet or a DLC/SLEAP file.
-
-    Pose files are converted with ``cfg.keypoints.bodyparts`` (and ``individual``); both go
-    through :func:`preprocess.extract.read_keypoints`, as extraction reads them.
-    """
-    path = Path(path)
-    if path.suffix.lower() == ".parquet":
-        return read_keypoints(path)
-    cfg = cfg or Config()
-    canon = to_canonical(read_pose(path, cfg.keypoints.individual), cfg.keypoints.bodyparts)
-    with tempfile.TemporaryDirectory(prefix="mfe-predict-") as tmp:
-        return read_keypoints(write_canonical(canon, Path(tmp) / "kp.parquet"))
-
 
 def windows_for(frames: pd.DataFrame, s: dict, window_step: int | None = None) -> pd.DataFrame:
     """Windows over one video's kept frames, as :func:`data.sequences.make_windows` forms them."""
@@ -341,7 +325,8 @@ def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = No
         A :class:`PredictReport`; ``summary.csv`` in ``out_dir`` lists every video scored
         there, by this call and earlier ones (:func:`merge_summary`).
     """
-    from mouse_facial_expressions.inference.streams import Job, WindowScorer, decoded_videos, default_batch_size
+    from mouse_facial_expressions.inference.decode import Job, decoded_videos
+    from mouse_facial_expressions.inference.streams import WindowScorer, default_batch_size
 
     dev, dtype, line = resolve_device(device, precision)
     ens = model if isinstance(model, FoldEnsemble) else load_ensemble(model)

@@ -1,9 +1,7 @@
-"""Many videos at once: decode workers feeding one batched model, and live streams.
+"""Many videos at once: one batched model fed by decode workers, and live streams.
 
-:func:`decoded_videos` decodes, aligns and crops videos either in this process
-(``workers=0``) or in ``workers`` processes, each on its own videos. A worker puts a video's
-uint8 crops in a shared-memory block and sends back only its name, shape and the small index
-table, so crops are never pickled. :class:`WindowScorer` collects the windows of every
+``inference.decode.decoded_videos`` decodes, aligns and crops videos in this process or in
+worker processes (crops in shared memory). :class:`WindowScorer` collects the windows of every
 decoded video and scores them in batches that span videos, on the model's device (pinned
 host memory and non-blocking copies on CUDA). Per window the result does not depend on the
 mode: the same crops, the same ``to_model_input``, the same model.
@@ -17,12 +15,8 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
-from multiprocessing import get_context, shared_memory
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -32,106 +26,6 @@ from mouse_facial_expressions.data.augment import to_model_input
 from mouse_facial_expressions.inference.ensemble import FoldEnsemble
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Job:
-    """One video to decode: its path and keypoint source (or the error that stops it)."""
-
-    video: Path
-    keypoints: Path | None
-    error: str | None = None
-
-
-@dataclass
-class Decoded:
-    """A decoded video: crops ``(N, S, S)`` uint8, its kept frames and decode info, or the error."""
-
-    video: Path
-    crops: np.ndarray | None = None
-    frames: pd.DataFrame | None = None
-    info: dict = field(default_factory=dict)
-    error: str | None = None
-    seconds: float = 0.0
-    _shm: shared_memory.SharedMemory | None = None
-
-    def release(self) -> None:
-        """Drop the crops (and unlink their shared-memory block)."""
-        self.crops = None
-        if self._shm is not None:
-            self._shm.close()
-            self._shm.unlink()
-            self._shm = None
-
-
-def decode_job(job: Job, settings: dict, cfg) -> tuple[np.ndarray, pd.DataFrame, dict]:
-    """Keypoints + one decode/align/crop pass (``preprocess.extract.crop_video``)."""
-    from mouse_facial_expressions.inference.predict import load_keypoints
-    from mouse_facial_expressions.preprocess.extract import crop_video
-
-    if job.error:
-        raise FileNotFoundError(job.error)
-    kp = load_keypoints(job.keypoints, cfg)
-    return crop_video(job.video, kp, settings, job.video.stem, kp_path=job.keypoints)
-
-
-def _decode_to_shm(job: Job, settings: dict, cfg) -> dict:
-    """Worker entry point: decode one video; crops go to shared memory. Never raises."""
-    t0 = time.perf_counter()
-    try:
-        crops, frames, info = decode_job(job, settings, cfg)
-    except Exception as err:  # one bad video fails alone
-        return {"error": f"{type(err).__name__}: {err}", "seconds": time.perf_counter() - t0}
-    shm = shared_memory.SharedMemory(create=True, size=max(1, crops.nbytes))
-    np.ndarray(crops.shape, np.uint8, buffer=shm.buf)[...] = crops
-    name = shm.name
-    shm.close()  # the scoring process attaches, reads and unlinks it
-    return {"shm": name, "shape": crops.shape, "frames": frames, "info": info, "seconds": time.perf_counter() - t0}
-
-
-def _attach(job: Job, out: dict) -> Decoded:
-    if "error" in out:
-        return Decoded(job.video, error=out["error"], seconds=out["seconds"])
-    shm = shared_memory.SharedMemory(name=out["shm"])
-    crops = np.ndarray(tuple(out["shape"]), np.uint8, buffer=shm.buf)
-    return Decoded(job.video, crops, out["frames"], out["info"], seconds=out["seconds"], _shm=shm)
-
-
-def decoded_videos(jobs: Iterable[Job], settings: dict, cfg=None, workers: int = 0) -> Iterator[Decoded]:
-    """Yield each job's :class:`Decoded` (in this process with ``workers=0``, else as workers
-    finish). The consumer calls :meth:`Decoded.release` when done with the crops.
-
-    A worker process that dies (killed, out of memory) fails only the videos it held; the
-    pool is rebuilt for the rest.
-    """
-    jobs = list(jobs)
-    if workers <= 0:
-        for job in jobs:
-            t0 = time.perf_counter()
-            try:
-                crops, frames, info = decode_job(job, settings, cfg)
-                yield Decoded(job.video, crops, frames, info, seconds=time.perf_counter() - t0)
-            except Exception as err:  # one bad video fails alone
-                yield Decoded(job.video, error=f"{type(err).__name__}: {err}", seconds=time.perf_counter() - t0)
-        return
-    todo = list(jobs)
-    while todo:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(_decode_to_shm, job, settings, cfg): job for job in todo}
-            todo = []
-            for fut in as_completed(futures):
-                job = futures[fut]
-                try:
-                    out = fut.result()
-                except BrokenProcessPool:  # a worker died: retry the others in a new pool
-                    todo.append(job)
-                    continue
-                except Exception as err:
-                    out = {"error": f"{type(err).__name__}: {err}", "seconds": 0.0}
-                yield _attach(job, out)
-        if todo:
-            first, todo = todo[0], todo[1:]  # the dead worker's video is not retried forever
-            yield Decoded(first.video, error="the decode worker died on this video (killed or out of memory?)")
 
 
 def default_batch_size(device: torch.device) -> int:
@@ -187,3 +81,237 @@ class WindowScorer:
             out.append((k, self._out.pop(k)))
             del self._left[k], self._crops[k]
         return out
+
+
+# ----------------------------------------------------------------------------- live streams
+
+
+class GrowingKeypoints:
+    """Rows of a keypoint CSV that another program (e.g. DeepLabCut-live) keeps appending to.
+
+    Two layouts: the canonical one (header ``frame,nose_x,nose_y,nose_likelihood,...``) and
+    DeepLabCut's (3 header lines ``scorer`` / ``bodyparts`` / ``coords``, then the frame index
+    and x, y, likelihood per bodypart), mapped to landmarks with ``bodyparts`` (landmark ->
+    DLC bodyparts, averaged, as ``keypoints.bodyparts`` in ``mfe.yaml``). Only complete lines
+    (ending in a newline) are read, so a half-written line waits for the next poll.
+    """
+
+    def __init__(self, path: str | Path, bodyparts: dict[str, list[str]] | None = None):
+        from mouse_facial_expressions.config import CANONICAL_LANDMARKS
+
+        self.path = Path(path)
+        self.bodyparts = bodyparts or {lm: [lm] for lm in CANONICAL_LANDMARKS}
+        self.landmarks = list(CANONICAL_LANDMARKS)
+        self._pos = 0
+        self._header: list[str] | None = None
+        self._cols: dict[str, tuple] | None = None
+        self.rows: dict[int, dict] = {}
+        self.max_frame = -1  # the last frame the file has reached
+        self.last_growth = time.monotonic()
+
+    def _parse_header(self, lines: list[str]) -> int:
+        """Consume header lines; returns how many were used (0: need more)."""
+        first = lines[0].rstrip("\n").split(",")
+        if first[0].strip() == "frame":
+            self._cols = {"frame": 0}
+            idx = {name.strip(): j for j, name in enumerate(first)}
+            self._cols.update({f"{lm}_{c}": (idx[f"{lm}_{c}"],) for lm in self.landmarks for c in ("x", "y", "likelihood")})
+            return 1
+        if first[0].strip() != "scorer":
+            raise ValueError(f"{self.path}: line 1 is neither a canonical header (frame,...) nor DeepLabCut's (scorer,...)")
+        if len(lines) < 3:
+            return 0
+        parts = lines[1].rstrip("\n").split(",")
+        coords = lines[2].rstrip("\n").split(",")
+        where = {(parts[j].strip(), coords[j].strip()): j for j in range(1, len(parts))}
+        self._cols = {"frame": 0}
+        for lm, bps in self.bodyparts.items():
+            if lm not in self.landmarks:
+                continue
+            for c in ("x", "y", "likelihood"):
+                try:
+                    self._cols[f"{lm}_{c}"] = tuple(where[(bp, c)] for bp in bps)
+                except KeyError:
+                    raise ValueError(f"{self.path}: bodyparts {bps} (landmark {lm}) not in the header; it has "
+                                     f"{sorted({p for p, _ in where})}") from None
+        return 3
+
+    def poll(self) -> int:
+        """Read what was appended since the last call; returns the number of new rows."""
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+        if size <= self._pos:
+            return 0
+        with open(self.path, encoding="utf-8") as fh:
+            fh.seek(self._pos)
+            chunk = fh.read(size - self._pos)
+        complete = chunk[: chunk.rfind("\n") + 1]
+        if not complete:
+            return 0
+        lines = complete.splitlines(keepends=True)
+        used = 0
+        if self._cols is None:
+            used = self._parse_header(lines)
+            if used == 0:
+                return 0
+        new = 0
+        for line in lines[used:]:
+            cells = line.rstrip("\n").split(",")
+            if not line.strip():
+                continue
+            row = {"frame": int(float(cells[0]))}
+            for key, js in self._cols.items():
+                if key == "frame":
+                    continue
+                vals = [float(cells[j]) if j < len(cells) and cells[j].strip() not in ("", "nan", "NaN") else np.nan for j in js]
+                row[key] = min(vals) if key.endswith("_likelihood") else float(np.mean(vals))
+            self.rows[row["frame"]] = row
+            self.max_frame = max(self.max_frame, row["frame"])
+            new += 1
+        self._pos += len(complete.encode("utf-8"))
+        if new:
+            self.last_growth = time.monotonic()
+        return new
+
+    def row(self, frame: int) -> pd.DataFrame:
+        """The canonical one-row table of ``frame`` (NaN where the file has no row for it)."""
+        r = self.rows.pop(frame, None) or {"frame": frame}
+        cols = ["frame"] + [f"{lm}_{c}" for lm in self.landmarks for c in ("x", "y", "likelihood")]
+        return pd.DataFrame([{c: r.get(c, np.nan) for c in cols}])
+
+
+def on_time_grid(i: int, fps: float, target_fps: float) -> bool:
+    """Whether frame ``i`` is on ``select.time_grid`` (computed for one frame, for streams)."""
+    if target_fps >= fps:
+        return True
+    step = fps / target_fps
+    j = int(round(i / step))
+    return any(int(np.floor(k * step + 0.5)) == i for k in (j - 1, j, j + 1) if k >= 0)
+
+
+def _open_source(source: str):
+    import av
+
+    if str(source).isdigit():  # a camera index
+        return av.open(f"/dev/video{source}", format="v4l2")
+    return av.open(str(source), options={"rtsp_transport": "tcp"} if str(source).startswith("rtsp") else None)
+
+
+@dataclass
+class LiveReport:
+    """What :func:`predict_live` did."""
+
+    out_csv: Path
+    n_frames: int = 0
+    n_kept: int = 0
+    n_windows: int = 0
+    stopped_by: str = "end of stream"
+
+
+def predict_live(source: str, keypoints: str | Path, ens: FoldEnsemble, out_csv: str | Path, settings: dict, *,
+                 bodyparts: dict | None = None, window_step: int | None = None, keypoint_timeout_s: float = 10.0,
+                 poll_s: float = 0.02, name: str | None = None) -> LiveReport:
+    """Score a live source as it plays; one CSV row per window as soon as the window is complete.
+
+    Frames are kept as ``mfe extract`` keeps them with the ``temporal`` policy (side portraits
+    on the ``target_fps`` time grid that pass the quality thresholds), windows are formed as
+    ``data.sequences.make_windows`` forms them (runs split at gaps longer than the task's
+    ``max_gap_s``; a run shorter than a window gives one resampled window when it ends), so a
+    file scored live gives the windows ``mfe predict`` gives it. Each row is flushed at once.
+
+    Args:
+        source: a camera index (``0`` -> ``/dev/video0``), an RTSP/HTTP URL or a file.
+        keypoints: the growing keypoint CSV (see :class:`GrowingKeypoints`).
+        settings: ``inference.predict.model_settings`` of the ensemble.
+        keypoint_timeout_s: stop when frame ``i``'s keypoints have not appeared and the file
+            has not grown for this long.
+
+    Returns:
+        A :class:`LiveReport`; stops at the end of the stream, on Ctrl-C, or when the keypoints stop.
+    """
+    from mouse_facial_expressions.data.sequences import window_span
+    from mouse_facial_expressions.io.video import _to_array
+    from mouse_facial_expressions.preprocess import geometry
+    from mouse_facial_expressions.preprocess.extract import frame_geometry
+    from mouse_facial_expressions.preprocess.quality import crop_quality
+
+    if settings.get("policy", "temporal") != "temporal":
+        raise ValueError(f"live scoring keeps frames as the 'temporal' policy does; the model's store used {settings['policy']!r}")
+    out_csv = Path(out_csv)
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    name = name or Path(str(source)).stem
+    kp = GrowingKeypoints(keypoints, bodyparts)
+    T, stride = int(settings["num_frames"]), int(settings["frame_stride"])
+    span = window_span(T, stride)
+    step = window_step or span
+    size = int(settings["out_size"])
+    report = LiveReport(out_csv)
+    cols = ["video", "start_time", "end_time", "p1"] + ([f"p1_{n}" for n in ens.names] if len(ens) > 1 else [])
+    seg: list[tuple[float, np.ndarray]] = []  # kept frames of the current run not yet behind a window: (time, crop)
+    next_start = 0  # index into seg of the next window's first frame
+    windowed = False  # the current run reached a full window (it is not a short run)
+    max_gap = min(float(settings["max_gap_s"]), float(settings.get("window_max_gap_s", settings["max_gap_s"])))
+
+    with open(out_csv, "w", encoding="utf-8") as out, _open_source(source) as container:
+        out.write(",".join(cols) + "\n")
+        out.flush()
+
+        def emit(rows: np.ndarray) -> None:
+            clip = to_model_input(torch.from_numpy(np.stack([seg[r][1] for r in rows])), ens.image_size, ens.channels)
+            p = ens.predict(clip[None])[0]  # (K,)
+            vals = [name, f"{seg[rows[0]][0]:.6f}", f"{seg[rows[-1]][0]:.6f}", f"{p.mean():.8f}"]
+            vals += [f"{v:.8f}" for v in p] if len(ens) > 1 else []
+            out.write(",".join(vals) + "\n")
+            out.flush()
+            report.n_windows += 1
+
+        def close_run() -> None:
+            nonlocal seg, next_start, windowed
+            if seg and not windowed and settings.get("short_runs", "resample") == "resample":
+                emit(np.round(np.linspace(0, len(seg) - 1, T)).astype(np.int64))  # as make_windows resamples
+            seg, next_start, windowed = [], 0, False
+
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate or stream.guessed_rate
+        fps = float(rate) if rate else 30.0
+        try:
+            for i, frame in enumerate(container.decode(stream)):
+                report.n_frames = i + 1
+                while i not in kp.rows and kp.max_frame < i:  # wait for this frame's keypoints
+                    if kp.poll() == 0 and i not in kp.rows and kp.max_frame < i:
+                        if time.monotonic() - kp.last_growth > keypoint_timeout_s:
+                            report.stopped_by = f"no keypoints for frame {i} within {keypoint_timeout_s:g} s"
+                            raise StopIteration
+                        time.sleep(poll_s)
+                t = i / fps
+                if not on_time_grid(i, fps, settings["target_fps"]):
+                    kp.rows.pop(i, None)
+                    continue
+                geo = frame_geometry(kp.row(i), settings["pcutoff"], settings["crop_size"], size)
+                if not geo["usable"][0]:
+                    continue
+                crop = geometry.warp_crop(_to_array(frame, "gray"), geo["matrix"][0], size)
+                sharp, _ = crop_quality(crop)
+                lik = geo["min_likelihood"][0]
+                if not (sharp >= settings["min_sharpness"] and lik >= settings["min_likelihood"]):
+                    continue
+                if seg and t - seg[-1][0] > max_gap + 1e-9:
+                    close_run()  # a gap ends the run, as split_runs / make_windows do
+                seg.append((t, crop))
+                report.n_kept += 1
+                while len(seg) - next_start >= span:
+                    emit(next_start + np.arange(T) * stride)
+                    next_start += step
+                    windowed = True
+                if windowed and next_start:  # frames before the next window are no longer needed
+                    drop = min(next_start, len(seg) - 1)
+                    seg, next_start = seg[drop:], next_start - drop
+        except StopIteration:
+            pass
+        except KeyboardInterrupt:
+            report.stopped_by = "Ctrl-C"
+        close_run()
+    return report
