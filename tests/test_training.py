@@ -197,18 +197,18 @@ def test_a_time_limit_that_cuts_the_schedule_short_says_so(tmp_path, caplog):
     assert f"--epochs {fold['epochs_trained']}" in warned[0]
 
 
-def test_selection_prefers_accuracy_then_lower_validation_loss(trained):
-    from mouse_facial_expressions.training.selection import SELECT_LOSS_WEIGHT
+def test_the_selected_checkpoint_follows_the_recipes_rule(trained):
+    from mouse_facial_expressions.training.selection import select_epoch
 
     out, summary = trained
     fold = summary["folds"][0]
     ckpt = torch.load(fold["best_checkpoint"], map_location="cpu", weights_only=True)
-    history = {int(k): v for k, v in ckpt["mfe_val_history"].items()}  # epoch -> [val_acc, val_loss]
-    assert sorted(history) == list(range(ckpt["epoch"] + 1))  # every epoch up to the selected one
-    best = max(history, key=lambda e: history[e][0] - SELECT_LOSS_WEIGHT * history[e][1])
+    saved = {int(k) for k, v in ckpt["mfe_history"].items() if "val_acc" in v}
+    assert saved == set(range(ckpt["epoch"] + 1))  # the checkpoint holds every epoch up to the selected one
+    history = {int(k): v for k, v in fold["history"].items()}  # all epochs
+    best = select_epoch(history, fold["select"])
     assert fold["best_epoch"] == ckpt["epoch"] == best
-    assert fold["val_acc"] == pytest.approx(history[best][0]) and fold["val_loss"] == pytest.approx(history[best][1])
-    assert history[best][0] == max(v[0] for v in history.values())  # accuracy comes first
+    assert fold["val_acc"] == pytest.approx(history[best]["val_acc"]) and fold["val_loss"] == pytest.approx(history[best]["val_loss"])
     assert "optimizer_states" not in ckpt  # best checkpoints hold weights, hparams and the history
     assert not (out / "runs" / summary["run_name"] / "fold0" / "last.ckpt").exists()  # finished: resume point gone
 
@@ -228,7 +228,9 @@ def test_fold_record_holds_the_learning_curves_and_the_rule(trained):
     hist = fold["history"]
     assert sorted(hist, key=int) == ["0", "1", "2"]
     assert all({"train_acc", "train_loss", "val_acc", "val_loss"} <= set(h) for h in hist.values())
-    assert fold["select"] == "val_acc" and "validation" in fold["select_rule"]
+    from mouse_facial_expressions.training.params import DEFAULT_RECIPE, RECIPES
+
+    assert fold["select"] == RECIPES[DEFAULT_RECIPE]["select"] and "validation" in fold["select_rule"]
 
 
 def test_without_a_progress_bar_each_epoch_prints_one_line(tmp_path, capsys):
@@ -262,3 +264,29 @@ def test_batchnorm_recalibration_recomputes_the_statistics_from_the_kept_batches
     assert net.bn1.momentum == 0.1 and not net.bn1.training  # restored
     after = {k: v for k, v in module.state_dict().items() if k in weights}
     assert all(torch.equal(after[k], weights[k]) for k in weights)  # nothing learned
+
+
+def test_an_epoch_without_validation_is_recalibrated_at_its_end_and_once_only():
+    from types import SimpleNamespace
+
+    from mouse_facial_expressions.training.callbacks import RecalibrateBatchNorm
+    from mouse_facial_expressions.training.module import ClipClassifier
+
+    torch.manual_seed(0)
+    module = ClipClassifier("advanced", dict(backbone="resnet18", num_layers=1, num_heads=2, d_model=64, ff_dim=64, num_frames=3))
+    bn1 = module.model.encoder.net.bn1
+    cb = RecalibrateBatchNorm(num_batches=1)
+    cb.on_train_epoch_start(None, module)
+    cb.on_train_batch_end(None, module, None, {"clip": torch.randn(2, 3, 3, 32, 32) + 5.0}, 0)
+    before = bn1.running_mean.clone()
+    cb.on_train_epoch_end(None, module)  # no validation ran this epoch
+    recalibrated = bn1.running_mean.clone()
+    assert not torch.allclose(before, recalibrated)
+    cb.on_train_epoch_start(None, module)
+    cb.on_train_batch_end(None, module, None, {"clip": torch.randn(2, 3, 3, 32, 32) - 5.0}, 0)
+    cb.on_validation_epoch_start(SimpleNamespace(sanity_checking=False), module)
+    after_validation = bn1.running_mean.clone()
+    bn1.running_mean.add_(1.0)  # a second pass over the same batches would undo this
+    cb.on_train_epoch_end(None, module)
+    assert torch.allclose(bn1.running_mean, after_validation + 1.0)  # the batches were used up by validation
+    assert not torch.allclose(after_validation, recalibrated)

@@ -93,8 +93,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, model: str | None = Non
     rc = parser.add_argument_group(
         "recipe", "how much is learned per epoch and which epoch is kept; --recipe sets all of these, the flags "
         "below change one (docs/RECIPE.md has the measured effect of each)")
-    rc.add_argument("--recipe", choices=tuple(RECIPES), default=_S, help="mfe1: the first mfe recipe; original: the original "
-                    f"code's choices (default: {DEFAULT_RECIPE})")
+    rc.add_argument("--recipe", choices=tuple(RECIPES), default=_S, help="mfe2: BatchNorm statistics recomputed before each "
+                    "validation, every validation window, lowest validation loss kept; mfe1: the first mfe recipe; original: "
+                    f"the original code's choices (default: {DEFAULT_RECIPE})")
     rc.add_argument("--augment_policy", choices=("mild", "wide"), default=_S, help="augmentation ranges: wide = torchvision's "
                     "TrivialAugmentWide, mild = rotation 30 deg, shear 0.3 (default: the recipe's)")
     rc.add_argument("--augment_scope", choices=("clip", "frame"), default=_S, help="one augmentation per clip, or one per frame "

@@ -67,6 +67,7 @@ class RecalibrateBatchNorm(pl.Callback):
     def __init__(self, num_batches: int):
         self.num_batches = int(num_batches)
         self._kept: list[torch.Tensor] = []
+        self._live: list[torch.nn.Module] = []
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._kept = []
@@ -75,12 +76,25 @@ class RecalibrateBatchNorm(pl.Callback):
         if self.num_batches > 0:
             self._kept.append(batch["clip"].detach().to("cpu", torch.float16))  # (B, T, C, H, W), normalised
             del self._kept[: -self.num_batches]
+            # Only layers that trained this epoch: a frozen backbone (fine-tuning) keeps its statistics.
+            self._live = [m for m in pl_module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training]
 
     def on_validation_epoch_start(self, trainer, pl_module) -> None:
-        if not self._kept or trainer.sanity_checking:
+        if not trainer.sanity_checking:
+            self.recalibrate(pl_module)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        # An epoch without validation (no validation set, or validation every n epochs) still
+        # ends with statistics that belong to its weights: checkpoints written now use them.
+        self.recalibrate(pl_module)
+
+    def recalibrate(self, pl_module) -> None:
+        """Recompute the statistics from the kept batches (once; nothing happens when none are kept)."""
+        if not self._kept:
             return
-        bns = [m for m in pl_module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        bns = self._live
         if not bns:
+            self._kept = []
             return
         saved = [(m.momentum, m.training) for m in bns]
         for m in bns:

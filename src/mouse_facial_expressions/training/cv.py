@@ -244,9 +244,9 @@ def train_fold(
         save_weights_only=True,  # what prediction needs: a third of the size without the optimiser state
     )
     resume = usable_resume_point(fold_dir / "last.ckpt", fold)
-    callbacks = [best_cb, LastCheckpoint(fold_dir / "last.ckpt"), SamplerEpoch(data.get("train_sampler"))]
-    if p.bn_recalibrate:
-        callbacks.append(RecalibrateBatchNorm(p.bn_recalibrate))
+    # Order matters at an epoch's end: statistics are recalibrated before the resume point is written.
+    callbacks = [RecalibrateBatchNorm(p.bn_recalibrate)] if p.bn_recalibrate else []
+    callbacks += [best_cb, LastCheckpoint(fold_dir / "last.ckpt"), SamplerEpoch(data.get("train_sampler"))]
     if not progress:
         callbacks.append(EpochLine(fold, p.epochs))
     if fold_callbacks is not None:
