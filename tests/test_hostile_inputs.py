@@ -34,6 +34,33 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
     assert not list(out.rglob(".*.tmp-*")), "temporary files left behind"
 
 
+def test_a_ctrl_c_that_a_library_swallows_still_exits_130(capsys):
+    """Ctrl-C landing in a finaliser or a library's ``except`` must not end as a silent success."""
+    from argparse import Namespace
+
+    from mouse_facial_expressions.cli import _run, _watch_ctrl_c
+
+    def swallowing_command(args):
+        try:
+            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # what pressing Ctrl-C calls
+        except KeyboardInterrupt:
+            pass  # a library that catches it and carries on
+        return 0
+
+    seen, restore = _watch_ctrl_c()
+    try:
+        assert _run(Namespace(command="synth", func=swallowing_command, verbose=False), seen) == 130
+    finally:
+        restore()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    assert capsys.readouterr().err.strip() == "mfe synth: interrupted; rerun to resume"
+    seen, restore = _watch_ctrl_c()
+    try:  # without Ctrl-C the command's own exit code stands
+        assert _run(Namespace(command="synth", func=lambda a: 3, verbose=False), seen) == 3
+    finally:
+        restore()
+
+
 def _faststart_copy(src: Path, dst: Path) -> None:
     """Re-mux ``src`` with the index first (moov before the frame data), as cameras often write."""
     import av

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import threading
 
 from mouse_facial_expressions import __version__
 from mouse_facial_expressions._logs import quiet_third_party
@@ -83,19 +85,58 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    interrupted, restore = _watch_ctrl_c()
     try:
-        return int(args.func(args) or 0)
+        return _run(args, interrupted)
+    finally:
+        restore()
+
+
+def _run(args: argparse.Namespace, interrupted: list) -> int:
+    try:
+        code = int(args.func(args) or 0)
     except KeyboardInterrupt:
-        # Every stage writes to temporary files and renames them when complete, so what was
-        # finished is kept and a rerun continues from there.
-        print(f"\nmfe {args.command}: interrupted; rerun to resume", file=sys.stderr)
-        return 130
+        return _interrupted(args.command)
     except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as err:
+        if interrupted:
+            return _interrupted(args.command)
         # Expected user-facing errors: one clear message, no traceback (use -v for one).
         if args.verbose:
             raise
         print(f"mfe {args.command}: error: {err}", file=sys.stderr)
         return 1
+    except BaseException:
+        if interrupted:  # a library turned the KeyboardInterrupt into its own error
+            return _interrupted(args.command)
+        raise
+    # A Ctrl-C that landed where Python only reports exceptions ("Exception ignored in ...":
+    # a finaliser, a C callback) was swallowed: the command still did not finish as asked.
+    return _interrupted(args.command) if interrupted else code
+
+
+def _watch_ctrl_c():
+    """Install a SIGINT handler that records the signal, then raises KeyboardInterrupt as usual.
+
+    Returns a list that is non-empty once Ctrl-C was pressed, and a function that puts the
+    previous handler back. Only Python's default handler in the main thread is replaced;
+    elsewhere the list stays empty and nothing changes."""
+    seen: list = []
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return seen, lambda: None  # not ours to replace (a thread, or an embedding program's own handler)
+
+    def handler(signum, frame):
+        seen.append(signum)
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, handler)
+    return seen, lambda: signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _interrupted(command: str) -> int:
+    # Every stage writes to temporary files and renames them when complete, so what was
+    # finished is kept and a rerun continues from there.
+    print(f"\nmfe {command}: interrupted; rerun to resume", file=sys.stderr)
+    return 130
 
 
 if __name__ == "__main__":
