@@ -17,11 +17,19 @@ from pathlib import Path
 import pytest
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """In the child: SIGINT handled as in a terminal, even when this suite runs in the
+    background (``cmd &`` and nohup start programs with SIGINT ignored, and Python then keeps
+    ignoring it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
     """An interrupted command says so in one line (no traceback) and keeps what was finished."""
     out = tmp_path / "cohort"
     proc = subprocess.Popen([sys.executable, "-m", "mouse_facial_expressions", "synth", str(out), "--preset", "tiny"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ctrl_c_as_in_a_terminal)
     deadline = time.time() + 120
     while time.time() < deadline and not any((out / "videos" / "raw").glob("*.mp4")):
         time.sleep(0.05)  # wait until it is writing videos, well past start-up
@@ -47,18 +55,22 @@ def test_a_ctrl_c_that_a_library_swallows_still_exits_130(capsys):
             pass  # a library that catches it and carries on
         return 0
 
-    seen, restore = _watch_ctrl_c()
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (the suite may run in the background)
     try:
-        assert _run(Namespace(command="synth", func=swallowing_command, verbose=False), seen) == 130
+        seen, restore = _watch_ctrl_c()
+        try:
+            assert _run(Namespace(command="synth", func=swallowing_command, verbose=False), seen) == 130
+        finally:
+            restore()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+        assert capsys.readouterr().err.strip() == "mfe synth: interrupted; rerun to resume"
+        seen, restore = _watch_ctrl_c()
+        try:  # without Ctrl-C the command's own exit code stands
+            assert _run(Namespace(command="synth", func=lambda a: 3, verbose=False), seen) == 3
+        finally:
+            restore()
     finally:
-        restore()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
-    assert capsys.readouterr().err.strip() == "mfe synth: interrupted; rerun to resume"
-    seen, restore = _watch_ctrl_c()
-    try:  # without Ctrl-C the command's own exit code stands
-        assert _run(Namespace(command="synth", func=lambda a: 3, verbose=False), seen) == 3
-    finally:
-        restore()
+        signal.signal(signal.SIGINT, before)
 
 
 def _faststart_copy(src: Path, dst: Path) -> None:
