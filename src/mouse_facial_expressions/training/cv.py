@@ -54,6 +54,8 @@ from mouse_facial_expressions.training.tracking import MlflowEpochLogger, Tracke
 log = logging.getLogger(__name__)
 # The seed's checkpoint folders are shared by folds and runs by design.
 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+# torch 2.13 deprecates a check Lightning's own code makes at every fit: not the user's to act on.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
 
 #: model -> (checkpoint folder, file prefix), as in the seed README.
 CHECKPOINT_LAYOUT = {
