@@ -5,17 +5,19 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.mfe-installed
 DEMO   ?= demo
-# make bench-accuracy: cohort folder, minutes per model and seed, training seeds
+# make bench-accuracy: cohort folder, minutes per model and seed, training seeds, epochs (default: what fits), models
 BENCH_PROJ ?= bench_proj
 BUDGET     ?= 5
 SEEDS      ?= 97531 1 2
 SYNTH_SEED ?= 1
+EPOCHS     ?=
+MODELS     ?=
 
 # make bench-recipe: cohorts folder, synthetic seeds (not tuned on), recipes, training seeds
 RECIPE_DIR   ?= bench_recipe
 RECIPE_SYNTH ?= 11 12 13
 RECIPES      ?= mfe1 mfe2
-RECIPE_SEEDS ?= 1 2
+RECIPE_SEEDS ?= 1
 
 .PHONY: demo test bench bench-accuracy bench-recipe install clean-demo help
 
@@ -26,7 +28,7 @@ help:
 	@echo "make bench-accuracy - build the synthetic 'bench' cohort and compare the models with the oracle"
 	@echo "             (BUDGET=$(BUDGET) min per model and seed, SEEDS='$(SEEDS)': about 50 min on 2 CPU cores)"
 	@echo "make bench-recipe - training recipes side by side at 3 epochs x 160 clips on demo cohorts"
-	@echo "             (RECIPE_SYNTH='$(RECIPE_SYNTH)' RECIPES='$(RECIPES)' RECIPE_SEEDS='$(RECIPE_SEEDS)': about 2 h on 2 CPU cores)"
+	@echo "             (RECIPE_SYNTH='$(RECIPE_SYNTH)' RECIPES='$(RECIPES)' RECIPE_SEEDS='$(RECIPE_SEEDS)': about 1 h on 2 CPU cores, fp32)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,7 +55,7 @@ $(BENCH_PROJ)/tasks: | $(STAMP)
 		&& $(abspath $(VENV))/bin/mfe extract --workers 2 && $(abspath $(VENV))/bin/mfe task make
 
 bench-accuracy: $(BENCH_PROJ)/tasks
-	$(PY) bench/bench_accuracy.py $(BENCH_PROJ) --budget_min $(BUDGET) --workers 0 --seeds $(SEEDS)
+	$(PY) bench/bench_accuracy.py $(BENCH_PROJ) --budget_min $(BUDGET) --workers 0 --seeds $(SEEDS) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(MODELS),--models $(MODELS))
 
 clean-demo:
 	rm -rf $(DEMO)

@@ -22,10 +22,13 @@ from pathlib import Path
 
 import pandas as pd
 
-#: Epochs that fit in one minute of one fold at 64 px with resnet18 on this project's 2-core
-#: reference machine (measured: baseline 11-13, advanced 9-12, resup 6-7 per 62-68 s).
-#: The default ``--epochs`` is this rate times the per-fold budget, so the cosine learning-rate
-#: schedule runs to its end inside the budget instead of being cut off at its peak.
+#: Epochs that fit in one minute of one fold at 64 px with resnet18, measured on 2026-11-24 on a
+#: 2-core machine (baseline 11-13, advanced 9-12, resup 6-7 per 62-68 s). On 2026-11-26, on a
+#: 2-core AMD EPYC without AVX512 (fp32 only) and with every validation window scored (recipe
+#: ``mfe2``), an advanced epoch of the ``bench`` cohort took 34 s: about 1.8 per minute. The
+#: default ``--epochs`` is this rate times the per-fold budget, so the cosine learning-rate
+#: schedule runs to its end inside the budget instead of being cut off at its peak; on a
+#: slower machine pass ``--epochs`` (``make bench-accuracy EPOCHS=5 BUDGET=16``).
 EPOCHS_PER_FOLD_MINUTE = {"baseline": 11, "advanced": 10, "resup": 6}
 
 
