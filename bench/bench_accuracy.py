@@ -90,8 +90,11 @@ def main() -> None:
     ap.add_argument("--oracle_seeds", type=int, default=30, help="synthetic cohorts (truth only) the oracle is averaged over")
     a = ap.parse_args()
 
+    from mouse_facial_expressions._logs import quiet_third_party
     from mouse_facial_expressions.config import load_config
     from mouse_facial_expressions.data.tasks import load_task
+
+    quiet_third_party()  # no Lightning banners between the epoch lines
     from mouse_facial_expressions.training import make_params, train_cv
 
     cfg = load_config(a.project)
