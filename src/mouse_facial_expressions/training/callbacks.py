@@ -67,17 +67,18 @@ class RecalibrateBatchNorm(pl.Callback):
     def __init__(self, num_batches: int):
         self.num_batches = int(num_batches)
         self._kept: list[torch.Tensor] = []
-        self._live: list[torch.nn.Module] = []
+        self._live: list[torch.nn.Module] | None = None
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._kept = []
+        self._live = None  # found again at the epoch's first batch, once the modules' modes are set
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.num_batches > 0:
             self._kept.append(batch["clip"].detach().to("cpu", torch.float16))  # (B, T, C, H, W), normalised
             del self._kept[: -self.num_batches]
-            # Only layers that trained this epoch: a frozen backbone (fine-tuning) keeps its statistics.
-            self._live = [m for m in pl_module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training]
+            if self._live is None:  # only layers that train: a frozen backbone (fine-tuning) keeps its statistics
+                self._live = [m for m in pl_module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training]
 
     def on_validation_epoch_start(self, trainer, pl_module) -> None:
         if not trainer.sanity_checking:
