@@ -37,7 +37,10 @@ def face_table(n=5, seed=0, bodyparts=CANONICAL_LANDMARKS) -> pd.DataFrame:
     cols = pd.MultiIndex.from_product([list(bodyparts), ["x", "y", "likelihood"]])
     values = rng.uniform(0, 200, size=(n, len(cols)))
     values[:, 2::3] = rng.uniform(0, 1, size=(n, len(bodyparts)))
-    return pd.DataFrame(values, columns=cols)
+    df = pd.DataFrame(values, columns=cols)
+    for bp in bodyparts:  # frame 0 is a clean left-side portrait, so `mfe keypoints import` can align it
+        df.loc[0, (bp, "likelihood")] = 0.05 if bp.startswith("right") else 0.99
+    return df
 
 
 def make_pose(parts: dict[str, np.ndarray], index=None) -> Pose:
@@ -94,8 +97,15 @@ def test_facemap_mapping_averages_eye_points():
     if not FACEMAP.is_file():
         pytest.skip(f"real data not available: {FACEMAP}")
     raw = pd.read_hdf(FACEMAP)
-    canon = to_canonical(read_dlc(FACEMAP), {"left_eye": EYE, "nose": ["nose_tip"]})
-    assert list(canon.columns) == ["frame", "left_eye_x", "left_eye_y", "left_eye_likelihood", "nose_x", "nose_y", "nose_likelihood"]
+    mapping = {"left_eye": EYE, "nose": ["nose_tip"]}
+    canon = to_canonical(read_dlc(FACEMAP), mapping)
+    mapped = ["frame", "left_eye_x", "left_eye_y", "left_eye_likelihood", "nose_x", "nose_y", "nose_likelihood"]
+    assert list(canon.columns[:7]) == mapped
+    # the bodyparts the mapping does not use follow under their own names, in the file's order
+    extras = ["nose_top", "nose_bottom", "whisker_1", "whisker_2", "whisker_3", "mouth", "lip"]
+    assert list(canon.columns[7:]) == [f"{b}_{c}" for b in extras for c in ("x", "y", "likelihood")]
+    assert canon["mouth_x"].iloc[0] == raw.loc[("labeled-data", "cam1_G7c1_1", "img0192.png")][("AVS", "mouth", "x")]
+    assert list(to_canonical(read_dlc(FACEMAP), mapping, extras=False).columns) == mapped
     row = raw.loc[("labeled-data", "cam1_G7c1_1", "img0192.png")]
     expected_x = np.mean([row[("AVS", bp, "x")] for bp in EYE])
     first = canon.iloc[0]

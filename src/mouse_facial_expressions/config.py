@@ -32,6 +32,8 @@ ENV_VARS: dict[str, tuple[str, str]] = {
 
 #: Canonical face landmarks that alignment uses (the original DLC face model).
 CANONICAL_LANDMARKS = ("nose", "left_eye", "left_ear", "right_eye", "right_ear")
+#: Named ``extract.alignment`` presets (defined in ``preprocess/alignment.py``; the first is the default).
+ALIGNMENT_PRESETS = ("dlc_face", "headfixed_eye_nose")
 
 
 class ConfigError(ValueError):
@@ -99,9 +101,27 @@ class KeypointsConfig(_Section):
     )
     pcutoff: float = Field(0.6, ge=0.0, le=1.0, description="A landmark counts as seen when its likelihood exceeds this (the original used 0.6).")
     individual: str | None = Field(None, description="Multi-animal DLC files: which individual to read.")
+    dlc_config: Path | None = Field(None, description="DeepLabCut project (its config.yaml) that `mfe keypoints detect` runs on the processed videos; relative to the project folder.")
+
+
+class AlignmentConfig(_Section):
+    """Custom alignment landmarks (``extract.alignment``); see ``preprocess/alignment.py``."""
+
+    axis: list[str | list[str]] = Field(description="[front, back] landmarks of the face axis (snout first); a list is the mean of several. '{side}' in a name stands for left/right, e.g. '{side}_eye'.")
+    centre: list[str | list[str]] = Field(description="Landmarks (or lists of them) whose mean is the crop centre.")
+    required: list[str] | None = Field(None, description="Landmarks that must be seen for a frame to be used (default: all of axis and centre).")
+    side: Literal["auto", "left", "right"] = Field("auto", description="auto: with '{side}' names the side whose landmarks are all seen, per frame; without, the direction the snout points in most frames of a video. left/right: fixed.")
+
+    @field_validator("axis")
+    @classmethod
+    def _two_ends(cls, v: list) -> list:
+        if len(v) != 2:
+            raise ValueError(f"axis needs exactly two items [front, back], got {len(v)}")
+        return v
 
 
 class ExtractConfig(_Section):
+    alignment: str | AlignmentConfig = Field("dlc_face", description="Which landmarks align the face: a preset (dlc_face: eye -> ear of the visible side, the original; headfixed_eye_nose: one fixed side, nose -> eye, for rigs without ears) or {axis, centre, required, side}.")
     policy: Literal["temporal", "seed"] = Field("temporal", description="``temporal`` keeps every good side portrait at ``target_fps`` with timestamps; ``seed`` reproduces the original: every ``every_k``-th frame, the ``n_sharpest`` per video.")
     crop_size: int = Field(300, gt=0, description="Side of the square cut around the face in source pixels (original: 2 x 150 px).")
     out_size: int = Field(112, gt=0, description="Side of the stored crop in pixels.")
@@ -113,6 +133,13 @@ class ExtractConfig(_Section):
     max_count_mismatch: int = Field(5, ge=0, description="Keypoint rows may differ from the video's frame count by at most this many frames.")
     max_gap_s: float = Field(0.5, gt=0, description="A run of kept frames breaks at a gap longer than this many seconds.")
     format: Literal["npy", "png"] = "npy"
+
+    @field_validator("alignment")
+    @classmethod
+    def _known_preset(cls, v):
+        if isinstance(v, str) and v not in ALIGNMENT_PRESETS:
+            raise ValueError(f"unknown preset {v!r}; presets: {', '.join(ALIGNMENT_PRESETS)} (or a mapping with axis, centre, required, side)")
+        return v
 
 
 class TrainConfig(_Section):

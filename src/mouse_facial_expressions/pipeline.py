@@ -75,6 +75,7 @@ def run_pipeline(cfg, s: DemoSettings, timings: dict | None = None) -> dict:
     from mouse_facial_expressions.evaluation.evaluate import headline
     from mouse_facial_expressions.report.runs import report_run
     from mouse_facial_expressions.io.keypoints import import_keypoints
+    from mouse_facial_expressions.preprocess.alignment import import_check
     from mouse_facial_expressions.preprocess.extract import extract_videos
     from mouse_facial_expressions.preprocess.prepare import prepare_videos
     from mouse_facial_expressions.training.cv import train_cv
@@ -88,7 +89,7 @@ def run_pipeline(cfg, s: DemoSettings, timings: dict | None = None) -> dict:
         if not rep.ok:
             raise RuntimeError(f"prepare failed for {len(rep.failed)} videos")
     with _step("keypoints: DeepLabCut files -> canonical tables", timings):
-        written = import_keypoints(cfg)
+        written = import_keypoints(cfg, check=import_check(cfg))
         print(f"   {len(written)} keypoint tables in {cfg.path('keypoints')}")
     with _step("extract: align + crop faces -> frame store", timings):
         rep = extract_videos(cfg, workers=1)

@@ -101,7 +101,7 @@ class GrowingKeypoints:
 
         self.path = Path(path)
         self.bodyparts = bodyparts or {lm: [lm] for lm in CANONICAL_LANDMARKS}
-        self.landmarks = list(CANONICAL_LANDMARKS)
+        self.landmarks = list(self.bodyparts)
         self._pos = 0
         self._header: list[str] | None = None
         self._cols: dict[str, tuple] | None = None
@@ -290,7 +290,7 @@ def predict_live(source: str, keypoints: str | Path, ens: FoldEnsemble, out_csv:
                 if not on_time_grid(i, fps, settings["target_fps"]):
                     kp.rows.pop(i, None)
                     continue
-                geo = frame_geometry(kp.row(i), settings["pcutoff"], settings["crop_size"], size)
+                geo = frame_geometry(kp.row(i), settings["pcutoff"], settings["crop_size"], size, settings.get("alignment"))
                 if not geo["usable"][0]:
                     continue
                 crop = geometry.warp_crop(_to_array(frame, "gray"), geo["matrix"][0], size)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -163,12 +163,14 @@ def check_mapping(mapping: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
     return out
 
 
-def to_canonical(pose: Pose, mapping: Mapping[str, Sequence[str]]) -> pd.DataFrame:
+def to_canonical(pose: Pose, mapping: Mapping[str, Sequence[str]], extras: bool = True) -> pd.DataFrame:
     """The canonical table of one pose: ``frame`` + ``L_x, L_y, L_likelihood`` per landmark.
 
     Args:
         pose: keypoints read by :func:`read_pose`.
         mapping: landmark -> the pose's bodypart names (averaged when several).
+        extras: keep the bodyparts the mapping does not use as landmarks of their own (after
+            the mapped ones).
 
     Raises:
         ValueError: bodyparts missing from the file (naming the file, the missing names and
@@ -176,13 +178,16 @@ def to_canonical(pose: Pose, mapping: Mapping[str, Sequence[str]]) -> pd.DataFra
     """
     mapping = check_mapping(mapping)
     available = pose.bodyparts
-    missing = sorted({p for parts in mapping.values() for p in parts} - set(available))
+    used = {p for parts in mapping.values() for p in parts}
+    missing = sorted(used - set(available))
     if missing:
         raise ValueError(
             f"{pose.source}: bodyparts {missing} not found (needed by keypoints.bodyparts); "
             f"the file has {available}. Map landmarks to your names in mfe.yaml: "
             f"keypoints.bodyparts: {{landmark: [bodypart, ...]}}"
         )
+    if extras:
+        mapping = {**mapping, **{b: [b] for b in available if b not in used and b not in mapping}}
     frames = pose.frames()
     order = np.argsort(frames, kind="stable")
     frames = frames[order]
@@ -305,6 +310,7 @@ def import_keypoints(
     sources: Sequence[str | Path] | None = None,
     individual: str | None = None,
     out: str | Path | None = None,
+    check: Callable[[pd.DataFrame, Path], None] | None = None,
 ) -> list[Path]:
     """Write ``<out>/<video>.parquet`` for every DLC/SLEAP file in ``sources``.
 
@@ -314,6 +320,9 @@ def import_keypoints(
         sources: files or folders (default ``cfg.path("dlc")``).
         individual: multi-animal files: which individual (default ``cfg.keypoints.individual``).
         out: output folder (default ``cfg.path("keypoints")``).
+        check: called with each new table and its pose file before it is written; a
+            ``ValueError`` it raises fails that file (``preprocess.alignment.import_check``:
+            can the frames be aligned?).
 
     Returns:
         The canonical tables of all videos found (written now or already up to date).
@@ -338,6 +347,8 @@ def import_keypoints(
                 "source": str(src.resolve())}
         try:
             table = to_canonical(read_pose(src, individual), mapping)
+            if check is not None:
+                check(table, src)
         except (ValueError, ImportError, OSError) as err:
             msg = str(err)
             failures.append(f"  {msg}" if str(src) in msg else f"  {src}: {msg}")

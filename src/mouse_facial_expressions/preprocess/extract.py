@@ -28,10 +28,11 @@ import pandas as pd
 from tqdm import tqdm
 
 from mouse_facial_expressions import provenance
-from mouse_facial_expressions.config import CANONICAL_LANDMARKS, Config
-from mouse_facial_expressions.io.keypoints import load_canonical
+from mouse_facial_expressions.config import Config
+from mouse_facial_expressions.io.keypoints import landmark_names, load_canonical
 from mouse_facial_expressions.io.video import MAX_HEADER_SHORTFALL, VideoError, iter_frames, probe
-from mouse_facial_expressions.preprocess import geometry, select, store
+from mouse_facial_expressions.preprocess import alignment as alignment_mod
+from mouse_facial_expressions.preprocess import domain, geometry, select, store
 from mouse_facial_expressions.preprocess.quality import crop_quality
 
 log = logging.getLogger(__name__)
@@ -101,11 +102,13 @@ class ExtractReport:
 
 # ----------------------------------------------------------------------------- inputs
 
-def read_keypoints(path: str | Path) -> pd.DataFrame:
+def read_keypoints(path: str | Path, alignment=None) -> pd.DataFrame:
     """Canonical keypoint table, one row per frame ``0..n-1`` (missing frames become NaN rows).
 
     Read with :func:`mouse_facial_expressions.io.keypoints.load_canonical` (which checks the
-    columns and that frames strictly increase); extraction needs the five canonical landmarks.
+    columns and that frames strictly increase). Every landmark is kept; given an ``alignment``
+    (``extract.alignment``), the landmarks it needs must be there (:func:`crop_video` checks
+    that too).
 
     Raises:
         FileNotFoundError: no such file.
@@ -113,39 +116,40 @@ def read_keypoints(path: str | Path) -> pd.DataFrame:
     """
     path = Path(path)
     df = load_canonical(path)
-    need = ["frame"] + [f"{lm}_{c}" for lm in CANONICAL_LANDMARKS for c in ("x", "y", "likelihood")]
-    missing = [c for c in need if c not in df.columns]
-    if missing:
-        raise ExtractError(f"{path}: keypoint table lacks columns {missing} (check keypoints.bodyparts)")
+    if alignment is not None:
+        check_landmarks(df, alignment, path)
     if len(df) and df["frame"].iloc[0] < 0:
         raise ExtractError(f"{path}: negative frame number {int(df['frame'].iloc[0])}")
     n = int(df["frame"].iloc[-1]) + 1 if len(df) else 0
-    return df[need].set_index("frame").reindex(np.arange(n)).rename_axis("frame").reset_index()
+    return df.set_index("frame").reindex(np.arange(n)).rename_axis("frame").reset_index()
 
 
-def frame_geometry(kp: pd.DataFrame, pcutoff: float, crop_size: float, out_size: int) -> dict[str, np.ndarray]:
+def check_landmarks(kp: pd.DataFrame, alignment, where: str | Path) -> None:
+    """Raise :class:`ExtractError` naming ``where`` when ``kp`` lacks a landmark ``alignment`` needs."""
+    align = alignment_mod.resolve(alignment)
+    missing = alignment_mod.missing_landmarks(align, landmark_names(kp))
+    if missing:
+        raise ExtractError(f"{where}: keypoint table lacks landmarks {missing} that extract.alignment "
+                           f"{align.name!r} needs; it has {landmark_names(kp)} (map them in keypoints.bodyparts)")
+
+
+def frame_geometry(kp: pd.DataFrame, pcutoff: float, crop_size: float, out_size: int,
+                   alignment=None) -> dict[str, np.ndarray]:
     """Per-frame side, usability, alignment matrix and crop-space landmarks (vectorised).
 
-    A frame is usable when exactly one side is visible (nose, eye and ear of that side above
-    ``pcutoff``) and those landmarks have finite coordinates (NaN keypoints -> unusable).
+    A frame is usable when the landmarks ``alignment`` requires (default ``dlc_face``: nose,
+    eye and ear of exactly one side) are above ``pcutoff`` and have finite coordinates (NaN
+    keypoints -> unusable); see :mod:`preprocess.alignment`.
 
     Returns:
         dict with ``side`` (N,) int8, ``usable`` (N,) bool, ``matrix`` (N, 2, 3),
-        ``min_likelihood`` (N,), and ``eye``/``ear``/``nose`` (N, 2) crop coordinates.
+        ``min_likelihood`` (N,), ``axis_px`` (N,), and (N, 2) crop coordinates per landmark
+        (``eye``/``ear``/``nose`` for ``dlc_face``, with the side removed).
     """
-    xy = {lm: kp[[f"{lm}_x", f"{lm}_y"]].to_numpy(float) for lm in CANONICAL_LANDMARKS}
-    lik = {lm: kp[f"{lm}_likelihood"].to_numpy(float).copy() for lm in CANONICAL_LANDMARKS}
-    for lm in CANONICAL_LANDMARKS:  # a landmark without coordinates is not seen
-        lik[lm][~np.isfinite(xy[lm]).all(axis=1)] = np.nan
-    sides = {s: [lik[geometry.SIDE_LANDMARKS[s][r]] for r in ("nose", "eye", "ear")]
-             for s in (geometry.LEFT, geometry.RIGHT)}
-    side = geometry.visible_side(np.stack(sides[geometry.LEFT], 1), np.stack(sides[geometry.RIGHT], 1), pcutoff)
-    m, pts = geometry.side_geometry(xy, side, crop_size, out_size)
-    used = np.where((side == geometry.RIGHT)[:, None], np.stack(sides[geometry.RIGHT], 1),
-                    np.stack(sides[geometry.LEFT], 1))
-    min_lik = np.where(side != geometry.NO_SIDE, used.min(axis=1), np.nan)
-    usable = (side != geometry.NO_SIDE) & np.isfinite(m).all(axis=(1, 2))
-    return {"side": side, "usable": usable, "matrix": m, "min_likelihood": min_lik, **pts}
+    names = landmark_names(kp)
+    xy = {lm: kp[[f"{lm}_x", f"{lm}_y"]].to_numpy(float) for lm in names}
+    lik = {lm: kp[f"{lm}_likelihood"].to_numpy(float) for lm in names}
+    return alignment_mod.frame_geometry(alignment_mod.resolve(alignment), xy, lik, pcutoff, crop_size, out_size)
 
 
 def _check_counts(video_path: Path, kp_path: Path, n_video: int, n_kp: int, max_mismatch: int) -> str | None:
@@ -194,8 +198,9 @@ def crop_video(video_path: str | Path, kp: pd.DataFrame, s: dict, video: str | N
     n_header = info.n_frames or len(kp)  # no header count: the decode pass checks it below
     warning = _check_counts(video_path, kp_name, n_header, len(kp), s["max_count_mismatch"])
     n = min(n_header, len(kp))
+    check_landmarks(kp, s.get("alignment"), kp_name)
 
-    geo = frame_geometry(kp.iloc[:n], s["pcutoff"], s["crop_size"], s["out_size"])
+    geo = frame_geometry(kp.iloc[:n], s["pcutoff"], s["crop_size"], s["out_size"], s.get("alignment"))
     cand = select.candidates(s["policy"], geo["usable"], info.fps, target_fps=s["target_fps"], every_k=s["every_k"])
     n_cand = len(cand)
 
@@ -244,9 +249,11 @@ def crop_video(video_path: str | Path, kp: pd.DataFrame, s: dict, video: str | N
         "min_likelihood": geo["min_likelihood"][rows],
         "run": select.split_runs(times, s["max_gap_s"]),
     })
-    for role in ("eye", "ear", "nose"):
-        index[f"{role}_x"] = geo[role][rows, 0]
-        index[f"{role}_y"] = geo[role][rows, 1]
+    index["axis_px"] = geo["axis_px"][rows]
+    points = [k for k, v in geo.items() if isinstance(v, np.ndarray) and v.ndim == 2 and v.shape[1] == 2]
+    for name in dict.fromkeys(["eye", "ear", "nose", *points]):  # the store's fixed columns first
+        pts = geo[name][rows] if name in geo else np.full((len(rows), 2), np.nan)
+        index[f"{name}_x"], index[f"{name}_y"] = pts[:, 0], pts[:, 1]
     info_out = {"fps": info.fps, "n_video_frames": n_decoded, "video_seconds": n_decoded / info.fps,
                 "n_candidates": n_cand, "decode_seconds": decode_seconds,
                 "warnings": [warning] if warning else []}
@@ -264,7 +271,7 @@ def extract_video(cfg: Config, video: str, fmt: str | None = None) -> VideoResul
     kp_path = cfg.path("keypoints") / f"{video}.parquet"
     res = VideoResult(video, "failed")
     made_from = provenance.record(_inputs(cfg, video), _settings(cfg))  # fingerprinted before reading
-    kp = read_keypoints(kp_path)
+    kp = read_keypoints(kp_path, cfg.extract.alignment)
     res.n_keypoint_rows = len(kp)
     crops, index, info = crop_video(video_path, kp, _settings(cfg), video, kp_path)
     res.n_candidates, res.decode_seconds = info["n_candidates"], info["decode_seconds"]
@@ -274,6 +281,8 @@ def extract_video(cfg: Config, video: str, fmt: str | None = None) -> VideoResul
         log.warning(w)
     meta = {"fps": info["fps"], "n_video_frames": info["n_video_frames"], "n_keypoint_rows": len(kp), **_settings(cfg),
             "provenance": made_from}
+    meta["domain"] = domain.video_summary(crops, index)  # the domain check's record (preprocess/domain.py)
+    meta["synthetic"] = domain.is_synthetic_project(cfg.root)
     store.write_video_frames(cfg.path("frames"), video, crops, index, meta, png=(fmt or cfg.extract.format) == "png")
     res.status, res.n_stored = "done", len(index)
     res.seconds = time.perf_counter() - t0
@@ -286,7 +295,8 @@ def _settings(cfg: Config) -> dict:
             "target_fps": ex.target_fps, "every_k": ex.every_k, "n_sharpest": ex.n_sharpest,
             "min_sharpness": ex.min_sharpness, "min_likelihood": ex.min_likelihood,
             "max_gap_s": ex.max_gap_s, "pcutoff": cfg.keypoints.pcutoff,
-            "max_count_mismatch": ex.max_count_mismatch}
+            "max_count_mismatch": ex.max_count_mismatch,
+            "alignment": alignment_mod.resolve(ex.alignment).to_setting()}
 
 
 def _inputs(cfg: Config, video: str) -> dict[str, Path]:
@@ -306,6 +316,8 @@ def video_status(cfg: Config, video: str) -> list[str]:
         recorded = store.video_meta(frames_dir, video).get("provenance")
     except Exception as err:  # unreadable metadata
         return [f"unreadable record ({err})"]
+    if recorded and "settings" in recorded:  # stores from before extract.alignment used the default
+        recorded["settings"].setdefault("alignment", alignment_mod.DEFAULT)
     return provenance.changes(recorded, _inputs(cfg, video), _settings(cfg))
 
 

@@ -6,7 +6,9 @@ Per video ``<video>``, inside ``frames_dir``:
 - ``<video>/frameNNNNN.png`` (optional, ``--format png``): the same crops as PNGs, the
   original layout, ``NNNNN`` = frame of the processed video;
 - ``<video>.parquet``: one row per crop (video, row, frame, time, side, sharpness,
-  intensity, min_likelihood, run, eye/ear/nose crop coordinates). Written last: its presence
+  intensity, min_likelihood, run, eye/ear/nose crop coordinates, NaN where the alignment has no
+  such landmark; then optionally axis_px, the face size in source pixels, and the crop
+  coordinates of the other landmarks). Written last: its presence
   marks the video complete. Its schema metadata carries the video's fps and the settings.
 
 Every file is written under a temporary name beside the old one and renamed when all are
@@ -42,8 +44,20 @@ INDEX_COLUMNS = [
     "video", "row", "frame", "time", "side", "sharpness", "intensity", "min_likelihood", "run",
     "eye_x", "eye_y", "ear_x", "ear_y", "nose_x", "nose_y",
 ]
+#: Optional index columns after :data:`INDEX_COLUMNS`: the face size, and the crop coordinates
+#: (``<name>_x``, ``<name>_y``) of other alignment landmarks and of extra landmarks (whiskers, mouth).
+OPTIONAL_COLUMNS = ("axis_px",)
+
+
+def index_columns(index: pd.DataFrame) -> list[str]:
+    """:data:`INDEX_COLUMNS`, then the optional columns ``index`` has, in its order."""
+    extra = [c for c in index.columns if c not in INDEX_COLUMNS
+             and (c in OPTIONAL_COLUMNS or c.endswith(("_x", "_y")))]
+    return INDEX_COLUMNS + extra
+
+
 #: Settings that must agree across the videos of one store.
-STORE_SETTINGS = ("out_size", "crop_size", "policy", "target_fps")
+STORE_SETTINGS = ("out_size", "crop_size", "policy", "target_fps", "alignment")
 
 
 def npy_path(frames_dir: str | Path, video: str) -> Path:
@@ -114,7 +128,8 @@ def write_video_frames(
         frames_dir: the store folder (created if needed).
         video: video name (file stem).
         crops: uint8 ``(N, S, S)``.
-        index: ``N`` rows with :data:`INDEX_COLUMNS` (``row`` must be ``0..N-1``).
+        index: ``N`` rows with :data:`INDEX_COLUMNS` (``row`` must be ``0..N-1``); optional
+            columns (:func:`index_columns`) are kept, others dropped.
         meta: JSON-able settings kept in the parquet metadata (``fps``, ``out_size``, ...).
         png: also write ``<video>/frameNNNNN.png``.
     """
@@ -142,7 +157,7 @@ def write_video_frames(
                         if not cv2.imwrite(str(tmp_dir / f"frame{int(frame):05d}.png"), crop):
                             raise OSError(f"{tmp_dir}: cannot write PNG for frame {frame}")
             meta = {**meta, "npy": {**fingerprint(tmp_npy), "name": npy.name}}  # the rename keeps size and mtime
-            table = pa.Table.from_pandas(index[INDEX_COLUMNS].reset_index(drop=True), preserve_index=False)
+            table = pa.Table.from_pandas(index[index_columns(index)].reset_index(drop=True), preserve_index=False)
             table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta, default=str).encode()})
             pq.write_table(table, tmp_pq)
 
