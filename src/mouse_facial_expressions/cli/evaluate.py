@@ -119,6 +119,12 @@ def run_zeroshot(args: argparse.Namespace) -> int:
         threshold=args.threshold, cohort=args.cohort_column, report=not args.no_report,
     )
     print(headline(results))
+    dom = results.get("domain") or {}
+    if dom.get("warnings"):
+        print(f"domain check: {len(dom['warnings'])} of {dom.get('n_videos')} videos lie outside the model's "
+              f"training data: {', '.join(sorted(dom['warnings']))} (reasons in the report and the log)")
+    elif dom.get("note"):
+        print(dom["note"])
     paths = results["paths"]
     print(f"predictions: {paths['predictions']}\nmetrics: {paths['metrics_json']}")
     if "report" in paths:

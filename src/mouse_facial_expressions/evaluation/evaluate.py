@@ -168,9 +168,11 @@ def compute_results(
     source: str = "predictions",
     title: str | None = None,
     warnings: list[str] | None = None,
+    domain: dict | None = None,
 ) -> tuple[dict, dict[str, pd.DataFrame]]:
     """All numbers of an evaluation, without writing anything (``warnings``: lines from
-    earlier stages, e.g. a fine-tuning overlap, shown with the batch-effect warnings).
+    earlier stages, e.g. a fine-tuning overlap, shown with the batch-effect warnings; ``domain``:
+    the domain check of zero-shot videos, ``inference.zeroshot.domain_check``, kept as ``domain``).
 
     Args:
         predictions: the predictions table (``fold, video, animal, start_time, end_time, label, p1``).
@@ -226,6 +228,8 @@ def compute_results(
     be = check_batch_effects(levels["animal"], cohort, threshold=threshold, n_boot=n_boot, seed=seed)
     results["batch_effects"] = be
     results["warnings"] = list(warnings or []) + list(be.get("warnings", []))
+    if domain is not None:
+        results["domain"] = domain
     keep = [c for c in levels["animal"].columns if c != "videos"]
     scores = levels["animal"][keep].astype({"label": "Int64"})  # 0/1/empty, not 0.0/1.0/nan
     results["animal_scores"] = scores.to_dict(orient="records")

@@ -22,7 +22,7 @@ from mouse_facial_expressions.data.sequences import make_windows, window_span
 from mouse_facial_expressions.data.predictions import MIXED_FOLD, PREDICTION_COLUMNS
 from mouse_facial_expressions.inference.ensemble import FoldEnsemble
 from mouse_facial_expressions.inference.predict import model_settings, score_windows
-from mouse_facial_expressions.preprocess import store
+from mouse_facial_expressions.preprocess import domain, store
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,28 @@ def check_store_compatible(ens: FoldEnsemble, frames_dir: Path) -> list[str]:
     keys = ("crop_size", "out_size", "policy", "target_fps")
     return [f"{frames_dir}: {k} = {theirs[k]!r} but the model was trained on {ours[k]!r}"
             for k in keys if k in theirs and theirs[k] != ours[k]]
+
+
+def domain_check(ens: FoldEnsemble, task_dir: str | Path) -> dict:
+    """The domain check of another task's videos: the frame store's recorded summary of each
+    (``preprocess.domain``) against the model's training summary; each video outside is logged.
+
+    Returns:
+        ``{"n_videos", "warnings": {video: "reason; reason"} (videos outside only), "note"}``
+        (``note``: why the check was skipped, else None).
+    """
+    from mouse_facial_expressions.data.tasks import load_task
+
+    task = load_task(task_dir)
+    videos = sorted(task.frames["video"].astype(str).unique())
+    train, note = domain.training_summary(ens.hparams)
+    if note:
+        log.warning(note)
+        return {"n_videos": len(videos), "warnings": {}, "note": note}
+    found = {v: "; ".join(r) for v, r in domain.check_store(train, _frames_dir(task), videos).items()}
+    for v, text in found.items():
+        log.warning("%s lies outside the model's training data: %s", v, text)
+    return {"n_videos": len(videos), "warnings": found, "note": None}
 
 
 def predict_task(ens: FoldEnsemble, task_dir: str | Path, *, window_step: int | None = None,

@@ -164,6 +164,21 @@ def _alerts(warnings: list[str]) -> str:
     return f"<div class='alert' id='batch-effect-warning'><h3>&#9888; Batch-effect warning</h3><ul>{items}</ul></div>"
 
 
+def _domain_section(dom: dict | None) -> str:
+    """The domain check of zero-shot videos (``inference.zeroshot.domain_check``), when it found
+    videos outside the model's training data or was skipped; nothing otherwise."""
+    if not dom or not (dom.get("warnings") or dom.get("note")):
+        return ""
+    if not dom.get("warnings"):
+        return f"<h2 id='domain'>Domain check</h2><p class='note'>{_e(dom['note'])}</p>"
+    rows = [{"video": v, "why it lies outside the training data": w} for v, w in sorted(dom["warnings"].items())]
+    return ("<div class='alert' id='domain'><h3>&#9888; Domain check: "
+            f"{len(rows)} of {dom.get('n_videos', '?')} videos lie outside the model's training data</h3>"
+            "<p>Their crops differ from every video the model was trained on (lighting, zoom, sharpness, "
+            "keypoint quality, or synthetic against real); scores on them may mean nothing.</p>"
+            f"{table(rows)}</div>")
+
+
 def _batch_section(be: dict, figures: dict) -> str:
     out = ["<h2 id='batch'>Cohort / batch-effect check</h2>"]
     if not be or not be.get("available"):
@@ -247,7 +262,7 @@ def render_report(results: dict, figures: dict[str, bytes]) -> str:
              f"<h1>{_e(title)}</h1><p class='sub'>{_e(results.get('source', ''))} · generated {_e(results.get('created', ''))}</p>",
              "<nav><a href='#headline'>metrics</a><a href='#figures'>figures</a><a href='#breakdown'>breakdown</a>"
              "<a href='#batch'>batch effects</a><a href='#saliency'>saliency</a><a href='#folds'>folds</a></nav>",
-             _alerts(results.get("warnings", []))]
+             _alerts(results.get("warnings", [])), _domain_section(results.get("domain"))]
     parts.append("<h2 id='headline'>Summary</h2>")
     parts.append(table([{"windows": s.get("n_windows"), "videos": s.get("n_videos"), "animals": s.get("n_animals"),
                          "folds": s.get("n_folds"), "cohorts": s.get("n_cohorts"), "labelled": s.get("labelled")}]))

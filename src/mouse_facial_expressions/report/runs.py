@@ -97,7 +97,7 @@ def report_zeroshot(run_dir: str | Path, task_dir: str | Path, out_dir: str | Pa
         ``<run_dir>/zeroshot-<task folder name>``.
     """
     from mouse_facial_expressions.inference.ensemble import load_ensemble
-    from mouse_facial_expressions.inference.zeroshot import predict_task
+    from mouse_facial_expressions.inference.zeroshot import domain_check, predict_task
 
     run_dir, task_dir = Path(run_dir), Path(task_dir)
     ens = load_ensemble(run_dir)
@@ -106,7 +106,10 @@ def report_zeroshot(run_dir: str | Path, task_dir: str | Path, out_dir: str | Pa
     out.mkdir(parents=True, exist_ok=True)
     pred = predict_task(ens, task_dir, window_step=window_step, batch_size=batch_size)
     write_csv(pred, out / "predictions.csv")
-    write_json(out / "zeroshot.json", {"run": str(run_dir), "task": str(task_dir), "members": ens.names, "n_windows": len(pred)})
+    checked = domain_check(ens, task_dir)  # the task's videos against the model's training data
+    write_json(out / "zeroshot.json", {"run": str(run_dir), "task": str(task_dir), "members": ens.names, "n_windows": len(pred),
+                                       "domain": checked})
+    kwargs.setdefault("domain", checked)
     kwargs.setdefault("source", f"{run_dir} on {task_dir}")
     kwargs.setdefault("title", f"mfe zero-shot: {run_dir.name} on {task_dir.name}")
     results = report_predictions(pred, metadata_from_task(task_dir), out, **kwargs)

@@ -269,7 +269,7 @@ def generate_cohort(out: str | Path, preset: str = "tiny", **overrides) -> Path:
     marker = out / "truth" / MARKER  # first: a crashed run can be replaced by the next one
     _atomic(marker, lambda p: p.write_text(json.dumps({"preset": preset, "complete": False})))
     animals = make_animals(cfg)
-    looks = cohort_looks(np.random.default_rng(np.random.SeedSequence([cfg.seed, 3])), cfg.cohorts)
+    looks = cohort_looks(np.random.default_rng(np.random.SeedSequence([cfg.seed, 3])), cfg.cohorts, cfg.lighting)
     plan = _video_plan(cfg, animals)
     by_name = animals.set_index("animal")
     truth = []
@@ -353,7 +353,7 @@ def truth_table(preset: str = "tiny", **overrides) -> pd.DataFrame:
     cfg = make_config(preset, **overrides)
     labels = Config().video.recording_labels
     animals = make_animals(cfg)
-    looks = cohort_looks(np.random.default_rng(np.random.SeedSequence([cfg.seed, 3])), cfg.cohorts)
+    looks = cohort_looks(np.random.default_rng(np.random.SeedSequence([cfg.seed, 3])), cfg.cohorts, cfg.lighting)
     by_name = animals.set_index("animal")
     parts = []
     for v in _video_plan(cfg, animals):

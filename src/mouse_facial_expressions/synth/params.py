@@ -37,6 +37,8 @@ class SynthConfig:
         noise_sd, noise_tau: stationary SD and time constant (s) of the OU intensity noise.
         label_noise: fraction of animals whose ``label`` is flipped (``label_true`` is kept).
         cohorts: recording cohorts; each has its own lighting, contrast, zoom and dates.
+        lighting: multiplies every cohort's camera gain (1 = the preset's lighting, 0.6 = a
+            darker, lower-contrast room); ``head_len`` is the zoom.
         seed: the same seed gives identical keypoints, truth and frames.
         p_rear, p_look_away, p_blur, p_occluder: rates of the nuisance events (per second,
             except ``p_occluder``: probability that a video has a feeder bar in view).
@@ -57,6 +59,7 @@ class SynthConfig:
     noise_tau: float = 2.0
     label_noise: float = 0.0
     cohorts: int = 1
+    lighting: float = 1.0
     seed: int = 0
     p_rear: float = 0.05
     p_look_away: float = 0.06
@@ -82,6 +85,8 @@ class SynthConfig:
             raise ValueError("need at least one treatment and one recording")
         if self.seconds < 3:
             raise ValueError(f"seconds={self.seconds}: raw videos need at least 3 s (trims cut 1-2 s)")
+        if self.lighting <= 0:
+            raise ValueError(f"lighting={self.lighting} must be > 0")
         if not 0 <= self.label_noise <= 1:
             raise ValueError(f"label_noise={self.label_noise} must be in [0, 1]")
 

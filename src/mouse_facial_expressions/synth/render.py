@@ -8,7 +8,7 @@ at which the mouse walks in the picture (camera offset).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -36,8 +36,9 @@ class Look:
     dy: float = 0.0
 
 
-def cohort_looks(rng: np.random.Generator, n: int) -> list[Look]:
-    """Cohort 0 has the reference look; the others differ in lighting, contrast and camera."""
+def cohort_looks(rng: np.random.Generator, n: int, lighting: float = 1.0) -> list[Look]:
+    """Cohort 0 has the reference look; the others differ in lighting, contrast and camera.
+    ``lighting`` multiplies every cohort's gain (``SynthConfig.lighting``)."""
     looks = [Look()]
     for _ in range(1, n):
         looks.append(Look(
@@ -47,7 +48,7 @@ def cohort_looks(rng: np.random.Generator, n: int) -> list[Look]:
             noise_sd=float(rng.uniform(1.2, 1.6)), zoom=float(rng.uniform(1.0, 1.08)),
             dy=float(rng.uniform(-0.15, 0.15)),
         ))
-    return looks
+    return [replace(lk, gain=lk.gain * lighting) for lk in looks] if lighting != 1.0 else looks
 
 
 def background(rng: np.random.Generator, width: int, height: int, look: Look) -> np.ndarray:

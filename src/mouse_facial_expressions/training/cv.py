@@ -46,6 +46,7 @@ from mouse_facial_expressions.io.atomic import write_csv, write_text  # noqa: E4
 from mouse_facial_expressions.io.checkpoint import load_weights_only  # noqa: E402
 from mouse_facial_expressions.io.checkpoint import UnsafeCheckpointError  # noqa: E402
 from mouse_facial_expressions.training.callbacks import EpochLine, LastCheckpoint, RecalibrateBatchNorm, SamplerEpoch  # noqa: E402
+from mouse_facial_expressions.training.domain import fold_domain  # noqa: E402
 from mouse_facial_expressions.training.module import ClipClassifier, auto_precision, model_from_checkpoint  # noqa: E402
 from mouse_facial_expressions.training.selection import SELECT_DESCRIPTIONS  # noqa: E402
 from mouse_facial_expressions.training.params import TrainParams  # noqa: E402
@@ -231,6 +232,7 @@ def train_fold(
         norm_std=norm[1], in_channels=p.in_channels, task_dir=str(task_dir), fold=fold,
         train_animals=list(fold_spec.get("train", [])), val_animals=list(fold_spec.get("val", [])),
         test_animals=list(fold_spec.get("test", [])), run_name=run_dir.name, pretrained=p.pretrained,
+        domain=fold_domain(task_dir, fold_spec.get("train", [])),  # the training videos' crops (training/domain.py)
     )
     module = ClipClassifier(
         p.model, p.model_config(), optimizer=p.optimizer, learning_rate=p.learning_rate,
