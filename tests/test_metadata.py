@@ -227,3 +227,16 @@ def test_unknown_encoding_is_a_config_error():
 
     with pytest.raises(ValidationError, match="unknown text encoding"):
         Config(metadata={"encoding": "utf-9"})
+
+
+def test_comment_lines_are_skipped_and_line_numbers_kept(tmp_path):
+    raw = _write(tmp_path / "raw_videos.csv", [
+        RAW_HEADER,
+        "# m9,1,camA,2024,2,1,10,30,0,0:13,11:03,0,a comment may have more cells",  # line 2
+        "m1,1,camA,2022,1,1,1,0,0,0:05,-1,0",                                       # line 3
+        "  #m8,1,camA,2024,2,1,10,30,0,0,-1,0",                                     # line 4
+    ])
+    trt = _write(tmp_path / "treatments.csv", [TRT_HEADER, "# m9,2023-11-20,saline,11:00,x", "m1,,saline,,"])
+    df = read_raw_videos(raw)
+    assert list(df.index) == [3] and list(df["animal"]) == ["m1"]
+    assert list(read_treatments(trt)["mouse"]) == ["m1"]

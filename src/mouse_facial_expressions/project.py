@@ -17,6 +17,36 @@ _HEADER = """\
 # fill the matching settings when set; a value written here wins over them.
 """
 
+#: What ``mfe init`` writes into ``paths.metadata``: the header of the schema that
+#: ``io.metadata`` reads and one example row, commented out (the readers skip ``#`` lines).
+#: The row shows the formats: the recording's date and time as numbers (it matches the raw
+#: file ``cam1__<serial>__20240201_103000.mp4``), trims ``start``/``end`` as ``M:SS``.
+METADATA_TEMPLATES = {
+    "raw_videos.csv": "animal,recording,camera,year,month,day,hour,minutes,seconds,start,end,discard\n"
+                      "# m1,1,cam1,2024,2,1,10,30,0,0:13,11:03,0\n",
+    "treatments.csv": "mouse,date_of_birth,treatment,injection_time,notes\n"
+                      "# m1,2023-11-20,saline,2024-02-01 11:00,example row: copy it without the leading #\n",
+}
+
+
+def write_metadata_templates(folder: str | Path) -> list[Path]:
+    """Write the :data:`METADATA_TEMPLATES` into ``folder``; a file that exists is never touched.
+
+    Returns:
+        The files written (those that did not exist).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in METADATA_TEMPLATES.items():
+        try:
+            with open(folder / name, "x", encoding="utf-8", newline="") as fh:  # "x": never overwrite
+                fh.write(text)
+        except FileExistsError:
+            continue
+        written.append(folder / name)
+    return written
+
 
 def _yaml_scalar(value) -> str:
     return json.dumps(value) if not isinstance(value, (dict, list)) else json.dumps(value)
@@ -41,7 +71,9 @@ def commented_yaml(cfg: Config) -> str:
 
 
 def init_project(folder: str | Path, force: bool = False) -> Config:
-    """Create a project folder with a commented ``mfe.yaml`` and the stage folders.
+    """Create a project folder with a commented ``mfe.yaml``, the stage folders and the metadata
+    templates (``raw_videos.csv``, ``treatments.csv``: header + a commented example row; files
+    that exist are kept, also with ``force``).
 
     Raises:
         FileExistsError: if ``mfe.yaml`` exists already and ``force`` is false.
@@ -58,4 +90,5 @@ def init_project(folder: str | Path, force: bool = False) -> Config:
     cfg = load_config(cfg_path)  # round-trip: what we wrote must load
     for name in type(cfg.paths).model_fields:
         cfg.path(name).mkdir(parents=True, exist_ok=True)
+    write_metadata_templates(cfg.path("metadata"))  # header + a commented example row; never overwrites
     return cfg

@@ -20,8 +20,12 @@ folds) or one .ckpt file.
 
 Writes into --out: <video>_scores.csv (video, start_time, end_time, p1 and p1_fold<k> per
 ensemble member), <video>_timecourse.png and summary.csv (one row per video: windows, mean
-and median p1, fraction above 0.5, seconds scored; failed videos with their error).
+and median p1, fraction above 0.5, seconds scored; failed videos with their error), and with
+--preview <video>_preview.png (a contact sheet of the scored face crops).
 A missing keypoint file or a bad video fails alone; the exit status is 1 when any failed.
+Errors about keypoints name your keypoint file. A keypoint file whose name does not match its
+video (DeepLabCut's <video>DLC_<scorer>.h5, SLEAP's <video>.predictions.slp, <video>.parquet)
+is still used, with a warning in the log and in the printed summary: check it is the right file.
 """
 
 
@@ -53,6 +57,14 @@ def register(sub, formatter):
     p.add_argument("--keypoints", type=Path, required=True, metavar="FILE|DIR",
                    help="keypoints of the video (canonical .parquet or a DeepLabCut/SLEAP file), or a folder of them "
                         "matched to videos by name (<video>.parquet, <video>DLC_<scorer>.h5, ...)")
+    p.add_argument("--individual", default=None, metavar="NAME",
+                   help="multi-animal DeepLabCut/SLEAP keypoint files: the animal to score (a DLC individual or a "
+                   "SLEAP track; the error for a multi-animal file lists them). None means keypoints.individual in "
+                   "mfe.yaml. Not with --live")
+    p.add_argument("--preview", action="store_true",
+                   help="also write OUT/<video>_preview.png per video: a contact sheet of up to 24 of the aligned face "
+                   "crops it scored (spread over the video, eye/ear/nose drawn), to check by eye what the model saw. "
+                   "Not with --live")
     p.add_argument("--model", type=Path, required=True, metavar="RUN|CKPT",
                    help="run folder (fold ensemble) or one .ckpt; a bare run name is looked up in the project's models/runs")
     p.add_argument("--out", type=Path, default=None, help="output folder (None means <project reports>/predict, else ./predictions)")
@@ -81,12 +93,15 @@ def run(args: argparse.Namespace) -> int:
         cfg = project_config(args)
     out = args.out or (cfg.path("reports") / "predict" if cfg is not None else Path("predictions"))
     if args.live is not None:
+        if args.individual is not None or args.preview:
+            raise ValueError("--individual and --preview are for video files, not --live")
         return run_live(args, cfg, out)
     if args.videos is None:
         raise ValueError("give VIDEO|DIR, or --live SOURCE")
     report = predict_videos(args.videos, args.keypoints, resolve_model(args.model, args), out, cfg=cfg,
                             window_step=args.window_step, batch_size=args.batch_size, progress=None,
-                            precision=args.precision, device=args.device, workers=args.workers)
+                            precision=args.precision, device=args.device, workers=args.workers,
+                            individual=args.individual, preview=args.preview)
     print(report.summary())
     seconds = sum(r.video_seconds for r in report.results if r.status == "done")
     if seconds and report.wall_s:

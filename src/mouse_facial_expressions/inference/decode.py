@@ -28,19 +28,27 @@ from mouse_facial_expressions.io.keypoints import read_pose, to_canonical, write
 from mouse_facial_expressions.preprocess.extract import read_keypoints
 
 
-def load_keypoints(path: str | Path, cfg: Config | None = None) -> pd.DataFrame:
+def load_keypoints(path: str | Path, cfg: Config | None = None, individual: str | None = None) -> pd.DataFrame:
     """Canonical keypoint table, one row per frame, from a canonical parquet or a DLC/SLEAP file.
 
-    Pose files are converted with ``cfg.keypoints.bodyparts`` (and ``individual``); both go
-    through :func:`preprocess.extract.read_keypoints`, as extraction reads them.
+    Pose files are converted with ``cfg.keypoints.bodyparts`` (and ``individual``, default
+    ``cfg.keypoints.individual``: which animal of a multi-animal file); both go through
+    :func:`preprocess.extract.read_keypoints`, as extraction reads them. Errors name ``path``,
+    never the temporary canonical copy.
     """
     path = Path(path)
     if path.suffix.lower() == ".parquet":
         return read_keypoints(path)
     cfg = cfg or Config()
-    canon = to_canonical(read_pose(path, cfg.keypoints.individual), cfg.keypoints.bodyparts)
+    individual = individual if individual is not None else cfg.keypoints.individual
+    canon = to_canonical(read_pose(path, individual), cfg.keypoints.bodyparts)
     with tempfile.TemporaryDirectory(prefix="mfe-predict-") as tmp:
-        return read_keypoints(write_canonical(canon, Path(tmp) / "kp.parquet"))
+        copy = Path(tmp) / "kp.parquet"
+        try:
+            return read_keypoints(write_canonical(canon, copy))
+        except ValueError as err:  # a bad table: the user's file is the one to fix
+            err.args = (str(err).replace(str(copy), str(path)),)
+            raise
 
 
 @dataclass
@@ -50,6 +58,7 @@ class Job:
     video: Path
     keypoints: Path | None
     error: str | None = None
+    individual: str | None = None  # multi-animal pose files: which animal (None: the config's)
 
 
 @dataclass
@@ -79,7 +88,7 @@ def decode_job(job: Job, settings: dict, cfg) -> tuple[np.ndarray, pd.DataFrame,
 
     if job.error:
         raise FileNotFoundError(job.error)
-    kp = load_keypoints(job.keypoints, cfg)
+    kp = load_keypoints(job.keypoints, cfg, job.individual)
     return crop_video(job.video, kp, settings, job.video.stem, kp_path=job.keypoints)
 
 

@@ -17,8 +17,9 @@ Per video:
    (a fold ensemble: ``p1`` = mean over folds), in batches.
 
 Outputs in ``out_dir``: ``<video>_scores.csv`` (video, start_time, end_time, p1 and one
-``p1_<fold>`` column per ensemble member), ``<video>_timecourse.png`` and ``summary.csv``
-(one row per video, failures included).
+``p1_<fold>`` column per ensemble member), ``<video>_timecourse.png``, ``summary.csv``
+(one row per video, failures included) and, with ``preview``, ``<video>_preview.png`` (a
+contact sheet of the scored crops).
 
 Memory: the kept crops of one video are held (``out_size``\\ :sup:`2` bytes each, 12.5 kB
 at 112 px: about 340 MB for an hour at 7.5 fps) because the ``seed`` policy chooses frames
@@ -44,15 +45,16 @@ from mouse_facial_expressions.inference.decode import load_keypoints  # noqa: F4
 from mouse_facial_expressions.inference.ensemble import FoldEnsemble, load_ensemble
 from mouse_facial_expressions.io.atomic import atomic_path, write_csv
 from mouse_facial_expressions.io.keypoints import VIDEO_SUFFIXES, find_pose_files, video_name
-from mouse_facial_expressions.preprocess import store
+from mouse_facial_expressions.preprocess import domain, store
+from mouse_facial_expressions.preprocess.alignment import resolve as resolve_alignment
 
 log = logging.getLogger(__name__)
 
 #: Extraction settings predict needs (the keys of ``store.json``).
 EXTRACT_KEYS = ("out_size", "crop_size", "policy", "target_fps", "every_k", "n_sharpest", "min_sharpness",
-                "min_likelihood", "max_gap_s", "pcutoff")
+                "min_likelihood", "max_gap_s", "pcutoff", "alignment")
 SUMMARY_COLUMNS = ["video", "status", "n_windows", "mean_p1", "median_p1", "frac_positive", "seconds_scored",
-                   "n_frames_kept", "video_seconds", "elapsed_s", "error"]
+                   "n_frames_kept", "video_seconds", "elapsed_s", "error", "domain_warning"]
 
 
 # ----------------------------------------------------------------------------- settings
@@ -82,6 +84,7 @@ def model_settings(ens: FoldEnsemble, cfg: Config | None = None) -> dict:
     s = {k: getattr(cfg.extract, k) for k in EXTRACT_KEYS if k != "pcutoff"}
     s["pcutoff"] = cfg.keypoints.pcutoff
     s["max_count_mismatch"] = cfg.extract.max_count_mismatch
+    s["alignment"] = resolve_alignment(cfg.extract.alignment).to_setting()  # a store from before the setting: dlc_face
     s.update(window_max_gap_s=0.5, short_runs="resample", source="config")
     task_dir = ens.data.get("task_dir")
     if task_dir and (Path(task_dir) / "task.yaml").is_file():
@@ -90,6 +93,8 @@ def model_settings(ens: FoldEnsemble, cfg: Config | None = None) -> dict:
         stored = store.read_store_json(fdir) if fdir is not None else None
         if stored:
             s.update({k: stored[k] for k in EXTRACT_KEYS if k in stored})
+            if "alignment" not in stored:  # written before extract.alignment existed: the original's
+                s["alignment"] = "dlc_face"
             s["source"] = str(fdir / store.STORE_JSON)
     if s["source"] == "config" and task_dir:
         log.warning("the model's frame store is not reachable (task %s): using the project's extract settings", task_dir)
@@ -210,7 +215,9 @@ class VideoPrediction:
     error: str | None = None
     scores_csv: Path | None = None
     timecourse_png: Path | None = None
+    preview_png: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    domain_warning: str = ""  # why its crops lie outside the model's training data ('' = inside or unchecked)
 
 
 @dataclass
@@ -241,7 +248,9 @@ class PredictReport:
             lines.append(f"  {r.video}: {r.n_windows} windows, mean p1 {r.mean_p1:.3f}, "
                          f"{100 * r.frac_positive:.0f}% > 0.5, {r.seconds_scored:.1f} s scored")
             lines += [f"  warning: {w}" for w in r.warnings]
-        lines += [f"  FAILED {r.video}: {r.error}" for r in self.failed]
+            lines += [f"  preview: {r.preview_png}"] if r.preview_png else []
+        for r in self.failed:
+            lines += [f"  FAILED {r.video}: {r.error}"] + [f"  warning: {w}" for w in r.warnings]
         return "\n".join(lines)
 
 
@@ -256,6 +265,31 @@ def finish_video(name: str, frames: pd.DataFrame, info: dict, windows: pd.DataFr
     res.scores_csv = write_csv(scores, out_dir / f"{name}_scores.csv")
     res.timecourse_png = plot_timecourse(scores, out_dir / f"{name}_timecourse.png", name)
     return res
+
+
+def write_preview(crops: np.ndarray, frames: pd.DataFrame, windows: pd.DataFrame, path: Path) -> Path | None:
+    """``--preview``: a contact sheet (:func:`preprocess.preview.crop_sheet`) of the crops the
+    windows scored, spread over the video; None when no window was scored."""
+    from mouse_facial_expressions.preprocess.preview import crop_sheet
+
+    used = np.unique(np.concatenate([np.asarray(r, dtype=np.int64) for r in windows["rows"]])) if len(windows) else []
+    scored = frames[frames["row"].isin(used)]
+    return crop_sheet(crops, scored, path) if len(scored) else None
+
+
+def domain_warning(video: Path, crops: np.ndarray, frames: pd.DataFrame, train: dict | None, cfg: Config | None,
+                   warnings: list[str]) -> str:
+    """The domain check of one scored video: why its crops lie outside the training summary
+    ``train`` ('' when inside, or without a summary); logged and added to ``warnings``."""
+    if train is None:
+        return ""
+    synthetic = domain.video_is_synthetic(video, cfg.root if cfg is not None else None)
+    reasons = domain.compare(train, domain.video_summary(crops, frames), video_synthetic=synthetic)
+    if reasons:
+        text = "; ".join(reasons)
+        log.warning("%s lies outside the model's training data: %s", video.stem, text)
+        warnings.append(f"outside the training data: {text}")
+    return "; ".join(reasons)
 
 
 def _list_videos(videos) -> list[Path]:
@@ -300,7 +334,8 @@ def resolve_device(device: str = "auto", precision: str | None = None) -> tuple[
 
 def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = None, window_step: int | None = None,
                    batch_size: int | None = None, progress: bool | None = True, precision: str | None = None,
-                   device: str = "auto", workers: int = 0) -> PredictReport:
+                   device: str = "auto", workers: int = 0, individual: str | None = None,
+                   preview: bool = False) -> PredictReport:
     """Score videos with a trained model (``mfe predict``); one bad video fails alone.
 
     Args:
@@ -320,6 +355,12 @@ def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = No
             this process through shared memory and one model scores the windows of every
             video in shared batches (``inference.streams``). 0: decode here, one video
             after the other. The scores are the same either way.
+        individual: multi-animal DLC/SLEAP files: the animal to read (default
+            ``cfg.keypoints.individual``).
+        preview: also write ``<video>_preview.png``, a contact sheet of the scored crops.
+
+    A keypoint file whose name (:func:`io.keypoints.video_name`) is not the video's is used,
+    with a warning in the log and in the report.
 
     Returns:
         A :class:`PredictReport`; ``summary.csv`` in ``out_dir`` lists every video scored
@@ -334,18 +375,25 @@ def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = No
     ens.dtype = dtype
     log.info(line)
     settings = model_settings(ens, cfg)
+    train_domain, note = domain.training_summary(ens.hparams)  # the domain check (preprocess/domain.py)
+    if note:
+        log.warning(note)
     paths = _list_videos(videos)
     kp_files = _keypoint_files(keypoints)
     if isinstance(kp_files, Path) and len(paths) > 1:
         raise ValueError(f"{keypoints}: one keypoint file for {len(paths)} videos; pass a folder of keypoint files")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    jobs = []
+    jobs, mismatch = [], {}
     for vp in paths:
         kp = kp_files if isinstance(kp_files, Path) else kp_files.get(vp.stem) or kp_files.get(video_name(vp))
         error = (f"{vp.name}: no keypoint file for video {vp.stem!r} in {keypoints}" if kp is None
                  else f"{vp}: no such video" if not vp.is_file() else None)
-        jobs.append(Job(vp, kp, error))
+        if kp is not None and video_name(kp) not in (vp.stem, video_name(vp)):
+            mismatch[vp] = (f"{vp.name}: the keypoint file {kp} is named for video {video_name(kp)!r}, not "
+                            f"{vp.stem!r}; check that it belongs to this video")
+            log.warning(mismatch[vp])
+        jobs.append(Job(vp, kp, error, individual))
     report = PredictReport(out_dir, settings)
     scorer = WindowScorer(ens, batch_size or default_batch_size(dev))
     results: dict[Path, VideoPrediction] = {}
@@ -358,6 +406,9 @@ def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = No
             dec, windows, t0 = pending.pop(vp)
             try:
                 res = finish_video(vp.stem, dec.frames, dec.info, windows, per_member, ens.names, out_dir)
+                res.domain_warning = domain_warning(vp, dec.crops, dec.frames, train_domain, cfg, res.warnings)
+                if preview:
+                    res.preview_png = write_preview(dec.crops, dec.frames, windows, out_dir / f"{vp.stem}_preview.png")
             except Exception as err:  # e.g. the disk filled while writing its outputs
                 log.error("%s: %s", vp, err)
                 res = VideoPrediction(vp.stem, "failed", error=f"{type(err).__name__}: {err}")
@@ -386,6 +437,9 @@ def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = No
         for dec, _, _ in pending.values():  # interrupted: no shared memory left behind
             dec.release()
         bar.close()
+    for vp, warning in mismatch.items():
+        if vp in results:
+            results[vp].warnings.insert(0, warning)
     report.results = [results[vp] for vp in paths if vp in results]
     report.wall_s = time.perf_counter() - t_start
     report.video_frames_per_s = frames_decoded / max(report.wall_s, 1e-9)

@@ -14,7 +14,8 @@ the end). Rows with ``discard == 1`` are skipped (an empty ``discard`` counts as
 
 Extra columns in either file (``cohort``, ``sex``, ``Notes`` ...) are kept. Column names are
 case-sensitive and stripped of surrounding spaces; a header-less first column (a pandas index
-written by ``to_csv``) is dropped.
+written by ``to_csv``) is dropped. Blank lines and lines whose first cell starts with ``#``
+(comments, like the example rows ``mfe init`` writes) are skipped.
 
 Row numbers in every error are the CSV's line numbers (the header is line 1), so users can
 find the line in a spreadsheet or editor. Readers return DataFrames indexed by that line
@@ -151,8 +152,8 @@ def _parse_csv(path: Path, required: tuple[str, ...], encoding: str) -> pd.DataF
         header = [h.strip() for h in header]
         records, lines, too_long = [], [], []
         for rec in reader:
-            if not any(c.strip() for c in rec):
-                continue  # blank line
+            if not any(c.strip() for c in rec) or rec[0].lstrip().startswith("#"):
+                continue  # blank line, or a comment (the example row `mfe init` writes)
             if len(rec) > len(header):
                 too_long.append(reader.line_num)
                 continue

@@ -83,6 +83,29 @@ def contact_sheet(frames_dir: str | Path, out_png: str | Path, n: int = 24, cols
     for _, r in rows.iterrows():
         arr = cache.setdefault(r["video"], open_frames(frames_dir, r["video"]))
         tiles.append(draw_tile(arr[int(r["row"])], r, tile))
+    return write_grid(tiles, out_png, cols)
+
+
+def crop_sheet(crops: np.ndarray, index: pd.DataFrame, out_png: str | Path, n: int = 24, cols: int = 6,
+               tile: int = 160) -> Path:
+    """Contact sheet of crops held in memory (``mfe predict --preview``); returns its path.
+
+    Args:
+        crops: ``(N, S, S)`` uint8 crops.
+        index: the rows to choose from, with the frame-store index columns (``row`` indexes
+            ``crops``), e.g. from :func:`preprocess.extract.crop_video`.
+
+    Raises:
+        ValueError: ``index`` is empty.
+    """
+    rows = pick_rows(index, n)
+    if rows.empty:
+        raise ValueError(f"{out_png}: no crops to preview")
+    return write_grid([draw_tile(crops[int(r["row"])], r, tile) for _, r in rows.iterrows()], out_png, cols)
+
+
+def write_grid(tiles: list[np.ndarray], out_png: str | Path, cols: int) -> Path:
+    """Tiles (equal-sized BGR images) in rows of ``cols`` as one PNG, written atomically."""
     cols = min(cols, len(tiles))
     while len(tiles) % cols:
         tiles.append(np.zeros_like(tiles[0]))
