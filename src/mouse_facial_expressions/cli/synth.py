@@ -53,6 +53,20 @@ def register(sub, formatter):
     p.add_argument("--cohorts", default=argparse.SUPPRESS, type=int, help="recording cohorts, each with its own lighting and camera (batch effect)")
     p.add_argument("--seed", default=argparse.SUPPRESS, type=int, help="random seed; the same seed gives identical output (default: 0)")
     p.add_argument("--sheet", action="store_true", help="also write OUT/reports/contact_sheet.png")
+    p.add_argument("--dlc-project", "--dlc_project", dest="dlc_project", metavar="DIR", type=Path, default=None,
+                   help="also write a labelled DeepLabCut 3 project for the synthetic face into DIR: config.yaml "
+                   "(bodyparts nose, left_eye, left_ear, right_eye, right_ear; engine pytorch; video_sets = the "
+                   "processed videos `mfe prepare` writes) and labeled-data/<video>/img<k>.png + "
+                   "CollectedData_synth.h5|.csv labelled from the truth (hidden points left empty, as a "
+                   "labeller does). Then, with the [dlc] extra: deeplabcut.create_training_dataset(DIR/config.yaml), "
+                   "deeplabcut.train_network(...), `mfe prepare`, `mfe keypoints detect --dlc-config "
+                   "DIR/config.yaml`, `mfe keypoints import`. A lab follows the same recipe with its own labels "
+                   "(label a few dozen frames in each of 10-20 videos in DeepLabCut's GUI instead).")
+    p.add_argument("--dlc-frames", "--dlc_frames", dest="dlc_frames", metavar="N", type=int, default=30,
+                   help="--dlc-project: labelled frames per video, spread evenly over it")
+    p.add_argument("--dlc-videos", "--dlc_videos", dest="dlc_videos", metavar="K", type=int, default=None,
+                   help="--dlc-project: label only K of the videos (spread evenly; the rest stay unseen by "
+                   "training, to measure how the model generalises); default: every video")
     p.set_defaults(func=run)
 
 
@@ -72,4 +86,9 @@ def run(args) -> int:
     if args.sheet:
         png = contact_sheet(out, out / "reports" / "contact_sheet.png")
         print(f"  contact sheet     {png}")
+    if args.dlc_project is not None:
+        from mouse_facial_expressions.synth.dlc_project import write_dlc_project
+
+        config = write_dlc_project(out, args.dlc_project, frames_per_video=args.dlc_frames, videos=args.dlc_videos)
+        print(f"  DeepLabCut project {config} (labeled-data/<video>/CollectedData_synth.h5)")
     return 0
