@@ -14,7 +14,13 @@ decode-only frames/s, and the end-to-end rate of `mfe predict` at the default wi
 (non-overlapping windows: one window of 10 frames per 19 kept frames) in video frames/s,
 with decode + crop + scoring counted.
 
-Usage: python bench/bench_predict.py [--frames N] [--windows W] [--threads K]
+(d) backends (``mfe predict --backend``), resnet18 at 112 px: torch fp32, onnxruntime fp32 and
+    onnxruntime int8, each with 1 and 2 threads, in one run on the same videos: the model alone
+    (frames/s) and ``predict_videos`` end to end (video frames/s and x real time) at the default
+    settings (target_fps 10, non-overlapping windows) with ``--workers 0`` and ``2``, and with
+    every frame kept (target_fps = the video's fps).
+
+Usage: python bench/bench_predict.py [--frames N] [--windows W] [--threads K] [--only-backends]
 """
 
 from __future__ import annotations
@@ -60,7 +66,13 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=8, help="windows scored per configuration (after one warm-up batch)")
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
+    ap.add_argument("--only-backends", action="store_true", help="run only (d)")
+    ap.add_argument("--videos", type=int, default=2, help="(d): copies of the video scored per predict call")
+    ap.add_argument("--seconds", type=float, default=30.0, help="(d): video length in seconds")
     args = ap.parse_args()
+    if args.only_backends:
+        backends(args)
+        return
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,6 +114,65 @@ def main() -> None:
                     video_fps = n / total
                     print(f"{size:>4} {backbone:>9} {name:>5} {model_fps:11.1f} {model_fps / decode_fps:8.3f} "
                           f"{video_fps:19.1f} {video_fps / decode_fps:8.3f}")
+
+
+    backends(args)
+
+
+def backends(args) -> None:
+    """(d): torch vs onnxruntime fp32 vs int8, model alone and end to end."""
+    import logging
+    import shutil
+
+    from mouse_facial_expressions.inference.onnx_backend import OnnxEnsemble, quantize_int8
+    from mouse_facial_expressions.inference.export import export_onnx
+    from mouse_facial_expressions.inference.predict import predict_videos
+
+    logging.getLogger("mouse_facial_expressions").setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        n = int(args.seconds * FPS)
+        kp = synthetic_video(tmp / "v0.mp4", n)
+        for k in range(1, args.videos):
+            shutil.copy(tmp / "v0.mp4", tmp / f"v{k}.mp4")
+        (tmp / "kp").mkdir()
+        for k in range(args.videos):
+            kp.to_parquet(tmp / "kp" / f"v{k}.parquet")
+        videos = sorted(tmp.glob("v*.mp4"))
+        torch_ens = ensemble("resnet18", 112, torch.float32)
+        fp32 = export_onnx(torch_ens, tmp / "m.onnx")
+        int8 = quantize_int8(fp32, tmp / "m-int8.onnx")
+        x = torch.randn(args.batch_size, 10, 3, 112, 112)
+        video_s = args.videos * n / FPS
+        print(f"(d) backends, resnet18 112 px advanced, batch {args.batch_size}; {args.videos} videos x {args.seconds:g} s "
+              f"({W}x{H}, {FPS:g} fps); rates in one run, same videos")
+        print(f"{'backend':>10} {'thr':>3} {'model fr/s':>10} {'/torch':>6} | {'default w0: vid fr/s':>20} {'x real':>6} "
+              f"| {'w2: vid fr/s':>12} {'x real':>6} | {'every frame: vid fr/s':>21} {'x real':>6}")
+        base = {}
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for name in ("torch", "onnx fp32", "onnx int8"):
+                ens = torch_ens if name == "torch" else OnnxEnsemble(torch_ens, fp32 if name == "onnx fp32" else int8, threads)
+                ens.predict(x)  # warm-up
+                t0 = time.perf_counter()
+                for _ in range(max(1, args.windows // args.batch_size)):
+                    ens.predict(x)
+                model_fps = max(1, args.windows // args.batch_size) * args.batch_size * 10 / (time.perf_counter() - t0)
+                base.setdefault(threads, model_fps)
+                row = [f"{name:>10} {threads:>3} {model_fps:10.1f} {model_fps / base[threads]:6.2f}"]
+                for workers, every in ((0, False), (2, False), (0, True)):
+                    cfg = Config()
+                    if every:
+                        cfg.extract.target_fps = FPS
+                    out = tmp / f"out-{name}-{threads}-{workers}-{every}".replace(" ", "")
+                    t0 = time.perf_counter()
+                    rep = predict_videos(videos, tmp / "kp", ens, out, cfg=cfg, progress=False, workers=workers,
+                                         backend="torch", threads=threads)
+                    wall = time.perf_counter() - t0
+                    assert rep.ok, rep.summary()
+                    row.append(f"{args.videos * n / wall:{20 if not workers and not every else 12 if workers else 21}.1f} "
+                               f"{video_s / wall:6.1f}")
+                print(" | ".join(row))
 
 
 if __name__ == "__main__":

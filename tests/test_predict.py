@@ -222,8 +222,11 @@ def test_live_scoring_of_a_growing_keypoint_file_writes_windows_as_they_complete
             for k, line in enumerate(lines):
                 fh.write(line)
                 fh.flush()
-                if k == len(lines) // 2 and out.is_file():
-                    rows_seen_when_half_written.append(len(out.read_text().splitlines()) - 1)
+                if k == len(lines) // 2:  # wait (on a busy machine too) for a window before writing on
+                    deadline = time.monotonic() + 60
+                    while time.monotonic() < deadline and not (out.is_file() and len(out.read_text().splitlines()) > 1):
+                        time.sleep(0.05)
+                    rows_seen_when_half_written.append(len(out.read_text().splitlines()) - 1 if out.is_file() else 0)
                 time.sleep(0.004)
 
     th = threading.Thread(target=writer)

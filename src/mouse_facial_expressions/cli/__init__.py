@@ -15,6 +15,7 @@ import threading
 
 from mouse_facial_expressions import __version__
 from mouse_facial_expressions._logs import quiet_third_party
+from mouse_facial_expressions.cli._common import BothSpellingsParser
 from mouse_facial_expressions.config import ConfigError
 
 #: Subcommand modules, in pipeline order (each one's ``register`` adds its commands).
@@ -39,6 +40,7 @@ pipeline (each stage reads the previous stage's output folder, see mfe.yaml):
   mfe init PROJECT            new project folder with a commented mfe.yaml
   mfe synth OUT               synthetic cohort with known ground truth (a full project)
   mfe prepare                 trim + rename raw videos per raw_videos.csv
+  mfe keypoints detect        run the lab's DeepLabCut model on the processed videos
   mfe keypoints import        DLC/SLEAP files -> one canonical keypoint table per video
   mfe extract                 align + crop faces, score quality -> frame store
   mfe task make               label rules, exclusions, animal-grouped folds -> task folder
@@ -55,11 +57,14 @@ run `mfe <command> --help` for each command's options.
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+    def _get_help_string(self, action):
+        if action.default is None:  # the help says what the option does when not given
+            return action.help
+        return super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = BothSpellingsParser(
         prog="mfe",
         description="Score sickness, pain and stress from video of a mouse's face.",
         epilog=EPILOG,
@@ -97,10 +102,11 @@ def _run(args: argparse.Namespace, interrupted: list) -> int:
         code = int(args.func(args) or 0)
     except KeyboardInterrupt:
         return _interrupted(args.command)
-    except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as err:
+    except (ConfigError, FileNotFoundError, FileExistsError, ValueError, ImportError) as err:
         if interrupted:
             return _interrupted(args.command)
-        # Expected user-facing errors: one clear message, no traceback (use -v for one).
+        # Expected user-facing errors (bad input, a missing optional package): one clear message,
+        # no traceback (use -v for one).
         if args.verbose:
             raise
         print(f"mfe {args.command}: error: {err}", file=sys.stderr)

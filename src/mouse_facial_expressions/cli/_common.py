@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from mouse_facial_expressions.config import Config, load_config
@@ -29,3 +30,26 @@ def project_config(args: argparse.Namespace) -> Config:
     if getattr(args, "encoding", None):
         cfg.metadata.encoding = args.encoding  # validated: an unknown encoding is an error
     return cfg
+
+
+class BothSpellingsParser(argparse.ArgumentParser):
+    """Takes every long option in both spellings, ``--learning_rate`` and ``--learning-rate``
+    (``--x=1`` too); help shows the one each command registers (the original code's where it
+    had one). Subcommand parsers are of this class as well (``add_subparsers`` uses the parent's)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        known = self._option_string_actions
+        out = []
+        for i, a in enumerate(args):
+            if a == "--":
+                out += args[i:]
+                break
+            name, eq, value = a.partition("=")
+            if name.startswith("--") and name not in known:
+                for other in (name[:2] + name[2:].replace("-", "_"), name[:2] + name[2:].replace("_", "-")):
+                    if other in known:
+                        a = other + eq + value
+                        break
+            out.append(a)
+        return super().parse_known_args(out, namespace)

@@ -51,9 +51,9 @@ def register(sub, formatter):
     )
     p.add_argument("run", type=Path, metavar="RUN", help="run folder holding predictions.csv (or the CSV itself; "
                    "a bare name is looked up in the project's models/runs folder)")
-    p.add_argument("--out", type=Path, default=None, help="output folder; None means RUN/evaluation")
+    p.add_argument("--out", type=Path, default=None, help="output folder; default: RUN/evaluation")
     p.add_argument("--metadata", type=Path, default=None, help="metadata CSV joined by 'video' (or by 'animal'/'mouse', "
-                   "e.g. treatments.csv) adding cohort, treatment, sex, recording; None means RUN/metadata.csv, else the video metadata of the task named in RUN/params.json")
+                   "e.g. treatments.csv) adding cohort, treatment, sex, recording; default: RUN/metadata.csv, else the video metadata of the task named in RUN/params.json")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples of animals for the CIs (0: none)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
     p.add_argument("--threshold", type=float, default=0.5, help="p1 at or above which a window/video/animal is called positive")

@@ -59,7 +59,7 @@ def register(sub, formatter):
                         "matched to videos by name (<video>.parquet, <video>DLC_<scorer>.h5, ...)")
     p.add_argument("--individual", default=None, metavar="NAME",
                    help="multi-animal DeepLabCut/SLEAP keypoint files: the animal to score (a DLC individual or a "
-                   "SLEAP track; the error for a multi-animal file lists them). None means keypoints.individual in "
+                   "SLEAP track; the error for a multi-animal file lists them). Default: keypoints.individual in "
                    "mfe.yaml. Not with --live")
     p.add_argument("--preview", action="store_true",
                    help="also write OUT/<video>_preview.png per video: a contact sheet of up to 24 of the aligned face "
@@ -67,18 +67,27 @@ def register(sub, formatter):
                    "Not with --live")
     p.add_argument("--model", type=Path, required=True, metavar="RUN|CKPT",
                    help="run folder (fold ensemble) or one .ckpt; a bare run name is looked up in the project's models/runs")
-    p.add_argument("--out", type=Path, default=None, help="output folder (None means <project reports>/predict, else ./predictions)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: <project reports>/predict, else ./predictions)")
     p.add_argument("--window-step", type=int, default=None, metavar="N",
-                   help="kept frames between window starts (None means the window span = non-overlapping windows, as evaluation)")
+                   help="kept frames between window starts (default: the window span = non-overlapping windows, as evaluation)")
     p.add_argument("--workers", type=int, default=0, metavar="N",
                    help="decode/align/crop processes, each on its own videos; their crops reach the model through shared "
                    "memory and one model scores windows of all videos in shared batches (0: decode in this process). "
                    "Scores are the same either way")
-    p.add_argument("--batch-size", type=int, default=None, help="windows per forward pass (None means 16 on a CPU, what fills a GPU)")
+    p.add_argument("--batch-size", type=int, default=None, help="windows per forward pass (default: 16 on a CPU, what fills a GPU)")
     p.add_argument("--precision", choices=("32", "bf16"), default=None,
-                   help="fp32 or bf16 autocast (None means bf16 on a GPU, fp32 on a CPU; bf16 is fast on CPUs with AVX512-BF16/AMX)")
+                   help="fp32 or bf16 autocast (default: bf16 on a GPU, fp32 on a CPU; bf16 is fast on CPUs with AVX512-BF16/AMX)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs (auto: CUDA when available; "
                    "without a GPU it says so in one line)")
+    p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
+                   help="what runs the model: onnx (onnxruntime; the fold ensemble is exported once and cached in "
+                   "<run>/onnx/, keyed by the checkpoints' hashes) or torch; auto: onnx on a CPU, torch on a GPU. "
+                   "Both give the same scores to 1e-4")
+    p.add_argument("--quantize", choices=("none", "int8"), default="none",
+                   help="onnx only: int8 weights (onnxruntime dynamic quantization); scores move by up to ~0.01 "
+                   "(README, 'Scoring on a CPU')")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads for the model (default: every core this process may use)")
     add_project_arg(p)
     p.set_defaults(func=run)
 
@@ -101,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
     report = predict_videos(args.videos, args.keypoints, resolve_model(args.model, args), out, cfg=cfg,
                             window_step=args.window_step, batch_size=args.batch_size, progress=None,
                             precision=args.precision, device=args.device, workers=args.workers,
-                            individual=args.individual, preview=args.preview)
+                            individual=args.individual, preview=args.preview, backend=args.backend,
+                            quantize=args.quantize, threads=args.threads)
     print(report.summary())
     seconds = sum(r.video_seconds for r in report.results if r.status == "done")
     if seconds and report.wall_s:
@@ -118,6 +128,7 @@ def run_live(args: argparse.Namespace, cfg, out: Path) -> int:
     """``--live SOURCE``: one source, scored window by window as it plays."""
     from mouse_facial_expressions.config import Config
     from mouse_facial_expressions.inference.ensemble import load_ensemble
+    from mouse_facial_expressions.inference.onnx_backend import scoring_ensemble
     from mouse_facial_expressions.inference.predict import model_settings, resolve_device
     from mouse_facial_expressions.inference.streams import predict_live
 
@@ -125,6 +136,8 @@ def run_live(args: argparse.Namespace, cfg, out: Path) -> int:
     print(line)
     ens = load_ensemble(resolve_model(args.model, args)).to(dev)
     ens.dtype = dtype
+    ens, backend_line = scoring_ensemble(ens, args.backend, dev, args.quantize, args.threads)
+    print(backend_line)
     cfg = cfg or Config()
     name = "camera" + args.live if args.live.isdigit() else Path(args.live.split("?")[0]).stem or "stream"
     out_csv = out / f"{name}_live_scores.csv"

@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from mouse_facial_expressions.cli._common import add_project_arg
+from mouse_facial_expressions.cli._common import BothSpellingsParser, add_project_arg
 
 MODELS = ("baseline", "advanced", "resup")
 _S = argparse.SUPPRESS  # flags not given stay absent, so mfe.yaml and the seed defaults apply
@@ -85,10 +85,11 @@ def add_train_arguments(parser: argparse.ArgumentParser, model: str | None = Non
     m.add_argument("--pretrained", default=_S, help="imagenet (from the torch hub cache, never downloaded; see `mfe weights`), none, or a state-dict path (default: none)")
     m.add_argument("--in_channels", type=int, choices=(1, 3), default=_S, help="3: grey repeated to RGB (the loader's output); 1: conv1 weights summed (default: 3)")
     m.add_argument("--image_size", type=int, default=_S, help="side of the input crops in pixels (default: 112)")
-    m.add_argument("--num_layers", type=int, default=_S, help="Transformer layers (default: 4)")
-    m.add_argument("--num_heads", type=int, default=_S, help="attention heads (default: 8)")
-    m.add_argument("--ff_dim", type=int, default=_S, help="Transformer feed-forward size (default: 2048)")
-    m.add_argument("--d_model", type=int, default=_S, help="Transformer width; the backbone feature is projected when it differs (default: 512)")
+    if model in (None, "advanced"):  # the baseline and resup models have no Transformer
+        m.add_argument("--num_layers", type=int, default=_S, help="Transformer layers (default: 4)")
+        m.add_argument("--num_heads", type=int, default=_S, help="attention heads (default: 8)")
+        m.add_argument("--ff_dim", type=int, default=_S, help="Transformer feed-forward size (default: 2048)")
+        m.add_argument("--d_model", type=int, default=_S, help="Transformer width; the backbone feature is projected when it differs (default: 512)")
     m.add_argument("--optimizer", choices=("adamw", "sgd"), default=_S, help="optimiser (default: sgd for baseline, adamw otherwise)")
     rc = parser.add_argument_group(
         "recipe", "how much is learned per epoch and which epoch is kept; --recipe sets all of these, the flags "
@@ -178,7 +179,7 @@ def entry_point(model: str, argv: list[str] | None = None) -> int:
 
 def build_entry_parser(model: str) -> argparse.ArgumentParser:
     name = {"baseline": "baseline", "advanced": "advanced", "resup": "resup"}[model]
-    parser = argparse.ArgumentParser(
+    parser = BothSpellingsParser(
         prog=f"python -m mouse_facial_expressions.models.train_task1_{name}_model",
         description=f"Train the {model} model with k-fold cross-validation by animal (same as `mfe train --model {model}`).",
         formatter_class=argparse.RawDescriptionHelpFormatter,

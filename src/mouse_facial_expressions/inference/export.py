@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +73,8 @@ def export_onnx(run_or_ckpt: str | Path | FoldEnsemble, out_path: str | Path, nu
     tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
     # Grad stays enabled: under no_grad nn.TransformerEncoderLayer takes its fused fast path
     # (aten::_transformer_encoder_layer_fwd), which has no ONNX export.
-    with torch.enable_grad():
+    with torch.enable_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks traced as constants: fixed T, S
         torch.onnx.export(
             wrapper, (x,), str(tmp), input_names=["clip"], output_names=["p1", "p1_members"],
             dynamic_axes={"clip": {0: "batch"}, "p1": {0: "batch"}, "p1_members": {0: "batch"}},

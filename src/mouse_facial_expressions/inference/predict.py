@@ -14,12 +14,13 @@ Per video:
    ``short_runs``), every ``window_step`` kept frames (default: the window span, i.e. the
    non-overlapping windows evaluation scores);
 5. clips through :func:`data.augment.to_model_input` (as the loader does) and the model
-   (a fold ensemble: ``p1`` = mean over folds), in batches.
+   (a fold ensemble: ``p1`` = mean over folds), in batches; on a CPU through onnxruntime by
+   default (``inference.onnx_backend``).
 
 Outputs in ``out_dir``: ``<video>_scores.csv`` (video, start_time, end_time, p1 and one
 ``p1_<fold>`` column per ensemble member), ``<video>_timecourse.png``, ``summary.csv``
 (one row per video, failures included) and, with ``preview``, ``<video>_preview.png`` (a
-contact sheet of the scored crops).
+contact sheet of the scored crops); what they hold is written by ``inference.outputs``.
 
 Memory: the kept crops of one video are held (``out_size``\\ :sup:`2` bytes each, 12.5 kB
 at 112 px: about 340 MB for an hour at 7.5 fps) because the ``seed`` policy chooses frames
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +43,10 @@ from mouse_facial_expressions.data.augment import to_model_input
 from mouse_facial_expressions.data.sequences import make_windows, window_span
 from mouse_facial_expressions.inference.decode import load_keypoints  # noqa: F401  (re-exported: part of this module's API)
 from mouse_facial_expressions.inference.ensemble import FoldEnsemble, load_ensemble
-from mouse_facial_expressions.io.atomic import atomic_path, write_csv
+from mouse_facial_expressions.inference.onnx_backend import OnnxEnsemble, scoring_ensemble
+from mouse_facial_expressions.inference.outputs import (SUMMARY_COLUMNS, PredictReport, VideoPrediction,  # noqa: F401
+                                                        domain_warning, finish_video, merge_summary, write_preview)
+from mouse_facial_expressions.io.atomic import write_csv
 from mouse_facial_expressions.io.keypoints import VIDEO_SUFFIXES, find_pose_files, video_name
 from mouse_facial_expressions.preprocess import domain, store
 from mouse_facial_expressions.preprocess.alignment import resolve as resolve_alignment
@@ -53,8 +56,6 @@ log = logging.getLogger(__name__)
 #: Extraction settings predict needs (the keys of ``store.json``).
 EXTRACT_KEYS = ("out_size", "crop_size", "policy", "target_fps", "every_k", "n_sharpest", "min_sharpness",
                 "min_likelihood", "max_gap_s", "pcutoff", "alignment")
-SUMMARY_COLUMNS = ["video", "status", "n_windows", "mean_p1", "median_p1", "frac_positive", "seconds_scored",
-                   "n_frames_kept", "video_seconds", "elapsed_s", "error", "domain_warning"]
 
 
 # ----------------------------------------------------------------------------- settings
@@ -62,13 +63,10 @@ SUMMARY_COLUMNS = ["video", "status", "n_windows", "mean_p1", "median_p1", "frac
 def _task_settings(task_dir: Path) -> tuple[dict, Path | None]:
     """(window settings, frame store folder) of the task a model was trained on."""
     from mouse_facial_expressions.data.tasks import load_spec
+    from mouse_facial_expressions.training.domain import task_frames_dir
 
     spec = load_spec(task_dir / "task.yaml")
-    fdir = Path(spec.frames_dir) if spec.frames_dir else None
-    if fdir is None or not fdir.is_dir():
-        moved = task_dir.resolve().parent.parent / "frames"
-        fdir = moved if moved.is_dir() else None
-    return {"window_max_gap_s": spec.max_gap_s, "short_runs": spec.short_runs}, fdir
+    return {"window_max_gap_s": spec.max_gap_s, "short_runs": spec.short_runs}, task_frames_dir(task_dir)
 
 
 def model_settings(ens: FoldEnsemble, cfg: Config | None = None) -> dict:
@@ -139,159 +137,6 @@ def score_windows(crops, windows: pd.DataFrame, ens: FoldEnsemble, batch_size: i
     return out
 
 
-def scores_table(windows: pd.DataFrame, per_member: np.ndarray, names: list[str]) -> pd.DataFrame:
-    """``video, start_time, end_time, p1`` (+ ``p1_<member>`` columns for an ensemble)."""
-    df = windows[["video", "start_time", "end_time"]].reset_index(drop=True).copy()
-    df["p1"] = per_member.mean(axis=1) if per_member.shape[1] else np.nan
-    if len(names) > 1:
-        for j, name in enumerate(names):
-            df[f"p1_{name}"] = per_member[:, j]
-    return df
-
-
-def covered_seconds(start: np.ndarray, end: np.ndarray) -> float:
-    """Length of the union of the intervals ``[start, end]``."""
-    total, cur_a, cur_b = 0.0, None, None
-    for a, b in sorted(zip(map(float, start), map(float, end))):
-        if cur_b is None or a > cur_b:
-            if cur_b is not None:
-                total += cur_b - cur_a
-            cur_a, cur_b = a, b
-        else:
-            cur_b = max(cur_b, b)
-    return total + (cur_b - cur_a if cur_b is not None else 0.0)
-
-
-def summarise(scores: pd.DataFrame, threshold: float = 0.5) -> dict:
-    p = scores["p1"].to_numpy(float)
-    return {"n_windows": len(p), "mean_p1": float(np.mean(p)) if len(p) else np.nan,
-            "median_p1": float(np.median(p)) if len(p) else np.nan,
-            "frac_positive": float(np.mean(p > threshold)) if len(p) else np.nan,
-            "seconds_scored": covered_seconds(scores["start_time"], scores["end_time"])}
-
-
-def plot_timecourse(scores: pd.DataFrame, path: Path, title: str) -> Path:
-    """PNG of ``p1`` over time (window centres), per-fold lines faint, the 0.5 line dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 2.8), dpi=100)
-    t = (scores["start_time"] + scores["end_time"]).to_numpy(float) / 2
-    for c in [c for c in scores.columns if c.startswith("p1_")]:
-        ax.plot(t, scores[c], lw=0.8, alpha=0.35, label=c[3:])
-    ax.plot(t, scores["p1"], "k.-", lw=1.4, ms=3, label="p1 (mean)" if len(scores.columns) > 4 else "p1")
-    ax.axhline(0.5, color="grey", ls="--", lw=0.8)
-    ax.set(ylim=(-0.02, 1.02), xlabel="time (s)", ylabel="P(class 1)", title=title)
-    ax.legend(fontsize=7, loc="upper right", ncol=4)
-    fig.tight_layout()
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp)
-    finally:
-        plt.close(fig)
-    return path
-
-
-# ----------------------------------------------------------------------------- videos
-
-@dataclass
-class VideoPrediction:
-    """Outcome of one video: ``status`` is ``done`` or ``failed``."""
-
-    video: str
-    status: str
-    n_windows: int = 0
-    mean_p1: float = float("nan")
-    median_p1: float = float("nan")
-    frac_positive: float = float("nan")
-    seconds_scored: float = 0.0
-    n_frames_kept: int = 0
-    video_seconds: float = 0.0
-    elapsed_s: float = 0.0
-    decode_seconds: float = 0.0
-    score_seconds: float = 0.0
-    error: str | None = None
-    scores_csv: Path | None = None
-    timecourse_png: Path | None = None
-    preview_png: Path | None = None
-    warnings: list[str] = field(default_factory=list)
-    domain_warning: str = ""  # why its crops lie outside the model's training data ('' = inside or unchecked)
-
-
-@dataclass
-class PredictReport:
-    """What :func:`predict_videos` did, one :class:`VideoPrediction` per video."""
-
-    out_dir: Path
-    settings: dict
-    results: list[VideoPrediction] = field(default_factory=list)
-    video_frames_per_s: float = 0.0  # decoded video frames per wall-clock second, end to end
-    wall_s: float = 0.0  # wall-clock seconds of the whole call
-
-    @property
-    def failed(self) -> list[VideoPrediction]:
-        return [r for r in self.results if r.status == "failed"]
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-    def summary_table(self) -> pd.DataFrame:
-        return pd.DataFrame([{c: getattr(r, c) for c in SUMMARY_COLUMNS} for r in self.results], columns=SUMMARY_COLUMNS)
-
-    def summary(self) -> str:
-        done = [r for r in self.results if r.status == "done"]
-        lines = [f"predict -> {self.out_dir}: {len(done)} videos scored, {len(self.failed)} failed"]
-        for r in done:
-            lines.append(f"  {r.video}: {r.n_windows} windows, mean p1 {r.mean_p1:.3f}, "
-                         f"{100 * r.frac_positive:.0f}% > 0.5, {r.seconds_scored:.1f} s scored")
-            lines += [f"  warning: {w}" for w in r.warnings]
-            lines += [f"  preview: {r.preview_png}"] if r.preview_png else []
-        for r in self.failed:
-            lines += [f"  FAILED {r.video}: {r.error}"] + [f"  warning: {w}" for w in r.warnings]
-        return "\n".join(lines)
-
-
-def finish_video(name: str, frames: pd.DataFrame, info: dict, windows: pd.DataFrame, per_member: np.ndarray,
-                 names: list[str], out_dir: Path) -> VideoPrediction:
-    """One scored video's outputs: ``<video>_scores.csv``, ``<video>_timecourse.png`` and its summary row."""
-    scores = scores_table(windows, per_member, names)
-    res = VideoPrediction(name, "done", n_frames_kept=len(frames), video_seconds=info["video_seconds"],
-                          decode_seconds=info["decode_seconds"], warnings=list(info["warnings"]), **summarise(scores))
-    if not len(windows):
-        res.warnings.append(f"{name}: no window to score ({len(frames)} usable frames kept)")
-    res.scores_csv = write_csv(scores, out_dir / f"{name}_scores.csv")
-    res.timecourse_png = plot_timecourse(scores, out_dir / f"{name}_timecourse.png", name)
-    return res
-
-
-def write_preview(crops: np.ndarray, frames: pd.DataFrame, windows: pd.DataFrame, path: Path) -> Path | None:
-    """``--preview``: a contact sheet (:func:`preprocess.preview.crop_sheet`) of the crops the
-    windows scored, spread over the video; None when no window was scored."""
-    from mouse_facial_expressions.preprocess.preview import crop_sheet
-
-    used = np.unique(np.concatenate([np.asarray(r, dtype=np.int64) for r in windows["rows"]])) if len(windows) else []
-    scored = frames[frames["row"].isin(used)]
-    return crop_sheet(crops, scored, path) if len(scored) else None
-
-
-def domain_warning(video: Path, crops: np.ndarray, frames: pd.DataFrame, train: dict | None, cfg: Config | None,
-                   warnings: list[str]) -> str:
-    """The domain check of one scored video: why its crops lie outside the training summary
-    ``train`` ('' when inside, or without a summary); logged and added to ``warnings``."""
-    if train is None:
-        return ""
-    synthetic = domain.video_is_synthetic(video, cfg.root if cfg is not None else None)
-    reasons = domain.compare(train, domain.video_summary(crops, frames), video_synthetic=synthetic)
-    if reasons:
-        text = "; ".join(reasons)
-        log.warning("%s lies outside the model's training data: %s", video.stem, text)
-        warnings.append(f"outside the training data: {text}")
-    return "; ".join(reasons)
-
-
 def _list_videos(videos) -> list[Path]:
     if isinstance(videos, (str, Path)):
         p = Path(videos)
@@ -335,14 +180,16 @@ def resolve_device(device: str = "auto", precision: str | None = None) -> tuple[
 def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = None, window_step: int | None = None,
                    batch_size: int | None = None, progress: bool | None = True, precision: str | None = None,
                    device: str = "auto", workers: int = 0, individual: str | None = None,
-                   preview: bool = False) -> PredictReport:
+                   preview: bool = False, backend: str = "auto", quantize: str = "none",
+                   threads: int | None = None) -> PredictReport:
     """Score videos with a trained model (``mfe predict``); one bad video fails alone.
 
     Args:
         videos: a video file, a folder of videos, or a list of files.
         keypoints: a keypoint file (one video) or a folder holding ``<video>.parquet`` canonical
             tables or DLC/SLEAP files (matched to videos by :func:`io.keypoints.video_name`).
-        model: a run folder (fold ensemble), a ``.ckpt`` file, or a :class:`FoldEnsemble`.
+        model: a run folder (fold ensemble), a ``.ckpt`` file, a :class:`FoldEnsemble`, or an
+            :class:`~inference.onnx_backend.OnnxEnsemble` (scored as it is).
         out_dir: output folder (created).
         cfg: project config (keypoint mapping; extraction settings when the model's frame
             store is unreachable).
@@ -358,6 +205,11 @@ def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = No
         individual: multi-animal DLC/SLEAP files: the animal to read (default
             ``cfg.keypoints.individual``).
         preview: also write ``<video>_preview.png``, a contact sheet of the scored crops.
+        backend: ``"auto"`` (onnxruntime on a CPU, torch on a GPU), ``"torch"`` or ``"onnx"``
+            (``inference.onnx_backend``: the ensemble exported once and cached beside the run).
+        quantize: ``"none"`` or ``"int8"`` (onnx backend only).
+        threads: CPU threads of the model (default: the cores available to onnxruntime,
+            torch's own default for torch).
 
     A keypoint file whose name (:func:`io.keypoints.video_name`) is not the video's is used,
     with a warning in the log and in the report.
@@ -370,10 +222,14 @@ def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = No
     from mouse_facial_expressions.inference.streams import WindowScorer, default_batch_size
 
     dev, dtype, line = resolve_device(device, precision)
-    ens = model if isinstance(model, FoldEnsemble) else load_ensemble(model)
-    ens.to(dev)
-    ens.dtype = dtype
-    log.info(line)
+    if isinstance(model, OnnxEnsemble):  # already exported and loaded (benchmarks, notebooks)
+        ens, backend_line = model, f"backend onnxruntime ({model.path.name}, {model.threads} threads)"
+    else:
+        ens = model if isinstance(model, FoldEnsemble) else load_ensemble(model)
+        ens.to(dev)
+        ens.dtype = dtype
+        ens, backend_line = scoring_ensemble(ens, backend, dev, quantize, threads)
+    log.info("%s; %s", line, backend_line)
     settings = model_settings(ens, cfg)
     train_domain, note = domain.training_summary(ens.hparams)  # the domain check (preprocess/domain.py)
     if note:
@@ -445,21 +301,3 @@ def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = No
     report.video_frames_per_s = frames_decoded / max(report.wall_s, 1e-9)
     write_csv(merge_summary(out_dir / "summary.csv", report.summary_table()), out_dir / "summary.csv")
     return report
-
-
-def merge_summary(path: Path, new: pd.DataFrame) -> pd.DataFrame:
-    """``summary.csv`` after this call: rows of ``new`` replace earlier rows of the same video,
-    other videos' rows stay (a rerun of only the failed videos completes the summary)."""
-    if not path.is_file():
-        return new
-    try:
-        old = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        log.warning("%s: unreadable (%s); it is replaced by this call's videos only", path, err)
-        return new
-    if "video" not in old.columns:
-        log.warning("%s: no 'video' column; it is replaced by this call's videos only", path)
-        return new
-    old = old[~old["video"].astype(str).isin(set(new["video"].astype(str)))]
-    merged = pd.concat([old.reindex(columns=new.columns), new], ignore_index=True) if len(old) else new
-    return merged.sort_values("video", kind="stable").reset_index(drop=True)

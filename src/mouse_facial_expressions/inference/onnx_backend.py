@@ -1,0 +1,222 @@
+"""ONNX Runtime scoring on the CPU: ``mfe predict --backend onnx [--quantize int8]``.
+
+The fold ensemble is exported once (:func:`inference.export.export_onnx`: one graph, every
+member, ``p1_members`` out) and cached beside the run, under a name keyed by the content
+hashes of the checkpoints, the clip shape and the quantization:
+``<run>/onnx/ensemble-<key>[-int8].onnx``. Unchanged checkpoints reuse the file; a changed
+checkpoint gives another key, and the stale file is removed. When the run folder is not
+writable the cache lives in ``~/.cache/mouse-facial-expressions/onnx/``.
+
+:class:`OnnxEnsemble` stands in for :class:`~inference.ensemble.FoldEnsemble` wherever
+windows are scored (``predict`` returns the same ``(B, K)`` per-member probabilities), so
+the decode, window and output code is the same for both backends.
+
+``int8``: onnxruntime's dynamic quantization (weights int8, activations quantized per batch
+at run time) of the MatMul/Gemm layers and the convolutions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mouse_facial_expressions.inference.ensemble import FoldEnsemble
+from mouse_facial_expressions.inference.export import OPSET, export_onnx
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "torch", "onnx")
+QUANTIZE = ("none", "int8")
+MISSING = ("onnxruntime is not installed, so --backend onnx cannot run; it is a core dependency of "
+           "mouse-facial-expressions: reinstall with `pip install 'mouse-facial-expressions'` (or `make install`), "
+           "or pass --backend torch")
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (the affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """``auto`` -> ``onnx`` on a CPU, ``torch`` on a GPU; ``onnx`` on a GPU is refused."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        return "torch" if device.type == "cuda" else "onnx"
+    if backend == "onnx" and device.type != "cpu":
+        raise ValueError(f"--backend onnx runs on the CPU (onnxruntime's CPU provider); got --device {device.type}: "
+                         "use --backend torch on a GPU")
+    return backend
+
+
+def _ort():
+    try:
+        import onnxruntime
+    except ImportError:  # a core dependency, but an environment can still lack it
+        raise ImportError(MISSING) from None
+    return onnxruntime
+
+
+def checkpoint_files(ens: FoldEnsemble) -> list[Path]:
+    """The checkpoint files of an ensemble loaded from a run folder or a ``.ckpt``."""
+    from mouse_facial_expressions.training.runs import fold_checkpoints
+
+    src = Path(ens.source) if ens.source is not None else None
+    if src is None:
+        return []
+    if src.is_file():
+        return [src]
+    return [ckpt for _, ckpt in fold_checkpoints(src)]
+
+
+def cache_key(ens: FoldEnsemble, quantize: str = "none") -> str | None:
+    """16 hex digits from the checkpoints' content hashes, the clip shape, opset and quantization
+    (None for an ensemble built in memory: nothing to key it by)."""
+    from mouse_facial_expressions.provenance import fingerprint
+
+    files = checkpoint_files(ens)
+    if not files:
+        return None
+    payload = {"members": [fingerprint(f)["hash"] for f in files], "num_frames": ens.num_frames,
+               "image_size": ens.image_size, "channels": ens.channels, "opset": OPSET, "quantize": quantize}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _cache_dir(ens: FoldEnsemble) -> Path:
+    src = Path(ens.source)
+    run_dir = src.parent if src.is_file() else src
+    here = run_dir / "onnx"
+    try:
+        here.mkdir(exist_ok=True)
+        probe = here / f".write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+        return here
+    except OSError:
+        user = Path.home() / ".cache" / "mouse-facial-expressions" / "onnx"
+        user.mkdir(parents=True, exist_ok=True)
+        return user
+
+
+class _DropRecords(logging.Filter):
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
+
+
+def quantize_int8(fp32: Path, out: Path) -> Path:
+    """Dynamic int8 quantization of an fp32 ONNX model (atomic write)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    hint = _DropRecords("Please consider to run pre-processing")  # onnxruntime's advice on the root logger
+    logging.getLogger().addFilter(hint)
+    try:
+        quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8)
+    finally:
+        logging.getLogger().removeFilter(hint)
+    os.replace(tmp, out)
+    return out
+
+
+def exported_model(ens: FoldEnsemble, quantize: str = "none") -> tuple[Path, bool]:
+    """The cached ONNX file of ``ens`` (written when missing): ``(path, reused)``."""
+    if quantize not in QUANTIZE:
+        raise ValueError(f"quantize must be one of {QUANTIZE}, got {quantize!r}")
+    key = cache_key(ens, quantize)
+    if key is None:  # no files to key by: a private temporary export
+        folder = Path(tempfile.mkdtemp(prefix="mfe-onnx-"))
+        path = folder / "ensemble.onnx"
+    else:
+        folder = _cache_dir(ens)
+        path = folder / f"ensemble-{key}{'-int8' if quantize == 'int8' else ''}.onnx"
+        if path.is_file():
+            return path, True
+        for old in folder.glob("ensemble-*.onnx"):  # another set of checkpoints, same quantization: stale
+            if old.stem.endswith("-int8") == (quantize == "int8"):
+                old.unlink(missing_ok=True)
+    ens.dtype = torch.float32
+    if quantize == "int8":
+        with tempfile.TemporaryDirectory(prefix="mfe-onnx-") as tmp:
+            quantize_int8(export_onnx(ens, Path(tmp) / "fp32.onnx"), path)
+    else:
+        export_onnx(ens, path)
+    return path, False
+
+
+class OnnxEnsemble:
+    """An ensemble scored by onnxruntime on the CPU; otherwise the :class:`FoldEnsemble` it wraps.
+
+    Attributes other than :meth:`predict`, :meth:`to` and :attr:`device` (``num_frames``,
+    ``names``, ``hparams``, ``data``, ...) are the wrapped ensemble's.
+    """
+
+    def __init__(self, ens: FoldEnsemble, path: str | Path, threads: int | None = None):
+        ort = _ort()
+        self.ens = ens
+        self.path = Path(path)
+        self.threads = int(threads or available_cores())
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+
+    def __getattr__(self, name):  # only called for attributes this wrapper does not have
+        return getattr(self.__dict__["ens"], name)
+
+    def __len__(self) -> int:
+        return len(self.ens)
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def to(self, device) -> OnnxEnsemble:
+        return self
+
+    def predict(self, clips: torch.Tensor) -> np.ndarray:
+        """Per-member ``p1`` ``(B, K)`` float64 of ``(B, T, C, H, W)`` normalised clips."""
+        x = np.ascontiguousarray(clips.detach().cpu().numpy(), dtype=np.float32)
+        (members,) = self.session.run(["p1_members"], {"clip": x})
+        return members.astype(np.float64)
+
+    def p1(self, clips: torch.Tensor) -> np.ndarray:
+        return self.predict(clips).mean(axis=1)
+
+
+def onnx_ensemble(ens: FoldEnsemble, quantize: str = "none", threads: int | None = None) -> OnnxEnsemble:
+    """``ens`` exported (or taken from the cache) and loaded in onnxruntime; says which in the log."""
+    _ort()  # a clear error before any export work
+    path, reused = exported_model(ens, quantize)
+    log.info("onnx backend: %s %s (%s)", "reusing" if reused else "exported", path,
+             "int8" if quantize == "int8" else "fp32")
+    return OnnxEnsemble(ens, path, threads)
+
+
+def scoring_ensemble(ens: FoldEnsemble, backend: str, device: torch.device, quantize: str = "none",
+                     threads: int | None = None) -> tuple[FoldEnsemble | OnnxEnsemble, str]:
+    """The scorer ``mfe predict`` uses and one line saying which: ``backend`` ``auto`` is
+    onnxruntime on a CPU and torch on a GPU; ``threads`` sets either backend's CPU threads."""
+    backend = resolve_backend(backend, device)
+    if quantize != "none" and backend != "onnx":
+        raise ValueError(f"--quantize {quantize} needs the onnx backend (got --backend {backend})")
+    if backend == "onnx":
+        scorer = onnx_ensemble(ens, quantize, threads)
+        return scorer, f"backend onnxruntime ({'int8' if quantize == 'int8' else 'fp32'}, {scorer.threads} threads)"
+    if threads:
+        torch.set_num_threads(int(threads))
+    return ens, f"backend torch ({torch.get_num_threads()} CPU threads)" if device.type == "cpu" else "backend torch"
