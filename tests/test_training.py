@@ -239,6 +239,13 @@ def test_without_a_progress_bar_each_epoch_prints_one_line(tmp_path, capsys):
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("fold 0 epoch")]
     assert [ln.split(":")[0] for ln in lines] == ["fold 0 epoch 1/2", "fold 0 epoch 2/2"]
     assert all("train_acc" in ln and "val_acc" in ln and "val_loss" in ln for ln in lines)
+    assert "fold ETA" in lines[0] and "ETA" not in lines[1]  # the time the fold still needs, until its last epoch
+
+
+def test_seconds_read_as_minutes_and_hours():
+    from mouse_facial_expressions.training.callbacks import format_seconds
+
+    assert [format_seconds(s) for s in (7, 75, 4000)] == ["7 s", "1 min 15 s", "1 h 06 min"]
 
 
 def test_batchnorm_recalibration_recomputes_the_statistics_from_the_kept_batches():

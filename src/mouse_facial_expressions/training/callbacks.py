@@ -28,11 +28,13 @@ class SamplerEpoch(pl.Callback):
 
 
 class EpochLine(pl.Callback):
-    """One line per epoch (train and validation accuracy and loss, seconds) where no progress
-    bar is drawn: logs, batch jobs, notebooks."""
+    """One line per epoch where no progress bar is drawn (logs, batch jobs, notebooks): fold,
+    epoch/epochs, train and validation accuracy and loss, seconds, and the time the fold still
+    needs at the mean epoch time so far."""
 
     def __init__(self, fold: int, epochs: int):
         self.fold, self.epochs, self.t0 = fold, epochs, time.time()
+        self.seconds: list[float] = []
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self.t0 = time.time()
@@ -44,7 +46,20 @@ class EpochLine(pl.Callback):
         e = int(trainer.current_epoch)
         h = pl_module.history.get(e, {})
         parts = [f"{k} {h[k]:.3f}" for k in ("train_acc", "train_loss", "val_acc", "val_loss") if k in h]
-        tqdm.write(f"fold {self.fold} epoch {e + 1}/{self.epochs}: " + ", ".join(parts) + f" ({time.time() - self.t0:.0f} s)")
+        self.seconds.append(time.time() - self.t0)
+        left = max(self.epochs - (e + 1), 0) * sum(self.seconds) / len(self.seconds)
+        eta = f", fold ETA {format_seconds(left)}" if left else ""
+        tqdm.write(f"fold {self.fold} epoch {e + 1}/{self.epochs}: " + ", ".join(parts) + f" ({self.seconds[-1]:.0f} s{eta})")
+
+
+def format_seconds(s: float) -> str:
+    """``75`` -> ``"1 min 15 s"``, ``4000`` -> ``"1 h 07 min"``."""
+    s = int(round(s))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
 class RecalibrateBatchNorm(pl.Callback):
