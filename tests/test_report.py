@@ -177,8 +177,34 @@ def test_cli_evaluate_and_compare(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "animal (n=18)" in out and "accuracy" in out and str(tmp_path / "ev") in out
     assert (tmp_path / "ev" / "metrics.csv").is_file() and not (tmp_path / "ev" / "report.html").exists()
-    assert main(["compare", str(run), str(run), "--bootstrap", "10", "--out", str(tmp_path / "cmp.csv")]) == 0
+    other = _run(tmp_path, "cli_other", 1, 0.3)
+    assert main(["compare", str(run), str(other), "--bootstrap", "10", "--out", str(tmp_path / "cmp.csv")]) == 0
     assert len(pd.read_csv(tmp_path / "cmp.csv")) == 2
+    assert "cli_other - cli_run (animal level" in capsys.readouterr().out
+    assert main(["compare", str(run), str(run)]) == 1
+    assert "same run" in capsys.readouterr().err
+
+
+def test_paired_difference_over_the_animals_both_runs_scored(tmp_path):
+    from mouse_facial_expressions.evaluation.compare import paired_differences
+
+    strong, weak = _run(tmp_path, "strong", 0, 2.5), _run(tmp_path, "weak", 0, 0.3)
+    df = paired_differences([strong, weak], n_boot=200, seed=0)
+    r = df.iloc[0]
+    assert (r["run"], r["baseline"], r["level"]) == ("weak", "strong", "animal")
+    a = compare_runs([strong, weak], n_boot=0).set_index("run")["accuracy"]
+    assert r["difference"] == pytest.approx(a["weak"] - a["strong"])  # the same animals in both runs
+    assert r["low"] <= r["difference"] <= r["high"] and r["high"] < 0  # the weak run is worse, and the CI says so
+    assert r["only_baseline_right"] - r["only_run_right"] == round(-r["difference"] * r["n_units"])
+
+
+def test_a_copy_of_a_run_is_refused_as_the_same_run(tmp_path):
+    import shutil
+
+    run = _run(tmp_path, "r", 0, 1.6)
+    shutil.copytree(run, tmp_path / "copy")
+    with pytest.raises(ValueError, match="same run"):
+        compare_runs([run, tmp_path / "copy"], n_boot=0)
 
 
 def test_cli_missing_run_is_a_clear_error(tmp_path, capsys):

@@ -24,7 +24,10 @@ Unlabelled predictions (empty label) give scores per animal only.
 
 COMPARE_DESCRIPTION = """\
 Compare several runs in one table: key metrics with 95% bootstrap CIs over animals, all
-computed the same way (same level, resamples and seed) from each RUN/predictions.csv.
+computed the same way (same level, resamples and seed) from each RUN/predictions.csv. Then
+each run against the first on the units both scored: the accuracy difference with a PAIRED
+bootstrap CI over animals (what the runs share, such as the same hard animals, cancels), and
+how many units only one of the two calls right. A run given twice is refused.
 """
 
 
@@ -133,11 +136,13 @@ def run_zeroshot(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from mouse_facial_expressions.evaluation.compare import compare_runs, format_compare
+    from mouse_facial_expressions.evaluation.compare import compare_runs, format_compare, format_paired, paired_differences
 
     runs = [_resolve_run(r, args) for r in args.runs]
     df = compare_runs(runs, level=args.level, n_boot=args.bootstrap, seed=args.seed, metadata=args.metadata)
     print(format_compare(df))
+    if len(runs) > 1:
+        print(format_paired(paired_differences(runs, level=args.level, n_boot=args.bootstrap, seed=args.seed)))
     if args.out is not None:
         from mouse_facial_expressions.io.atomic import write_csv
 
