@@ -33,6 +33,8 @@ class TaskSpec(BaseModel):
     name: str = Field("task", description="Short name, shown in the README.")
     version: str | None = Field(None, description="Folder is task-<version>; None = project.dataset_version.")
     description: str = Field("", description="The task in words, for the README.")
+    class_names: list[str] = Field(default_factory=lambda: ["class 0", "class 1"],
+                                   description="Names of label 0 and label 1, used in reports and tables (e.g. baseline, sick).")
     rules: list[str] = Field(description="Label rules '<condition> -> <label>', e.g. 'recording == 1 -> 0'.")
     exclude_animals: list[str] = Field(default_factory=list)
     exclude_videos: list[str] = Field(default_factory=list)
@@ -51,6 +53,13 @@ class TaskSpec(BaseModel):
     def _safe_version(cls, v: str | None) -> str | None:
         if v is not None:
             check_version(v)
+        return v
+
+    @field_validator("class_names")
+    @classmethod
+    def _two_names(cls, v: list[str]) -> list[str]:
+        if len(v) != 2 or len(set(v)) != 2 or not all(str(n).strip() for n in v):
+            raise ValueError(f"class_names needs two different names [label 0, label 1], got {v!r}")
         return v
 
     @field_validator("rules")
@@ -73,6 +82,7 @@ _TASK1 = dict(
         "(sick before the experiment)."
     ),
     rules=["recording == 1 -> 0", 'recording == 4 and treatment == "high" -> 1'],
+    class_names=["baseline (pre-injection)", "sick (LPS high, 4 h)"],
     exclude_animals=["m18"],
     n_folds=5,
     val_fraction=0.2,

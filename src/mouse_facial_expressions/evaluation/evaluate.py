@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mouse_facial_expressions.evaluation.animal_table import DEFAULT_CLASS_NAMES, animal_scores_table
 from mouse_facial_expressions.evaluation.aggregate import aggregate_levels, validate_predictions
 from mouse_facial_expressions.evaluation.batch_effects import check_batch_effects
 from mouse_facial_expressions.evaluation.breakdown import add_sex, breakdown
@@ -169,6 +170,7 @@ def compute_results(
     title: str | None = None,
     warnings: list[str] | None = None,
     domain: dict | None = None,
+    class_names: list[str] | None = None,
 ) -> tuple[dict, dict[str, pd.DataFrame]]:
     """All numbers of an evaluation, without writing anything (``warnings``: lines from
     earlier stages, e.g. a fine-tuning overlap, shown with the batch-effect warnings; ``domain``:
@@ -230,6 +232,7 @@ def compute_results(
     results["warnings"] = list(warnings or []) + list(be.get("warnings", []))
     if domain is not None:
         results["domain"] = domain
+    results["class_names"] = list(class_names or DEFAULT_CLASS_NAMES)
     keep = [c for c in levels["animal"].columns if c != "videos"]
     scores = levels["animal"][keep].astype({"label": "Int64"})  # 0/1/empty, not 0.0/1.0/nan
     results["animal_scores"] = scores.to_dict(orient="records")
@@ -250,8 +253,9 @@ def metrics_long(results: dict) -> pd.DataFrame:
 
 def write_results(results: dict, levels: dict[str, pd.DataFrame], out_dir: str | Path,
                   extra_paths: dict[str, str] | None = None) -> dict[str, str]:
-    """Write ``predictions_{window,video,animal}.csv``, ``breakdown.csv``, ``metrics.csv`` and,
-    last, ``metrics.json`` (``results`` with ``paths``) into ``out_dir``; returns the paths."""
+    """Write ``predictions_{window,video,animal}.csv``, ``breakdown.csv``, ``metrics.csv``,
+    ``animal_scores.csv`` (one row per animal-condition, in words: ``evaluation.animal_table``)
+    and, last, ``metrics.json`` (``results`` with ``paths``) into ``out_dir``; returns the paths."""
     out = Path(out_dir)
     paths: dict[str, str] = {}
     for level, df in levels.items():
@@ -259,6 +263,11 @@ def write_results(results: dict, levels: dict[str, pd.DataFrame], out_dir: str |
     if results.get("breakdown"):
         paths["breakdown"] = str(write_csv(pd.DataFrame(results["breakdown"]), out / "breakdown.csv"))
     paths["metrics_csv"] = str(write_csv(metrics_long(results), out / "metrics.csv"))
+    settings = results.get("settings", {})
+    wide = animal_scores_table(levels["window"], levels["animal"], results.get("class_names") or DEFAULT_CLASS_NAMES,
+                               threshold=settings.get("threshold", THRESHOLD), n_boot=min(int(settings.get("n_boot", 1000)), 1000),
+                               seed=int(settings.get("seed", 0)))
+    paths["animal_scores"] = str(write_csv(wide, out / "animal_scores.csv"))
     paths.update(extra_paths or {})
     paths["metrics_json"] = str(out / "metrics.json")
     results["paths"] = paths
@@ -305,6 +314,17 @@ def run_inputs(run_dir: str | Path, metadata: str | Path | pd.DataFrame | None =
     return pred, meta, run_folder, warnings
 
 
+def run_class_names(run_folder: Path) -> list[str] | None:
+    """The class names of the task a run was trained on (``params.json`` -> ``task.yaml``), or None."""
+    from mouse_facial_expressions.data.tasks import load_spec
+
+    try:
+        task_dir = json.loads((run_folder / "params.json").read_text()).get("task_dir")
+        return list(load_spec(Path(task_dir) / "task.yaml").class_names) if task_dir else None
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
+
+
 def evaluate_run(
     run_dir: str | Path,
     out_dir: str | Path | None = None,
@@ -324,6 +344,7 @@ def evaluate_run(
     kwargs.setdefault("source", str(run_dir))
     kwargs.setdefault("title", f"mfe evaluation: {run_folder.name}")
     kwargs.setdefault("warnings", warnings)
+    kwargs.setdefault("class_names", run_class_names(run_folder))
     return evaluate_predictions(pred, meta, out_dir or run_folder / "evaluation", **kwargs)
 
 
