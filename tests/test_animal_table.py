@@ -59,3 +59,14 @@ def test_task_class_names_are_two_different_names():
     assert preset("task1").class_names == ["baseline (pre-injection)", "sick (LPS high, 4 h)"]
     with pytest.raises(ValueError, match="two different names"):
         TaskSpec(rules=["recording == 1 -> 0"], class_names=["a", "a"])
+
+
+def test_the_report_opens_with_the_headline_in_the_tasks_class_names(tmp_path):
+    from mouse_facial_expressions.report.runs import report_run
+
+    run, _ = _run(tmp_path, class_names=["baseline", "sick"])
+    report_run(run, n_boot=20)
+    html = (run / "evaluation" / "report.html").read_text()
+    lead = html[html.index("<p class='lead'>"):]
+    assert lead.startswith("<p class='lead'>Task: sick vs baseline (task).")
+    assert html.index("<p class='lead'>") < html.index("<h2 id='headline'>")

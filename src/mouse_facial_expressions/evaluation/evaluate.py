@@ -171,6 +171,7 @@ def compute_results(
     warnings: list[str] | None = None,
     domain: dict | None = None,
     class_names: list[str] | None = None,
+    task: dict | None = None,
 ) -> tuple[dict, dict[str, pd.DataFrame]]:
     """All numbers of an evaluation, without writing anything (``warnings``: lines from
     earlier stages, e.g. a fine-tuning overlap, shown with the batch-effect warnings; ``domain``:
@@ -232,7 +233,11 @@ def compute_results(
     results["warnings"] = list(warnings or []) + list(be.get("warnings", []))
     if domain is not None:
         results["domain"] = domain
-    results["class_names"] = list(class_names or DEFAULT_CLASS_NAMES)
+    results["task"] = dict(task or {})
+    results["class_names"] = list(class_names or results["task"].get("class_names") or DEFAULT_CLASS_NAMES)
+    labelled_w = levels["window"][levels["window"]["label"].notna()]
+    p = labelled_w["p1"].to_numpy(float)
+    results["summary"]["window_confidence"] = float(np.maximum(p, 1 - p).mean()) if len(p) else None
     keep = [c for c in levels["animal"].columns if c != "videos"]
     scores = levels["animal"][keep].astype({"label": "Int64"})  # 0/1/empty, not 0.0/1.0/nan
     results["animal_scores"] = scores.to_dict(orient="records")
@@ -314,15 +319,21 @@ def run_inputs(run_dir: str | Path, metadata: str | Path | pd.DataFrame | None =
     return pred, meta, run_folder, warnings
 
 
-def run_class_names(run_folder: Path) -> list[str] | None:
-    """The class names of the task a run was trained on (``params.json`` -> ``task.yaml``), or None."""
+def run_task(run_folder: Path) -> dict:
+    """What the report says about a run's task (``params.json`` -> ``task.yaml``): ``name``,
+    ``description``, ``class_names`` and ``synthetic`` (its frame store's project was made by
+    ``mfe synth``); ``{}`` when the task cannot be read."""
     from mouse_facial_expressions.data.tasks import load_spec
+    from mouse_facial_expressions.preprocess.domain import is_synthetic_project
 
     try:
-        task_dir = json.loads((run_folder / "params.json").read_text()).get("task_dir")
-        return list(load_spec(Path(task_dir) / "task.yaml").class_names) if task_dir else None
+        task_dir = Path(json.loads((run_folder / "params.json").read_text()).get("task_dir"))
+        spec = load_spec(task_dir / "task.yaml")
     except (OSError, ValueError, AttributeError, TypeError):
-        return None
+        return {}
+    frames = Path(spec.frames_dir) if spec.frames_dir else task_dir.parent.parent / "frames"
+    return {"name": spec.name, "description": spec.description, "class_names": list(spec.class_names),
+            "synthetic": bool(is_synthetic_project(frames.parent))}
 
 
 def evaluate_run(
@@ -344,7 +355,7 @@ def evaluate_run(
     kwargs.setdefault("source", str(run_dir))
     kwargs.setdefault("title", f"mfe evaluation: {run_folder.name}")
     kwargs.setdefault("warnings", warnings)
-    kwargs.setdefault("class_names", run_class_names(run_folder))
+    kwargs.setdefault("task", run_task(run_folder))
     return evaluate_predictions(pred, meta, out_dir or run_folder / "evaluation", **kwargs)
 
 

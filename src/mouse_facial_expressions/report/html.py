@@ -64,7 +64,8 @@ FIGURES: dict[str, tuple[str, str]] = {
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;background:#f6f7f9;color:#222}
 main{max-width:1180px;margin:0 auto;padding:24px 32px 64px;background:#fff}
-h1{font-size:26px;margin:8px 0 4px}h2{font-size:20px;margin:36px 0 10px;border-bottom:2px solid #e3e6ea;padding-bottom:4px}
+h1{font-size:26px;margin:8px 0 4px}.lead{font-size:17px;line-height:1.45;margin:14px 0 6px}
+.caveats{margin:4px 0 12px;color:#7a4b00}h2{font-size:20px;margin:36px 0 10px;border-bottom:2px solid #e3e6ea;padding-bottom:4px}
 h3{font-size:16px;margin:18px 0 6px}.sub{color:#666;font-size:13px}
 table{border-collapse:collapse;font-size:13px;margin:8px 0 14px}th,td{border:1px solid #dde1e6;padding:4px 9px;text-align:right}
 th{background:#f0f2f5}td.l,th.l{text-align:left}tr:nth-child(even) td{background:#fafbfc}
@@ -155,6 +156,15 @@ def _metrics_table(metrics: dict) -> str:
     for lv in levels:
         counts[lv] = f"{metrics[lv].get('n')} ({metrics[lv].get('n_pos')}) / {metrics[lv].get('n_animals')}"
     return table(rows + [counts], ["metric"] + levels)
+
+
+def _plain(results: dict) -> str:
+    """The plain-language headline and the caveats that apply (``report.headline``)."""
+    from mouse_facial_expressions.report.headline import caveats, headline
+
+    items = caveats(results, (results.get("summary") or {}).get("window_confidence"))
+    notes = f"<ul class='caveats'>{''.join(f'<li>{_e(c)}</li>' for c in items)}</ul>" if items else ""
+    return f"<section id='plain'><p class='lead'>{_e(headline(results))}</p>{notes}</section>"
 
 
 def _alerts(warnings: list[str]) -> str:
@@ -262,7 +272,7 @@ def render_report(results: dict, figures: dict[str, bytes]) -> str:
              f"<h1>{_e(title)}</h1><p class='sub'>{_e(results.get('source', ''))} · generated {_e(results.get('created', ''))}</p>",
              "<nav><a href='#headline'>metrics</a><a href='#figures'>figures</a><a href='#breakdown'>breakdown</a>"
              "<a href='#batch'>batch effects</a><a href='#saliency'>saliency</a><a href='#folds'>folds</a></nav>",
-             _alerts(results.get("warnings", [])), _domain_section(results.get("domain"))]
+             _plain(results), _alerts(results.get("warnings", [])), _domain_section(results.get("domain"))]
     parts.append("<h2 id='headline'>Summary</h2>")
     parts.append(table([{"windows": s.get("n_windows"), "videos": s.get("n_videos"), "animals": s.get("n_animals"),
                          "folds": s.get("n_folds"), "cohorts": s.get("n_cohorts"), "labelled": s.get("labelled")}]))

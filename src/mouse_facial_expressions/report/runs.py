@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from mouse_facial_expressions.evaluation.evaluate import (compute_results, metadata_from_task, run_class_names, run_inputs,
+from mouse_facial_expressions.evaluation.evaluate import (compute_results, metadata_from_task, run_task, run_inputs,
                                                           write_results)
 from mouse_facial_expressions.io.atomic import write_csv, write_json
 from mouse_facial_expressions.report import figures as F
@@ -72,7 +72,7 @@ def report_run(run_dir: str | Path, out_dir: str | Path | None = None,
     kwargs.setdefault("source", str(run_dir))
     kwargs.setdefault("title", f"mfe evaluation: {run_folder.name}")
     kwargs.setdefault("warnings", warnings)
-    kwargs.setdefault("class_names", run_class_names(run_folder))
+    kwargs.setdefault("task", run_task(run_folder))
     if report and "saliency" not in kwargs and list(run_folder.glob("fold*/fold.json")):
         kwargs["saliency"] = _run_saliency(run_folder)
     return report_predictions(pred, meta, out_dir or run_folder / "evaluation", report=report, **kwargs)
