@@ -55,20 +55,50 @@ def summarise(scores: pd.DataFrame, threshold: float = 0.5) -> dict:
             "seconds_scored": covered_seconds(scores["start_time"], scores["end_time"])}
 
 
-def plot_timecourse(scores: pd.DataFrame, path: Path, title: str) -> Path:
-    """PNG of ``p1`` over time (window centres), per-fold lines faint, the 0.5 line dashed."""
+def timecourse_points(scores: pd.DataFrame, windows: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The points a time course draws: ``t`` (window centre), the ``p1`` columns, ``resampled``;
+    windows with fewer than half their frames distinct (a short run stretched to a window) are
+    dropped, and a NaN row is put into every gap longer than twice the usual window spacing,
+    so the line breaks there instead of bridging time that was not scored."""
+    df = scores.reset_index(drop=True).copy()
+    df["t"] = (df["start_time"] + df["end_time"]).to_numpy(float) / 2
+    df["resampled"] = False
+    if windows is not None and len(windows) == len(df) and "rows" in windows:
+        rows = windows["rows"].tolist()
+        distinct = np.array([len(set(np.asarray(r).tolist())) for r in rows])
+        size = np.array([len(r) for r in rows])
+        df["resampled"] = windows["resampled"].to_numpy(bool) if "resampled" in windows else distinct < size
+        df = df[distinct * 2 >= size].reset_index(drop=True)
+    if len(df) > 2:
+        dt = np.diff(df["t"].to_numpy())
+        gaps = np.flatnonzero(dt > 2 * np.median(dt))
+        if len(gaps):
+            breaks = pd.DataFrame({"t": (df["t"].to_numpy()[gaps] + df["t"].to_numpy()[gaps + 1]) / 2})
+            df = pd.concat([df, breaks], ignore_index=True).sort_values("t", kind="stable").reset_index(drop=True)
+    return df
+
+
+def plot_timecourse(scores: pd.DataFrame, path: Path, title: str, windows: pd.DataFrame | None = None,
+                    class_name: str = "class 1") -> Path:
+    """PNG of ``p1`` over time (window centres; :func:`timecourse_points`): per-fold lines faint,
+    resampled windows hollow, the 0.5 line dashed, the y axis named after the class."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    pts = timecourse_points(scores, windows)
     fig, ax = plt.subplots(figsize=(8, 2.8), dpi=100)
-    t = (scores["start_time"] + scores["end_time"]).to_numpy(float) / 2
+    t = pts["t"].to_numpy(float)
     for c in [c for c in scores.columns if c.startswith("p1_")]:
-        ax.plot(t, scores[c], lw=0.8, alpha=0.35, label=c[3:])
-    ax.plot(t, scores["p1"], "k.-", lw=1.4, ms=3, label="p1 (mean)" if len(scores.columns) > 4 else "p1")
+        ax.plot(t, pts[c], lw=0.8, alpha=0.35, label=c[3:])
+    ax.plot(t, pts["p1"], "k-", lw=1.4, label="p1 (mean)" if len(scores.columns) > 4 else "p1")
+    res = pts["resampled"].fillna(False).astype(bool).to_numpy()
+    ax.plot(t[~res], pts["p1"].to_numpy(float)[~res], "k.", ms=4)
+    if res.any():
+        ax.plot(t[res], pts["p1"].to_numpy(float)[res], "o", mfc="none", mec="k", ms=4, label="resampled window")
     ax.axhline(0.5, color="grey", ls="--", lw=0.8)
-    ax.set(ylim=(-0.02, 1.02), xlabel="time (s)", ylabel="P(class 1)", title=title)
+    ax.set(ylim=(-0.02, 1.02), xlabel="time (s)", ylabel=f"P({class_name})", title=title)
     ax.legend(fontsize=7, loc="upper right", ncol=4)
     fig.tight_layout()
     try:
@@ -140,7 +170,7 @@ class PredictReport:
 
 
 def finish_video(name: str, frames: pd.DataFrame, info: dict, windows: pd.DataFrame, per_member: np.ndarray,
-                 names: list[str], out_dir: Path) -> VideoPrediction:
+                 names: list[str], out_dir: Path, class_name: str = "class 1") -> VideoPrediction:
     """One scored video's outputs: ``<video>_scores.csv``, ``<video>_timecourse.png`` and its summary row."""
     scores = scores_table(windows, per_member, names)
     res = VideoPrediction(name, "done", n_frames_kept=len(frames), video_seconds=info["video_seconds"],
@@ -148,7 +178,7 @@ def finish_video(name: str, frames: pd.DataFrame, info: dict, windows: pd.DataFr
     if not len(windows):
         res.warnings.append(f"{name}: no window to score ({len(frames)} usable frames kept)")
     res.scores_csv = write_csv(scores, out_dir / f"{name}_scores.csv")
-    res.timecourse_png = plot_timecourse(scores, out_dir / f"{name}_timecourse.png", name)
+    res.timecourse_png = plot_timecourse(scores, out_dir / f"{name}_timecourse.png", name, windows, class_name)
     return res
 
 

@@ -97,7 +97,11 @@ def model_settings(ens: FoldEnsemble, cfg: Config | None = None) -> dict:
     if s["source"] == "config" and task_dir:
         log.warning("the model's frame store is not reachable (task %s): using the project's extract settings", task_dir)
     s.update(num_frames=ens.num_frames, frame_stride=ens.frame_stride, image_size=ens.image_size,
-             channels=ens.channels)
+             channels=ens.channels, class_names=["class 0", "class 1"])
+    if task_dir and (Path(task_dir) / "task.yaml").is_file():
+        from mouse_facial_expressions.data.tasks import load_spec
+
+        s["class_names"] = list(load_spec(Path(task_dir) / "task.yaml").class_names)
     return s
 
 
@@ -261,7 +265,8 @@ def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = No
         for vp, per_member in ready:
             dec, windows, t0 = pending.pop(vp)
             try:
-                res = finish_video(vp.stem, dec.frames, dec.info, windows, per_member, ens.names, out_dir)
+                res = finish_video(vp.stem, dec.frames, dec.info, windows, per_member, ens.names, out_dir,
+                                   settings["class_names"][1])
                 res.domain_warning = domain_warning(vp, dec.crops, dec.frames, train_domain, cfg, res.warnings)
                 if preview:
                     res.preview_png = write_preview(dec.crops, dec.frames, windows, out_dir / f"{vp.stem}_preview.png")
