@@ -70,3 +70,23 @@ def test_the_report_opens_with_the_headline_in_the_tasks_class_names(tmp_path):
     lead = html[html.index("<p class='lead'>"):]
     assert lead.startswith("<p class='lead'>Task: sick vs baseline (task).")
     assert html.index("<p class='lead'>") < html.index("<h2 id='headline'>")
+
+
+def test_the_report_states_how_the_run_was_trained(tmp_path):
+    from mouse_facial_expressions.report.runs import report_run
+
+    run, _ = _run(tmp_path, class_names=["baseline", "sick"])
+    params = json.loads((run / "params.json").read_text())
+    params.update(model="advanced", backbone="resnet18", image_size=64, num_frames=8, epochs=4, recipe="mfe2", select="val_loss")
+    (run / "params.json").write_text(json.dumps(params))
+    for k, (best, sec) in enumerate([(2, 60.0), (3, 90.0)]):
+        (run / f"fold{k}").mkdir()
+        (run / f"fold{k}" / "fold.json").write_text(json.dumps({"fold": k, "best_epoch": best, "epochs_trained": 4,
+                                                                "seconds": sec, "precision": "32-true"}))
+    res = report_run(run, n_boot=0, report=False)
+    assert res["training"]["seconds"] == 150.0 and [f["kept_epoch"] for f in res["training"]["folds"]] == [3, 4]
+    from mouse_facial_expressions.report.html import _training_line
+
+    line = _training_line(res["training"])
+    assert "advanced model, resnet18 backbone" in line and "64 px" in line and "4 epochs per fold" in line
+    assert "fold 0: epoch 3 of 4, fold 1: epoch 4 of 4" in line and "2.5 min" in line and "32-true" in line

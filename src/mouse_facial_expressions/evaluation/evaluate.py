@@ -172,6 +172,7 @@ def compute_results(
     domain: dict | None = None,
     class_names: list[str] | None = None,
     task: dict | None = None,
+    training: dict | None = None,
 ) -> tuple[dict, dict[str, pd.DataFrame]]:
     """All numbers of an evaluation, without writing anything (``warnings``: lines from
     earlier stages, e.g. a fine-tuning overlap, shown with the batch-effect warnings; ``domain``:
@@ -234,6 +235,7 @@ def compute_results(
     if domain is not None:
         results["domain"] = domain
     results["task"] = dict(task or {})
+    results["training"] = dict(training or {})
     results["class_names"] = list(class_names or results["task"].get("class_names") or DEFAULT_CLASS_NAMES)
     labelled_w = levels["window"][levels["window"]["label"].notna()]
     p = labelled_w["p1"].to_numpy(float)
@@ -319,6 +321,27 @@ def run_inputs(run_dir: str | Path, metadata: str | Path | pd.DataFrame | None =
     return pred, meta, run_folder, warnings
 
 
+def run_training(run_folder: Path) -> dict:
+    """How a run was trained, for the report: model, backbone, image size, epochs, recipe,
+    precision and per fold the kept epoch (1-based) and the seconds it took; ``{}`` without
+    ``params.json``."""
+    try:
+        p = json.loads((run_folder / "params.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    folds = []
+    for f in sorted(run_folder.glob("fold*/fold.json")):
+        try:
+            d = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        folds.append({"fold": d.get("fold"), "kept_epoch": None if d.get("best_epoch") is None else int(d["best_epoch"]) + 1,
+                      "epochs_trained": d.get("epochs_trained"), "seconds": d.get("seconds"), "precision": d.get("precision")})
+    keys = ("model", "backbone", "pretrained", "image_size", "num_frames", "frame_stride", "epochs", "recipe", "select")
+    return {**{k: p.get(k) for k in keys}, "folds": folds,
+            "seconds": round(sum(f["seconds"] or 0 for f in folds), 1) if folds else None}
+
+
 def run_task(run_folder: Path) -> dict:
     """What the report says about a run's task (``params.json`` -> ``task.yaml``): ``name``,
     ``description``, ``class_names`` and ``synthetic`` (its frame store's project was made by
@@ -356,6 +379,7 @@ def evaluate_run(
     kwargs.setdefault("title", f"mfe evaluation: {run_folder.name}")
     kwargs.setdefault("warnings", warnings)
     kwargs.setdefault("task", run_task(run_folder))
+    kwargs.setdefault("training", run_training(run_folder))
     return evaluate_predictions(pred, meta, out_dir or run_folder / "evaluation", **kwargs)
 
 

@@ -164,7 +164,22 @@ def _plain(results: dict) -> str:
 
     items = caveats(results, (results.get("summary") or {}).get("window_confidence"))
     notes = f"<ul class='caveats'>{''.join(f'<li>{_e(c)}</li>' for c in items)}</ul>" if items else ""
-    return f"<section id='plain'><p class='lead'>{_e(headline(results))}</p>{notes}</section>"
+    return (f"<section id='plain'><p class='lead'>{_e(headline(results))}</p>{notes}"
+            f"{_training_line(results.get('training') or {})}</section>")
+
+
+def _training_line(tr: dict) -> str:
+    """Model, backbone, image size, epochs, recipe, kept epoch per fold and training time."""
+    if not tr.get("model"):
+        return ""
+    kept = ", ".join(f"fold {f['fold']}: epoch {f['kept_epoch']} of {f['epochs_trained']}" for f in tr.get("folds", [])
+                     if f.get("kept_epoch") is not None)
+    mins = f"; training took {tr['seconds'] / 60:.1f} min" if tr.get("seconds") else ""
+    prec = {f.get("precision") for f in tr.get("folds", []) if f.get("precision")}
+    return (f"<p class='sub'>Trained: {_e(tr['model'])} model, {_e(tr.get('backbone'))} backbone "
+            f"({_e(tr.get('pretrained') or 'none')} weights), {_e(tr.get('image_size'))} px crops, clips of "
+            f"{_e(tr.get('num_frames'))} frames, {_e(tr.get('epochs'))} epochs per fold, recipe {_e(tr.get('recipe'))}"
+            f"{', ' + _e(', '.join(sorted(prec))) if prec else ''}{mins}. Kept epoch per fold (by {_e(tr.get('select') or 'validation')}): {_e(kept)}.</p>")
 
 
 def _alerts(warnings: list[str]) -> str:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from mouse_facial_expressions.evaluation.evaluate import (compute_results, metadata_from_task, run_task, run_inputs,
-                                                          write_results)
+from mouse_facial_expressions.evaluation.evaluate import (compute_results, metadata_from_task, run_inputs, run_task,
+                                                          run_training, write_results)
 from mouse_facial_expressions.io.atomic import write_csv, write_json
 from mouse_facial_expressions.report import figures as F
 from mouse_facial_expressions.report.html import write_report
@@ -73,6 +73,7 @@ def report_run(run_dir: str | Path, out_dir: str | Path | None = None,
     kwargs.setdefault("title", f"mfe evaluation: {run_folder.name}")
     kwargs.setdefault("warnings", warnings)
     kwargs.setdefault("task", run_task(run_folder))
+    kwargs.setdefault("training", run_training(run_folder))
     if report and "saliency" not in kwargs and list(run_folder.glob("fold*/fold.json")):
         kwargs["saliency"] = _run_saliency(run_folder)
     return report_predictions(pred, meta, out_dir or run_folder / "evaluation", report=report, **kwargs)
