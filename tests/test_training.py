@@ -297,3 +297,19 @@ def test_an_epoch_without_validation_is_recalibrated_at_its_end_and_once_only():
     cb.on_train_epoch_end(None, module)
     assert torch.allclose(bn1.running_mean, after_validation + 1.0)  # the batches were used up by validation
     assert not torch.allclose(after_validation, recalibrated)
+
+
+def test_each_fold_prints_a_time_estimate_from_its_first_batches(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from mouse_facial_expressions.training import callbacks
+
+    clock = iter([100.0, 108.0])  # batch 0 ends at 100 s, batch 4 at 108 s: 2 s a batch
+    monkeypatch.setattr(callbacks.time, "time", lambda: next(clock))
+    cb = callbacks.FoldTimeEstimate(fold=2, epochs=3, n=4)
+    trainer = SimpleNamespace(is_global_zero=True, num_training_batches=50, current_epoch=0)
+    for i in range(8):
+        cb.on_train_batch_end(trainer, None, None, None, i)
+    out = capsys.readouterr().out
+    assert out.count("fold 2: about") == 1  # once, after the timed batches
+    assert "1 min 40 s per epoch of 50 batches" in out and "4 min 50 s for the rest" in out  # (150 - 5) x 2 s

@@ -52,6 +52,33 @@ class EpochLine(pl.Callback):
         tqdm.write(f"fold {self.fold} epoch {e + 1}/{self.epochs}: " + ", ".join(parts) + f" ({self.seconds[-1]:.0f} s{eta})")
 
 
+class FoldTimeEstimate(pl.Callback):
+    """A time estimate for the fold from a short timed warm-up: the first ``n`` training batches
+    after one untimed batch (allocation, first-call overheads), times the batches of an epoch
+    and the epochs. Printed once, early in the first epoch, so a long run can be stopped and
+    resized before it has cost much."""
+
+    def __init__(self, fold: int, epochs: int, n: int = 4):
+        self.fold, self.epochs, self.n = fold, epochs, n
+        self.t0: float | None = None
+        self.done = False
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.done or not trainer.is_global_zero:
+            return
+        if batch_idx == 0:
+            self.t0 = time.time()
+        elif self.t0 is not None and batch_idx == self.n:
+            per = (time.time() - self.t0) / self.n
+            batches = trainer.num_training_batches
+            if isinstance(batches, (int, float)) and batches != float("inf"):
+                left = per * (batches * self.epochs - (trainer.current_epoch * batches + batch_idx + 1))
+                tqdm.write(f"fold {self.fold}: about {format_seconds(per * batches)} per epoch of {int(batches)} batches, "
+                           f"{format_seconds(left)} for the rest of its training (timed on {self.n} batches; "
+                           "validation and testing add to it)")
+            self.done = True
+
+
 def format_seconds(s: float) -> str:
     """``75`` -> ``"1 min 15 s"``, ``4000`` -> ``"1 h 07 min"``."""
     s = int(round(s))

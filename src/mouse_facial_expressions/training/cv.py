@@ -45,7 +45,8 @@ from mouse_facial_expressions.data.predictions import PREDICTION_COLUMNS  # noqa
 from mouse_facial_expressions.io.atomic import write_csv, write_text  # noqa: E402
 from mouse_facial_expressions.io.checkpoint import load_weights_only  # noqa: E402
 from mouse_facial_expressions.io.checkpoint import UnsafeCheckpointError  # noqa: E402
-from mouse_facial_expressions.training.callbacks import EpochLine, LastCheckpoint, RecalibrateBatchNorm, SamplerEpoch  # noqa: E402
+from mouse_facial_expressions.training.callbacks import (EpochLine, FoldTimeEstimate, LastCheckpoint,  # noqa: E402
+                                                          RecalibrateBatchNorm, SamplerEpoch)
 from mouse_facial_expressions.training.domain import fold_domain  # noqa: E402
 from mouse_facial_expressions.training.module import ClipClassifier, auto_precision, model_from_checkpoint  # noqa: E402
 from mouse_facial_expressions.training.selection import SELECT_DESCRIPTIONS  # noqa: E402
@@ -253,6 +254,7 @@ def train_fold(
     callbacks += [best_cb, LastCheckpoint(fold_dir / "last.ckpt"), SamplerEpoch(data.get("train_sampler"))]
     if not progress:
         callbacks.append(EpochLine(fold, p.epochs))
+    callbacks.append(FoldTimeEstimate(fold, p.epochs))
     if fold_callbacks is not None:
         callbacks += list(fold_callbacks(fold, test_dl))
     run_id = None
