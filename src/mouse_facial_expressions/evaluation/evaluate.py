@@ -173,6 +173,7 @@ def compute_results(
     class_names: list[str] | None = None,
     task: dict | None = None,
     training: dict | None = None,
+    regions: list[dict] | None = None,
 ) -> tuple[dict, dict[str, pd.DataFrame]]:
     """All numbers of an evaluation, without writing anything (``warnings``: lines from
     earlier stages, e.g. a fine-tuning overlap, shown with the batch-effect warnings; ``domain``:
@@ -236,6 +237,8 @@ def compute_results(
         results["domain"] = domain
     results["task"] = dict(task or {})
     results["training"] = dict(training or {})
+    if regions:
+        results["regions"] = list(regions)  # region occlusion (inference.occlusion), for the report
     results["class_names"] = list(class_names or results["task"].get("class_names") or DEFAULT_CLASS_NAMES)
     labelled_w = levels["window"][levels["window"]["label"].notna()]
     p = labelled_w["p1"].to_numpy(float)

@@ -22,6 +22,26 @@ def last_conv_layer(model):
     return convs[-1]
 
 
+def feature_layer(model, clip_shape: tuple[int, ...], min_side: int = 8):
+    """The last ``nn.Conv2d`` whose feature map is at least ``min_side`` x ``min_side`` for clips of
+    ``clip_shape`` ``(T, C, H, W)``: a map that can tell the eye from the ear (the last layer of a
+    resnet at 64 px is 2 x 2). Falls back to :func:`last_conv_layer` when none is that large."""
+    import torch
+    import torch.nn as nn
+
+    sizes: dict = {}
+    hooks = [m.register_forward_hook(lambda mod, _i, out: sizes.__setitem__(mod, tuple(out.shape[-2:])))
+             for m in model.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            model(torch.zeros((1, *clip_shape)))
+    finally:
+        for h in hooks:
+            h.remove()
+    big = [m for m in model.modules() if isinstance(m, nn.Conv2d) and min(sizes.get(m, (0, 0))) >= min_side]
+    return big[-1] if big else last_conv_layer(model)
+
+
 def grad_cam(
     model,
     clip,
@@ -99,21 +119,13 @@ def grad_cam(
     return out[0] if (single or b == 1) else out
 
 
-def run_saliency_examples(run_dir, n_per_class: int = 2, max_windows: int = 400) -> list[dict]:
-    """Grad-CAM examples from a training run, for the report.
-
-    Takes the first fold's selected checkpoint, the test windows of that fold (animals the
-    model never saw), and for each class the ``n_per_class`` windows the model scores most
-    confidently as that class. Returns items for :func:`report.figures.saliency_figure`.
-
-    Raises:
-        FileNotFoundError: the run has no checkpoint, or its task / frame store is gone.
-    """
+def _fold_test_items(run_dir, max_windows: int):
+    """The first fold's model, checkpoint data and evenly spread test windows with their ``p1``."""
     import torch
 
     from mouse_facial_expressions.data.datasets import fold_datasets
-    from mouse_facial_expressions.training.runs import fold_checkpoints
     from mouse_facial_expressions.training.module import load_model_from_checkpoint
+    from mouse_facial_expressions.training.runs import fold_checkpoints
 
     fold, ckpt = fold_checkpoints(run_dir)[0]
     model, hp = load_model_from_checkpoint(ckpt)
@@ -122,15 +134,30 @@ def run_saliency_examples(run_dir, n_per_class: int = 2, max_windows: int = 400)
     ds = fold_datasets(d["task_dir"], int(d.get("fold", fold)), num_frames=d["num_frames"],
                        frame_stride=d["frame_stride"], image_size=d["image_size"],
                        train_augmentation=False)["test"]
-    mean, std = float(d["norm_mean"][0]), float(d["norm_std"][0])
-    idx = np.linspace(0, len(ds) - 1, min(len(ds), max_windows)).round().astype(int)
-    items = [ds[int(i)] for i in np.unique(idx)]
+    idx = np.unique(np.linspace(0, len(ds) - 1, min(len(ds), max_windows)).round().astype(int))
+    items = [ds[int(i)] for i in idx]
     with torch.no_grad():
         p1 = np.concatenate([
             torch.softmax(model(torch.stack([it["clip"] for it in items[k:k + 16]]).float()), 1)[:, 1].numpy()
             for k in range(0, len(items), 16)
         ])
-    layer = last_conv_layer(model)
+    return model, d, ds, idx, items, p1
+
+
+def run_saliency_examples(run_dir, n_per_class: int = 2, max_windows: int = 400) -> list[dict]:
+    """Grad-CAM examples from a training run, for the report.
+
+    Takes the first fold's selected checkpoint, the test windows of that fold (animals the
+    model never saw), and for each class the ``n_per_class`` windows the model scores most
+    confidently as that class. The maps come from the last convolution with at least 8 x 8
+    cells (:func:`feature_layer`). Returns items for :func:`report.figures.saliency_figure`.
+
+    Raises:
+        FileNotFoundError: the run has no checkpoint, or its task / frame store is gone.
+    """
+    model, d, _, _, items, p1 = _fold_test_items(run_dir, max_windows)
+    mean, std = float(d["norm_mean"][0]), float(d["norm_std"][0])
+    layer = feature_layer(model, tuple(items[0]["clip"].shape))
     out = []
     for label in (0, 1):
         cand = [k for k, it in enumerate(items) if int(it["label"]) == label]
@@ -141,5 +168,49 @@ def run_saliency_examples(run_dir, n_per_class: int = 2, max_windows: int = 400)
             heat = grad_cam(model, it["clip"], layer, target_class=1)
             grey = (it["clip"][:, 0].numpy() * std + mean).clip(0, 1)  # (T, H, W) back to [0, 1]
             out.append({"frames": grey, "heatmaps": heat,
-                        "title": f"{it['video']}\nt={it['start_time']:.1f} s label={label} p1={p1[k]:.2f}"})
+                        "title": f"{it['video']}\nt={it['start_time']:.1f} s\nlabel {label}, p1 {p1[k]:.2f}"})
     return out
+
+
+def run_region_importance(run_dir, class_names=("class 0", "class 1"), per_class: int = 48, n_boot: int = 1000):
+    """:func:`inference.occlusion.region_importance` on the first fold's test windows (up to
+    ``per_class`` of each class), with the crop-space landmarks from the task's frame table."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from mouse_facial_expressions.inference.occlusion import region_importance
+
+    model, d, ds, idx, items, _ = _fold_test_items(run_dir, 4 * per_class)
+    frames = pd.read_parquet(Path(d["task_dir"]) / "frames.parquet").set_index(["video", "row"])
+    store_side = _store_side(d["task_dir"])
+    scale = items[0]["clip"].shape[-1] / store_side
+    picked = {0: [], 1: []}
+    for k, it in zip(idx, items):
+        y = int(it["label"])
+        if len(picked[y]) < per_class:
+            picked[y].append((int(k), it))
+    clips, points, labels = [], [], []
+    for y in (0, 1):
+        for k, it in picked[y]:
+            w = ds.windows.iloc[k]
+            rows = frames.loc[[(str(w["video"]), int(r)) for r in w["rows"]]]
+            points.append({role: rows[[f"{role}_x", f"{role}_y"]].to_numpy(np.float32) * scale for role in ("eye", "ear", "nose")
+                           if f"{role}_x" in rows})
+            clips.append(it["clip"])
+            labels.append(y)
+    return region_importance(model, clips, points, np.asarray(labels), class_names, n_boot=n_boot)
+
+
+def _store_side(task_dir) -> int:
+    """The crop side of the frame store a task was made from (``store.json`` ``out_size``)."""
+    from pathlib import Path
+
+    from mouse_facial_expressions.preprocess.store import read_store_json
+    from mouse_facial_expressions.training.domain import task_frames_dir
+
+    fdir = task_frames_dir(Path(task_dir))
+    stored = read_store_json(fdir) if fdir is not None else None
+    if not stored or "out_size" not in stored:
+        raise FileNotFoundError(f"{task_dir}: the frame store's store.json (crop size) is not reachable")
+    return int(stored["out_size"])

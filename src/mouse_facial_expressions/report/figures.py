@@ -253,7 +253,7 @@ def saliency_figure(items: list[dict], max_frames: int = 6) -> bytes:
         _no_data(fig, fig.add_subplot(), "no saliency maps")
         return _png(fig)
     ncols = min(max_frames, max(len(it["frames"]) for it in items))
-    fig = _figure(1.6 * ncols + 0.6, 1.75 * len(items) + 0.2)
+    fig = _figure(1.6 * ncols + 2.6, 1.75 * len(items) + 0.4)
     axes = fig.subplots(len(items), ncols, squeeze=False)
     for r, it in enumerate(items):
         frames, heats = it["frames"], it["heatmaps"]
@@ -266,8 +266,14 @@ def saliency_figure(items: list[dict], max_frames: int = 6) -> bytes:
                 continue
             ax.imshow(overlay(frames[idx[c]], heats[idx[c]]))
             if c == 0:
-                ax.set_ylabel(it.get("title", ""), fontsize=7, rotation=0, ha="right", va="center")
+                ax.set_ylabel(it.get("title", ""), fontsize=8, rotation=0, ha="right", va="center", labelpad=6)
             if r == 0:
-                ax.set_title(f"frame {idx[c]}", fontsize=7)
-    fig.subplots_adjust(wspace=0.03, hspace=0.06)
+                ax.set_title(f"frame {idx[c]}", fontsize=8)
+    fig.subplots_adjust(left=0.2, right=0.9, wspace=0.03, hspace=0.06)
+    from matplotlib import cm, colors
+
+    cax = fig.add_axes((0.92, 0.15, 0.015, 0.7))
+    bar = fig.colorbar(cm.ScalarMappable(norm=colors.Normalize(0, 1), cmap="jet"), cax=cax)
+    bar.set_label("Grad-CAM: share of the frame's strongest\nevidence for the class-1 score", fontsize=7)
+    bar.ax.tick_params(labelsize=7)
     return _png(fig)

@@ -267,8 +267,20 @@ def _breakdown_section(rows: list[dict]) -> str:
     return "".join(out)
 
 
-def _saliency_section(figures: dict) -> str:
-    out = ["<h2 id='saliency'>Saliency</h2>"]
+def _regions_table(rows: list[dict]) -> str:
+    """Region occlusion (``inference.occlusion``): how much p1 drops when each region is masked."""
+    if not rows:
+        return ""
+    cells = [{"true class": r["class"], "region masked": r["region"], "windows": r["n_windows"],
+              "p1 drop [95% CI]": fmt_ci(r["mean_drop"], r["low"], r["high"])} for r in rows]
+    return ("<h3>Which region the score leans on (occlusion)</h3><p class='sub'>Each region of every frame of a test "
+            "window is replaced by the frame's mean grey in turn; the drop of p1 (original minus masked) says how much "
+            "the score relied on it: positive = the region raised p1, negative = it lowered p1, near 0 = not used. "
+            "CIs resample windows (first fold's test animals).</p>" + table(cells))
+
+
+def _saliency_section(figures: dict, regions: list[dict] | None = None) -> str:
+    out = ["<h2 id='saliency'>Saliency</h2>", _regions_table(regions or [])]
     if "saliency" in figures:
         out.append(figure_html("saliency", figures["saliency"]))
     else:
@@ -312,7 +324,7 @@ def render_report(results: dict, figures: dict[str, bytes]) -> str:
         parts.append(f"<details {'open' if not results.get('metrics') else ''}><summary>Per-animal scores ({len(animals)} rows)</summary>{table(animals, cols)}</details>")
     parts.append(_breakdown_section(results.get("breakdown", [])))
     parts.append(_batch_section(results.get("batch_effects", {}), figures))
-    parts.append(_saliency_section(figures))
+    parts.append(_saliency_section(figures, results.get("regions")))
     folds = results.get("per_fold", [])
     if folds:
         heads = {"balanced_accuracy": "balanced accuracy", "auroc": "AUROC"}

@@ -76,6 +76,7 @@ def report_run(run_dir: str | Path, out_dir: str | Path | None = None,
     kwargs.setdefault("training", run_training(run_folder))
     if report and "saliency" not in kwargs and list(run_folder.glob("fold*/fold.json")):
         kwargs["saliency"] = _run_saliency(run_folder)
+        kwargs.setdefault("regions", _run_regions(run_folder, kwargs["task"].get("class_names")))
     return report_predictions(pred, meta, out_dir or run_folder / "evaluation", report=report, **kwargs)
 
 
@@ -86,6 +87,16 @@ def _run_saliency(run_folder: Path) -> list[dict] | None:
         return run_saliency_examples(run_folder)
     except (FileNotFoundError, KeyError, ValueError) as err:
         log.warning("no saliency maps in the report: %s", err)
+        return None
+
+
+def _run_regions(run_folder: Path, class_names) -> list[dict] | None:
+    from mouse_facial_expressions.inference.saliency import run_region_importance
+
+    try:
+        return run_region_importance(run_folder, class_names or ("class 0", "class 1"), per_class=16).to_dict(orient="records")
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        log.warning("no region occlusion table in the report: %s", err)
         return None
 
 
