@@ -34,3 +34,23 @@ def test_training_import_keeps_lightning_quiet_after_its_own_reset():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == [str(logging.WARNING), str(logging.WARNING)]
+
+
+def test_third_party_deprecation_warnings_stay_off_the_terminal_unless_verbose():
+    import warnings
+
+    from mouse_facial_expressions._logs import quiet_third_party
+
+    def emitted(enable: bool) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            quiet_third_party(enable)
+            warnings.warn_explicit("old API", FutureWarning, "x.py", 1, module="lightning.pytorch.utilities._pytree")
+            warnings.warn_explicit("`isinstance(treespec, LeafSpec)` is deprecated, use ...", FutureWarning, "y.py", 1,
+                                   module="lightning.pytorch.loops")
+            warnings.warn_explicit("ours", FutureWarning, "z.py", 1, module="mouse_facial_expressions.training")
+        quiet_third_party(False)
+        return [str(w.message) for w in caught]
+
+    assert emitted(True) == ["ours"]  # ours still reach the user
+    assert len(emitted(False)) == 3

@@ -1,5 +1,6 @@
-"""Keep third-party INFO chatter (Lightning banners and tips, MLflow's database set-up) off
-the terminal of ``mfe`` commands.
+"""Keep third-party INFO chatter (Lightning banners and tips, MLflow's database set-up) and
+third-party deprecation and tracer warnings (Lightning's ``LeafSpec``, ONNX export tracing) off
+the terminal of ``mfe`` commands; ``mfe -v`` shows them all.
 
 Lightning and MLflow reset their loggers' levels when they are first imported, which ``mfe``
 does lazily, after the command line has been parsed. So :func:`quiet_third_party` records the
@@ -10,7 +11,10 @@ wish and :func:`requiet` applies it again right after those imports (``training.
 from __future__ import annotations
 
 import logging
+import warnings
 
+#: Modules whose DeprecationWarning/FutureWarning are theirs to fix, not the user's.
+WARNING_MODULES = r"(lightning|pytorch_lightning|torch|torchvision|mlflow|onnx|onnxruntime|sklearn|albumentations)(\.|$)"
 THIRD_PARTY = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "mlflow", "alembic", "numexpr")
 _quiet = False
 
@@ -19,6 +23,11 @@ def quiet_third_party(enable: bool = True) -> None:
     """Raise the third-party loggers to WARNING now and after their later imports."""
     global _quiet
     _quiet = bool(enable)
+    if _quiet:
+        for category in (DeprecationWarning, FutureWarning):
+            warnings.filterwarnings("ignore", category=category, module=WARNING_MODULES)
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")  # torch's, raised from Lightning
+        warnings.filterwarnings("ignore", message=r"Converting a tensor to a Python (boolean|index)")  # TracerWarning
     requiet()
 
 
