@@ -175,7 +175,7 @@ def test_cli_evaluate_and_compare(tmp_path, capsys):
     run = _run(tmp_path, "cli_run", 0, 1.6)
     assert main(["evaluate", str(run), "--out", str(tmp_path / "ev"), "--bootstrap", "20", "--no-report"]) == 0
     out = capsys.readouterr().out
-    assert "animal (n=18)" in out and "accuracy" in out and str(tmp_path / "ev") in out
+    assert "animal (n=18 animal-conditions)" in out and "accuracy" in out and str(tmp_path / "ev") in out
     assert (tmp_path / "ev" / "metrics.csv").is_file() and not (tmp_path / "ev" / "report.html").exists()
     other = _run(tmp_path, "cli_other", 1, 0.3)
     assert main(["compare", str(run), str(other), "--bootstrap", "10", "--out", str(tmp_path / "cmp.csv")]) == 0

@@ -399,7 +399,8 @@ def headline(results: dict, level: str = "animal") -> str:
             v = "nan" if d["value"] is None else f"{d['value']:.3f}"
             ci = "" if d["low"] is None else f" [{d['low']:.3f}, {d['high']:.3f}]"
             parts.append(f"{name} {v}{ci}")
-        lines.append(f"{lv:>7} (n={ms[lv]['n']}): " + ", ".join(parts))
+        unit = " animal-conditions" if lv == "animal" else ""  # one animal in one condition
+        lines.append(f"{lv:>7} (n={ms[lv]['n']}{unit}): " + ", ".join(parts))
     if not ms:
         lines.append(f"no labels: scores for {results['summary']['n_animals']} animals in predictions_animal.csv")
     for w in results.get("warnings", []):

@@ -155,7 +155,10 @@ def _metrics_table(metrics: dict) -> str:
     counts = {"metric": "n (positives) / animals"}
     for lv in levels:
         counts[lv] = f"{metrics[lv].get('n')} ({metrics[lv].get('n_pos')}) / {metrics[lv].get('n_animals')}"
-    return table(rows + [counts], ["metric"] + levels)
+    note = ("<p class='sub'>n counts the units of each level: windows (clips of consecutive frames), videos, and "
+            "at animal level animal-conditions, i.e. one animal in one condition (an animal filmed at baseline and "
+            "when sick counts twice); CIs resample whole animals.</p>")
+    return table(rows + [counts], ["metric"] + levels) + note
 
 
 def _plain(results: dict) -> str:
