@@ -93,7 +93,7 @@ def plot_timecourse(scores: pd.DataFrame, path: Path, title: str, windows: pd.Da
     for c in [c for c in scores.columns if c.startswith("p1_")]:
         ax.plot(t, pts[c], lw=0.8, alpha=0.35, label=c[3:])
     ax.plot(t, pts["p1"], "k-", lw=1.4, label="p1 (mean)" if len(scores.columns) > 4 else "p1")
-    res = pts["resampled"].fillna(False).astype(bool).to_numpy()
+    res = pts["resampled"].eq(True).to_numpy()  # NaN (a gap row) is not resampled
     ax.plot(t[~res], pts["p1"].to_numpy(float)[~res], "k.", ms=4)
     if res.any():
         ax.plot(t[res], pts["p1"].to_numpy(float)[res], "o", mfc="none", mec="k", ms=4, label="resampled window")
