@@ -65,19 +65,20 @@ def test_quantize_needs_the_onnx_backend(run, tmp_path):
 
 
 def test_the_cached_export_is_reused_until_a_checkpoint_changes(run, tmp_path):
-    run_dir = tmp_path / "run"
-    shutil.copytree(run.run_dir, run_dir, ignore=shutil.ignore_patterns("onnx"))
-    first, reused = ob.exported_model(load_ensemble(run_dir))
-    assert not reused and first.parent == run_dir / "onnx"
-    again, reused = ob.exported_model(load_ensemble(run_dir))
+    # a private copy of one fold's checkpoint: the run's best checkpoints live outside the run
+    # folder (models/checkpoints_*), and the session's run must stay as it is
+    ckpt = tmp_path / "model.ckpt"
+    shutil.copy(dict(fold_checkpoints(run.run_dir))[1], ckpt)
+    first, reused = ob.exported_model(load_ensemble(ckpt))
+    assert not reused and first.parent == tmp_path / "onnx"
+    again, reused = ob.exported_model(load_ensemble(ckpt))
     assert reused and again == first
-    # retrain fold 1 (here: change one weight in its checkpoint): a new export, the stale one goes
-    ckpt = dict(fold_checkpoints(run_dir))[1]
+    # retrain (here: change one weight in the checkpoint): a new export, the stale one goes
     state = torch.load(ckpt, map_location="cpu", weights_only=False)
     name = next(k for k, v in state["state_dict"].items() if v.dtype.is_floating_point)
     state["state_dict"][name] = state["state_dict"][name] + 0.01
     torch.save(state, ckpt)
-    new, reused = ob.exported_model(load_ensemble(run_dir))
+    new, reused = ob.exported_model(load_ensemble(ckpt))
     assert not reused and new != first and new.is_file() and not first.exists()
 
 
