@@ -54,3 +54,12 @@ def tiny8_task(tmp_path_factory) -> Path:
     import_keypoints(cfg)
     assert extract_videos(cfg, progress=False).ok
     return Path(make_task(cfg, preset("task1", n_folds=2, num_frames=3, frame_stride=1)))
+
+
+@pytest.fixture(scope="session")
+def run(tiny_cohort, tmp_path_factory):
+    """The session's tiny trained run (``tiny_run.py``, built once): read-only, copy before modifying.
+    A module may define its own ``run`` (``test_domain.py`` does)."""
+    from tiny_run import tiny_run
+
+    return tiny_run(tiny_cohort, tmp_path_factory)

@@ -12,15 +12,9 @@ import torch
 from mouse_facial_expressions.inference.ensemble import load_ensemble
 from mouse_facial_expressions.training.runs import fold_checkpoints
 from mouse_facial_expressions.inference.export import check_onnx, export_onnx
-from tiny_run import tiny_run
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def run(tiny_cohort, tmp_path_factory):
-    return tiny_run(tiny_cohort, tmp_path_factory)
 
 
 def test_single_checkpoint_onnx_matches_torch(run, tmp_path):

@@ -10,15 +10,9 @@ import torch
 from mouse_facial_expressions.training import cv
 from mouse_facial_expressions.training.finetune import finetune, is_backbone, source_checkpoint, start_from
 from mouse_facial_expressions.training.module import load_model_from_checkpoint
-from tiny_run import tiny_run
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def run(tiny_cohort, tmp_path_factory):
-    return tiny_run(tiny_cohort, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -15,16 +15,10 @@ from mouse_facial_expressions.inference import onnx_backend as ob
 from mouse_facial_expressions.inference.ensemble import load_ensemble
 from mouse_facial_expressions.inference.predict import predict_videos
 from mouse_facial_expressions.training.runs import fold_checkpoints
-from tiny_run import tiny_run
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.slow
 VIDEO = "m3_rec4_4h-postinjection"
-
-
-@pytest.fixture(scope="module")
-def run(tiny_cohort, tmp_path_factory):
-    return tiny_run(tiny_cohort, tmp_path_factory)
 
 
 def _predict(run, out, **kw) -> pd.DataFrame:

@@ -14,15 +14,9 @@ from mouse_facial_expressions.inference.predict import SUMMARY_COLUMNS, load_key
 from mouse_facial_expressions.preprocess import store
 from mouse_facial_expressions.preprocess.extract import crop_video
 from mouse_facial_expressions.training.runs import fold_checkpoints
-from tiny_run import tiny_run
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def run(tiny_cohort, tmp_path_factory):
-    return tiny_run(tiny_cohort, tmp_path_factory)
 
 
 def _video(run, name):

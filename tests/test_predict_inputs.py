@@ -15,16 +15,10 @@ from mouse_facial_expressions.cli import main
 from mouse_facial_expressions.inference.predict import predict_videos
 from mouse_facial_expressions.io.dlc import read_dlc, write_dlc
 from mouse_facial_expressions.training.runs import fold_checkpoints
-from tiny_run import tiny_run
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.slow
 VIDEO = "m1_rec1_preinjection"
-
-
-@pytest.fixture(scope="module")
-def run(tiny_cohort, tmp_path_factory):
-    return tiny_run(tiny_cohort, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

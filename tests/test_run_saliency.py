@@ -3,17 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
-
-from tiny_run import tiny_run
 
 from mouse_facial_expressions.report.runs import report_run
 from mouse_facial_expressions.inference.saliency import run_saliency_examples
-
-
-@pytest.fixture(scope="module")
-def run(tiny_cohort, tmp_path_factory):
-    return tiny_run(tiny_cohort, tmp_path_factory)
 
 
 def test_run_saliency_gives_maps_for_both_classes_on_test_animals(run):

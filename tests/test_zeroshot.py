@@ -10,15 +10,9 @@ import pytest
 import torch
 
 from mouse_facial_expressions.report.runs import report_zeroshot
-from tiny_run import tiny_run
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def run(tiny_cohort, tmp_path_factory):
-    return tiny_run(tiny_cohort, tmp_path_factory)
 
 
 def test_labelled_task_gives_full_metrics_over_every_animal(run, tmp_path):

@@ -11,7 +11,6 @@ crops are never pickled; the consumer reads them in place and calls :meth:`Decod
 
 from __future__ import annotations
 
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -24,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mouse_facial_expressions.config import Config
-from mouse_facial_expressions.io.keypoints import read_pose, to_canonical, write_canonical
+from mouse_facial_expressions.io.keypoints import read_pose, to_canonical
 from mouse_facial_expressions.preprocess.extract import read_keypoints
 
 
@@ -33,22 +32,15 @@ def load_keypoints(path: str | Path, cfg: Config | None = None, individual: str 
 
     Pose files are converted with ``cfg.keypoints.bodyparts`` (and ``individual``, default
     ``cfg.keypoints.individual``: which animal of a multi-animal file); both go through
-    :func:`preprocess.extract.read_keypoints`, as extraction reads them. Errors name ``path``,
-    never the temporary canonical copy.
+    :func:`preprocess.extract.read_keypoints`, as extraction reads them. Errors name ``path``.
     """
     path = Path(path)
     if path.suffix.lower() == ".parquet":
         return read_keypoints(path)
     cfg = cfg or Config()
     individual = individual if individual is not None else cfg.keypoints.individual
-    canon = to_canonical(read_pose(path, individual), cfg.keypoints.bodyparts)
-    with tempfile.TemporaryDirectory(prefix="mfe-predict-") as tmp:
-        copy = Path(tmp) / "kp.parquet"
-        try:
-            return read_keypoints(write_canonical(canon, copy))
-        except ValueError as err:  # a bad table: the user's file is the one to fix
-            err.args = (str(err).replace(str(copy), str(path)),)
-            raise
+    # checked in memory, so every error names the user's file
+    return read_keypoints(to_canonical(read_pose(path, individual), cfg.keypoints.bodyparts), where=path)
 
 
 @dataclass

@@ -61,12 +61,13 @@ EXTRACT_KEYS = ("out_size", "crop_size", "policy", "target_fps", "every_k", "n_s
 # ----------------------------------------------------------------------------- settings
 
 def _task_settings(task_dir: Path) -> tuple[dict, Path | None]:
-    """(window settings, frame store folder) of the task a model was trained on."""
+    """(window settings and class names, frame store folder) of the task a model was trained on."""
     from mouse_facial_expressions.data.tasks import load_spec
     from mouse_facial_expressions.training.domain import task_frames_dir
 
     spec = load_spec(task_dir / "task.yaml")
-    return {"window_max_gap_s": spec.max_gap_s, "short_runs": spec.short_runs}, task_frames_dir(task_dir)
+    return ({"window_max_gap_s": spec.max_gap_s, "short_runs": spec.short_runs, "class_names": list(spec.class_names)},
+            task_frames_dir(task_dir))
 
 
 def model_settings(ens: FoldEnsemble, cfg: Config | None = None) -> dict:
@@ -82,8 +83,8 @@ def model_settings(ens: FoldEnsemble, cfg: Config | None = None) -> dict:
     s = {k: getattr(cfg.extract, k) for k in EXTRACT_KEYS if k != "pcutoff"}
     s["pcutoff"] = cfg.keypoints.pcutoff
     s["max_count_mismatch"] = cfg.extract.max_count_mismatch
-    s["alignment"] = resolve_alignment(cfg.extract.alignment).to_setting()  # a store from before the setting: dlc_face
-    s.update(window_max_gap_s=0.5, short_runs="resample", source="config")
+    s["alignment"] = resolve_alignment(cfg.extract.alignment).to_setting()  # as store.json records it
+    s.update(window_max_gap_s=0.5, short_runs="resample", source="config", class_names=["class 0", "class 1"])
     task_dir = ens.data.get("task_dir")
     if task_dir and (Path(task_dir) / "task.yaml").is_file():
         win, fdir = _task_settings(Path(task_dir))
@@ -97,11 +98,7 @@ def model_settings(ens: FoldEnsemble, cfg: Config | None = None) -> dict:
     if s["source"] == "config" and task_dir:
         log.warning("the model's frame store is not reachable (task %s): using the project's extract settings", task_dir)
     s.update(num_frames=ens.num_frames, frame_stride=ens.frame_stride, image_size=ens.image_size,
-             channels=ens.channels, class_names=["class 0", "class 1"])
-    if task_dir and (Path(task_dir) / "task.yaml").is_file():
-        from mouse_facial_expressions.data.tasks import load_spec
-
-        s["class_names"] = list(load_spec(Path(task_dir) / "task.yaml").class_names)
+             channels=ens.channels)
     return s
 
 

@@ -119,8 +119,9 @@ def grad_cam(
     return out[0] if (single or b == 1) else out
 
 
-def _fold_test_items(run_dir, max_windows: int):
-    """The first fold's model, checkpoint data and evenly spread test windows with their ``p1``."""
+def _fold_test_items(run_dir, max_windows: int, score: bool = True):
+    """The first fold's model, checkpoint data and evenly spread test windows with their ``p1``
+    (None without ``score``)."""
     import torch
 
     from mouse_facial_expressions.data.datasets import fold_datasets
@@ -136,6 +137,8 @@ def _fold_test_items(run_dir, max_windows: int):
                        train_augmentation=False)["test"]
     idx = np.unique(np.linspace(0, len(ds) - 1, min(len(ds), max_windows)).round().astype(int))
     items = [ds[int(i)] for i in idx]
+    if not score:
+        return model, d, ds, idx, items, None
     with torch.no_grad():
         p1 = np.concatenate([
             torch.softmax(model(torch.stack([it["clip"] for it in items[k:k + 16]]).float()), 1)[:, 1].numpy()
@@ -181,7 +184,7 @@ def run_region_importance(run_dir, class_names=("class 0", "class 1"), per_class
 
     from mouse_facial_expressions.inference.occlusion import region_importance
 
-    model, d, ds, idx, items, _ = _fold_test_items(run_dir, 4 * per_class)
+    model, d, ds, idx, items, _ = _fold_test_items(run_dir, 4 * per_class, score=False)
     frames = pd.read_parquet(Path(d["task_dir"]) / "frames.parquet").set_index(["video", "row"])
     store_side = _store_side(d["task_dir"])
     scale = items[0]["clip"].shape[-1] / store_side

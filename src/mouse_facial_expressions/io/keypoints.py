@@ -209,7 +209,8 @@ def landmark_names(df: pd.DataFrame) -> list[str]:
     return [c[: -len("_likelihood")] for c in df.columns if c.endswith("_likelihood")]
 
 
-def _validate(df: pd.DataFrame, where: str) -> pd.DataFrame:
+def validate_canonical(df: pd.DataFrame, where: str) -> pd.DataFrame:
+    """A canonical table with checked columns and dtypes; errors name ``where``."""
     if "frame" not in df.columns:
         raise ValueError(f"{where}: canonical keypoint table has no 'frame' column")
     names = landmark_names(df)
@@ -225,7 +226,7 @@ def _validate(df: pd.DataFrame, where: str) -> pd.DataFrame:
 def write_canonical(df: pd.DataFrame, path: str | Path, meta: Mapping | None = None) -> Path:
     """Write a canonical table as parquet, atomically; ``meta`` goes into the file's metadata."""
     path = Path(path)
-    df = _validate(df.reset_index(drop=True), str(path))
+    df = validate_canonical(df.reset_index(drop=True), str(path))
     table = pa.Table.from_pandas(df, preserve_index=False)
     if meta is not None:
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta)})
@@ -239,7 +240,7 @@ def load_canonical(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such canonical keypoint table (run `mfe keypoints import`)")
-    return _validate(pd.read_parquet(path), str(path))
+    return validate_canonical(pd.read_parquet(path), str(path))
 
 
 def canonical_meta(path: str | Path) -> dict:

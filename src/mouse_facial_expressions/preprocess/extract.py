@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from mouse_facial_expressions import provenance
 from mouse_facial_expressions.config import Config
-from mouse_facial_expressions.io.keypoints import landmark_names, load_canonical
+from mouse_facial_expressions.io.keypoints import landmark_names, load_canonical, validate_canonical
 from mouse_facial_expressions.io.video import MAX_HEADER_SHORTFALL, VideoError, iter_frames, probe
 from mouse_facial_expressions.preprocess import alignment as alignment_mod
 from mouse_facial_expressions.preprocess import domain, geometry, select, store
@@ -102,24 +102,26 @@ class ExtractReport:
 
 # ----------------------------------------------------------------------------- inputs
 
-def read_keypoints(path: str | Path, alignment=None) -> pd.DataFrame:
+def read_keypoints(path: str | Path | pd.DataFrame, where: str | Path | None = None) -> pd.DataFrame:
     """Canonical keypoint table, one row per frame ``0..n-1`` (missing frames become NaN rows).
 
     Read with :func:`mouse_facial_expressions.io.keypoints.load_canonical` (which checks the
-    columns and that frames strictly increase). Every landmark is kept; given an ``alignment``
-    (``extract.alignment``), the landmarks it needs must be there (:func:`crop_video` checks
-    that too).
+    columns and that frames strictly increase); ``path`` may also be a canonical table already
+    in memory, checked the same way, with ``where`` naming it in errors (the user's pose file).
+    Every landmark is kept; :func:`crop_video` checks that the alignment's are there.
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: a malformed table or missing landmarks, naming the file.
+        ValueError: a malformed table, naming the file.
     """
-    path = Path(path)
-    df = load_canonical(path)
-    if alignment is not None:
-        check_landmarks(df, alignment, path)
+    if isinstance(path, pd.DataFrame):
+        where = Path(where) if where is not None else Path("keypoint table")
+        df = validate_canonical(path.reset_index(drop=True), str(where))
+    else:
+        where = Path(path)
+        df = load_canonical(where)
     if len(df) and df["frame"].iloc[0] < 0:
-        raise ExtractError(f"{path}: negative frame number {int(df['frame'].iloc[0])}")
+        raise ExtractError(f"{where}: negative frame number {int(df['frame'].iloc[0])}")
     n = int(df["frame"].iloc[-1]) + 1 if len(df) else 0
     return df.set_index("frame").reindex(np.arange(n)).rename_axis("frame").reset_index()
 
@@ -271,7 +273,7 @@ def extract_video(cfg: Config, video: str, fmt: str | None = None) -> VideoResul
     kp_path = cfg.path("keypoints") / f"{video}.parquet"
     res = VideoResult(video, "failed")
     made_from = provenance.record(_inputs(cfg, video), _settings(cfg))  # fingerprinted before reading
-    kp = read_keypoints(kp_path, cfg.extract.alignment)
+    kp = read_keypoints(kp_path)
     res.n_keypoint_rows = len(kp)
     crops, index, info = crop_video(video_path, kp, _settings(cfg), video, kp_path)
     res.n_candidates, res.decode_seconds = info["n_candidates"], info["decode_seconds"]
