@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 
 
@@ -22,6 +23,21 @@ def _size(text: str) -> tuple[int, int]:
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 320x240, got {text!r}") from err
     return w, h
+
+
+def _rec_cue(text: str) -> tuple[tuple[int, float], ...]:
+    from mouse_facial_expressions.synth.params import parse_rec_cue
+
+    try:
+        return parse_rec_cue(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected REC:GREY pairs such as 4:30 or 4:30,2:-10, got {text!r}") from err
+
+
+#: Flags that map one to one onto ``SynthConfig`` fields (the rest are outputs of the command).
+OPTIONS = ("mice", "treatments", "recordings", "seconds", "fps", "size", "effect_size", "label_noise",
+           "cohorts", "seed", "brightness", "contrast", "zoom", "blur", "control_brightness", "rec_cue",
+           "occluder_treated", "control_handling")
 
 
 def register(sub, formatter):
@@ -52,6 +68,40 @@ def register(sub, formatter):
     p.add_argument("--label-noise", default=argparse.SUPPRESS, type=float, help="fraction of animals whose label is flipped (0..1)")
     p.add_argument("--cohorts", default=argparse.SUPPRESS, type=int, help="recording cohorts, each with its own lighting and camera (batch effect)")
     p.add_argument("--seed", default=argparse.SUPPRESS, type=int, help="random seed; the same seed gives identical output (default: 0)")
+    g = p.add_argument_group("shifts and confounds", textwrap.fill(
+        "Shifts change every video of the cohort on top of the cohort looks (a model trained on an "
+        "unshifted cohort can be tested on a shifted one). Confounds plant a nuisance that goes "
+        "with the label but is not sickness (a model that learns it scores well for the wrong "
+        "reason). The truth table records each per frame (shift_brightness, shift_contrast, "
+        "shift_zoom, shift_blur, control_bright, cue, occluder, handled) and truth/synth.json "
+        "records the settings. Left out, nothing changes: the same seed gives the same videos.", 88))
+    g.add_argument("--brightness", default=argparse.SUPPRESS, type=float, metavar="GREY",
+                   help="grey levels added to every pixel after the lighting, clipped to 0..255 "
+                   "(+40: a brighter room, -40: a darker one)")
+    g.add_argument("--contrast", default=argparse.SUPPRESS, type=float, metavar="X",
+                   help="scale the grey levels around mid grey 128 (0.6: a flat, washed-out image; "
+                   "1.4: a harsh one; 1: unchanged)")
+    g.add_argument("--zoom", default=argparse.SUPPRESS, type=float, metavar="X",
+                   help="multiply the mouse's size in the frame (0.85: camera further away, 1.2: closer); "
+                   "the project's face crop_size grows with it")
+    g.add_argument("--blur", default=argparse.SUPPRESS, type=float, metavar="SIGMA",
+                   help="Gaussian blur of every frame, sigma in pixels (1.5: a camera out of focus; 0: sharp)")
+    g.add_argument("--control-brightness", "--control_brightness", dest="control_brightness",
+                   default=argparse.SUPPRESS, type=float, metavar="GREY",
+                   help="confound: grey levels added to the control animals' videos only (a cohort "
+                   "whose controls alone are brighter: brightness then predicts the label)")
+    g.add_argument("--rec-cue", "--rec_cue", dest="rec_cue", default=argparse.SUPPRESS, type=_rec_cue,
+                   metavar="REC:GREY",
+                   help="confound: every animal's recording REC gets GREY levels added, treated or not "
+                   "(4:30 = afternoon lighting at rec4; several: 4:30,2:-10). Recording time, not sickness")
+    g.add_argument("--occluder-treated", "--occluder_treated", dest="occluder_treated",
+                   default=argparse.SUPPRESS, type=float, metavar="P",
+                   help="confound: probability that a treated animal's video has the feeder bar in view "
+                   "(controls keep p_occluder = 0.5); 1.0 = every treated video, so the bar predicts treatment")
+    g.add_argument("--control-handling", "--control_handling", dest="control_handling",
+                   default=argparse.SUPPRESS, type=float, metavar="X",
+                   help="confound: controls are handled differently; their rates of rearing, looking away "
+                   "and motion blur are multiplied by 1 + X (2.0: three times as many; -0.5: half)")
     p.add_argument("--sheet", action="store_true", help="also write OUT/reports/contact_sheet.png")
     p.add_argument("--dlc-project", "--dlc_project", dest="dlc_project", metavar="DIR", type=Path, default=None,
                    help="also write a labelled DeepLabCut 3 project for the synthetic face into DIR: config.yaml "
@@ -74,9 +124,7 @@ def run(args) -> int:
     from mouse_facial_expressions.synth import contact_sheet, generate_cohort
     from mouse_facial_expressions.synth.cohort import summary
 
-    names = ("mice", "treatments", "recordings", "seconds", "fps", "size", "effect_size",
-             "label_noise", "cohorts", "seed")
-    overrides = {k: getattr(args, k) for k in names if hasattr(args, k)}  # unset: from the preset
+    overrides = {k: getattr(args, k) for k in OPTIONS if hasattr(args, k)}  # unset: from the preset
     try:
         out = generate_cohort(args.out, preset=args.preset, **overrides)
     except FileExistsError as err:

@@ -21,6 +21,15 @@ side view), ``au_orbital, au_ear, au_nose, au_cheek, au_whisker`` (0..1), ``inte
 (``label_true`` with whole animals flipped by ``label_noise``) and the true landmark
 positions ``<landmark>_x, <landmark>_y`` in raw (= trimmed) video pixels.
 
+Then the shifts and confounds of the video (``SynthConfig``; constant within a video, neutral
+values when the options are at their defaults): ``shift_brightness`` (grey levels added to
+every pixel of the video: ``brightness`` + ``control_brightness`` for a control + its
+recording's ``rec_cue``), ``shift_contrast``, ``shift_zoom``, ``shift_blur`` (Gaussian sigma,
+px), ``control_bright`` (the ``control_brightness`` part of ``shift_brightness``), ``cue``
+(the ``rec_cue`` part), ``occluder`` (the feeder bar is in view somewhere in the video; whether
+it covers the face is ``occluded``) and ``handled`` (a control whose nuisance event rates
+``control_handling`` changed).
+
 DLC contract: the facing side's nose, eye and ear all have a likelihood above 0.9 exactly
 where ``visible & ~occluded``; hidden points (the far-side eye and ear always) get below 0.3.
 """
@@ -45,7 +54,7 @@ from mouse_facial_expressions.synth.motion import PORTRAIT_YAW, ou, simulate_tra
 from mouse_facial_expressions.synth.mouse import AU_NAMES, SHADE, landmarks
 from mouse_facial_expressions.synth.params import (CONTROL_TREATMENTS, DOSE, RECORDING_HOURS,
                                                    SynthConfig, make_config)
-from mouse_facial_expressions.synth.render import Y_TOP, cohort_looks, occluded_mask, render_frames
+from mouse_facial_expressions.synth.render import Y_TOP, Shift, cohort_looks, occluded_mask, render_frames
 
 SCORER = "DLC_resnet50_mfeSynthJan1shuffle1_100000"
 CAMERA = "sidecam"
@@ -198,9 +207,10 @@ def write_dlc(df: pd.DataFrame, folder: Path, video: str, scorer: str = SCORER) 
     return stem.with_suffix(".h5")
 
 
-def _feeder(rng: np.random.Generator, cfg: SynthConfig, width: int, height: int, L: float):
-    """A feeder post ``(x0, x1, y1)`` in some videos, else None."""
-    if rng.random() >= cfg.p_occluder:
+def _feeder(rng: np.random.Generator, cfg: SynthConfig, width: int, height: int, L: float,
+            p: float | None = None):
+    """A feeder post ``(x0, x1, y1)`` in some videos (probability ``p``, default ``cfg.p_occluder``), else None."""
+    if rng.random() >= (cfg.p_occluder if p is None else p):
         return None
     xc, w = rng.uniform(0.2 * width, 0.8 * width), 0.3 * L
     return (xc - w / 2, xc + w / 2, rng.uniform(0.45 * height, 0.75 * height))
@@ -241,6 +251,18 @@ def _write_project_config(out: Path, cfg: SynthConfig, preset: str):
     return pcfg
 
 
+def is_control(treatment) -> bool:
+    """A control animal's treatment (``CONTROL_TREATMENTS``, any case)."""
+    return str(treatment).lower() in CONTROL_TREATMENTS
+
+
+def video_shift(cfg: SynthConfig, v: dict, a: pd.Series) -> Shift:
+    """The pixel :class:`~mouse_facial_expressions.synth.render.Shift` of one video: the cohort
+    shifts plus its confounds (``control_brightness`` for a control, its recording's ``rec_cue``)."""
+    extra = (cfg.control_brightness if is_control(a.treatment) else 0.0) + cfg.cue(v["recording"])
+    return Shift(brightness=cfg.brightness + extra, contrast=cfg.contrast, blur=cfg.blur)
+
+
 def generate_cohort(out: str | Path, preset: str = "tiny", **overrides) -> Path:
     """Write a complete synthetic project with known ground truth into ``out``.
 
@@ -249,7 +271,10 @@ def generate_cohort(out: str | Path, preset: str = "tiny", **overrides) -> Path:
         preset: ``tiny``, ``demo`` or ``bench`` (see ``PRESETS``).
         **overrides: any :class:`SynthConfig` field, e.g. ``mice=6``,
             ``treatments=["saline", "high"]``, ``recordings=[1, 4]``, ``seconds``, ``fps``,
-            ``size=(W, H)``, ``effect_size``, ``label_noise``, ``cohorts``, ``seed``.
+            ``size=(W, H)``, ``effect_size``, ``label_noise``, ``cohorts``, ``seed``, and the
+            shifts and confounds ``brightness``, ``contrast``, ``zoom``, ``blur``,
+            ``control_brightness``, ``rec_cue`` (e.g. ``{4: 30}``), ``occluder_treated``,
+            ``control_handling``.
 
     Returns:
         ``out`` as a Path.
@@ -297,20 +322,35 @@ def _simulate(cfg: SynthConfig, v: dict, a: pd.Series, look) -> dict:
     r_track, r_au, r_render, r_kp = (np.random.default_rng(s) for s in np.random.SeedSequence(
         [cfg.seed, 10, int(v["animal"][1:]), v["recording"], v["discard"]]).spawn(4))
     L = cfg.head_len * look.zoom
-    track = simulate_track(r_track, v["n_raw"], cfg.fps, width, height, L, cfg.p_rear, cfg.p_look_away,
-                           cfg.p_blur, y_top=Y_TOP, dy=look.dy * L)
+    if cfg.zoom != 1.0:
+        L *= cfg.zoom
+    rates = (cfg.p_rear, cfg.p_look_away, cfg.p_blur)
+    handled = bool(cfg.control_handling != 0.0 and is_control(a.treatment))
+    if handled:  # controls handled differently: more (or fewer) nuisance episodes
+        rates = tuple(p * (1.0 + cfg.control_handling) for p in rates)
+    track = simulate_track(r_track, v["n_raw"], cfg.fps, width, height, L, *rates, y_top=Y_TOP, dy=look.dy * L)
     intensity, aus = _intensity(cfg, a, v, r_au, v["n_raw"])
-    bar = _feeder(r_track, cfg, width, height, L)
-    return dict(track=track, intensity=intensity, aus=aus, bar=bar, L=L, r_render=r_render, r_kp=r_kp)
+    p_bar = None if cfg.occluder_treated is None or is_control(a.treatment) else cfg.occluder_treated
+    bar = _feeder(r_track, cfg, width, height, L, p_bar)
+    return dict(track=track, intensity=intensity, aus=aus, bar=bar, L=L, r_render=r_render, r_kp=r_kp,
+                shift=video_shift(cfg, v, a), handled=handled)
+
+
+def video_frames(cfg: SynthConfig, v: dict, a: pd.Series, look, sim: dict):
+    """The uint8 ``(H, W)`` frames of one camera take (``sim``: :func:`_simulate`), before encoding."""
+    width, height = cfg.size
+    coat = {k: SHADE[k] + a.fur for k in ("fur", "body", "far_ear", "ear", "lid")}
+    shift = None if sim["shift"].identity else sim["shift"]
+    return render_frames(sim["track"], sim["aus"], sim["L"], width, height, look, sim["bar"], sim["r_render"],
+                         coat, shift=shift)
 
 
 def _make_video(cfg: SynthConfig, pcfg, v: dict, a: pd.Series, look) -> pd.DataFrame | None:
     """Render one camera video; for a kept take also write its DLC files and return its truth."""
     width, height = cfg.size
     sim = _simulate(cfg, v, a, look)
-    coat = {k: SHADE[k] + a.fur for k in ("fur", "body", "far_ear", "ear", "lid")}
     with VideoWriter(pcfg.path("raw_videos") / raw_name(v), cfg.fps, width, height, gray=True, crf=cfg.crf) as w:
-        for frame in render_frames(sim["track"], sim["aus"], sim["L"], width, height, look, sim["bar"], sim["r_render"], coat):
+        for frame in video_frames(cfg, v, a, look, sim):
             w.write(frame)
     if v["discard"]:
         return None
@@ -329,7 +369,7 @@ def _truth_part(cfg: SynthConfig, recording_labels: dict, v: dict, a: pd.Series,
     if dlc_folder is not None:
         write_dlc(dlc_table({k: tuple(arr[sl] for arr in xyl) for k, xyl in obs.items()}), dlc_folder, video)
     raw_idx = np.arange(v["n_raw"])[sl]
-    treated = str(a.treatment).lower() not in CONTROL_TREATMENTS
+    treated = not is_control(a.treatment)
     label_true = int(treated and v["recording"] >= 2)
     part = pd.DataFrame({
         "video": video, "raw_video": raw_name(v), "animal": v["animal"], "recording": v["recording"],
@@ -343,6 +383,15 @@ def _truth_part(cfg: SynthConfig, recording_labels: dict, v: dict, a: pd.Series,
     })
     for name, xy in lm.items():
         part[f"{name}_x"], part[f"{name}_y"] = xy[sl, 0], xy[sl, 1]
+    shift = sim["shift"]  # the video's shifts and confounds (constant within the video)
+    part["shift_brightness"] = float(shift.brightness)
+    part["shift_contrast"] = float(shift.contrast)
+    part["shift_zoom"] = float(cfg.zoom)
+    part["shift_blur"] = float(shift.blur)
+    part["control_bright"] = float(cfg.control_brightness if not treated else 0.0)
+    part["cue"] = cfg.cue(v["recording"])
+    part["occluder"] = sim["bar"] is not None
+    part["handled"] = bool(sim["handled"])
     return part
 
 
@@ -380,4 +429,26 @@ def summary(project: str | Path) -> str:
         "  metadata          metadata/raw_videos.csv, metadata/treatments.csv",
         "  DLC keypoints     keypoints/dlc/<video>" + SCORER + ".h5|.csv",
         "  ground truth      truth/truth.parquet, truth/animals.csv, truth/synth.json",
+        *_shift_lines(project),
     ])
+
+
+#: Shift and confound settings with the value that changes nothing.
+NEUTRAL = {"brightness": 0.0, "contrast": 1.0, "zoom": 1.0, "blur": 0.0, "control_brightness": 0.0,
+           "rec_cue": [], "occluder_treated": None, "control_handling": 0.0}
+
+
+def _shift_lines(project: Path) -> list[str]:
+    """``summary``'s line on the shifts and confounds that are set (none: no line)."""
+    try:
+        config = json.loads((project / "truth" / MARKER).read_text()).get("config", {})
+    except (OSError, ValueError):
+        return []
+    parts = []
+    for key, neutral in NEUTRAL.items():
+        value = config.get(key, neutral)
+        if value != neutral:
+            text = ",".join(f"{r}:{g:+g}" for r, g in value) if key == "rec_cue" else f"{value:g}"
+            parts.append(f"{key}={text}")
+    return [f"  shifts/confounds  {', '.join(parts)} (truth columns shift_*, control_bright, cue, "
+            "occluder, handled)"] if parts else []

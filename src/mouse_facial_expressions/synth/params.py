@@ -6,6 +6,7 @@ dataclass defaults; :func:`make_config` applies a preset and then the caller's o
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
 #: Treatments that count as controls (label 0 at every recording).
@@ -38,11 +39,32 @@ class SynthConfig:
         label_noise: fraction of animals whose ``label`` is flipped (``label_true`` is kept).
         cohorts: recording cohorts; each has its own lighting, contrast, zoom and dates.
         lighting: multiplies every cohort's camera gain (1 = the preset's lighting, 0.6 = a
-            darker, lower-contrast room); ``head_len`` is the zoom.
+            darker, lower-contrast room); ``head_len`` (times ``zoom``) sets the size of the mouse.
         seed: the same seed gives identical keypoints, truth and frames.
         p_rear, p_look_away, p_blur, p_occluder: rates of the nuisance events (per second,
             except ``p_occluder``: probability that a video has a feeder bar in view).
         crf: x264 quality of the raw videos.
+
+    Shifts (every video of the cohort, on top of the cohort looks; the defaults change nothing):
+        brightness: grey levels added to every pixel after the lighting (+40 brighter, -40
+            darker; the result is clipped to 0..255).
+        contrast: scales the grey levels around mid grey 128 (0.6 flatter, 1.4 harsher).
+        zoom: multiplies the mouse's size in the frame (``head_len``; 0.85 = camera further
+            away, 1.2 = closer). ``crop_size`` grows with it, so a zoomed face still fits.
+        blur: sigma in pixels of a Gaussian blur of every frame (an out-of-focus camera).
+
+    Confounds (nuisances that go with the label without being sickness; the truth table
+    records each per frame, see :mod:`~mouse_facial_expressions.synth.cohort`):
+        control_brightness: grey levels added only to the videos of control animals
+            (``CONTROL_TREATMENTS``): a cohort whose controls alone are brighter.
+        rec_cue: ``((recording, grey), ...)`` pairs: every animal's recording ``recording``
+            gets ``grey`` levels added, treated or not (``((4, 30.0),)`` = afternoon lighting at
+            rec4). A dict ``{4: 30}`` or the text ``"4:30"`` is accepted and normalised.
+        occluder_treated: probability that a treated animal's video has the feeder bar in view
+            (controls keep ``p_occluder``); None = ``p_occluder`` for every animal.
+        control_handling: controls are handled differently: their rates of rearing, looking
+            away and motion blur (``p_rear``, ``p_look_away``, ``p_blur``) are multiplied by
+            ``1 + control_handling`` (2.0 = three times as many such episodes; -0.5 = half).
     """
 
     mice: int = 4
@@ -66,15 +88,27 @@ class SynthConfig:
     p_blur: float = 0.25
     p_occluder: float = 0.5
     crf: int = 18
+    brightness: float = 0.0
+    contrast: float = 1.0
+    zoom: float = 1.0
+    blur: float = 0.0
+    control_brightness: float = 0.0
+    rec_cue: tuple[tuple[int, float], ...] = ()
+    occluder_treated: float | None = None
+    control_handling: float = 0.0
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
+        object.__setattr__(self, "rec_cue", parse_rec_cue(self.rec_cue))
+        self._check_shifts()
         w, h = self.size
         if w % 2 or h % 2:
             raise ValueError(f"size {w}x{h}: width and height must be even (H.264 yuv420p)")
-        if w < 4 * self.head_len or h < 3 * self.head_len:
-            raise ValueError(f"size {w}x{h} is too small for head_len {self.head_len} "
-                             f"(need at least {4 * self.head_len:.0f}x{3 * self.head_len:.0f})")
+        head = self.head_len * self.zoom
+        if w < 4 * head or h < 3 * head:
+            zoomed = f" x zoom {self.zoom}" if self.zoom != 1.0 else ""
+            raise ValueError(f"size {w}x{h} is too small for head_len {self.head_len}{zoomed} "
+                             f"(need at least {4 * head:.0f}x{3 * head:.0f})")
         if w < 160 or h < 120:
             raise ValueError(f"size {w}x{h}: frames must be at least 160x120 (the frame stamp is 148 px wide)")
         if self.seconds * self.fps >= 2**16:
@@ -89,17 +123,72 @@ class SynthConfig:
             raise ValueError(f"lighting={self.lighting} must be > 0")
         if not 0 <= self.label_noise <= 1:
             raise ValueError(f"label_noise={self.label_noise} must be in [0, 1]")
+        missing = [r for r, _ in self.rec_cue if r not in self.recordings]
+        if missing:
+            raise ValueError(f"rec_cue names recording(s) {missing} that the cohort does not record "
+                             f"(recordings {list(self.recordings)})")
+
+    def _check_shifts(self) -> None:
+        """The shift and confound settings are numbers in range (ValueError otherwise)."""
+        for name in ("brightness", "control_brightness"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and -255 <= value <= 255):
+                raise ValueError(f"{name}={value}: grey levels must be in [-255, 255]")
+        for name in ("contrast", "zoom"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name}={value} must be > 0 (1 = no change)")
+        if not (math.isfinite(self.blur) and self.blur >= 0):
+            raise ValueError(f"blur={self.blur}: a Gaussian sigma in pixels must be >= 0 (0 = none)")
+        if self.occluder_treated is not None and not 0 <= self.occluder_treated <= 1:
+            raise ValueError(f"occluder_treated={self.occluder_treated} must be a probability in [0, 1] (or None)")
+        if not (math.isfinite(self.control_handling) and self.control_handling >= -1):
+            raise ValueError(f"control_handling={self.control_handling} must be >= -1 "
+                             "(the controls' event rates are multiplied by 1 + control_handling)")
 
     @property
     def crop_size(self) -> int:
-        """Face crop side (source pixels) that fits the largest head of any cohort."""
-        return int(round(2.4 * self.head_len * 1.08 / 8.0) * 8)
+        """Face crop side (source pixels) that fits the largest head of any cohort (x ``zoom``)."""
+        return int(round(2.4 * self.head_len * 1.08 * self.zoom / 8.0) * 8)
+
+    def cue(self, recording: int) -> float:
+        """Grey levels that ``rec_cue`` adds to every video of this recording (0 if none)."""
+        return float(sum(g for r, g in self.rec_cue if r == recording))
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("extra")
         d["treatments"], d["recordings"], d["size"] = list(self.treatments), list(self.recordings), list(self.size)
+        d["rec_cue"] = [[int(r), float(g)] for r, g in self.rec_cue]
         return d
+
+
+def parse_rec_cue(value) -> tuple[tuple[int, float], ...]:
+    """``"4:30"``, ``"4:30,2:-10"``, ``{4: 30}`` or ``[(4, 30)]`` -> ``((4, 30.0), ...)``.
+
+    Raises:
+        ValueError: not recording:grey pairs, a recording named twice, or grey levels
+            outside [-255, 255].
+    """
+    if value is None:
+        return ()
+    try:
+        if isinstance(value, str):
+            pairs = [tuple(t.split(":")) for t in value.replace(" ", "").split(",") if t]
+        elif isinstance(value, dict):
+            pairs = list(value.items())
+        else:
+            pairs = [tuple(p) for p in value]
+        out = tuple((int(r), float(g)) for r, g in pairs)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"rec_cue {value!r}: expected recording:grey pairs such as 4:30") from err
+    recs = [r for r, _ in out]
+    if len(set(recs)) != len(recs):
+        raise ValueError(f"rec_cue {value!r}: a recording is named twice")
+    bad = [g for _, g in out if not (math.isfinite(g) and -255 <= g <= 255)]
+    if bad:
+        raise ValueError(f"rec_cue {value!r}: grey levels must be in [-255, 255]")
+    return out
 
 
 PRESETS: dict[str, dict] = {

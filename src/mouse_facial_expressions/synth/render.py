@@ -3,6 +3,9 @@
 A cohort's :class:`Look` is its batch effect: background brightness and texture, gain,
 offset and gamma of the camera, vignetting, sensor noise, zoom (head size) and the height
 at which the mouse walks in the picture (camera offset).
+
+A :class:`Shift` changes every frame of a video on top of its cohort's look (brightness,
+contrast, defocus blur): the shifts and confounds of :class:`~mouse_facial_expressions.synth.params.SynthConfig`.
 """
 
 from __future__ import annotations
@@ -34,6 +37,36 @@ class Look:
     noise_sd: float = 1.0  # temporal sensor noise (H.264 pays dearly for more)
     zoom: float = 1.0
     dy: float = 0.0
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A change of the pixels of one video on top of its cohort's :class:`Look`.
+
+    After the lighting LUT and vignetting (before the sensor noise and the frame stamp), a
+    frame is blurred with a Gaussian of sigma ``blur`` pixels, then its grey level ``g``
+    becomes ``128 + contrast * (g - 128) + brightness``, clipped to 0..255 at the end.
+    The default changes nothing (and the frames are then computed exactly as without it).
+    """
+
+    brightness: float = 0.0
+    contrast: float = 1.0
+    blur: float = 0.0
+
+    @property
+    def identity(self) -> bool:
+        return self.brightness == 0.0 and self.contrast == 1.0 and self.blur == 0.0
+
+
+def apply_shift(img: np.ndarray, shift: Shift | None) -> np.ndarray:
+    """``img`` (float32 ``(H, W)``, grey levels) blurred, contrast-scaled and brightened."""
+    if shift is None or shift.identity:
+        return img
+    if shift.blur > 0:
+        img = cv2.GaussianBlur(img, (0, 0), shift.blur, borderType=cv2.BORDER_REFLECT)
+    if shift.contrast != 1.0 or shift.brightness != 0.0:
+        img = np.float32(shift.contrast) * (img - np.float32(128.0)) + np.float32(128.0 + shift.brightness)
+    return img
 
 
 def cohort_looks(rng: np.random.Generator, n: int, lighting: float = 1.0) -> list[Look]:
@@ -94,13 +127,16 @@ def occluded_mask(points: np.ndarray, bar: tuple[float, float, float] | None, ma
 
 
 def render_frames(track: dict[str, np.ndarray], aus: np.ndarray, L: float, width: int, height: int,
-                  look: Look, bar, rng: np.random.Generator, shade: dict | None = None) -> Iterator[np.ndarray]:
+                  look: Look, bar, rng: np.random.Generator, shade: dict | None = None,
+                  shift: Shift | None = None) -> Iterator[np.ndarray]:
     """Yield the stamped uint8 ``(H, W)`` frames of one raw video.
 
     Args:
         track: output of :func:`~mouse_facial_expressions.synth.motion.simulate_track`.
         aus: ``(T, 5)`` action-unit intensities. L: head length in pixels.
         bar: feeder bar ``(x0, x1, y1)`` or None. shade: grey levels overriding ``mouse.SHADE``.
+        shift: brightness, contrast and blur of the video (:class:`Shift`; None = none). It
+            draws no random numbers, so the scene and the noise stay those of the same seed.
     """
     bg = background(rng, width, height, look)
     vig = _vignette(width, height, look.vignette)
@@ -125,6 +161,7 @@ def render_frames(track: dict[str, np.ndarray], aus: np.ndarray, L: float, width
             img[y0:y1, x0:x1] = cv2.filter2D(img[y0:y1, x0:x1], -1, motion_kernel(
                 track["blur_len"][t], track["blur_angle"][t]), borderType=cv2.BORDER_REFLECT)
         draw_occluder(img, bar)
-        img = cv2.LUT(img, lut).astype(np.float32) * vig + noise[order[t]]
+        img = cv2.LUT(img, lut).astype(np.float32) * vig
+        img = apply_shift(img, shift) + noise[order[t]]
         frame = np.clip(img, 0, 255).astype(np.uint8)
         yield draw_stamp(frame, t)
