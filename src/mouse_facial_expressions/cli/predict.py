@@ -134,7 +134,9 @@ def run_live(args: argparse.Namespace, cfg, out: Path) -> int:
 
     dev, dtype, line = resolve_device(args.device, args.precision)
     print(line)
-    ens = load_ensemble(resolve_model(args.model, args)).to(dev)
+    ens = load_ensemble(resolve_model(args.model, args))
+    ens.require_absolute("`mfe predict` on videos")
+    ens = ens.to(dev)
     ens.dtype = dtype
     ens, backend_line = scoring_ensemble(ens, args.backend, dev, args.quantize, args.threads)
     print(backend_line)

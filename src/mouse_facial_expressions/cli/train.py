@@ -90,6 +90,11 @@ def add_train_arguments(parser: argparse.ArgumentParser, model: str | None = Non
         m.add_argument("--num_heads", type=int, default=_S, help="attention heads (default: 8)")
         m.add_argument("--ff_dim", type=int, default=_S, help="Transformer feed-forward size (default: 2048)")
         m.add_argument("--d_model", type=int, default=_S, help="Transformer width; the backbone feature is projected when it differs (default: 512)")
+        m.add_argument("--baseline_recording", type=int, default=_S, metavar="K",
+                       help="baseline-relative scoring: each window is scored against the same animal's windows of "
+                            "recording K (e.g. 1, pre-injection), so a new cohort needs its own baseline recordings, "
+                            "not its labels. Only recording-K windows of the animal's own split are used; validation "
+                            "and test score the other recordings (default: the task's baseline_recording, else none)")
     m.add_argument("--optimizer", choices=("adamw", "sgd"), default=_S, help="optimiser (default: sgd for baseline, adamw otherwise)")
     rc = parser.add_argument_group(
         "recipe", "how much is learned per epoch and which epoch is kept; --recipe sets all of these, the flags "

@@ -43,6 +43,11 @@ class ClipDataset(Dataset):
             (seeded per worker and epoch by PyTorch) draw different, reproducible parameters.
         clip_dtype: ``"float32"`` (normalised model input) or ``"uint8"`` (``(T, 1, H, W)``
             grey, to be normalised later by ``normalize_clips(batch, channels)``).
+        baseline: baseline-relative training (``--baseline-recording``): the window table of the
+            baseline recording's windows of the *same split's* animals. Each item then also holds
+            ``ref_clip``: one of the same animal's baseline windows (a random one when
+            augmenting, else a fixed one per item), never the item's own window when the animal
+            has another. Every animal of ``windows`` must have one.
 
     Item: ``{"clip": (T, C, H, W) float32 (or (T, 1, H, W) uint8), "soft": (2,) float32 [1-p, p], "label": int64,
     "video": str, "animal": str, "start_time": float, "end_time": float}``.
@@ -59,6 +64,7 @@ class ClipDataset(Dataset):
         clip_dtype: str = "float32",
         augment_policy: str = "mild",
         augment_scope: str = "clip",
+        baseline: pd.DataFrame | None = None,
     ):
         if augment_policy not in POLICIES or augment_scope not in SCOPES:
             raise ValueError(f"augmentation: policy must be one of {list(POLICIES)} and scope one of {list(SCOPES)}, "
@@ -91,6 +97,16 @@ class ClipDataset(Dataset):
             raise ValueError(f"window table: windows of different lengths {sorted(lengths)}")
         t = lengths.pop() if lengths else 0
         self._rows = np.asarray(self.windows["rows"].tolist(), dtype=np.int64).reshape(len(self.windows), t)  # (W, T)
+        self._ref: dict[str, np.ndarray] | None = None  # animal -> indices into the baseline arrays
+        if baseline is not None:
+            b = baseline.reset_index(drop=True)
+            self._ref_video = b["video"].astype(str).to_numpy()
+            self._ref_rows = np.asarray(b["rows"].tolist(), dtype=np.int64).reshape(len(b), t)
+            animals = b["animal"].astype(str).to_numpy()
+            self._ref = {a: np.flatnonzero(animals == a) for a in np.unique(animals)}
+            lacking = sorted(set(self._animal) - set(self._ref))
+            if lacking:
+                raise ValueError(f"baseline-relative windows: animal(s) {', '.join(lacking)} have no baseline window in their split")
         self._maps: dict[str, np.ndarray] = {}
         self._gen: torch.Generator | None = None
         self._gen_key: tuple | None = None
@@ -124,8 +140,7 @@ class ClipDataset(Dataset):
             self._gen_key = key
         return self._gen
 
-    def __getitem__(self, i: int) -> dict:
-        video, rows = self._video[i], self._rows[i]
+    def _clip(self, video: str, rows: np.ndarray, i: int) -> torch.Tensor:
         arr = self._frames(video)
         if rows.max(initial=-1) >= len(arr):
             raise IndexError(f"{self.frames_dir / (video + '.npy')}: window {i} asks for row {int(rows.max())}, the file has {len(arr)}")
@@ -134,8 +149,30 @@ class ClipDataset(Dataset):
                             self.augment_policy, self.augment_scope)
         if self.clip_dtype == "float32":
             clip = normalize_clips(clip, self.channels)  # (T, C, S, S) float32
+        return clip
+
+    def reference_index(self, i: int) -> int:
+        """Index (into the baseline windows) of item ``i``'s reference window: a random draw of the
+        same animal's when augmenting, else a fixed one; never the item's own window if avoidable."""
+        choices = self._ref[self._animal[i]]
+        if self.augment:
+            k = int(torch.randint(len(choices), (1,), generator=self._generator()))
+        else:
+            k = i % len(choices)
+        j = int(choices[k])
+        if len(choices) > 1 and self._ref_video[j] == self._video[i] and self._ref_rows[j][0] == self._rows[i][0]:
+            j = int(choices[(k + 1) % len(choices)])
+        return j
+
+    def __getitem__(self, i: int) -> dict:
+        video, rows = self._video[i], self._rows[i]
+        clip = self._clip(video, rows, i)
         p1 = float(self._soft[i])
-        return {
+        ref = {}
+        if self._ref is not None:
+            j = self.reference_index(i)
+            ref["ref_clip"] = self._clip(self._ref_video[j], self._ref_rows[j], i)
+        return {**ref,
             "clip": clip,  # (T, C, H, W) float32 or (T, 1, H, W) uint8
             "soft": torch.tensor([1.0 - p1, p1], dtype=torch.float32),
             "label": torch.tensor(self._label[i], dtype=torch.int64),
@@ -156,7 +193,7 @@ def collate_clips(items: list[dict]) -> dict:
     :func:`batch_tensors` turns the numpy fields back into tensors.
     """
     batch = torch.utils.data.default_collate(items)
-    return {k: v.numpy() if k != "clip" and torch.is_tensor(v) else v for k, v in batch.items()}
+    return {k: v.numpy() if k not in ("clip", "ref_clip") and torch.is_tensor(v) else v for k, v in batch.items()}
 
 
 def batch_tensors(batch: dict, device: torch.device | str | None = None) -> dict:
@@ -256,6 +293,11 @@ class UniformWindowSampler(_EpochSampler):
 SAMPLERS = {"balanced": BalancedWindowSampler, "uniform": UniformWindowSampler}
 
 
+def baseline_frames(frames: pd.DataFrame, recording: int) -> np.ndarray:
+    """Rows of ``frames`` from recording ``recording`` (the animals' own baseline), as a mask."""
+    return (pd.to_numeric(frames["recording"], errors="coerce") == int(recording)).to_numpy()
+
+
 def fold_datasets(
     task_dir: str | Path,
     fold: int,
@@ -275,6 +317,7 @@ def fold_datasets(
     augment_policy: str = "mild",
     augment_scope: str = "clip",
     sampler: str = "balanced",
+    baseline_recording: int | None = None,
 ) -> dict:
     """Train/val/test clip datasets of one outer fold, and the balanced train sampler.
 
@@ -287,6 +330,14 @@ def fold_datasets(
     ``clip_dtype="uint8"``: clips come un-normalised (see :class:`ClipDataset`).
     ``augment_policy`` / ``augment_scope``: see :class:`ClipDataset`. ``sampler``: ``balanced``
     (:class:`BalancedWindowSampler`) or ``uniform`` (:class:`UniformWindowSampler`).
+
+    ``baseline_recording=K`` (baseline-relative models): each split's items carry a reference
+    window from the same animal's recording K, drawn from that split's own frames only (an
+    animal's baseline never crosses a fold boundary). Training keeps recording K's windows as
+    items too (a baseline against another baseline window is the "no change" example);
+    validation and test items are the other recordings' windows (a baseline scored against
+    itself would be right by construction), and ``out["test_baseline"]`` holds the test
+    animals' recording-K windows, whose mean embedding is each animal's reference at scoring.
     """
     from mouse_facial_expressions.data.tasks import load_task
 
@@ -309,15 +360,31 @@ def fold_datasets(
     span = window_span(t, s)
     f = task.folds[fold]
     out = {}
+    if baseline_recording is not None and "recording" not in task.frames.columns:
+        raise ValueError(f"{task_dir}: --baseline-recording needs a 'recording' column in frames.parquet; this task has none")
     for role in ("train", "val", "test"):
         frames = task.frames[task.frames["animal"].astype(str).isin(list(map(str, f[role])))]
-        w = make_windows(frames, t, s, spec.max_gap_s, spec.short_runs, step=1 if role == "train" else (eval_step or span))
+        step = 1 if role == "train" else (eval_step or span)
+        base = None
+        if baseline_recording is not None:
+            is_base = baseline_frames(frames, baseline_recording)
+            base = make_windows(frames[is_base], t, s, spec.max_gap_s, spec.short_runs, step=step)
+            lacking = sorted(set(frames["animal"].astype(str)) - set(base["animal"].astype(str)))
+            if lacking:
+                raise ValueError(f"{task_dir}: fold {fold} {role} animal(s) {', '.join(lacking)} have no window of recording "
+                                 f"{baseline_recording}, their baseline: exclude them from the task, or choose another --baseline-recording")
+            if role != "train":
+                frames = frames[~is_base]
+        w = make_windows(frames, t, s, spec.max_gap_s, spec.short_runs, step=step)
         if role == "val":
             w = select_per_video(w, val_windows_per_video)
         elif role == "test":
             w = select_per_video(w, test_windows_per_video)
         out[role] = ClipDataset(fdir, w, image_size, augment=train_augmentation and role == "train", channels=channels, seed=seed,
-                                clip_dtype=clip_dtype, augment_policy=augment_policy, augment_scope=augment_scope)
+                                clip_dtype=clip_dtype, augment_policy=augment_policy, augment_scope=augment_scope,
+                                baseline=base if role != "test" else None)  # test: the animal's mean reference (below)
+        if role == "test" and base is not None:
+            out["test_baseline"] = ClipDataset(fdir, base, image_size, channels=channels, seed=seed, clip_dtype=clip_dtype)
     train_w = out["train"].windows
     if epoch_size is None:
         epoch_size = max(1, int(np.ceil(len(train_w) / span)))

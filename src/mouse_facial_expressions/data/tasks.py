@@ -47,6 +47,9 @@ class TaskSpec(BaseModel):
     max_gap_s: float = Field(0.5, gt=0, description="A window never bridges a time gap longer than this.")
     short_runs: Literal["resample", "drop"] = Field("resample", description="Runs shorter than a window: resample (original) or drop.")
     frames_dir: str | None = Field(None, description="Frame store the task was made from (set by make_task).")
+    baseline_recording: int | None = Field(None, description="Recording that is each animal's own baseline (e.g. 1, "
+                                           "pre-injection): models trained on this task score windows relative to it "
+                                           "(mfe train --baseline-recording). None: absolute scores.")
 
     @field_validator("version")
     @classmethod

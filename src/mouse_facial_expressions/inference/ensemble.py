@@ -89,23 +89,57 @@ class FoldEnsemble:
             m.to(device)
         return self
 
+    @property
+    def relative(self) -> bool:
+        """True for a baseline-relative run (``mfe train --baseline-recording``)."""
+        return any(getattr(m, "relative", False) for m in self.models)
+
+    @property
+    def baseline_recording(self) -> int | None:
+        """The recording a baseline-relative run scores against (None: absolute scores)."""
+        k = self.data.get("baseline_recording")
+        return int(k) if k is not None else None
+
+    def require_absolute(self, what: str) -> None:
+        """Refuse a baseline-relative run where no baseline windows are at hand."""
+        if self.relative:
+            raise ValueError(
+                f"{self.source}: this run scores windows relative to each animal's baseline recording "
+                f"(trained with --baseline-recording); {what} has no baseline windows to score against. "
+                "Score a cohort with its baselines through its task: `mfe evaluate RUN --task TASK_FOLDER`")
+
     @torch.no_grad()
-    def predict(self, clips: torch.Tensor) -> np.ndarray:
+    def embed(self, clips: torch.Tensor) -> list[torch.Tensor]:
+        """Per-member window embeddings ``(B, D)`` float32 (baseline-relative scoring)."""
+        use_bf16 = self.dtype == torch.bfloat16
+        clips = clips.to(self.device, non_blocking=True)
+        out = []
+        for m in self.models:
+            with torch.autocast(clips.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                out.append(m.embed(clips).float())
+        return out
+
+    @torch.no_grad()
+    def predict(self, clips: torch.Tensor, refs: list[torch.Tensor] | None = None) -> np.ndarray:
         """Per-member ``p1`` of a batch.
 
         Args:
             clips: ``(B, T, C, H, W)`` float32 normalised clips (as the loader gives them).
+            refs: baseline-relative runs only: per member, the ``(B, D)`` reference embedding
+                of each row's animal (the mean of :meth:`embed` over its baseline windows).
 
         Returns:
             ``(B, K)`` float64 probabilities of class 1, one column per member.
         """
+        if self.relative and refs is None:
+            self.require_absolute("this call")
         use_bf16 = self.dtype == torch.bfloat16
         device = self.device
         clips = clips.to(device, non_blocking=True)
         cols = []
-        for m in self.models:
+        for k, m in enumerate(self.models):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                logits = m(clips)
+                logits = m(clips, refs[k].to(device)) if getattr(m, "relative", False) else m(clips)
             cols.append(torch.softmax(logits.float(), dim=-1)[:, 1].double().cpu().numpy())
         return np.stack(cols, axis=1) if cols else np.zeros((len(clips), 0))
 

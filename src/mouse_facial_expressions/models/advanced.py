@@ -56,6 +56,22 @@ class AdvancedNet(nn.Module):
             usual Transformer choice; the original drew it from N(0, 1)).
         head_activation: ``gelu`` or ``relu`` (the original) between the MLP's layers.
         head_dropout: dropout before the MLP's last layer (None: ``dropout``; the original: 0.3).
+        relative: baseline-relative scoring (``mfe train --baseline-recording K``): the classifier
+            sees a window's embedding minus a reference embedding of the same animal's baseline
+            windows (see below), never the window's embedding alone.
+
+    Baseline-relative design. The embedding of a window is the Transformer's normalised mean
+    over time (``embed``, ``(B, D)``). With ``relative=True`` the head classifies
+    ``embed(window) - ref``, where ``ref`` is the embedding of one of the same animal's baseline
+    windows during training (a fresh draw each time, from the animal's own split) and the mean
+    embedding of all of them when scoring. Why a difference rather than attention to the
+    baseline, or a concatenation: what a new cohort changes (lighting, contrast, camera, the
+    animal's own face) shifts a window and its baseline alike, and a difference cancels any
+    shift shared by the two to first order, while a concatenation or cross-attention lets the
+    head read the absolute embedding again and learn the recording conditions back. The
+    difference also keeps the head's size and costs one extra backbone pass per training
+    window; the mean reference at scoring is the expectation of the training references, so
+    the head sees the same quantity with less noise.
 
     The defaults are the first ``mfe`` recipe's, so checkpoints saved before these settings
     existed load unchanged; ``mfe train`` passes its recipe's values (``training/params.py``).
@@ -81,6 +97,7 @@ class AdvancedNet(nn.Module):
         pos_init_std: float = 0.02,
         head_activation: str = "gelu",
         head_dropout: float | None = None,
+        relative: bool = False,
     ):
         super().__init__()
         if d_model % num_heads:
@@ -91,6 +108,9 @@ class AdvancedNet(nn.Module):
             dropout=dropout, mlp_hidden=mlp_hidden, num_classes=num_classes, pos_init_std=pos_init_std,
             head_activation=head_activation, head_dropout=head_dropout,
         )
+        if relative:  # only when set: checkpoints of absolute models keep their exact config
+            self.config["relative"] = True
+        self.relative = bool(relative)
         if head_activation not in _ACTIVATIONS:
             raise ValueError(f"head_activation must be one of {', '.join(_ACTIVATIONS)}, got {head_activation!r}")
         self.encoder = build_backbone(backbone, pretrained, in_channels)
@@ -104,15 +124,26 @@ class AdvancedNet(nn.Module):
             nn.Dropout(dropout if head_dropout is None else head_dropout), nn.Linear(mlp_hidden, num_classes),
         )
 
-    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+    def embed(self, clip: torch.Tensor) -> torch.Tensor:
+        """``(B, T, C, H, W) -> (B, D)``: the window's embedding (normalised mean over time)."""
         z = self.proj(encode_frames(self.encoder, clip))  # (B, T, D)
         z = self.temporal(self.pos(z))  # (B, T, D)
-        z = self.norm(z.mean(dim=1))  # (B, D): mean over time
+        return self.norm(z.mean(dim=1))  # (B, D): mean over time
+
+    def forward(self, clip: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``(B, 2)``. A relative model needs ``ref``: reference clips ``(B, T, C, H, W)``
+        (one baseline window per row) or reference embeddings ``(B, D)``."""
+        z = self.embed(clip)
+        if self.relative:
+            if ref is None:
+                raise ValueError("this is a baseline-relative model (trained with --baseline-recording): it scores a "
+                                 "window against the same animal's baseline windows, so it needs them (ref)")
+            z = z - (self.embed(ref) if ref.dim() == 5 else ref.to(z.dtype))
         return self.head(z)  # (B, 2)
 
-    def loss(self, clip, soft, label, *, use_soft_labels=True, label_smoothing=0.1, class_weights=None):
+    def loss(self, clip, soft, label, *, use_soft_labels=True, label_smoothing=0.1, class_weights=None, ref=None):
         """LDL (KL to the soft target) or, with ``use_soft_labels=False``, cross-entropy."""
-        logits = self(clip)
+        logits = self(clip, ref) if self.relative else self(clip)
         if use_soft_labels:
             return ldl_loss(logits, smooth_targets(soft, label_smoothing)), logits
         return cross_entropy(logits, label, class_weights, label_smoothing), logits

@@ -108,7 +108,7 @@ class RecalibrateBatchNorm(pl.Callback):
 
     def __init__(self, num_batches: int):
         self.num_batches = int(num_batches)
-        self._kept: list[torch.Tensor] = []
+        self._kept: list[tuple[torch.Tensor, ...]] = []  # (clip,) or (clip, ref_clip) per batch
         self._live: list[torch.nn.Module] | None = None
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
@@ -117,7 +117,8 @@ class RecalibrateBatchNorm(pl.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.num_batches > 0:
-            self._kept.append(batch["clip"].detach().to("cpu", torch.float16))  # (B, T, C, H, W), normalised
+            ref = batch.get("ref_clip")  # baseline-relative models see a reference window too
+            self._kept.append(tuple(t.detach().to("cpu", torch.float16) for t in (batch["clip"], ref) if t is not None))  # (B, T, C, H, W), normalised
             del self._kept[: -self.num_batches]
             if self._live is None:  # only layers that train: a frozen backbone (fine-tuning) keeps its statistics
                 self._live = [m for m in pl_module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training]
@@ -145,8 +146,8 @@ class RecalibrateBatchNorm(pl.Callback):
             m.momentum = None  # cumulative average over the batches below
             m.train()
         with torch.no_grad():
-            for clip in self._kept:
-                pl_module.model(clip.to(pl_module.device, torch.float32))
+            for clips in self._kept:
+                pl_module.model(*(c.to(pl_module.device, torch.float32) for c in clips))
         for m, (momentum, training) in zip(bns, saved):
             m.momentum = momentum
             m.train(training)

@@ -83,6 +83,12 @@ def _default_norm() -> tuple[list[float], list[float]] | tuple[None, None]:
         return None, None
 
 
+def _collate():
+    from mouse_facial_expressions.data.datasets import collate_clips
+
+    return collate_clips
+
+
 def _loaders(data: dict, p: TrainParams) -> tuple[DataLoader, DataLoader, DataLoader]:
     from mouse_facial_expressions.data.datasets import collate_clips
 
@@ -137,6 +143,55 @@ def predict_windows(
             "label": np.asarray(batch["label"]), "p1": p1.cpu().numpy(),
         }))
     return pd.concat(rows, ignore_index=True)[PRED_COLUMNS] if rows else pd.DataFrame(columns=PRED_COLUMNS)
+
+
+@torch.no_grad()
+def _embeddings(model: torch.nn.Module, loader: DataLoader, device: torch.device, use_bf16: bool, channels: int,
+                desc: str) -> tuple[pd.DataFrame, torch.Tensor]:
+    """Every window of ``loader`` through ``model.embed``: (window rows, ``(W, D)`` float32 on ``device``)."""
+    from mouse_facial_expressions.data.augment import normalize_clips
+
+    rows, zs = [], []
+    for batch in tqdm(loader, desc=desc, leave=False, disable=None):
+        clip = normalize_clips(batch["clip"].to(device, non_blocking=True), channels)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            zs.append(model.embed(clip).float())
+        rows.append(pd.DataFrame({
+            "video": list(batch["video"]), "animal": list(batch["animal"]),
+            "start_time": np.asarray(batch["start_time"], dtype=np.float64),
+            "end_time": np.asarray(batch["end_time"], dtype=np.float64), "label": np.asarray(batch["label"]),
+        }))
+    if not rows:
+        return pd.DataFrame(columns=["video", "animal", "start_time", "end_time", "label"]), torch.zeros(0, device=device)
+    return pd.concat(rows, ignore_index=True), torch.cat(zs)
+
+
+@torch.no_grad()
+def predict_relative(
+    model: torch.nn.Module, loader: DataLoader, baseline_loader: DataLoader, fold: int, precision: str = "32-true",
+    channels: int = 3,
+) -> pd.DataFrame:
+    """:func:`predict_windows` for a baseline-relative model: each animal's reference is the
+    mean embedding of its baseline windows (``baseline_loader``, the same animals), and a
+    window's ``p1`` is the head's on ``embed(window) - reference``."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = model.to(device).eval()
+    use_bf16 = "bf16" in str(precision)
+    base, zb = _embeddings(model, baseline_loader, device, use_bf16, channels, f"fold {fold} baselines")
+    meta, z = _embeddings(model, loader, device, use_bf16, channels, f"fold {fold} test")
+    if not len(meta):
+        return pd.DataFrame(columns=PRED_COLUMNS)
+    animals = base["animal"].astype(str).to_numpy()
+    refs = {a: zb[torch.from_numpy(np.flatnonzero(animals == a)).to(device)].mean(0) for a in np.unique(animals)}
+    lacking = sorted(set(meta["animal"].astype(str)) - set(refs))
+    if lacking:
+        raise ValueError(f"fold {fold}: test animal(s) {', '.join(lacking)} have no baseline window to score against")
+    ref = torch.stack([refs[a] for a in meta["animal"].astype(str)])
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        p1 = torch.softmax(model.head(z - ref).float(), dim=-1)[:, 1]  # what forward(clip, ref) computes
+    meta.insert(0, "fold", fold)
+    meta["p1"] = p1.cpu().numpy()
+    return meta[PRED_COLUMNS]
 
 
 def augmentation_enabled(policy: str | bool | None) -> bool:
@@ -224,6 +279,7 @@ def train_fold(
         val_windows_per_video=p.val_windows_per_video or None, test_windows_per_video=p.test_windows_per_video,
         clip_dtype="uint8",  # workers ship uint8; ClipClassifier normalises on the device
         augment_policy=p.augment_policy, augment_scope=p.augment_scope, sampler=p.sampler, **extra,
+        **({"baseline_recording": p.baseline_recording} if p.baseline_recording is not None else {}),
     )
     train_dl, val_dl, test_dl = _loaders(data, p)
     precision = p.precision if p.precision not in (None, "auto") else auto_precision(p.accelerator)
@@ -235,6 +291,8 @@ def train_fold(
         test_animals=list(fold_spec.get("test", [])), run_name=run_dir.name, pretrained=p.pretrained,
         domain=fold_domain(task_dir, fold_spec.get("train", [])),  # the training videos' crops (training/domain.py)
     )
+    if p.baseline_recording is not None:
+        meta["baseline_recording"] = int(p.baseline_recording)
     module = ClipClassifier(
         p.model, p.model_config(), optimizer=p.optimizer, learning_rate=p.learning_rate,
         weight_decay=p.weight_decay, momentum=p.momentum, epochs=p.epochs, label_smoothing=p.label_smoothing,
@@ -281,7 +339,12 @@ def train_fold(
     best_val = module.val_history.get(best_epoch)  # [val_acc, val_loss] of the selected epoch
     model, _ = model_from_checkpoint(ckpt, best)
     del ckpt
-    preds = predict_windows(model, test_dl, fold, precision, channels=p.in_channels)
+    if p.baseline_recording is not None:
+        base_dl = DataLoader(data["test_baseline"], batch_size=p.test_batch_size, shuffle=False, num_workers=p.workers,
+                             collate_fn=_collate())
+        preds = predict_relative(model, test_dl, base_dl, fold, precision, channels=p.in_channels)
+    else:
+        preds = predict_windows(model, test_dl, fold, precision, channels=p.in_channels)
     test_acc = float(((preds["p1"] >= 0.5).astype(int) == preds["label"]).mean()) if len(preds) else float("nan")
     record = dict(
         fold=fold, best_checkpoint=str(best), val_acc=best_val[0] if best_val else None,
@@ -341,6 +404,11 @@ def train_cv(
     """
     task_dir, out_dir = Path(task_dir), Path(out_dir)
     params = dataclasses.replace(params)
+    if params.baseline_recording is None and (task_dir / "task.yaml").is_file():
+        from mouse_facial_expressions.data.tasks import load_spec
+
+        params.baseline_recording = load_spec(task_dir / "task.yaml").baseline_recording  # the task's, if it names one
+    params.model_config()  # a setting the model cannot take fails here, before any fold
     if fold_specs is None or params.num_frames is None or params.frame_stride is None:
         from mouse_facial_expressions.data.tasks import load_task
 

@@ -102,8 +102,11 @@ class ClipClassifier(pl.LightningModule):
         self.history: dict[int, dict[str, float]] = {}  # epoch -> train/val acc and loss, kept in checkpoints
         self._stats: dict[str, torch.Tensor | None] = {"train": None, "val": None}
 
-    def forward(self, clip: torch.Tensor) -> torch.Tensor:
-        return self.model(normalize_clips(clip, self.in_channels))  # (B, 2) logits
+    def forward(self, clip: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
+        clip = normalize_clips(clip, self.in_channels)
+        if ref is None:
+            return self.model(clip)  # (B, 2) logits
+        return self.model(clip, normalize_clips(ref, self.in_channels) if ref.dim() == 5 else ref)
 
     @property
     def in_channels(self) -> int:
@@ -116,13 +119,16 @@ class ClipClassifier(pl.LightningModule):
         if isinstance(batch, dict) and "clip" in batch:
             batch = batch_tensors(batch, self.device)  # collate_clips sends labels as numpy
             batch["clip"] = normalize_clips(batch["clip"], self.in_channels)
+            if "ref_clip" in batch:  # baseline-relative training: the same animal's baseline window
+                batch["ref_clip"] = normalize_clips(batch["ref_clip"], self.in_channels)
         return batch
 
     def _step(self, batch: dict, stage: str) -> torch.Tensor:
         hp = self.hparams
+        ref = {"ref": batch["ref_clip"]} if "ref_clip" in batch else {}
         loss, logits = self.model.loss(
             batch["clip"], batch["soft"], batch["label"], use_soft_labels=hp.use_soft_labels,
-            label_smoothing=hp.label_smoothing, class_weights=self.class_weights,
+            label_smoothing=hp.label_smoothing, class_weights=self.class_weights, **ref,
         )
         acc = (logits.argmax(-1) == batch["label"]).float().mean()
         bs = batch["clip"].shape[0]

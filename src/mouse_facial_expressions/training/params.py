@@ -56,6 +56,10 @@ RECIPES: dict[str, dict] = {
 #: The recipe ``mfe train`` uses unless told otherwise.
 DEFAULT_RECIPE = "mfe2"
 
+#: Fields added after runs were named: left at None they stay out of the run name's hash, so
+#: earlier runs keep their names (and resume).
+_ADDED_FIELDS = {"baseline_recording"}
+
 #: Fields that do not change what is learned (excluded from the run name's hash).
 _RUNTIME_FIELDS = {"folds", "devices", "strategy", "num_nodes", "accelerator", "workers", "max_time",
                    "limit_batches", "run_name", "precision", "channels_last"}
@@ -103,6 +107,9 @@ class TrainParams:
     val_windows_per_video: int | None = None  # 0: every validation window
     seed: int = 97531
     dataset_version: str | None = None
+    # Baseline-relative scoring: score each window against the same animal's windows of this
+    # recording (advanced only; None: the task spec's baseline_recording, else absolute scores).
+    baseline_recording: int | None = None
     # runtime
     folds: list[int] | None = None
     accelerator: str = "auto"
@@ -133,6 +140,10 @@ class TrainParams:
                        head_activation=self.head_activation, head_dropout=self.head_dropout)
             if self.dropout is not None:
                 cfg["dropout"] = self.dropout
+        if self.baseline_recording is not None:
+            if self.model != "advanced":
+                raise ValueError(f"--baseline-recording: baseline-relative scoring is built into the advanced model only, not {self.model!r}")
+            cfg["relative"] = True
         return cfg
 
     def to_dict(self) -> dict:
@@ -140,7 +151,7 @@ class TrainParams:
 
     def default_run_name(self) -> str:
         """``<model>-<backbone>-<hash of the learning-relevant params>``: stable across reruns."""
-        learn = {k: v for k, v in self.to_dict().items() if k not in _RUNTIME_FIELDS}
+        learn = {k: v for k, v in self.to_dict().items() if k not in _RUNTIME_FIELDS and not (k in _ADDED_FIELDS and v is None)}
         digest = hashlib.sha1(json.dumps(learn, sort_keys=True, default=str).encode()).hexdigest()[:8]
         return f"{self.model}-{self.backbone}-{digest}"
 

@@ -1,0 +1,123 @@
+"""Baseline-relative scoring (``mfe train --baseline-recording K``): model, data split, training."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mouse_facial_expressions.data.datasets import baseline_frames, fold_datasets
+from mouse_facial_expressions.data.tasks import load_task
+from mouse_facial_expressions.models import create_model
+
+SMALL = dict(backbone="resnet18", num_frames=3, d_model=32, num_layers=1, num_heads=4, ff_dim=32, mlp_hidden=16)
+
+
+def _recording_of(task) -> dict[str, int]:
+    f = task.frames
+    return dict(zip(f["video"].astype(str), pd.to_numeric(f["recording"]).astype(int)))
+
+
+def test_relative_model_needs_and_uses_the_reference():
+    torch.manual_seed(0)
+    model = create_model("advanced", relative=True, **SMALL).eval()
+    clips = torch.randn(4, 3, 3, 32, 32)
+    with pytest.raises(ValueError, match="baseline-relative"):
+        model(clips)
+    with torch.no_grad():
+        same = model(clips, clips)  # a window against itself: the head sees zeros
+        assert torch.allclose(same, same[:1].expand_as(same), atol=1e-5)
+        z = model.embed(clips)
+        by_clip = model(clips, clips.flip(0))
+        by_embedding = model(clips, z.flip(0))  # a (B, D) reference gives the same as its clips
+        assert torch.allclose(by_clip, by_embedding, atol=1e-5)
+        assert not torch.allclose(by_clip, same, atol=1e-3)
+    absolute = create_model("advanced", **SMALL)
+    assert "relative" not in absolute.config  # absolute checkpoints keep their exact config
+    assert absolute.config.keys() | {"relative"} == model.config.keys()
+
+
+def test_baseline_windows_never_cross_the_fold_boundary(tiny8_task):
+    task = load_task(tiny8_task)
+    rec = _recording_of(task)
+    for fold, spec in enumerate(task.folds):
+        data = fold_datasets(tiny8_task, fold, image_size=32, baseline_recording=1, clip_dtype="uint8")
+        for role in ("train", "val", "test"):
+            ds = data[role]
+            animals = set(map(str, spec[role]))
+            assert set(ds.windows["animal"].astype(str)) <= animals
+            if role != "train":  # validation and test score the other recordings only
+                assert {rec[v] for v in ds.windows["video"]} == {4}
+            if role == "test":
+                base = data["test_baseline"].windows
+                # task1 labels no saline recording 4: those animals have a baseline and nothing to score
+                assert set(ds.windows["animal"].astype(str)) <= set(base["animal"].astype(str)) <= animals
+                assert {rec[v] for v in base["video"]} == {1}
+                assert "ref_clip" not in ds[0]  # the test reference is the animal's mean embedding
+                continue
+            for i in range(len(ds)):
+                j = ds.reference_index(i)
+                ref_video = ds._ref_video[j]
+                assert rec[ref_video] == 1  # a baseline window ...
+                assert ref_video.split("_")[0] == ds._animal[i]  # ... of the same animal ...
+                assert ref_video.split("_")[0] in animals  # ... from this split
+                same = ref_video == ds._video[i] and ds._ref_rows[j][0] == ds._rows[i][0]
+                assert not same  # never the item's own window
+            item = ds[0]
+            assert item["ref_clip"].shape == item["clip"].shape
+
+
+def test_an_animal_without_baseline_is_named(tiny8_task, tmp_path):
+    task_dir = tmp_path / "task"
+    shutil.copytree(tiny8_task, task_dir)
+    frames = pd.read_parquet(task_dir / "frames.parquet")
+    victim = str(frames.loc[~baseline_frames(frames, 1), "animal"].iloc[0])  # an animal with another recording
+    keep = ~((frames["animal"].astype(str) == victim) & baseline_frames(frames, 1))
+    frames[keep].to_parquet(task_dir / "frames.parquet")
+    task = load_task(task_dir)
+    fold = next(k for k, s in enumerate(task.folds) if victim in map(str, s["train"] + s["val"] + s["test"]))
+    with pytest.raises(ValueError, match=rf"{victim}.*no window of recording 1"):
+        fold_datasets(task_dir, fold, image_size=32, baseline_recording=1, clip_dtype="uint8")
+
+
+def test_only_the_advanced_model_is_relative():
+    from mouse_facial_expressions.training import make_params
+
+    with pytest.raises(ValueError, match="advanced model only"):
+        make_params("baseline", baseline_recording=1).model_config()
+    assert make_params("advanced", baseline_recording=1).model_config()["relative"] is True
+    # earlier runs keep their names: the new field stays out of the hash when unset
+    p = make_params("advanced")
+    assert p.default_run_name() == make_params("advanced", baseline_recording=None).default_run_name()
+    assert p.default_run_name() != make_params("advanced", baseline_recording=1).default_run_name()
+
+
+@pytest.mark.slow
+def test_train_cv_relative_end_to_end(tiny8_task, tmp_path):
+    """A relative run trains, tests on recording-4 windows only, records its baseline, and the
+    fold ensemble refuses to score without baselines (mfe predict) but scores with them."""
+    from mouse_facial_expressions.inference.ensemble import load_ensemble
+    from mouse_facial_expressions.training import make_params, train_cv
+
+    p = make_params("advanced", backbone="resnet18", image_size=32, epochs=1, num_layers=1, d_model=32, num_heads=4,
+                    ff_dim=32, workers=0, limit_batches=2, baseline_recording=1, run_name="rel", folds=[0])
+    summary = train_cv(tiny8_task, p, tmp_path / "models", track=False, progress=False)
+    pred = pd.read_csv(summary["predictions"])
+    rec = _recording_of(load_task(tiny8_task))
+    assert len(pred) and {rec[v] for v in pred["video"]} == {4}
+    assert pred["p1"].between(0, 1).all()
+    ens = load_ensemble(Path(summary["run_dir"]))
+    assert ens.relative and ens.baseline_recording == 1
+    clips = torch.randn(2, 3, 3, 32, 32)
+    with pytest.raises(ValueError, match="mfe evaluate RUN --task"):
+        ens.predict(clips)
+    refs = [z.mean(0, keepdim=True).expand(2, -1) for z in ens.embed(clips)]
+    assert ens.predict(clips, refs).shape == (2, 1)
+    params = json.loads((Path(summary["run_dir"]) / "params.json").read_text())
+    assert params["baseline_recording"] == 1
+    assert np.isfinite(summary["mean_test_acc"])
