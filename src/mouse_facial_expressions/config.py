@@ -34,6 +34,8 @@ ENV_VARS: dict[str, tuple[str, str]] = {
 CANONICAL_LANDMARKS = ("nose", "left_eye", "left_ear", "right_eye", "right_ear")
 #: Named ``extract.alignment`` presets (defined in ``preprocess/alignment.py``; the first is the default).
 ALIGNMENT_PRESETS = ("dlc_face", "headfixed_eye_nose")
+#: ``extract.normalize`` choices (defined in ``preprocess/normalize.py``; the first is the default).
+NORMALIZE_METHODS = ("none", "video_hist", "clahe")
 
 
 class ConfigError(ValueError):
@@ -133,6 +135,7 @@ class ExtractConfig(_Section):
     max_count_mismatch: int = Field(5, ge=0, description="Keypoint rows may differ from the video's frame count by at most this many frames.")
     max_gap_s: float = Field(0.5, gt=0, description="A run of kept frames breaks at a gap longer than this many seconds.")
     format: Literal["npy", "png"] = "npy"
+    normalize: Literal["none", "video_hist", "clahe"] = Field("none", description="Intensity normalisation of the stored crops: none (the original); video_hist (one grey-level table per video matching the histogram of all its kept crops to a Gaussian of mean 128, SD 48: removes whole-video lighting, keeps changes within a video); clahe (OpenCV CLAHE per crop, clip 2.0, 4x4 tiles). mfe predict applies the model's store's setting.")
 
     @field_validator("alignment")
     @classmethod

@@ -75,7 +75,9 @@ class Decoded:
 
 
 def decode_job(job: Job, settings: dict, cfg) -> tuple[np.ndarray, pd.DataFrame, dict]:
-    """Keypoints + one decode/align/crop pass (``preprocess.extract.crop_video``)."""
+    """Keypoints + one decode/align/crop pass (``preprocess.extract.crop_video``), which also
+    normalises the video's kept crops as ``settings["normalize"]`` says (``video_hist``: one
+    table from all of them, as ``mfe extract`` does)."""
     from mouse_facial_expressions.preprocess.extract import crop_video
 
     if job.error:

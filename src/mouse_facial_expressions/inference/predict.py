@@ -7,7 +7,9 @@ Per video:
 2. the SAME frame choice and crops as ``mfe extract``: :func:`preprocess.extract.frame_geometry`,
    :func:`preprocess.select.candidates` / ``final_choice`` / ``split_runs``,
    :func:`preprocess.geometry.warp_crop` and :func:`preprocess.quality.crop_quality`, with the
-   settings of the frame store the model was trained on (see :func:`model_settings`);
+   settings of the frame store the model was trained on (see :func:`model_settings`),
+   intensity normalisation (``extract.normalize``) included: ``video_hist`` pools all kept
+   crops of the video, as extraction does;
 3. ONE sequential decode pass (``iter_frames``) that warps only the candidate frames;
 4. windows exactly as training/evaluation form them (:func:`data.sequences.make_windows`
    with the checkpoint's ``num_frames``/``frame_stride`` and the task's ``max_gap_s``/
@@ -55,7 +57,7 @@ log = logging.getLogger(__name__)
 
 #: Extraction settings predict needs (the keys of ``store.json``).
 EXTRACT_KEYS = ("out_size", "crop_size", "policy", "target_fps", "every_k", "n_sharpest", "min_sharpness",
-                "min_likelihood", "max_gap_s", "pcutoff", "alignment")
+                "min_likelihood", "max_gap_s", "pcutoff", "alignment", "normalize")
 
 
 # ----------------------------------------------------------------------------- settings
@@ -74,7 +76,9 @@ def model_settings(ens: FoldEnsemble, cfg: Config | None = None) -> dict:
     """Extraction + window settings that reproduce what the model was trained and tested on.
 
     Order: the frame store the model's task was made from (its ``store.json``: out_size,
-    crop_size, policy, target_fps, thresholds, pcutoff), else ``cfg.extract`` /
+    crop_size, policy, target_fps, thresholds, pcutoff, alignment, normalize: so the crops
+    :func:`preprocess.extract.crop_video` makes are normalised as the store's were; a store
+    written before ``normalize`` existed means ``none``), else ``cfg.extract`` /
     ``cfg.keypoints.pcutoff`` (``cfg`` default: :class:`Config` defaults). Windows: the
     checkpoint's ``num_frames``/``frame_stride``, the task's ``max_gap_s``/``short_runs``
     (default 0.5 s / resample). ``source`` says where the extraction settings came from.
@@ -94,6 +98,8 @@ def model_settings(ens: FoldEnsemble, cfg: Config | None = None) -> dict:
             s.update({k: stored[k] for k in EXTRACT_KEYS if k in stored})
             if "alignment" not in stored:  # written before extract.alignment existed: the original's
                 s["alignment"] = "dlc_face"
+            if "normalize" not in stored:  # written before extract.normalize existed: raw crops
+                s["normalize"] = "none"
             s["source"] = str(fdir / store.STORE_JSON)
     if s["source"] == "config" and task_dir:
         log.warning("the model's frame store is not reachable (task %s): using the project's extract settings", task_dir)
@@ -227,6 +233,7 @@ def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = No
         ens, backend_line = model, f"backend onnxruntime ({model.path.name}, {model.threads} threads)"
     else:
         ens = model if isinstance(model, FoldEnsemble) else load_ensemble(model)
+        ens.require_absolute("`mfe predict` on videos")
         ens.to(dev)
         ens.dtype = dtype
         ens, backend_line = scoring_ensemble(ens, backend, dev, quantize, threads)

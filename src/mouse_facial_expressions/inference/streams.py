@@ -221,6 +221,14 @@ def predict_live(source: str, keypoints: str | Path, ens: FoldEnsemble, out_csv:
     ``max_gap_s``; a run shorter than a window gives one resampled window when it ends), so a
     file scored live gives the windows ``mfe predict`` gives it. Each row is flushed at once.
 
+    Intensity normalisation (the store's ``extract.normalize``, ``settings["normalize"]``):
+    ``clahe`` works per crop, as offline. ``video_hist`` cannot see the rest of the stream: each
+    window's crops are mapped with the table of EVERY crop kept so far
+    (:class:`preprocess.normalize.RunningHistogram`), so the first windows of a stream are
+    normalised from few crops and may score differently from ``mfe predict``; the table
+    converges to the whole video's as the stream goes on (a window that completes with the
+    last kept crop gets exactly the offline table).
+
     Args:
         source: a camera index (``0`` -> ``/dev/video0``), an RTSP/HTTP URL or a file.
         keypoints: the growing keypoint CSV (see :class:`GrowingKeypoints`).
@@ -234,11 +242,14 @@ def predict_live(source: str, keypoints: str | Path, ens: FoldEnsemble, out_csv:
     from mouse_facial_expressions.data.sequences import window_span
     from mouse_facial_expressions.io.video import _to_array
     from mouse_facial_expressions.preprocess import geometry
+    from mouse_facial_expressions.preprocess import normalize as norm
     from mouse_facial_expressions.preprocess.extract import frame_geometry
     from mouse_facial_expressions.preprocess.quality import crop_quality
 
     if settings.get("policy", "temporal") != "temporal":
         raise ValueError(f"live scoring keeps frames as the 'temporal' policy does; the model's store used {settings['policy']!r}")
+    method = norm.check_method(settings.get("normalize"))
+    running = norm.RunningHistogram() if method == "video_hist" else None  # the table of the crops seen so far
     out_csv = Path(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     name = name or Path(str(source)).stem
@@ -259,7 +270,10 @@ def predict_live(source: str, keypoints: str | Path, ens: FoldEnsemble, out_csv:
         out.flush()
 
         def emit(rows: np.ndarray) -> None:
-            clip = to_model_input(torch.from_numpy(np.stack([seg[r][1] for r in rows])), ens.image_size, ens.channels)
+            crops = np.stack([seg[r][1] for r in rows])
+            if running is not None:
+                crops = running.apply(crops)
+            clip = to_model_input(torch.from_numpy(crops), ens.image_size, ens.channels)
             p = ens.predict(clip[None])[0]  # (K,)
             vals = [name, f"{seg[rows[0]][0]:.6f}", f"{seg[rows[-1]][0]:.6f}", f"{p.mean():.8f}"]
             vals += [f"{v:.8f}" for v in p] if len(ens) > 1 else []
@@ -300,6 +314,10 @@ def predict_live(source: str, keypoints: str | Path, ens: FoldEnsemble, out_csv:
                     continue
                 if seg and t - seg[-1][0] > max_gap + 1e-9:
                     close_run()  # a gap ends the run, as split_runs / make_windows do
+                if running is not None:
+                    running.add(crop)
+                elif method == "clahe":
+                    crop = norm.clahe(crop[None])[0]
                 seg.append((t, crop))
                 report.n_kept += 1
                 while len(seg) - next_start >= span:

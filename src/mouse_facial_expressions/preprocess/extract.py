@@ -7,7 +7,9 @@ Per video (:func:`extract_video`):
    landmarks) and the candidate frames of the selection policy;
 3. decode the video in ONE sequential pass and warp only the candidates (one
    ``cv2.warpAffine`` each), scoring sharpness and intensity;
-4. choose the stored frames, split them into runs, and write the frame store atomically.
+4. choose the stored frames, split them into runs, normalise their intensity
+   (``extract.normalize``, :mod:`preprocess.normalize`; ``none`` by default) and write the
+   frame store atomically.
 
 :func:`extract_videos` runs that over a project's videos, skipping complete ones,
 optionally over a process pool (``workers``) and one share of the videos (``shard``).
@@ -32,7 +34,7 @@ from mouse_facial_expressions.config import Config
 from mouse_facial_expressions.io.keypoints import landmark_names, load_canonical, validate_canonical
 from mouse_facial_expressions.io.video import MAX_HEADER_SHORTFALL, VideoError, iter_frames, probe
 from mouse_facial_expressions.preprocess import alignment as alignment_mod
-from mouse_facial_expressions.preprocess import domain, geometry, select, store
+from mouse_facial_expressions.preprocess import domain, geometry, normalize, select, store
 from mouse_facial_expressions.preprocess.quality import crop_quality
 
 log = logging.getLogger(__name__)
@@ -179,13 +181,16 @@ def crop_video(video_path: str | Path, kp: pd.DataFrame, s: dict, video: str | N
         video_path: the processed video.
         kp: canonical keypoints (:func:`read_keypoints`), one row per frame.
         s: settings as :func:`_settings` gives them (policy, crop/out size, thresholds, pcutoff,
-            max_count_mismatch).
+            max_count_mismatch, alignment, normalize: absent means ``none``).
         video: name for the ``video`` column (default: the file stem).
         kp_path: keypoint file named in count-mismatch messages.
 
     Returns:
         ``(crops (N, S, S) uint8, index, info)``: ``index`` has the frame-store columns
         (ARCHITECTURE.md); ``info`` has fps, n_video_frames, n_candidates, decode_seconds, warnings.
+        The crops are normalised with ``s["normalize"]`` over the kept crops of this video
+        (:func:`preprocess.normalize.normalize_video`); sharpness and intensity, which choose
+        the frames, are measured on the crops before normalisation.
 
     Raises:
         ExtractError: no frame rate, or keypoint rows and video frames differ by more than
@@ -259,7 +264,8 @@ def crop_video(video_path: str | Path, kp: pd.DataFrame, s: dict, video: str | N
     info_out = {"fps": info.fps, "n_video_frames": n_decoded, "video_seconds": n_decoded / info.fps,
                 "n_candidates": n_cand, "decode_seconds": decode_seconds,
                 "warnings": [warning] if warning else []}
-    return np.ascontiguousarray(crops[keep]), index, info_out
+    kept = normalize.normalize_video(np.ascontiguousarray(crops[keep]), s.get("normalize"))
+    return kept, index, info_out
 
 
 def extract_video(cfg: Config, video: str, fmt: str | None = None) -> VideoResult:
@@ -298,7 +304,8 @@ def _settings(cfg: Config) -> dict:
             "min_sharpness": ex.min_sharpness, "min_likelihood": ex.min_likelihood,
             "max_gap_s": ex.max_gap_s, "pcutoff": cfg.keypoints.pcutoff,
             "max_count_mismatch": ex.max_count_mismatch,
-            "alignment": alignment_mod.resolve(ex.alignment).to_setting()}
+            "alignment": alignment_mod.resolve(ex.alignment).to_setting(),
+            "normalize": ex.normalize}
 
 
 def _inputs(cfg: Config, video: str) -> dict[str, Path]:
@@ -318,8 +325,9 @@ def video_status(cfg: Config, video: str) -> list[str]:
         recorded = store.video_meta(frames_dir, video).get("provenance")
     except Exception as err:  # unreadable metadata
         return [f"unreadable record ({err})"]
-    if recorded and "settings" in recorded:  # stores from before extract.alignment used the default
+    if recorded and "settings" in recorded:  # stores from before extract.alignment/normalize used the defaults
         recorded["settings"].setdefault("alignment", alignment_mod.DEFAULT)
+        recorded["settings"].setdefault("normalize", normalize.DEFAULT)
     return provenance.changes(recorded, _inputs(cfg, video), _settings(cfg))
 
 
@@ -404,6 +412,7 @@ def _check_store_settings(cfg: Config, names: list[str]) -> None:
     complete = store.complete_videos(frames_dir)
     if not old or not complete:
         return
+    old.setdefault("normalize", normalize.DEFAULT)  # stores from before extract.normalize: none
     new = _settings(cfg)
     diff = [f"{k}: {old[k]!r} -> {new[k]!r}" for k in store.STORE_SETTINGS if k in old and old[k] != new[k]]
     left_out = sorted(set(complete) - set(names))

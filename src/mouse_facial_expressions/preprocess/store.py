@@ -18,7 +18,9 @@ The ``.parquet`` records the fingerprint of its ``.npy``: a ``.npy`` renamed wit
 ``.parquet`` (a run killed between the two renames) no longer matches it, and the video is
 incomplete and redone. The parquet metadata also holds the provenance record of the video
 (:mod:`~mouse_facial_expressions.provenance`: the keypoint table, the processed video and
-every extract setting). ``store.json`` is rebuilt from the complete videos.
+every extract setting). ``store.json`` is rebuilt from the complete videos; it records the
+store-wide settings (:data:`STORE_SETTINGS`, e.g. ``alignment`` and ``normalize``, the
+intensity normalisation of the crops: :func:`normalization_of`).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def index_columns(index: pd.DataFrame) -> list[str]:
 
 
 #: Settings that must agree across the videos of one store.
-STORE_SETTINGS = ("out_size", "crop_size", "policy", "target_fps", "alignment")
+STORE_SETTINGS = ("out_size", "crop_size", "policy", "target_fps", "alignment", "normalize")
 
 
 def npy_path(frames_dir: str | Path, video: str) -> Path:
@@ -180,6 +182,13 @@ def complete_videos(frames_dir: str | Path) -> list[str]:
 def read_store_json(frames_dir: str | Path) -> dict | None:
     p = Path(frames_dir) / STORE_JSON
     return json.loads(p.read_text()) if p.is_file() else None
+
+
+def normalization_of(frames_dir: str | Path) -> str:
+    """The ``extract.normalize`` a store's crops were written with (``store.json`` ``normalize``):
+    ``none`` for stores written before the setting existed, or with no ``store.json``."""
+    data = read_store_json(frames_dir) or {}
+    return str(data.get("normalize", "none"))
 
 
 def write_store_json(frames_dir: str | Path, settings: dict) -> dict:
