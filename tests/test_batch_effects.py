@@ -46,8 +46,8 @@ def test_balanced_cohorts_stay_silent(caplog):
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
-def test_mean_control_score_above_threshold_also_fires():
-    # 6/8 controls positive (75%, under the 80% limit) but the mean score is above .5.
+def test_most_controls_positive_fires():
+    # 6/8 controls positive (75%, under the old rule's 80% limit) against 0/8 in cohort A.
     df = _animals(control_score_b=0.2)
     ctrl_b = df.index[(df["cohort"] == "B") & (df["label"] == 0)]
     df.loc[ctrl_b, "p1"] = [0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.1, 0.1]
@@ -78,8 +78,10 @@ def test_cohort_is_not_predictable_from_a_balanced_score():
 
 
 def test_unlabelled_data_uses_control_treatments():
+    # Unlabelled: one row per animal; the saline animals' (label-0) rows and the treated
+    # animals' post-treatment (label-1) rows, labels removed.
     df = _animals(control_score_b=0.9)
-    df = df[df["label"] == 0].assign(label=np.nan)
+    df = df[(df["label"] == 1) | (df["treatment"] == "saline")].assign(label=np.nan)
     mask, how = control_mask(df)
     assert how == "treatment" and mask.sum() == 8  # the saline animals
     res = check_batch_effects(df, n_boot=10)

@@ -14,13 +14,34 @@ Aggregates windows -> videos (mean probability) -> animals (mean of the animal's
 with the same label) and reports accuracy, balanced accuracy, AUROC, F1, precision,
 recall, the confusion matrix and calibration (ECE) at each level, with 95% bootstrap
 confidence intervals that resample animals. Breaks results down by sex (from the f/m id
-prefix or a sex column), treatment, recording and cohort, and checks for cohort batch
-effects (warns loudly when one cohort's controls are called positive across the board).
+prefix or a sex column), treatment, recording and cohort, and checks each cohort for a
+shift: its controls scoring higher (false positives) or its positives lower (misses) than a
+reference (with --task: the run's own cross-validated training animals; else the other
+cohorts), with the AUROC inside the cohort beside it, so "ranking intact, threshold moved"
+(recalibrate) reads differently from "signal lost" (fine-tune), and the remedy named.
 
 Writes metrics.json, metrics.csv, predictions_{window,video,animal}.csv, breakdown.csv
 and a self-contained report.html into --out (default: RUN/evaluation).
 Unlabelled predictions (empty label) give scores per animal only.
+
+With --task OTHER_TASK --recalibrate controls|adabn the recalibrated numbers are written
+and printed NEXT TO the raw zero-shot numbers (predictions_recalibrated_<method>.csv,
+recalibrated-<method>/metrics.json, recalibration.csv, a table in the report).
 """
+
+RECALIBRATE_HELP = """with --task only: also score the other cohort with its operating point recalibrated, and show
+it next to the raw zero-shot numbers (both: --recalibrate controls adabn). 'controls': moves the
+threshold by as far as the new cohort's CONTROL ANIMALS moved: threshold' =
+sigmoid(logit(threshold) + median logit of their mean p1 - median logit of the training
+controls' in RUN/predictions.csv); uses the treatment labels of the control animals (treatment
+control/saline/vehicle/sham/...), assumes the cohort's scores moved by one offset (the ranking
+intact), and the calls of those controls afterwards are no independent test. 'adabn':
+recomputes every fold model's BatchNorm running statistics on the new cohort's clips (no
+labels, no weight changes) and scores again; assumes the cohort differs in recording
+conditions only and holds a mix of animals (a cohort of only sick animals would absorb part
+of the signal). Neither fixes a lost ranking (AUROC near 0.5 inside the cohort): fine-tune
+(mfe finetune) for that"""
+
 
 COMPARE_DESCRIPTION = """\
 Compare several runs in one table: key metrics with 95% bootstrap CIs over animals, all
@@ -66,6 +87,8 @@ def register(sub, formatter):
                    "zero-shot with the run's fold ensemble (every window of its frame store, all its animals as test "
                    "animals): full metrics when it has labels, scores per animal when not; --out defaults to "
                    "RUN/zeroshot-<task folder>. RUN may also be one .ckpt")
+    p.add_argument("--recalibrate", nargs="+", choices=["controls", "adabn"], default=None, metavar="METHOD",
+                   help=RECALIBRATE_HELP)
     add_project_arg(p)
     p.set_defaults(func=run)
 
@@ -88,6 +111,8 @@ def register(sub, formatter):
 def run(args: argparse.Namespace) -> int:
     if args.task is not None:
         return run_zeroshot(args)
+    if getattr(args, "recalibrate", None):
+        raise ValueError("--recalibrate moves the operating point to another cohort: it needs --task OTHER_TASK")
     from mouse_facial_expressions.evaluation.evaluate import headline
     from mouse_facial_expressions.report.runs import report_run
 
@@ -120,8 +145,20 @@ def run_zeroshot(args: argparse.Namespace) -> int:
     results = report_zeroshot(
         run_dir, resolve_task(args.task, args), args.out, n_boot=args.bootstrap, seed=args.seed,
         threshold=args.threshold, cohort=args.cohort_column, report=not args.no_report,
+        recalibrate=args.recalibrate,
     )
     print(headline(results))
+    recal = results.get("recalibration")
+    if recal:
+        from mouse_facial_expressions.evaluation.recalibrate import format_comparison
+
+        print("\nRaw zero-shot and recalibrated, side by side:\n" + format_comparison(recal["comparison"]))
+        for method, d in recal["methods"].items():
+            if method == "controls":
+                print(f"controls: threshold {d['threshold']:.3f} -> {d['new_threshold']:.3f} (logit offset "
+                      f"{d['offset_logit']:+.3f}); uses {d['uses']}")
+            else:
+                print(f"{method}: {d['uses']}" + (f" ({d['note']})" if d.get("note") else ""))
     dom = results.get("domain") or {}
     if dom.get("warnings"):
         print(f"domain check: {len(dom['warnings'])} of {dom.get('n_videos')} videos lie outside the model's "
@@ -130,6 +167,8 @@ def run_zeroshot(args: argparse.Namespace) -> int:
         print(dom["note"])
     paths = results["paths"]
     print(f"predictions: {paths['predictions']}\nmetrics: {paths['metrics_json']}")
+    if "recalibration" in paths:
+        print(f"recalibrated: {paths['recalibration']} (and recalibrated-<method>/, predictions_recalibrated_<method>.csv)")
     if "report" in paths:
         print(f"report:  {paths['report']}")
     return 0

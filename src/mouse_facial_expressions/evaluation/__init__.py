@@ -1,5 +1,6 @@
 """evaluation stage: metrics on prediction tables, with bootstrap CIs over animals;
-aggregation, breakdowns, cohort batch-effect checks, run comparison.
+aggregation, breakdowns, cohort shift (batch-effect) checks, zero-shot recalibration of the
+threshold (``recalibrate``), run comparison.
 
 >>> from mouse_facial_expressions.evaluation import evaluate_run
 >>> results = evaluate_run("models/runs/<run>")          # writes <run>/evaluation/*.csv, metrics.json
@@ -13,6 +14,7 @@ from mouse_facial_expressions.evaluation.breakdown import breakdown
 from mouse_facial_expressions.evaluation.compare import compare_runs, format_compare
 from mouse_facial_expressions.evaluation.evaluate import compute_results, evaluate_predictions, evaluate_run
 from mouse_facial_expressions.evaluation.metrics import METRICS, binary_metrics, bootstrap_ci
+from mouse_facial_expressions.evaluation.recalibrate import controls_threshold
 
 __all__ = [
     "METRICS",
@@ -23,6 +25,7 @@ __all__ = [
     "check_batch_effects",
     "compare_runs",
     "compute_results",
+    "controls_threshold",
     "evaluate_predictions",
     "evaluate_run",
     "format_compare",

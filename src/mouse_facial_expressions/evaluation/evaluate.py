@@ -174,6 +174,10 @@ def compute_results(
     task: dict | None = None,
     training: dict | None = None,
     regions: list[dict] | None = None,
+    reference: pd.DataFrame | None = None,
+    reference_name: str = "the training animals' cross-validated scores",
+    default_cohort: str | None = None,
+    recalibration: dict | None = None,
 ) -> tuple[dict, dict[str, pd.DataFrame]]:
     """All numbers of an evaluation, without writing anything (``warnings``: lines from
     earlier stages, e.g. a fine-tuning overlap, shown with the batch-effect warnings; ``domain``:
@@ -184,6 +188,11 @@ def compute_results(
         metadata: optional table joined by ``video`` (or ``animal``): ``treatment``, ``cohort``,
             ``sex``, ``recording``, ...
         n_boot: bootstrap resamples of animals for the CIs.
+        reference: animal-level scores the cohort check compares each cohort with (zero-shot:
+            the run's own cross-validated predictions, :func:`run_reference`); default: the
+            other cohorts pooled. ``default_cohort`` names the cohort of animals without one.
+        recalibration: the raw-vs-recalibrated comparison of ``mfe evaluate RUN --task X
+            --recalibrate ...`` (``report.runs``), kept as ``recalibration`` for the report.
 
     Returns:
         ``(results, levels)``: the JSON-safe results (``summary``, ``settings``, ``metrics``
@@ -230,13 +239,16 @@ def compute_results(
         if cols:
             bd = breakdown(levels["animal"], cols, metrics=("mean_p1",)).assign(level="animal")
             results["breakdown"] = bd.to_dict(orient="records")
-    be = check_batch_effects(levels["animal"], cohort, threshold=threshold, n_boot=n_boot, seed=seed)
+    be = check_batch_effects(levels["animal"], cohort, threshold=threshold, n_boot=n_boot, seed=seed,
+                             reference=reference, reference_name=reference_name, default_cohort=default_cohort)
     results["batch_effects"] = be
     results["warnings"] = list(warnings or []) + list(be.get("warnings", []))
     if domain is not None:
         results["domain"] = domain
     results["task"] = dict(task or {})
     results["training"] = dict(training or {})
+    if recalibration:
+        results["recalibration"] = recalibration  # raw vs recalibrated zero-shot numbers (report.runs)
     if regions:
         results["regions"] = list(regions)  # region occlusion (inference.occlusion), for the report
     results["class_names"] = list(class_names or results["task"].get("class_names") or DEFAULT_CLASS_NAMES)
@@ -322,6 +334,25 @@ def run_inputs(run_dir: str | Path, metadata: str | Path | pd.DataFrame | None =
     tuned = run_folder / "finetune.json"
     warnings = list(json.loads(tuned.read_text()).get("warnings", [])) if tuned.is_file() else []
     return pred, meta, run_folder, warnings
+
+
+def run_reference(run: str | Path) -> pd.DataFrame | None:
+    """The training animals' cross-validated scores at animal level: a run's own
+    ``predictions.csv`` (each animal scored by the fold that did not train on it) with the
+    run's metadata (``treatment``, ``cohort``, ...). The reference of the zero-shot cohort
+    check and of ``--recalibrate controls``. ``run``: a run folder, its ``predictions.csv``,
+    or a checkpoint inside a run folder (its parents are searched); None when none is found.
+    """
+    p = Path(run)
+    candidates = [p.parent] if p.suffix == ".csv" else ([p] if p.is_dir() else []) + list(p.parents)[:3]
+    for folder in candidates:
+        if (folder / "predictions.csv").is_file():
+            pred, meta, _, _ = run_inputs(folder)
+            pred = join_metadata(validate_predictions(pred, str(folder / "predictions.csv")), meta)
+            animals = aggregate_levels(pred)["animal"]
+            animals.attrs["source"] = str(folder / "predictions.csv")
+            return animals
+    return None
 
 
 def run_training(run_folder: Path) -> dict:

@@ -7,16 +7,19 @@ every fold model of the run, and ``p1`` is the mean over folds (``fold`` = -1 in
 predictions: several folds scored it; the members' values are in ``p1_fold<k>`` columns).
 
 ``report.runs.report_zeroshot`` evaluates them (full metrics with labels, scores per
-animal without) and writes the report.
+animal without) and writes the report. :func:`task_clips` yields the same windows' clips
+in batches, for ``inference.adabn`` (``--recalibrate adabn``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from mouse_facial_expressions.data.sequences import make_windows, window_span
 from mouse_facial_expressions.data.predictions import MIXED_FOLD, PREDICTION_COLUMNS
@@ -70,6 +73,54 @@ def domain_check(ens: FoldEnsemble, task_dir: str | Path) -> dict:
     return {"n_videos": len(videos), "warnings": found, "note": None}
 
 
+def task_windows(ens: FoldEnsemble, task_dir: str | Path, window_step: int | None = None):
+    """``(task, frame store folder, windows)``: the windows of another task's frame store that
+    zero-shot scoring scores (the model's ``num_frames``/``frame_stride``, the task's
+    ``max_gap_s``/``short_runs``, every ``window_step`` kept frames: default the window span)."""
+    from mouse_facial_expressions.data.tasks import load_task
+
+    task = load_task(task_dir)
+    if "row" not in task.frames.columns:
+        raise ValueError(f"{task_dir}: this task was made from a flat table, not a frame store: no clips to score")
+    fdir = _frames_dir(task)
+    step = window_step or window_span(ens.num_frames, ens.frame_stride)
+    frames = task.frames.copy()
+    if "label" in frames.columns:
+        frames["label"] = pd.to_numeric(frames["label"], errors="coerce").astype(float)
+    windows = make_windows(frames, ens.num_frames, ens.frame_stride, task.spec.max_gap_s, task.spec.short_runs, step=step)
+    return task, fdir, windows
+
+
+def _crops_reader(fdir: Path):
+    maps: dict[str, np.ndarray] = {}
+
+    def crops_of(video: str) -> np.ndarray:
+        if video not in maps:
+            maps[video] = store.open_frames(fdir, video)
+        return maps[video]
+
+    return crops_of
+
+
+def task_clips(ens: FoldEnsemble, task_dir: str | Path, *, window_step: int | None = None,
+               batch_size: int = 16) -> Iterator[torch.Tensor]:
+    """The clips :func:`predict_task` scores, ``(B, T, C, H, W)`` float32 batches in window order
+    (what ``inference.adabn`` recomputes BatchNorm statistics from)."""
+    from mouse_facial_expressions.data.augment import to_model_input
+
+    _, fdir, windows = task_windows(ens, task_dir, window_step)
+    crops_of = _crops_reader(fdir)
+    rows = windows["rows"].tolist()
+    videos = windows["video"].astype(str).tolist()
+    for a in range(0, len(windows), batch_size):
+        clips = []
+        for i in range(a, min(a + batch_size, len(windows))):
+            arr = crops_of(videos[i])
+            frames = torch.from_numpy(np.ascontiguousarray(arr[np.asarray(rows[i], dtype=np.int64)]))  # (T, S, S)
+            clips.append(to_model_input(frames, ens.image_size, ens.channels))
+        yield torch.stack(clips)
+
+
 def predict_task(ens: FoldEnsemble, task_dir: str | Path, *, window_step: int | None = None,
                  batch_size: int = 16) -> pd.DataFrame:
     """Score every window of a task's frame store with the ensemble.
@@ -78,26 +129,10 @@ def predict_task(ens: FoldEnsemble, task_dir: str | Path, *, window_step: int | 
         The predictions table (``fold`` = -1, ``label`` NaN where unlabelled) plus one
         ``p1_<member>`` column per ensemble member.
     """
-    from mouse_facial_expressions.data.tasks import load_task
-
-    task = load_task(task_dir)
-    if "row" not in task.frames.columns:
-        raise ValueError(f"{task_dir}: this task was made from a flat table, not a frame store: no clips to score")
-    fdir = _frames_dir(task)
+    _, fdir, windows = task_windows(ens, task_dir, window_step)
     for w in check_store_compatible(ens, fdir):
         log.warning(w)
-    step = window_step or window_span(ens.num_frames, ens.frame_stride)
-    frames = task.frames.copy()
-    if "label" in frames.columns:
-        frames["label"] = pd.to_numeric(frames["label"], errors="coerce").astype(float)
-    windows = make_windows(frames, ens.num_frames, ens.frame_stride, task.spec.max_gap_s, task.spec.short_runs, step=step)
-    maps: dict[str, np.ndarray] = {}
-
-    def crops_of(video: str) -> np.ndarray:
-        if video not in maps:
-            maps[video] = store.open_frames(fdir, video)
-        return maps[video]
-
+    crops_of = _crops_reader(fdir)
     per_member = score_windows(None, windows, ens, batch_size, crops_of=crops_of) if len(windows) else np.zeros((0, len(ens)))
     pred = pd.DataFrame({
         "fold": MIXED_FOLD if len(ens) > 1 else 0,

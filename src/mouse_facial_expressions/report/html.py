@@ -50,7 +50,8 @@ FIGURES: dict[str, tuple[str, str]] = {
         "Control scores by cohort (batch-effect check)",
         "Scores of the animals that should be negative (label 0), per recording cohort. They should sit "
         "low and at the same level in every cohort. A cohort whose controls score high across the board "
-        "means the model reacts to that cohort's recording conditions (camera, light, box), not to the face.",
+        "has moved: if its positives still score higher still (AUROC inside the cohort in the table above), "
+        "the ranking survived and only the threshold is off (recalibrate); if not, the signal is lost there.",
     ),
     "saliency": (
         "Saliency maps (Grad-CAM)",
@@ -207,6 +208,16 @@ def _domain_section(dom: dict | None) -> str:
             f"{table(rows)}</div>")
 
 
+def _shift_cell(d: dict | None, wrong: str) -> str:
+    """``k/n wrong (rate) vs ref rate; logit shift`` of one group (``batch_effects.shift_test``), plain text."""
+    if not d or not d.get("n"):
+        return "–"
+    text = f"{d['n_wrong']}/{d['n']} {wrong} ({fmt(d['rate'], 2)})"
+    if d.get("reference_rate") is not None:
+        text += f" vs {fmt(d['reference_rate'], 2)}; logit {d['shift_logit']:+.2f}"
+    return text + (" \u26a0 shifted" if d.get("flagged") else "")
+
+
 def _batch_section(be: dict, figures: dict) -> str:
     out = ["<h2 id='batch'>Cohort / batch-effect check</h2>"]
     if not be or not be.get("available"):
@@ -214,10 +225,31 @@ def _batch_section(be: dict, figures: dict) -> str:
         out.append(f"<p class='note'>Not available: {_e(reason)}</p>")
         return "".join(out)
     out.append(_alerts(be.get("warnings", [])))
+    rules = be.get("rules", {})
+    ref = be.get("reference", {})
     if not be.get("warnings"):
-        out.append("<p class='ok'>No cohort has its controls called positive across the board "
-                   f"(limits: positive rate &gt; {fmt(be.get('max_positive_rate'), 2)} or mean control score "
-                   f"&gt; {fmt(be.get('max_mean_score'), 2)}).</p>")
+        out.append("<p class='ok'>No cohort's controls score higher, nor its positives lower, than "
+                   f"{_e(ref.get('description', 'the reference'))}.</p>")
+    out.append(
+        "<p class='sub'>Each cohort against " + _e(ref.get("description", "the reference")) + ": its controls "
+        "(false positives: called positive) and its positives (misses: called negative), at the threshold and as "
+        "the median logit of the animal scores. A group is flagged when its error rate exceeds the reference's by "
+        f"&ge; {fmt(rules.get('min_rate_excess'), 2)} (one-sided Fisher p &le; {fmt(rules.get('max_rate_p'), 2)}) or "
+        f"its median logit moved &ge; {fmt(rules.get('min_shift_logit'), 1)} the wrong way (one-sided Mann-Whitney "
+        f"p &le; {fmt(rules.get('alpha'), 2)}). The AUROC inside the cohort (controls vs positives) tells a moved "
+        f"threshold (AUROC &ge; {fmt(rules.get('intact_auroc'), 2)}: recalibrate) from a lost signal (AUROC &le; "
+        f"{fmt(rules.get('lost_auroc'), 2)}: fine-tune).</p>")
+    if ref.get("source") == "training":
+        out.append(table([{"reference": ref.get("description"), "controls": ref.get("n_controls"),
+                           "false-positive rate": ref.get("fp_rate"), "positives": ref.get("n_positives"),
+                           "miss rate": ref.get("miss_rate"), "AUROC": ref.get("auroc")}]))
+    rows = [{"cohort": r["cohort"],
+             "controls: false positives vs reference": _shift_cell(r.get("controls"), "positive"),
+             "positives: misses vs reference": _shift_cell(r.get("positives"), "missed"),
+             "AUROC inside cohort": r.get("auroc"), "reading": r.get("verdict_text", ""), "remedy": r.get("remedy") or ""}
+            for r in be.get("per_cohort", [])]
+    if rows:
+        out.append("<h3>Shift per cohort</h3>" + table(rows))
     out.append(f"<h3>Per-cohort scores of {_e(be.get('predictability', {}).get('subset', 'controls'))}</h3>")
     rows = [
         {
@@ -225,7 +257,7 @@ def _batch_section(be: dict, figures: dict) -> str:
             "positive rate [95% CI]": fmt_ci(r["positive_rate"], r["positive_rate_low"], r["positive_rate_high"], 2),
             "mean score [95% CI]": fmt_ci(r["mean_p1"], r["mean_p1_low"], r["mean_p1_high"], 2),
         }
-        for r in be.get("per_cohort", [])
+        for r in be.get("per_cohort", []) if r.get("n")
     ]
     out.append(table(rows))
     pred = be.get("predictability", {})
@@ -247,6 +279,31 @@ def _batch_section(be: dict, figures: dict) -> str:
         out.append(f"<p class='note'>{_e(n)}</p>")
     if "cohorts" in figures:
         out.append(figure_html("cohorts", figures["cohorts"]))
+    return "".join(out)
+
+
+def _recalibration_section(recal: dict | None) -> str:
+    """Raw zero-shot numbers and each recalibration, side by side (``report.runs.recalibrated_zeroshot``)."""
+    if not recal or not recal.get("comparison"):
+        return ""
+    heads = {"scoring": "scoring", "threshold": "threshold", "accuracy": "accuracy",
+             "balanced_accuracy": "balanced accuracy", "auroc": "AUROC", "n_called_positive": "called positive",
+             "controls_called_positive": "control animals called positive"}
+    rows = [{k: (f"{r['n_called_positive']}/{r['n']}" if k == "n_called_positive" else r.get(k)) for k in heads}
+            for r in recal["comparison"]]
+    out = ["<h2 id='recalibration'>Zero-shot: raw and recalibrated</h2>",
+           "<p class='sub'>Animal level (one row per animal-condition). The raw row is the model as trained; each "
+           "recalibrated row is an extra reading, not a replacement. The AUROC does not change with a threshold "
+           "(controls): only the calls do.</p>", table(rows, headers=heads)]
+    for method, d in (recal.get("methods") or {}).items():
+        if method == "controls":
+            out.append(f"<p class='note'><b>controls</b>: threshold {fmt(d.get('threshold'), 3)} &rarr; "
+                       f"{fmt(d.get('new_threshold'), 3)} (logit offset {d.get('offset_logit', 0):+.3f}: median control "
+                       f"score {fmt(d.get('new_controls_median_p1'), 3)} here vs {fmt(d.get('reference_controls_median_p1'), 3)} "
+                       f"in training). This uses {_e(d.get('uses', ''))}.</p>")
+        else:
+            out.append(f"<p class='note'><b>{_e(method)}</b>: {_e(d.get('uses', ''))}"
+                       f"{'; ' + _e(d['note']) if d.get('note') else ''}.</p>")
     return "".join(out)
 
 
@@ -314,6 +371,7 @@ def render_report(results: dict, figures: dict[str, bytes]) -> str:
         parts.append(_metrics_table(results["metrics"]))
     else:
         parts.append("<p class='note'>No labels: the report gives scores per animal only.</p>")
+    parts.append(_recalibration_section(results.get("recalibration")))
     parts.append("<h2 id='figures'>Figures</h2>")
     pair = [figure_html(f, figures[f]) for f in ("roc", "calibration") if f in figures]
     if pair:

@@ -14,8 +14,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from mouse_facial_expressions.evaluation.evaluate import (compute_results, metadata_from_task, run_inputs, run_task,
-                                                          run_training, write_results)
+from mouse_facial_expressions.evaluation.aggregate import aggregate_levels, validate_predictions
+from mouse_facial_expressions.evaluation.evaluate import (compute_results, join_metadata, metadata_from_task, run_inputs,
+                                                          run_reference, run_task, run_training, write_results)
 from mouse_facial_expressions.io.atomic import write_csv, write_json
 from mouse_facial_expressions.report import figures as F
 from mouse_facial_expressions.report.html import write_report
@@ -34,8 +35,12 @@ def make_figures(results: dict, levels: dict[str, pd.DataFrame], saliency: list[
         figs["calibration"] = F.calibration_figure(levels, results["settings"]["n_bins"])
     figs["animal_scores"] = F.animal_strip_figure(levels["animal"], thr, color_by=cohort)
     figs["timecourse"] = F.timecourse_figure(levels["window"], threshold=thr)
-    if results["batch_effects"].get("available"):
-        figs["cohorts"] = F.cohort_figure(levels["animal"], cohort, thr)
+    be = results["batch_effects"]
+    if be.get("available"):
+        animals = levels["animal"]
+        if be.get("default_cohort") and cohort not in animals.columns:  # a zero-shot task without cohorts: one
+            animals = animals.assign(**{cohort: be["default_cohort"]})
+        figs["cohorts"] = F.cohort_figure(animals, cohort, thr)
     if saliency:
         figs["saliency"] = F.saliency_figure(saliency)
     return figs
@@ -101,19 +106,39 @@ def _run_regions(run_folder: Path, class_names) -> list[dict] | None:
 
 
 def report_zeroshot(run_dir: str | Path, task_dir: str | Path, out_dir: str | Path | None = None, *,
-                    window_step: int | None = None, batch_size: int = 16, precision: str = "32", **kwargs) -> dict:
+                    window_step: int | None = None, batch_size: int = 16, precision: str = "32",
+                    recalibrate: str | list[str] | tuple[str, ...] | None = None, **kwargs) -> dict:
     """``mfe evaluate RUN --task OTHER``: the run's fold ensemble scores every window of another
     cohort's task (:func:`inference.zeroshot.predict_task`), then evaluation and the report.
 
+    The cohort check compares the task's controls and positives with the run's own
+    cross-validated predictions (:func:`evaluation.evaluate.run_reference`); a task without a
+    cohort column is one cohort named after its folder.
+
+    Args:
+        recalibrate: ``"controls"`` and/or ``"adabn"`` (:func:`recalibrated_zeroshot`): each
+            is evaluated NEXT TO the raw zero-shot numbers, never instead of them.
+
     Returns:
-        The results (``metrics`` when labelled, else ``animal_scores``) with ``paths``
-        (``predictions`` = the window predictions CSV). Output defaults to
-        ``<run_dir>/zeroshot-<task folder name>``.
+        The results (``metrics`` when labelled, else ``animal_scores``; ``recalibration`` with
+        ``recalibrate``) with ``paths`` (``predictions`` = the window predictions CSV). Output
+        defaults to ``<run_dir>/zeroshot-<task folder name>``.
     """
+    from mouse_facial_expressions.evaluation.recalibrate import METHODS
     from mouse_facial_expressions.inference.ensemble import load_ensemble
     from mouse_facial_expressions.inference.zeroshot import domain_check, predict_task
 
+    methods = [recalibrate] if isinstance(recalibrate, str) else list(recalibrate or [])
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown recalibration {unknown}: choose from {', '.join(METHODS)}")
     run_dir, task_dir = Path(run_dir), Path(task_dir)
+    meta = metadata_from_task(task_dir)
+    reference = run_reference(run_dir)
+    if "controls" in methods:  # refused before anything is scored
+        _check_controls_possible(meta, reference, run_dir, task_dir)
+    if reference is None:
+        log.warning("%s: no predictions.csv of the run found: the cohort check compares cohorts with each other", run_dir)
     ens = load_ensemble(run_dir)
     ens.dtype = torch.bfloat16 if "bf16" in str(precision) else torch.float32
     out = Path(out_dir) if out_dir is not None else (run_dir if run_dir.is_dir() else run_dir.parent) / f"zeroshot-{task_dir.name}"
@@ -121,12 +146,102 @@ def report_zeroshot(run_dir: str | Path, task_dir: str | Path, out_dir: str | Pa
     pred = predict_task(ens, task_dir, window_step=window_step, batch_size=batch_size)
     write_csv(pred, out / "predictions.csv")
     checked = domain_check(ens, task_dir)  # the task's videos against the model's training data
-    write_json(out / "zeroshot.json", {"run": str(run_dir), "task": str(task_dir), "members": ens.names, "n_windows": len(pred),
-                                       "domain": checked})
     kwargs.setdefault("domain", checked)
     kwargs.setdefault("source", f"{run_dir} on {task_dir}")
     kwargs.setdefault("title", f"mfe zero-shot: {run_dir.name} on {task_dir.name}")
-    results = report_predictions(pred, metadata_from_task(task_dir), out, **kwargs)
+    kwargs.setdefault("reference", reference)
+    kwargs.setdefault("default_cohort", task_dir.name)
+    info = {"run": str(run_dir), "task": str(task_dir), "members": ens.names, "n_windows": len(pred), "domain": checked,
+            "reference": None if reference is None else reference.attrs.get("source")}
+    if methods:
+        kwargs["recalibration"] = recalibrated_zeroshot(
+            ens, task_dir, pred, meta, reference, methods, out, window_step=window_step, batch_size=batch_size,
+            **{k: kwargs[k] for k in ("threshold", "n_boot", "seed", "cohort") if k in kwargs})
+        info["recalibration"] = kwargs["recalibration"]["methods"]
+    write_json(out / "zeroshot.json", info)
+    results = report_predictions(pred, meta, out, **kwargs)
     results["paths"]["predictions"] = str(out / "predictions.csv")
+    for m in methods:
+        results["paths"][f"predictions_recalibrated_{m}"] = str(out / f"predictions_recalibrated_{m}.csv")
+        results["paths"][f"metrics_recalibrated_{m}"] = str(out / f"recalibrated-{m}" / "metrics.json")
+    if methods:
+        results["paths"]["recalibration"] = str(out / "recalibration.csv")
     write_json(out / "metrics.json", results)
     return results
+
+
+def _check_controls_possible(meta: pd.DataFrame | None, reference: pd.DataFrame | None, run_dir: Path,
+                              task_dir: Path) -> None:
+    """``--recalibrate controls`` needs control animals in the task and the run's own predictions."""
+    from mouse_facial_expressions.evaluation.recalibrate import control_animal_scores
+
+    if reference is None:
+        raise FileNotFoundError(f"--recalibrate controls needs the run's own predictions.csv (the training controls' "
+                                f"scores): none found at or above {run_dir}")
+    table = (meta if meta is not None else pd.DataFrame(columns=["animal"])).assign(p1=0.5)
+    try:
+        control_animal_scores(table)
+    except ValueError as err:
+        raise ValueError(f"{task_dir}: {err}") from None
+
+
+def _animals(pred: pd.DataFrame, meta: pd.DataFrame | None) -> pd.DataFrame:
+    return aggregate_levels(join_metadata(validate_predictions(pred), meta))["animal"]
+
+
+def recalibrated_zeroshot(ens, task_dir: Path, pred: pd.DataFrame, meta: pd.DataFrame | None,
+                          reference: pd.DataFrame | None, methods: list[str], out: Path, *,
+                          window_step: int | None = None, batch_size: int = 16, threshold: float = 0.5,
+                          n_boot: int = 1000, seed: int = 0, cohort: str = "cohort") -> dict:
+    """Each recalibration of the raw zero-shot predictions ``pred``, evaluated beside them.
+
+    - ``controls``: the same scores at the threshold moved by the new cohort's control animals
+      (:func:`evaluation.recalibrate.controls_threshold`, against ``reference``, the run's
+      cross-validated predictions; needed).
+    - ``adabn``: the task scored again by copies of the ensemble whose BatchNorm statistics were
+      recomputed on its clips (:func:`inference.adabn.adapt_ensemble`), at the same threshold.
+
+    Writes per method ``predictions_recalibrated_<method>.csv`` (window predictions, with the
+    ``threshold`` applied) and ``recalibrated-<method>/`` (the evaluation files, metrics.json
+    with CIs), and ``recalibration.csv`` (the comparison rows).
+
+    Returns:
+        ``{"level": "animal", "methods": {method: details}, "comparison": [rows]}``: rows
+        ``zero-shot (raw)`` and ``recalibrated (<method>)`` (:func:`evaluation.recalibrate.scoring_row`).
+    """
+    from mouse_facial_expressions.evaluation.recalibrate import controls_threshold, scoring_row
+
+    raw = _animals(pred, meta)
+    rows = [scoring_row("zero-shot (raw)", raw, threshold)]
+    details: dict[str, dict] = {}
+    for method in methods:
+        if method == "controls":
+            if reference is None:
+                raise FileNotFoundError(f"--recalibrate controls needs the run's own predictions.csv (the training "
+                                        f"controls' scores) next to {ens.source}: none found")
+            d = controls_threshold(raw, reference, threshold)
+            d["reference"] = reference.attrs.get("source")
+            new_pred, thr = pred, d["new_threshold"]
+            log.info("recalibrated (controls): threshold %.3f -> %.3f (logit offset %+.3f from %d control animals)",
+                     threshold, thr, d["offset_logit"], d["n_new_controls"])
+        else:
+            from mouse_facial_expressions.inference.adabn import adapt_ensemble
+            from mouse_facial_expressions.inference.zeroshot import predict_task, task_clips
+
+            adapted, d = adapt_ensemble(ens, task_clips(ens, task_dir, window_step=window_step, batch_size=batch_size))
+            d.update(method="adabn", threshold=threshold, new_threshold=threshold,
+                     uses="no labels: the BatchNorm statistics of every fold model were recomputed on the new cohort's "
+                          f"{d['n_clips']} clips (all its windows)")
+            new_pred, thr = predict_task(adapted, task_dir, window_step=window_step, batch_size=batch_size), threshold
+        called = new_pred.assign(threshold=thr, called_positive=new_pred["p1"] >= thr)
+        write_csv(called, out / f"predictions_recalibrated_{method}.csv")
+        res, levels = compute_results(new_pred, meta, n_boot=n_boot, seed=seed, threshold=thr, cohort=cohort,
+                                      reference=reference, default_cohort=task_dir.name,
+                                      source=f"{ens.source} on {task_dir}, recalibrated ({method})",
+                                      title=f"mfe zero-shot, recalibrated ({method})")
+        res["recalibration"] = {"method": method, **d}
+        write_results(res, levels, out / f"recalibrated-{method}")
+        details[method] = d
+        rows.append(scoring_row(f"recalibrated ({method})", levels["animal"], thr))
+    write_csv(pd.DataFrame(rows), out / "recalibration.csv")
+    return {"level": "animal", "methods": details, "comparison": rows}

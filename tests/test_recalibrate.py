@@ -1,0 +1,209 @@
+"""``--recalibrate controls|adabn``: the threshold math by hand, AdaBN's buffers, the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mouse_facial_expressions.evaluation.recalibrate import controls_threshold, format_comparison, scoring_row
+from mouse_facial_expressions.inference.adabn import adapt_models
+
+torch.set_num_threads(1)
+
+
+def _animals(controls, treated, *, label=True) -> pd.DataFrame:
+    rows = [{"animal": f"c{i}", "treatment": "saline", "label": 0.0, "p1": p} for i, p in enumerate(controls)]
+    rows += [{"animal": f"t{i}", "treatment": "high", "label": 1.0, "p1": p} for i, p in enumerate(treated)]
+    df = pd.DataFrame(rows)
+    return df if label else df.assign(label=np.nan)
+
+
+# ----------------------------------------------------------------------------- controls, by hand
+
+def test_controls_threshold_reproduces_a_hand_computed_value():
+    # New controls 0.2, 0.5, 0.8: median logit logit(0.5) = 0. Training controls 0.1, 0.2, 0.3:
+    # median logit logit(0.2) = -log 4. Offset = log 4; threshold 0.5 -> sigmoid(0 + log 4) = 4/5.
+    new = _animals([0.2, 0.5, 0.8], [0.9, 0.95], label=False)
+    ref = _animals([0.1, 0.2, 0.3], [0.7, 0.8, 0.9])
+    d = controls_threshold(new, ref, 0.5)
+    assert d["offset_logit"] == pytest.approx(math.log(4), abs=1e-12)
+    assert d["new_threshold"] == pytest.approx(0.8, abs=1e-12)
+    assert d["new_controls_median_p1"] == pytest.approx(0.5) and d["reference_controls_median_p1"] == pytest.approx(0.2)
+    assert d["n_new_controls"] == 3 and d["n_reference_controls"] == 3
+    assert d["new_controls_from"] == "treatment" and d["reference_controls_from"] == "treatment"
+    assert "treatment labels" in d["uses"] and "saline" in d["uses"]
+    # threshold 0.6: odds 1.5 x 4 = 6 -> 6/7
+    assert controls_threshold(new, ref, 0.6)["new_threshold"] == pytest.approx(6 / 7, abs=1e-12)
+
+
+def test_one_score_per_control_animal_and_the_median_of_an_even_count():
+    # c0 has two rows (0.1, 0.3: mean 0.2); c1 scores 0.5. Median logit of an even count is the
+    # mean of the two middle logits: (logit(0.2) + logit(0.5)) / 2 = -log(4) / 2.
+    new = pd.DataFrame({"animal": ["c0", "c0", "c1"], "treatment": "saline", "label": np.nan, "p1": [0.1, 0.3, 0.5]})
+    ref = _animals([0.5], [0.9])
+    d = controls_threshold(new, ref, 0.5)
+    assert d["n_new_controls"] == 2
+    assert d["offset_logit"] == pytest.approx(-math.log(4) / 2, abs=1e-12)
+    assert d["new_threshold"] == pytest.approx(1 / 3, abs=1e-12)  # odds 4 ** -0.5 = 1/2
+
+
+def test_training_controls_fall_back_to_label_zero_and_new_controls_are_required():
+    ref = _animals([0.1, 0.2, 0.3], [0.8]).drop(columns="treatment")
+    d = controls_threshold(_animals([0.2], [0.9], label=False), ref, 0.5)
+    assert d["reference_controls_from"] == "label" and d["new_threshold"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="no control animals.*adabn"):
+        controls_threshold(_animals([], [0.9], label=False).assign(treatment="high"), ref, 0.5)
+
+
+def test_scoring_row_uses_animal_level_metrics():
+    df = _animals([0.2, 0.6], [0.7, 0.4])
+    r = scoring_row("zero-shot (raw)", df, 0.5)
+    assert (r["accuracy"], r["balanced_accuracy"], r["auroc"]) == (0.5, 0.5, 0.75)
+    assert r["n_called_positive"] == 2 and r["controls_called_positive"] == "1/2"
+    r = scoring_row("recalibrated (controls)", df, 0.65)
+    assert (r["accuracy"], r["auroc"]) == (0.75, 0.75)
+    text = format_comparison([scoring_row("zero-shot (raw)", df, 0.5), r])
+    assert "zero-shot (raw)" in text and "recalibrated (controls)" in text and "0.750" in text
+    assert scoring_row("x", df.assign(label=np.nan), 0.5)["accuracy"] is None
+
+
+# ----------------------------------------------------------------------------- adabn
+
+def _bn_model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Dropout(0.5), torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4),
+                               torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 2)).eval()
+
+
+BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def test_adabn_changes_only_batchnorm_buffers_with_dropout_off():
+    model = _bn_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    gen = torch.Generator().manual_seed(1)
+    batches = [2.0 + 3.0 * torch.randn(5, 1, 8, 8, generator=gen) for _ in range(3)]  # a shifted "cohort"
+    (adapted,), info = adapt_models([model], batches)
+    assert info == {"n_batches": 3, "n_clips": 15, "bn_layers": [1]}
+    for k, v in model.state_dict().items():  # the original is untouched
+        assert torch.equal(v, before[k]), k
+    after = adapted.state_dict()
+    changed = {k for k in after if not torch.equal(after[k], before[k])}
+    assert changed and all(k.split(".")[-1] in BN_BUFFERS for k in changed)
+    assert {k.split(".")[-1] for k in changed} == set(BN_BUFFERS)
+    # cumulative average over equal batches = the statistics of all the data, dropout off
+    conv_out = model[1](torch.cat(batches))
+    torch.testing.assert_close(adapted[2].running_mean, conv_out.mean(dim=(0, 2, 3)), atol=1e-5, rtol=1e-5)
+    assert not adapted.training and not adapted[2].training and adapted[2].momentum == model[2].momentum
+    x = batches[0]
+    assert not torch.allclose(adapted(x), model(x))  # the scores change
+
+
+def test_adabn_needs_batches():
+    with pytest.raises(ValueError, match="no clips"):
+        adapt_models([_bn_model()], [])
+
+
+@pytest.mark.slow
+def test_adabn_on_the_tiny_runs_ensemble(run):
+    from mouse_facial_expressions.inference.adabn import adapt_ensemble
+    from mouse_facial_expressions.inference.ensemble import load_ensemble
+    from mouse_facial_expressions.inference.zeroshot import task_clips
+
+    ens = load_ensemble(run.run_dir)
+    before = [{k: v.clone() for k, v in m.state_dict().items()} for m in ens.models]
+    clips = list(task_clips(ens, run.task_dir, batch_size=8))
+    assert clips[0].shape[1:] == (ens.num_frames, ens.channels, ens.image_size, ens.image_size)
+    adapted, info = adapt_ensemble(ens, clips)
+    assert info["n_clips"] == sum(len(c) for c in clips) and all(n > 0 for n in info["bn_layers"])
+    for m, b, a in zip(ens.models, before, adapted.models):
+        assert all(torch.equal(v, b[k]) for k, v in m.state_dict().items())  # originals untouched
+        sa = a.state_dict()
+        changed = {k for k in sa if not torch.equal(sa[k], b[k])}
+        assert changed and all(k.split(".")[-1] in BN_BUFFERS for k in changed)
+    assert not np.allclose(adapted.predict(clips[0]), ens.predict(clips[0]))
+
+
+# ----------------------------------------------------------------------------- CLI / report
+
+@pytest.mark.slow
+def test_cli_recalibrate_writes_raw_and_recalibrated(run, tmp_path, capsys):
+    from mouse_facial_expressions.cli import main
+    from mouse_facial_expressions.evaluation.evaluate import metadata_from_task, run_reference
+    from mouse_facial_expressions.report.runs import _animals
+
+    out = tmp_path / "zs"
+    code = main(["evaluate", str(run.run_dir), "--task", str(run.task_dir), "--out", str(out), "--bootstrap", "10",
+                 "--no-report", "--recalibrate", "controls", "adabn"])
+    text = capsys.readouterr().out
+    assert code == 0
+    for line in ("zero-shot (raw)", "recalibrated (controls)", "recalibrated (adabn)", "treatment labels"):
+        assert line in text
+    for name in ("predictions.csv", "metrics.json", "recalibration.csv", "predictions_recalibrated_controls.csv",
+                 "predictions_recalibrated_adabn.csv", "recalibrated-controls/metrics.json", "recalibrated-adabn/metrics.json"):
+        assert (out / name).is_file(), name
+    res = json.loads((out / "metrics.json").read_text())
+    assert res["metrics"]["animal"]["accuracy"]["value"] is not None  # the raw numbers stay the headline
+    rows = {r["scoring"]: r for r in res["recalibration"]["comparison"]}
+    assert set(rows) == {"zero-shot (raw)", "recalibrated (controls)", "recalibrated (adabn)"}
+    for r in rows.values():
+        assert r["accuracy"] is not None and r["balanced_accuracy"] is not None and r["auroc"] is not None
+    assert rows["zero-shot (raw)"]["accuracy"] == pytest.approx(res["metrics"]["animal"]["accuracy"]["value"])
+    assert rows["recalibrated (controls)"]["auroc"] == pytest.approx(rows["zero-shot (raw)"]["auroc"])  # a threshold only
+    # the controls threshold, recomputed from the two tables by hand
+    d = res["recalibration"]["methods"]["controls"]
+    pred = pd.read_csv(out / "predictions.csv", dtype={"video": str, "animal": str})
+    new = _animals(pred, metadata_from_task(run.task_dir))
+    ref = run_reference(run.run_dir)
+    lg = lambda p: np.log(p / (1 - p))  # noqa: E731
+    offset = (np.median(lg(new[new["treatment"] == "saline"].groupby("animal")["p1"].mean()))
+              - np.median(lg(ref[ref["treatment"] == "saline"].groupby("animal")["p1"].mean())))
+    assert d["new_threshold"] == pytest.approx(1 / (1 + np.exp(-offset)), abs=1e-9)
+    rec = json.loads((out / "recalibrated-controls" / "metrics.json").read_text())
+    assert rec["settings"]["threshold"] == pytest.approx(d["new_threshold"])
+    called = pd.read_csv(out / "predictions_recalibrated_controls.csv")
+    assert (called["called_positive"] == (called["p1"] >= d["new_threshold"])).all()
+    adabn = pd.read_csv(out / "predictions_recalibrated_adabn.csv")
+    assert len(adabn) == len(pred) and not np.allclose(adabn["p1"], pred["p1"])
+    assert res["batch_effects"]["reference"]["source"] == "training"  # compared with the run's own CV scores
+
+
+@pytest.mark.slow
+def test_report_shows_both_rows(run, tmp_path):
+    from mouse_facial_expressions.report.runs import report_zeroshot
+
+    res = report_zeroshot(run.run_dir, run.task_dir, tmp_path, n_boot=5, recalibrate="controls")
+    html = (tmp_path / "report.html").read_text()
+    assert "Zero-shot: raw and recalibrated" in html and "zero-shot (raw)" in html and "recalibrated (controls)" in html
+    assert "treatment labels" in html
+    assert len(res["recalibration"]["comparison"]) == 2
+
+
+def test_recalibrate_without_task_is_refused(tmp_path, capsys):
+    from mouse_facial_expressions.cli import main
+
+    (tmp_path / "run").mkdir()
+    assert main(["evaluate", str(tmp_path / "run"), "--recalibrate", "controls"]) == 1
+    assert "needs --task" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_recalibrate_controls_without_control_animals_is_refused_before_scoring(run, tmp_path, capsys):
+    import shutil
+
+    from mouse_facial_expressions.cli import main
+
+    task = tmp_path / "task-nocontrols"
+    shutil.copytree(run.task_dir, task)
+    frames = pd.read_parquet(task / "frames.parquet")
+    frames.assign(treatment="high").to_parquet(task / "frames.parquet")
+    out = tmp_path / "zs"
+    assert main(["evaluate", str(run.run_dir), "--task", str(task), "--out", str(out), "--recalibrate", "controls"]) == 1
+    err = capsys.readouterr().err
+    assert "no control animals" in err and "adabn" in err
+    assert not (out / "predictions.csv").exists()
