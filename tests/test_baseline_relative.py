@@ -121,3 +121,45 @@ def test_train_cv_relative_end_to_end(tiny8_task, tmp_path):
     params = json.loads((Path(summary["run_dir"]) / "params.json").read_text())
     assert params["baseline_recording"] == 1
     assert np.isfinite(summary["mean_test_acc"])
+
+
+@pytest.mark.slow
+def test_zero_shot_scores_against_each_animals_baseline(tiny8_task, tmp_path):
+    """`mfe evaluate RUN --task X` with a relative run: only non-baseline windows are scored, each
+    against its own animal's mean baseline embedding; an animal's baseline moves its scores."""
+    from mouse_facial_expressions.inference.ensemble import load_ensemble
+    from mouse_facial_expressions.inference.zeroshot import predict_task
+    from mouse_facial_expressions.training import make_params, train_cv
+
+    p = make_params("advanced", backbone="resnet18", image_size=32, epochs=1, num_layers=1, d_model=32, num_heads=4,
+                    ff_dim=32, workers=0, limit_batches=2, baseline_recording=1, run_name="rel0", folds=[0])
+    ens = load_ensemble(Path(train_cv(tiny8_task, p, tmp_path / "models", track=False, progress=False)["run_dir"]))
+    pred = predict_task(ens, tiny8_task)
+    rec = _recording_of(load_task(tiny8_task))
+    assert len(pred) and {rec[v] for v in pred["video"]} == {4} and pred["p1"].between(0, 1).all()
+    # the same windows against another animal's baseline score differently: the reference is used
+    task_copy = tmp_path / "task"
+    shutil.copytree(tiny8_task, task_copy)
+    frames = pd.read_parquet(task_copy / "frames.parquet")
+    base = baseline_frames(frames, 1)
+    animals = sorted(frames.loc[base, "animal"].astype(str).unique())
+    swap = dict(zip(animals, animals[1:] + animals[:1]))  # every baseline video handed to another animal
+    frames.loc[base, "animal"] = frames.loc[base, "animal"].astype(str).map(swap)
+    frames.to_parquet(task_copy / "frames.parquet")
+    swapped = predict_task(ens, task_copy)
+    assert len(swapped) == len(pred)
+    assert not np.allclose(swapped["p1"].to_numpy(), pred["p1"].to_numpy(), atol=1e-4)
+
+
+def test_a_store_normalised_otherwise_is_named(run, tmp_path):
+    from mouse_facial_expressions.inference.ensemble import load_ensemble
+    from mouse_facial_expressions.inference.zeroshot import check_store_compatible
+    from mouse_facial_expressions.preprocess import store
+
+    ens = load_ensemble(run.run_dir)
+    theirs = tmp_path / "frames"
+    theirs.mkdir()
+    (theirs / "store.json").write_text(json.dumps({"normalize": "video_hist"}))
+    found = check_store_compatible(ens, theirs)
+    assert store.normalization_of(theirs) == "video_hist"
+    assert any("normalize = 'video_hist'" in w for w in found), found

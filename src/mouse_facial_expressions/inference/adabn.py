@@ -65,7 +65,8 @@ def adapt_models(models: list[torch.nn.Module], batches: Iterable[torch.Tensor])
     for clips in batches:
         for m in adapted:
             param = next(m.parameters(), None)
-            m(clips.to(param.device if param is not None else clips.device, torch.float32))
+            x = clips.to(param.device if param is not None else clips.device, torch.float32)
+            m.embed(x) if getattr(m, "relative", False) else m(x)  # a relative model's BatchNorm layers are all in embed
         n_batches += 1
         n_clips += int(len(clips))
     for m, bns, moms in zip(adapted, layers, saved):

@@ -118,6 +118,22 @@ def windows_for(frames: pd.DataFrame, s: dict, window_step: int | None = None) -
 
 # ----------------------------------------------------------------------------- scoring
 
+def clip_batches(windows: pd.DataFrame, ens, batch_size: int = 16, crops=None, crops_of=None):
+    """``(start, clips)`` for the rows of ``windows`` in batches: model input ``(B, T, C, H, W)``.
+
+    ``crops``: ``(N, S, S)`` uint8 crops (array or memmap) indexed by the windows' ``rows``; or
+    None with ``crops_of(video) -> array`` (several videos)."""
+    rows = windows["rows"].tolist()
+    videos = windows["video"].astype(str).tolist()
+    for a in range(0, len(windows), batch_size):
+        clips = []
+        for i in range(a, min(a + batch_size, len(windows))):
+            arr = crops if crops_of is None else crops_of(videos[i])
+            frames = torch.from_numpy(np.ascontiguousarray(arr[np.asarray(rows[i], dtype=np.int64)]))  # (T, S, S)
+            clips.append(to_model_input(frames, ens.image_size, ens.channels))  # (T, C, H, W)
+        yield a, torch.stack(clips)
+
+
 def score_windows(crops, windows: pd.DataFrame, ens: FoldEnsemble, batch_size: int = 16,
                   crops_of=None) -> np.ndarray:
     """Per-member ``p1`` of every window.
@@ -132,15 +148,8 @@ def score_windows(crops, windows: pd.DataFrame, ens: FoldEnsemble, batch_size: i
         ``(W, K)`` float64.
     """
     out = np.empty((len(windows), len(ens)))
-    rows = windows["rows"].tolist()
-    videos = windows["video"].astype(str).tolist()
-    for a in range(0, len(windows), batch_size):
-        clips = []
-        for i in range(a, min(a + batch_size, len(windows))):
-            arr = crops if crops_of is None else crops_of(videos[i])
-            frames = torch.from_numpy(np.ascontiguousarray(arr[np.asarray(rows[i], dtype=np.int64)]))  # (T, S, S)
-            clips.append(to_model_input(frames, ens.image_size, ens.channels))  # (T, C, H, W)
-        out[a:a + len(clips)] = ens.predict(torch.stack(clips))  # (B, T, C, H, W) -> (B, K)
+    for a, clips in clip_batches(windows, ens, batch_size, crops, crops_of):
+        out[a:a + len(clips)] = ens.predict(clips)  # (B, T, C, H, W) -> (B, K)
     return out
 
 

@@ -24,7 +24,7 @@ import torch
 from mouse_facial_expressions.data.sequences import make_windows, window_span
 from mouse_facial_expressions.data.predictions import MIXED_FOLD, PREDICTION_COLUMNS
 from mouse_facial_expressions.inference.ensemble import FoldEnsemble
-from mouse_facial_expressions.inference.predict import model_settings, score_windows
+from mouse_facial_expressions.inference.predict import clip_batches, model_settings, score_windows
 from mouse_facial_expressions.preprocess import domain, store
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,13 @@ def check_store_compatible(ens: FoldEnsemble, frames_dir: Path) -> list[str]:
     if ours.get("source") == "config":
         return []
     keys = ("crop_size", "out_size", "policy", "target_fps")
-    return [f"{frames_dir}: {k} = {theirs[k]!r} but the model was trained on {ours[k]!r}"
-            for k in keys if k in theirs and theirs[k] != ours[k]]
+    found = [f"{frames_dir}: {k} = {theirs[k]!r} but the model was trained on {ours[k]!r}"
+             for k in keys if k in theirs and theirs[k] != ours[k]]
+    norm, trained = store.normalization_of(frames_dir), ours.get("normalize", "none")
+    if norm != trained:
+        found.append(f"{frames_dir}: normalize = {norm!r} but the model was trained on {trained!r} crops "
+                     "(extract this cohort with the model's extract.normalize)")
+    return found
 
 
 def domain_check(ens: FoldEnsemble, task_dir: str | Path) -> dict:
@@ -106,19 +111,9 @@ def task_clips(ens: FoldEnsemble, task_dir: str | Path, *, window_step: int | No
                batch_size: int = 16) -> Iterator[torch.Tensor]:
     """The clips :func:`predict_task` scores, ``(B, T, C, H, W)`` float32 batches in window order
     (what ``inference.adabn`` recomputes BatchNorm statistics from)."""
-    from mouse_facial_expressions.data.augment import to_model_input
-
     _, fdir, windows = task_windows(ens, task_dir, window_step)
-    crops_of = _crops_reader(fdir)
-    rows = windows["rows"].tolist()
-    videos = windows["video"].astype(str).tolist()
-    for a in range(0, len(windows), batch_size):
-        clips = []
-        for i in range(a, min(a + batch_size, len(windows))):
-            arr = crops_of(videos[i])
-            frames = torch.from_numpy(np.ascontiguousarray(arr[np.asarray(rows[i], dtype=np.int64)]))  # (T, S, S)
-            clips.append(to_model_input(frames, ens.image_size, ens.channels))
-        yield torch.stack(clips)
+    for _, clips in clip_batches(windows, ens, batch_size, crops_of=_crops_reader(fdir)):
+        yield clips
 
 
 def predict_task(ens: FoldEnsemble, task_dir: str | Path, *, window_step: int | None = None,
@@ -129,11 +124,19 @@ def predict_task(ens: FoldEnsemble, task_dir: str | Path, *, window_step: int | 
         The predictions table (``fold`` = -1, ``label`` NaN where unlabelled) plus one
         ``p1_<member>`` column per ensemble member.
     """
-    _, fdir, windows = task_windows(ens, task_dir, window_step)
+    task, fdir, windows = task_windows(ens, task_dir, window_step)
     for w in check_store_compatible(ens, fdir):
         log.warning(w)
     crops_of = _crops_reader(fdir)
-    per_member = score_windows(None, windows, ens, batch_size, crops_of=crops_of) if len(windows) else np.zeros((0, len(ens)))
+    if ens.relative:  # scored against each animal's own baseline windows, which are not scored
+        from mouse_facial_expressions.inference.relative import animal_references, score_relative, split_baseline
+
+        recording_of = dict(zip(task.frames["video"].astype(str), pd.to_numeric(task.frames["recording"], errors="coerce")))
+        baseline, windows = split_baseline(windows, recording_of, ens.baseline_recording)
+        refs = animal_references(baseline, ens, crops_of, batch_size)
+        per_member = score_relative(windows, refs, ens, crops_of, batch_size) if len(windows) else np.zeros((0, len(ens)))
+    else:
+        per_member = score_windows(None, windows, ens, batch_size, crops_of=crops_of) if len(windows) else np.zeros((0, len(ens)))
     pred = pd.DataFrame({
         "fold": MIXED_FOLD if len(ens) > 1 else 0,
         "video": windows["video"].astype(str).to_numpy(),
