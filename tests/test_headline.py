@@ -54,3 +54,15 @@ def test_unlabelled_results_say_there_is_no_accuracy():
     r = _results()
     r["metrics"] = {}
     assert "no labels" in headline(r)
+
+
+def test_the_batch_effect_caveat_says_whether_the_ranking_held():
+    def with_verdict(verdict):
+        r = _results(sens=1.0, batch=["cohort B: controls shifted up"])
+        r["batch_effects"].update(flagged=["B"], per_cohort=[{"cohort": "A", "verdict": "ok"}, {"cohort": "B", "verdict": verdict}])
+        return [c for c in caveats(r) if "batch-effect" in c]
+
+    (moved,) = with_verdict("intact")
+    assert "Scores of B" in moved and "threshold problem" in moved and "recalibrate" in moved
+    (lost,) = with_verdict("lost")
+    assert "Scores of B" in lost and "signal is lost" in lost and "recalibrate" not in lost

@@ -192,9 +192,11 @@ def timecourse_figure(windows: pd.DataFrame, max_videos: int = 12, threshold: fl
     return _png(fig)
 
 
-def cohort_figure(animals: pd.DataFrame, cohort: str = "cohort", threshold: float = THRESHOLD, seed: int = 0) -> bytes:
+def cohort_figure(animals: pd.DataFrame, cohort: str = "cohort", threshold: float = THRESHOLD, seed: int = 0,
+                  flagged: list[str] | None = None) -> bytes:
     """Control animals' scores per cohort: the animals the batch-effect check looks at
-    (label 0; unlabelled: control treatments; failing both: all animals)."""
+    (label 0; unlabelled: control treatments; failing both: all animals). Cohorts in
+    ``flagged`` (the check's verdict) have their positive rate in red."""
     from mouse_facial_expressions.evaluation.batch_effects import control_mask
 
     if cohort not in animals.columns or animals[cohort].isna().all():
@@ -214,7 +216,7 @@ def cohort_figure(animals: pd.DataFrame, cohort: str = "cohort", threshold: floa
         rate = np.mean(p >= threshold)
         ax.scatter(i + rng.uniform(-0.15, 0.15, len(p)), p, s=30, color=f"C{i % 10}", edgecolor="k", lw=0.5, zorder=3)
         ax.hlines(p.mean(), i - 0.3, i + 0.3, color="k", lw=2)
-        ax.text(i, 1.06, f"{100 * rate:.0f}% pos", ha="center", fontsize=8, color="#b00" if rate > 0.8 else "#333")
+        ax.text(i, 1.06, f"{100 * rate:.0f}% pos", ha="center", fontsize=8, color="#b00" if c in set(map(str, flagged or [])) else "#333")
     ax.axhline(threshold, ls="--", color="#888", lw=1)
     ax.set_xticks(range(len(cohorts)), cohorts)
     ax.set(ylim=(-0.03, 1.12), xlim=(-0.6, len(cohorts) - 0.4), xlabel=cohort, ylabel="animal score (mean p1)", title=f"Scores of {who} by {cohort} (bar = mean)")

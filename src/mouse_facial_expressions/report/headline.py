@@ -82,10 +82,18 @@ def caveats(results: dict, window_confidence: float | None = None) -> list[str]:
         out.append(f"Sensitivity {sens:.2f} and specificity {spec:.2f} differ by more than {BALANCE_LIMIT}: at p1 >= 0.5 the "
                    f"model misses {missed} animals more often; if that matters, choose the threshold on validation "
                    "animals (never on these test animals) and rerun `mfe evaluate --threshold`.")
-    batch = (results.get("batch_effects") or {}).get("warnings", [])
+    be = results.get("batch_effects") or {}
+    batch = be.get("warnings", [])
     if batch:
-        out.append(f"Scores differ between cohorts more than chance allows ({len(batch)} batch-effect warning"
-                   f"{'s' if len(batch) > 1 else ''} below): part of what the model learned may be the cohort.")
+        flagged = [r for r in be.get("per_cohort", []) if r.get("cohort") in set(be.get("flagged", []))]
+        verdicts = {r.get("verdict") for r in flagged}
+        what = ("its scores moved while their order held (a threshold problem: recalibrate, see below)"
+                if verdicts == {"intact"} else
+                "the model does not separate its animals there (the signal is lost, not just the threshold)"
+                if verdicts == {"lost"} else "see each warning below for whether the ranking held")
+        names = ", ".join(str(r.get("cohort")) for r in flagged) or "a cohort"
+        out.append(f"Scores of {names} are shifted against the reference ({len(batch)} batch-effect warning"
+                   f"{'s' if len(batch) > 1 else ''} below): {what}.")
     dom = results.get("domain") or {}
     outside = dom.get("warnings") or {}
     if outside:

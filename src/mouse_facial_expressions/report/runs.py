@@ -40,7 +40,7 @@ def make_figures(results: dict, levels: dict[str, pd.DataFrame], saliency: list[
         animals = levels["animal"]
         if be.get("default_cohort") and cohort not in animals.columns:  # a zero-shot task without cohorts: one
             animals = animals.assign(**{cohort: be["default_cohort"]})
-        figs["cohorts"] = F.cohort_figure(animals, cohort, thr)
+        figs["cohorts"] = F.cohort_figure(animals, cohort, thr, flagged=be.get("flagged"))
     if saliency:
         figs["saliency"] = F.saliency_figure(saliency)
     return figs
