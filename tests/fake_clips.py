@@ -52,3 +52,55 @@ def fake_fold_datasets(task_dir, fold, *, num_frames, frame_stride, image_size, 
         "test": FakeClips(spec["test"], 4, num_frames, image_size, seed + 2),
         "train_sampler": None,
     }
+
+
+class FakeRelativeClips(Dataset):
+    """Baseline-relative stand-in: each animal has its own brightness (uniform in -1..1, larger
+    than the effect), its baseline clips are that brightness plus noise, and its later clips add
+    +1.5 when the animal is sick (odd number). Absolute brightness is confounded by the animal;
+    the change from its own baseline is not. ``with_ref``: items carry a baseline ``ref_clip``."""
+
+    def __init__(self, animals, windows_per_animal=6, num_frames=3, image_size=32, seed=0, baseline=False, with_ref=True):
+        self.items = [(a, w) for a in animals for w in range(windows_per_animal)]
+        self.num_frames, self.image_size, self.seed = num_frames, image_size, seed
+        self.baseline, self.with_ref = baseline, with_ref
+        self.labels = np.array([0 if baseline else int(a[1:]) % 2 for a, _ in self.items])
+
+    def __len__(self):
+        return len(self.items)
+
+    def _clip(self, animal, w, baseline, salt):
+        level = float(np.random.default_rng(int(animal[1:]) + 1000).uniform(-1, 1))  # the animal's own brightness
+        sick = 0.0 if baseline else 1.5 * (int(animal[1:]) % 2)
+        g = torch.Generator().manual_seed(self.seed * 100003 + salt * 7919 + w * 31 + int(animal[1:]))
+        grey = torch.randn(self.num_frames, 1, self.image_size, self.image_size, generator=g) * 0.3 + level + sick
+        return grey.expand(-1, 3, -1, -1).contiguous()
+
+    def __getitem__(self, i):
+        animal, w = self.items[i]
+        label = int(self.labels[i])
+        item = {
+            "clip": self._clip(animal, w, self.baseline, 1),
+            "soft": torch.tensor([0.0, 1.0] if label else [1.0, 0.0]),
+            "label": torch.tensor(label, dtype=torch.int64),
+            "video": f"{animal}_rec{1 if self.baseline else 4}", "animal": animal,
+            "start_time": float(w), "end_time": float(w) + 0.5,
+        }
+        if self.with_ref:
+            item["ref_clip"] = self._clip(animal, (w + 3) % 6, True, 2)
+        return item
+
+
+def fake_relative_datasets(task_dir, fold, *, num_frames, frame_stride, image_size, train_augmentation,
+                           epoch_size, seed, val_windows_per_video, test_windows_per_video, clip_dtype="float32",
+                           augment_policy="mild", augment_scope="clip", sampler="balanced", baseline_recording=None):
+    """:func:`fake_fold_datasets` for ``baseline_recording`` runs (items carry ``ref_clip``)."""
+    assert baseline_recording == 1
+    spec = FOLD_SPECS[fold]
+    return {
+        "train": FakeRelativeClips(spec["train"], 6, num_frames, image_size, seed),
+        "val": FakeRelativeClips(spec["val"], 4, num_frames, image_size, seed + 1),
+        "test": FakeRelativeClips(spec["test"], 4, num_frames, image_size, seed + 2, with_ref=False),
+        "test_baseline": FakeRelativeClips(spec["test"], 4, num_frames, image_size, seed + 3, baseline=True, with_ref=False),
+        "train_sampler": None,
+    }

@@ -50,7 +50,7 @@ def test_a_few_epochs_beat_chance_on_validation_animals(trained):
 def test_best_checkpoint_uses_the_seed_path(trained):
     out, summary = trained
     best = summary["folds"][0]["best_checkpoint"]
-    assert best.startswith(str(out / "checkpoints_advanced" / "advanced-fold0-epoch="))
+    assert best.startswith(str(out / "checkpoints_advanced" / summary["run_name"] / "advanced-fold0-epoch="))
     assert "val_acc=" in best and best.endswith(".ckpt")
 
 
@@ -124,7 +124,7 @@ def test_other_models_train_and_write_their_checkpoints(tmp_path, model):
     torch.set_num_threads(1)
     summary = run(tmp_path, tiny_params(model, epochs=1, limit_batches=2), track=False)
     folder, prefix = {"baseline": ("checkpoints", "task1"), "resup": ("checkpoints_resup", "resup")}[model]
-    assert list((tmp_path / folder).glob(f"{prefix}-fold0-epoch=0-val_acc=*.ckpt"))
+    assert list((tmp_path / folder / summary["run_name"]).glob(f"{prefix}-fold0-epoch=0-val_acc=*.ckpt"))
     assert summary["folds"][0]["n_test_windows"] == 8
 
 
@@ -313,3 +313,19 @@ def test_each_fold_prints_a_time_estimate_from_its_first_batches(monkeypatch, ca
     out = capsys.readouterr().out
     assert out.count("fold 2: about") == 1  # once, after the timed batches
     assert "1 min 40 s per epoch of 50 batches" in out and "4 min 50 s for the rest" in out  # (150 - 5) x 2 s
+
+
+def test_a_baseline_relative_model_beats_chance_on_validation_animals(tmp_path):
+    """Each animal has its own brightness, wider than the effect; a relative model reads the change
+    from the animal's own baseline and so separates unseen animals."""
+    from fake_clips import fake_relative_datasets
+
+    torch.set_num_threads(1)
+    params = tiny_params(baseline_recording=1, run_name="relative")
+    summary = train_cv("/nonexistent/task", params, tmp_path, folds=[0], datasets_fn=fake_relative_datasets,
+                       fold_specs=FOLD_SPECS, norm=NORM, progress=False, track=False)
+    (fold,) = summary["folds"]
+    assert fold["val_acc"] > 0.75  # chance is 0.5: validation animals m4, m5 are unseen
+    assert fold["test_acc"] > 0.75
+    pred = pd.read_csv(summary["predictions"])
+    assert set(pred["video"].str.endswith("_rec4")) == {True}  # baselines are the reference, not scored

@@ -13,6 +13,7 @@ into the same float input (``mfe train`` does this after the batch reaches the d
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from torch.utils.data import Dataset, Sampler
 from mouse_facial_expressions.data._store import open_frames
 from mouse_facial_expressions.data.augment import GREY_MEAN, GREY_STD, NORM_MEAN, NORM_STD, POLICIES, SCOPES, normalize_clips, prepare_clip
 from mouse_facial_expressions.data.sequences import WINDOW_COLUMNS, make_windows, select_per_video, window_span
+
+log = logging.getLogger(__name__)
 
 __all__ = ["BalancedWindowSampler", "UniformWindowSampler", "SAMPLERS", "ClipDataset", "collate_clips", "batch_tensors", "fold_datasets", "NORM_MEAN", "NORM_STD", "GREY_MEAN", "GREY_STD"]
 
@@ -293,6 +296,11 @@ class UniformWindowSampler(_EpochSampler):
 SAMPLERS = {"balanced": BalancedWindowSampler, "uniform": UniformWindowSampler}
 
 
+def _other_recordings_hold_both_classes(frames: pd.DataFrame) -> bool:
+    labels = set(pd.to_numeric(frames["label"], errors="coerce").dropna().astype(int))
+    return {0, 1} <= labels
+
+
 def baseline_frames(frames: pd.DataFrame, recording: int) -> np.ndarray:
     """Rows of ``frames`` from recording ``recording`` (the animals' own baseline), as a mask."""
     return (pd.to_numeric(frames["recording"], errors="coerce") == int(recording)).to_numpy()
@@ -333,10 +341,13 @@ def fold_datasets(
 
     ``baseline_recording=K`` (baseline-relative models): each split's items carry a reference
     window from the same animal's recording K, drawn from that split's own frames only (an
-    animal's baseline never crosses a fold boundary). Training keeps recording K's windows as
-    items too (a baseline against another baseline window is the "no change" example);
-    validation and test items are the other recordings' windows (a baseline scored against
-    itself would be right by construction), and ``out["test_baseline"]`` holds the test
+    animal's baseline never crosses a fold boundary). Items are the other recordings' windows
+    (a baseline scored against itself would be right by construction), in training too when
+    those hold both classes (controls' later recordings labelled 0, as in ``task1_table``):
+    a baseline window against another window of the same video teaches "same video = no
+    change", a shortcut that calls every control's later recording a change (measured: saline
+    rec4 at p1 0.45-0.56 on the demo cohort). Otherwise (``task1``) training keeps recording K's
+    windows as its "no change" items, with a warning. ``out["test_baseline"]`` holds the test
     animals' recording-K windows, whose mean embedding is each animal's reference at scoring.
     """
     from mouse_facial_expressions.data.tasks import load_task
@@ -373,8 +384,14 @@ def fold_datasets(
             if lacking:
                 raise ValueError(f"{task_dir}: fold {fold} {role} animal(s) {', '.join(lacking)} have no window of recording "
                                  f"{baseline_recording}, their baseline: exclude them from the task, or choose another --baseline-recording")
-            if role != "train":
+            if role != "train" or _other_recordings_hold_both_classes(frames[~is_base]):
                 frames = frames[~is_base]
+            else:
+                log.warning("%s: fold %d: the training animals' recordings other than %d hold one class only, so the "
+                            "baseline windows themselves are the 'no change' examples; such a pair often comes from one "
+                            "video, and the model can learn 'another video = change'. Label control animals' later "
+                            "recordings (e.g. --preset task1_table) for a reliable baseline-relative model",
+                            task_dir, fold, baseline_recording)
         w = make_windows(frames, t, s, spec.max_gap_s, spec.short_runs, step=step)
         if role == "val":
             w = select_per_video(w, val_windows_per_video)

@@ -133,13 +133,16 @@ class AdvancedNet(nn.Module):
     def forward(self, clip: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``(B, 2)``. A relative model needs ``ref``: reference clips ``(B, T, C, H, W)``
         (one baseline window per row) or reference embeddings ``(B, D)``."""
-        z = self.embed(clip)
-        if self.relative:
-            if ref is None:
-                raise ValueError("this is a baseline-relative model (trained with --baseline-recording): it scores a "
-                                 "window against the same animal's baseline windows, so it needs them (ref)")
-            z = z - (self.embed(ref) if ref.dim() == 5 else ref.to(z.dtype))
-        return self.head(z)  # (B, 2)
+        if not self.relative:
+            return self.head(self.embed(clip))  # (B, 2)
+        if ref is None:
+            raise ValueError("this is a baseline-relative model (trained with --baseline-recording): it scores a "
+                             "window against the same animal's baseline windows, so it needs them (ref)")
+        if ref.dim() == 5:  # reference clips: one pass for both, so BatchNorm's batch statistics
+            z, zr = self.embed(torch.cat([clip, ref])).split(len(clip))  # (training) are the same for each
+        else:
+            z, zr = self.embed(clip), ref
+        return self.head(z - zr.to(z.dtype))  # (B, 2)
 
     def loss(self, clip, soft, label, *, use_soft_labels=True, label_smoothing=0.1, class_weights=None, ref=None):
         """LDL (KL to the soft target) or, with ``use_soft_labels=False``, cross-entropy."""

@@ -5,9 +5,11 @@ with the best accuracy on the fold's (inner) validation animals (among epochs wi
 accuracy, the one with the lower validation loss: ``ClipClassifier``'s ``val_select``), then
 score the fold's test animals once with that checkpoint. Outputs (``out`` = the project's ``models/`` folder)::
 
-    <out>/checkpoints/task1-fold{k}-epoch=E-val_acc=A.ckpt            (baseline, seed path)
-    <out>/checkpoints_advanced/advanced-fold{k}-epoch=E-val_acc=A.ckpt (advanced)
-    <out>/checkpoints_resup/resup-fold{k}-epoch=E-val_acc=A.ckpt       (resup)
+    <out>/checkpoints/<run_name>/task1-fold{k}-epoch=E-val_acc=A.ckpt            (baseline, seed names)
+    <out>/checkpoints_advanced/<run_name>/advanced-fold{k}-epoch=E-val_acc=A.ckpt (advanced)
+    <out>/checkpoints_resup/<run_name>/resup-fold{k}-epoch=E-val_acc=A.ckpt       (resup)
+
+(one folder per run: two runs training at once never replace or delete each other's files)
     <out>/runs/<run_name>/fold{k}/last.ckpt           resume point (every epoch; removed when the fold finishes)
     <out>/runs/<run_name>/fold{k}/predictions_test.csv  marks the fold finished
     <out>/runs/<run_name>/fold{k}/fold.json           selection + test accuracy
@@ -302,7 +304,7 @@ def train_fold(
     made_from = task_fingerprint(Path(task_dir))
     folder, prefix = CHECKPOINT_LAYOUT[p.model]
     best_cb = ModelCheckpoint(
-        dirpath=out_dir / folder, filename=f"{prefix}-fold{fold}-{{epoch}}-{{val_acc:.2f}}",
+        dirpath=out_dir / folder / run_dir.name, filename=f"{prefix}-fold{fold}-{{epoch}}-{{val_acc:.2f}}",
         monitor="val_select", mode="max", save_top_k=1,  # the recipe's selection rule (ClipClassifier.select)
         save_weights_only=True,  # what prediction needs: a third of the size without the optimiser state
     )
