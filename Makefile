@@ -13,13 +13,17 @@ SYNTH_SEED ?= 1
 EPOCHS     ?=
 MODELS     ?=
 
+# make bench-shift: work folder, synth seed of the training cohort (test cohorts: seed + 1)
+SHIFT_DIR  ?= bench_shift
+SHIFT_SEED ?= 0
+
 # make bench-recipe: cohorts folder, synthetic seeds (not tuned on), recipes, training seeds
 RECIPE_DIR   ?= bench_recipe
 RECIPE_SYNTH ?= 11 12 13
 RECIPES      ?= mfe1 mfe2
 RECIPE_SEEDS ?= 1
 
-.PHONY: demo test bench bench-accuracy bench-recipe install clean-demo help
+.PHONY: demo test bench bench-accuracy bench-recipe bench-shift install clean-demo help
 
 help:
 	@echo "make demo   - synthetic cohort -> ... -> the furthest pipeline stage, on CPU"
@@ -27,6 +31,8 @@ help:
 	@echo "make bench  - run the speed benchmarks in bench/ (prints numbers, a few minutes)"
 	@echo "make bench-accuracy - build the synthetic 'bench' cohort and compare the models with the oracle"
 	@echo "             (BUDGET=$(BUDGET) min per model and seed, SEEDS='$(SEEDS)': about 50 min on 2 CPU cores)"
+	@echo "make bench-shift - new-cohort robustness: zero-shot, baseline-relative, adabn, video_hist and"
+	@echo "             controls recalibration on shifted synthetic cohorts (SHIFT_SEED=$(SHIFT_SEED): about 40 min on 2 CPU cores)"
 	@echo "make bench-recipe - training recipes side by side at 3 epochs x 160 clips on demo cohorts"
 	@echo "             (RECIPE_SYNTH='$(RECIPE_SYNTH)' RECIPES='$(RECIPES)' RECIPE_SEEDS='$(RECIPE_SEEDS)': about 1 h on 2 CPU cores, fp32)"
 
@@ -56,6 +62,9 @@ $(BENCH_PROJ)/tasks: | $(STAMP)
 
 bench-accuracy: $(BENCH_PROJ)/tasks
 	$(PY) bench/bench_accuracy.py $(BENCH_PROJ) --budget_min $(BUDGET) --workers 0 --seeds $(SEEDS) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(MODELS),--models $(MODELS))
+
+bench-shift: $(STAMP)
+	$(PY) bench/bench_shift.py $(SHIFT_DIR) --seed $(SHIFT_SEED) --confounds
 
 clean-demo:
 	rm -rf $(DEMO)
