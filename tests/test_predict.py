@@ -88,6 +88,14 @@ def test_outputs_summary_and_timecourse(run, tmp_path):
     assert row["frac_positive"] == pytest.approx((scores["p1"] > 0.5).mean())
     assert 0 < row["seconds_scored"] <= row["video_seconds"]
     assert (tmp_path / f"{video}_timecourse.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # COLUMNS.md describes every column, in the task's class names
+    from mouse_facial_expressions.data.tasks import load_task
+
+    names = load_task(run.task_dir).spec.class_names
+    text = (tmp_path / "COLUMNS.md").read_text()
+    assert f"Class 1 is **{names[1]}**" in text and f"class 0 is **{names[0]}**" in text
+    for col in [*SUMMARY_COLUMNS, *scores.columns]:
+        assert f"`{col}`" in text or col.startswith("p1_fold"), col
 
 
 def test_a_missing_keypoint_file_or_a_bad_video_fails_alone(run, tmp_path):

@@ -208,6 +208,32 @@ def domain_warning(video: Path, crops: np.ndarray, frames: pd.DataFrame, train: 
 
 
 
+def column_descriptions(class_names, threshold: float = 0.5) -> str:
+    """``COLUMNS.md``: what each column of ``<video>_scores.csv`` and ``summary.csv`` holds, in the
+    task's class names (a CSV header cannot say what ``p1`` is the probability of)."""
+    neg, pos = (str(n) for n in class_names)
+    return f"""# Columns of the files `mfe predict` wrote here
+
+Class 1 is **{pos}**; class 0 is **{neg}** (the model's task).
+
+## `<video>_scores.csv` (one row per scored window)
+- `video`: the video's file name without its extension.
+- `start_time`, `end_time`: the window's first and last kept frame, seconds from the video's start.
+- `p1`: the probability that the window shows **{pos}** rather than **{neg}**, the mean over
+  the run's fold models. Read it as a ranking unless the run's report says the scores are calibrated.
+- `p1_fold<k>`: the same from fold model k alone (their spread shows how much the folds agree).
+
+## `summary.csv` (one row per video, merged across calls)
+- `status`: done or failed (`error` says why).
+- `n_windows`: windows scored; `seconds_scored`: seconds of video they cover.
+- `mean_p1`, `median_p1`: the mean and median window `p1` (probability of **{pos}**).
+- `frac_positive`: the share of windows with `p1` above {threshold:g}, i.e. called **{pos}**.
+- `n_frames_kept`: frames kept for scoring (side portraits of good quality); `video_seconds`: the video's length.
+- `elapsed_s`: seconds this video took.
+- `domain_warning`: why the video's crops lie outside the model's training data (empty: inside, or not checked).
+"""
+
+
 def merge_summary(path: Path, new: pd.DataFrame) -> pd.DataFrame:
     """``summary.csv`` after this call: rows of ``new`` replace earlier rows of the same video,
     other videos' rows stay (a rerun of only the failed videos completes the summary)."""

@@ -47,8 +47,9 @@ from mouse_facial_expressions.inference.decode import load_keypoints  # noqa: F4
 from mouse_facial_expressions.inference.ensemble import FoldEnsemble, load_ensemble
 from mouse_facial_expressions.inference.onnx_backend import OnnxEnsemble, scoring_ensemble
 from mouse_facial_expressions.inference.outputs import (SUMMARY_COLUMNS, PredictReport, VideoPrediction,  # noqa: F401
-                                                        domain_warning, finish_video, merge_summary, write_preview)
-from mouse_facial_expressions.io.atomic import write_csv
+                                                        column_descriptions, domain_warning, finish_video, merge_summary,
+                                                        write_preview)
+from mouse_facial_expressions.io.atomic import write_csv, write_text
 from mouse_facial_expressions.io.keypoints import VIDEO_SUFFIXES, find_pose_files, video_name
 from mouse_facial_expressions.preprocess import domain, store
 from mouse_facial_expressions.preprocess.alignment import resolve as resolve_alignment
@@ -318,4 +319,5 @@ def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = No
     report.wall_s = time.perf_counter() - t_start
     report.video_frames_per_s = frames_decoded / max(report.wall_s, 1e-9)
     write_csv(merge_summary(out_dir / "summary.csv", report.summary_table()), out_dir / "summary.csv")
+    write_text(out_dir / "COLUMNS.md", column_descriptions(settings["class_names"]))
     return report
