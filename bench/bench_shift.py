@@ -14,6 +14,8 @@ Models trained on the training cohort (advanced, k-fold by animal):
 Methods on each test cohort (``mfe evaluate RUN --task X`` and its options):
   plain             the plain run, zero-shot;
   relative          the relative run, against each animal's own rec1 (no labels);
+  baseline          the plain run, each animal's scores moved by its own rec1 windows
+                    (``--recalibrate baseline``; no labels);
   adabn             the plain run with BatchNorm statistics recomputed on the cohort (no labels);
   video_hist        the video_hist run on the cohort's video_hist store (no labels);
   controls          the plain run, threshold moved by the cohort's saline animals (uses their
@@ -55,8 +57,8 @@ SHIFTS: dict[str, dict] = {
     "blur": {"blur": 1.5},
     "controls brighter": {"control_brightness": 40.0},
 }
-METHODS = ("plain", "relative", "adabn", "video_hist", "controls")
-LABEL_FREE = ("relative", "adabn", "video_hist")
+METHODS = ("plain", "relative", "baseline", "adabn", "video_hist", "controls")
+LABEL_FREE = ("relative", "baseline", "adabn", "video_hist")
 TASK_RULES = "task1_table"
 RECORDING = 4  # the scored recording; 1 is the baseline
 VH = "video_hist"
@@ -141,6 +143,13 @@ def animal_rows(pred: pd.DataFrame, task_dir: str, threshold_col: str = "p1") ->
     return rows
 
 
+def recordings(task_dir: str) -> dict:
+    from mouse_facial_expressions.data.tasks import load_task
+
+    f = load_task(task_dir).frames
+    return dict(zip(f["video"].astype(str), f["recording"]))
+
+
 def all_animals(pred: pd.DataFrame, task_dir: str) -> pd.DataFrame:
     """Animal rows over every labelled recording (animal, label), for the batch-effect check."""
     from mouse_facial_expressions.data.tasks import load_task
@@ -181,6 +190,12 @@ def evaluate_cohort(name: str, tasks: dict, runs: dict, reference: dict, args) -
             rows = animal_rows(pred_plain, tasks["none"])
         elif method == "relative":
             rows = animal_rows(predict_task(load_ensemble(runs["relative"]), tasks["none"]), tasks["none"])
+        elif method == "baseline":
+            from mouse_facial_expressions.evaluation.recalibrate import baseline_shift
+
+            shifted, _ = baseline_shift(pred_plain, recordings(tasks["none"]), reference["plain_windows"],
+                                        reference["train_recordings"], 1)
+            rows = animal_rows(shifted, tasks["none"])
         elif method == "adabn":
             adapted, _ = adapt_ensemble(plain, task_clips(plain, tasks["none"]))
             rows = animal_rows(predict_task(adapted, tasks["none"]), tasks["none"])
@@ -214,6 +229,7 @@ def in_cohort(runs: dict, train_tasks: dict, args) -> tuple[list[dict], dict]:
         rows.append({"cohort": "in-cohort (CV)", "method": method, "threshold": 0.5, "note": "", **scores(a, 0.5, args.bootstrap)})
         if method == "plain":
             ref["plain_all"] = all_animals(pred, task)
+            ref["plain_windows"], ref["train_recordings"] = pred, recordings(task)
     return rows, ref
 
 

@@ -1,4 +1,4 @@
-"""``--recalibrate controls|adabn``: the threshold math by hand, AdaBN's buffers, the CLI."""
+"""``--recalibrate controls|adabn|baseline``: the threshold math by hand, AdaBN's buffers, the baseline shift, the CLI."""
 
 from __future__ import annotations
 
@@ -207,3 +207,43 @@ def test_recalibrate_controls_without_control_animals_is_refused_before_scoring(
     err = capsys.readouterr().err
     assert "no control animals" in err and "adabn" in err
     assert not (out / "predictions.csv").exists()
+
+
+def test_baseline_shift_moves_each_animal_by_its_own_baseline():
+    from mouse_facial_expressions.evaluation.recalibrate import baseline_shift
+
+    sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    rec = {"a_rec1": 1, "a_rec4": 4, "b_rec1": 1, "b_rec4": 4, "c_rec4": 4}
+    new = pd.DataFrame({
+        "video": ["a_rec1", "a_rec1", "a_rec4", "b_rec1", "b_rec4", "c_rec4"],
+        "animal": ["a", "a", "a", "b", "b", "c"],
+        "p1": [sig(1.0), sig(3.0), sig(2.5), sig(-1.0), sig(0.5), sig(0.0)],
+        "label": [0, 0, 1, 0, 0, 1],
+    })
+    ref_rec = {"x_rec1": 1, "x_rec4": 4, "y_rec1": 1}
+    ref = pd.DataFrame({"video": ["x_rec1", "x_rec1", "x_rec4", "y_rec1"], "animal": ["x", "x", "x", "y"],
+                        "p1": [sig(-2.0), sig(-1.0), sig(3.0), sig(0.0)], "label": [0, 0, 1, 0]})
+    out, d = baseline_shift(new, rec, ref, ref_rec, recording=1)
+    # reference: median over animals of their median baseline logit = median(-1.5, 0.0) = -0.75
+    assert d["reference_median_logit"] == pytest.approx(-0.75)
+    # a: median baseline logit 2.0 -> offset 2.75; b: -1.0 -> offset -0.25; c has no baseline: dropped
+    assert d["offsets_logit"] == pytest.approx({"a": 2.75, "b": -0.25})
+    assert d["dropped_animals"] == ["c"] and "c" in d["uses"]
+    assert list(out["video"]) == ["a_rec4", "b_rec4"]  # baseline windows are not scored
+    assert out["p1"].to_numpy() == pytest.approx([sig(2.5 - 2.75), sig(0.5 + 0.25)])
+    with pytest.raises(ValueError, match="recording 2"):
+        baseline_shift(new, rec, ref, ref_rec, recording=2)
+
+
+def test_cli_recalibrate_baseline(run, tmp_path, capsys):
+    from mouse_facial_expressions.cli import main
+
+    out = tmp_path / "zs"
+    code = main(["evaluate", str(run.run_dir), "--task", str(run.task_dir), "--out", str(out), "--bootstrap", "10",
+                 "--no-report", "--recalibrate", "baseline", "--baseline-recording", "1"])
+    text = capsys.readouterr().out
+    assert code == 0 and "recalibrated (baseline)" in text and "zero-shot (raw)" in text
+    shifted = pd.read_csv(out / "predictions_recalibrated_baseline.csv")
+    assert len(shifted) and not shifted["video"].str.contains("rec1").any()
+    d = json.loads((out / "metrics.json").read_text())["recalibration"]["methods"]["baseline"]
+    assert d["baseline_recording"] == 1 and d["offsets_logit"]

@@ -24,13 +24,13 @@ Writes metrics.json, metrics.csv, predictions_{window,video,animal}.csv, breakdo
 and a self-contained report.html into --out (default: RUN/evaluation).
 Unlabelled predictions (empty label) give scores per animal only.
 
-With --task OTHER_TASK --recalibrate controls|adabn the recalibrated numbers are written
+With --task OTHER_TASK --recalibrate controls|adabn|baseline the recalibrated numbers are written
 and printed NEXT TO the raw zero-shot numbers (predictions_recalibrated_<method>.csv,
 recalibrated-<method>/metrics.json, recalibration.csv, a table in the report).
 """
 
 RECALIBRATE_HELP = """with --task only: also score the other cohort with its operating point recalibrated, and show
-it next to the raw zero-shot numbers (both: --recalibrate controls adabn). 'controls': moves the
+it next to the raw zero-shot numbers (several: --recalibrate controls adabn baseline). 'controls': moves the
 threshold by as far as the new cohort's CONTROL ANIMALS moved: threshold' =
 sigmoid(logit(threshold) + median logit of their mean p1 - median logit of the training
 controls' in RUN/predictions.csv); uses the treatment labels of the control animals (treatment
@@ -39,8 +39,11 @@ intact), and the calls of those controls afterwards are no independent test. 'ad
 recomputes every fold model's BatchNorm running statistics on the new cohort's clips (no
 labels, no weight changes) and scores again; assumes the cohort differs in recording
 conditions only and holds a mix of animals (a cohort of only sick animals would absorb part
-of the signal). Neither fixes a lost ranking (AUROC near 0.5 inside the cohort): fine-tune
-(mfe finetune) for that"""
+of the signal). 'baseline': moves each ANIMAL's scores by as far as its own baseline recording's
+windows (--baseline-recording, default 1) sit above the training animals' baselines (median
+logits; no labels, only which recording came before treatment); its baseline windows are then
+not scored, and an animal without one is left out (named). None of them fixes a lost ranking
+(AUROC near 0.5 inside the cohort): fine-tune (mfe finetune) for that"""
 
 
 COMPARE_DESCRIPTION = """\
@@ -87,8 +90,10 @@ def register(sub, formatter):
                    "zero-shot with the run's fold ensemble (every window of its frame store, all its animals as test "
                    "animals): full metrics when it has labels, scores per animal when not; --out defaults to "
                    "RUN/zeroshot-<task folder>. RUN may also be one .ckpt")
-    p.add_argument("--recalibrate", nargs="+", choices=["controls", "adabn"], default=None, metavar="METHOD",
+    p.add_argument("--recalibrate", nargs="+", choices=["controls", "adabn", "baseline"], default=None, metavar="METHOD",
                    help=RECALIBRATE_HELP)
+    p.add_argument("--baseline_recording", type=int, default=1, metavar="K",
+                   help="the recording that is each animal's own baseline, for --recalibrate baseline (default: 1)")
     add_project_arg(p)
     p.set_defaults(func=run)
 
@@ -145,7 +150,7 @@ def run_zeroshot(args: argparse.Namespace) -> int:
     results = report_zeroshot(
         run_dir, resolve_task(args.task, args), args.out, n_boot=args.bootstrap, seed=args.seed,
         threshold=args.threshold, cohort=args.cohort_column, report=not args.no_report,
-        recalibrate=args.recalibrate,
+        recalibrate=args.recalibrate, baseline_recording=args.baseline_recording,
     )
     print(headline(results))
     recal = results.get("recalibration")

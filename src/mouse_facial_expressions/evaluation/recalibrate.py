@@ -31,7 +31,7 @@ from mouse_facial_expressions.evaluation import metrics as M
 from mouse_facial_expressions.evaluation.batch_effects import CONTROL_TREATMENTS, logit
 
 #: Recalibration methods of ``mfe evaluate RUN --task X --recalibrate``.
-METHODS = ("controls", "adabn")
+METHODS = ("controls", "adabn", "baseline")
 
 
 def sigmoid(x):
@@ -108,6 +108,57 @@ def controls_threshold(new_animals: pd.DataFrame, reference_animals: pd.DataFram
         "uses": (f"the treatment labels of the new cohort's {len(new)} control animals (treatment "
                  f"{', '.join(treatments)}): their scores set the threshold, so their calls afterwards are not "
                  "an independent test"),
+    }
+
+
+def _baseline_level(pred: pd.DataFrame, recording_of: dict, recording: int) -> pd.Series:
+    """animal -> median logit of its windows from ``recording`` (its own baseline)."""
+    rec = pd.to_numeric(pred["video"].astype(str).map(recording_of), errors="coerce")
+    base = pred[rec == int(recording)]
+    return base.groupby(base["animal"].astype(str))["p1"].apply(lambda p: float(np.median(logit(p.to_numpy()))))
+
+
+def baseline_shift(pred: pd.DataFrame, recording_of: dict, reference: pd.DataFrame, reference_recording_of: dict,
+                   recording: int = 1) -> tuple[pd.DataFrame, dict]:
+    """Scores relative to each animal's own baseline recording, from an absolute run's scores.
+
+    A cohort shift moves an animal's windows alike in logit units (the zero-shot ranking held in
+    every shifted synthetic cohort), so each animal's windows are moved by as much as its own
+    baseline windows sit above where the training animals' baselines sit::
+
+        offset(animal) = median logit(its recording-``recording`` windows) - median over training animals
+                         of the same (the run's cross-validated ``predictions.csv``)
+        p1'            = sigmoid(logit(p1) - offset(animal))
+
+    No label is used: only which recording is the baseline (pre-treatment by design). The baseline
+    windows themselves are dropped (they sit at the reference by construction); animals without a
+    baseline window are dropped and named in ``details["dropped_animals"]``.
+
+    Returns:
+        ``(predictions without the baseline windows, p1 shifted; details)``.
+    """
+    ref_levels = _baseline_level(reference, reference_recording_of, recording)
+    if ref_levels.empty:
+        raise ValueError(f"--recalibrate baseline: the run's own predictions hold no window of recording {recording} "
+                         "(the training animals' baselines); choose the baseline recording with --baseline-recording")
+    ref = float(np.median(ref_levels.to_numpy()))
+    levels = _baseline_level(pred, recording_of, recording)
+    rec = pd.to_numeric(pred["video"].astype(str).map(recording_of), errors="coerce")
+    out = pred[rec != int(recording)].copy()
+    animals = out["animal"].astype(str)
+    dropped = sorted(set(animals) - set(levels.index))
+    out = out[animals.isin(levels.index)].copy()
+    offset = out["animal"].astype(str).map(levels - ref).to_numpy(float)
+    out["p1"] = sigmoid(logit(out["p1"].to_numpy(float)) - offset)
+    for col in [c for c in out.columns if c.startswith("p1_")]:  # the fold members move with their mean
+        out[col] = sigmoid(logit(out[col].to_numpy(float)) - offset)
+    return out, {
+        "method": "baseline", "baseline_recording": int(recording), "reference_median_logit": ref,
+        "reference_median_p1": float(sigmoid(ref)), "n_reference_animals": int(len(ref_levels)),
+        "offsets_logit": {a: float(v - ref) for a, v in levels.items()}, "dropped_animals": dropped,
+        "uses": (f"no labels: each animal's scores move by as much as its own recording-{recording} (baseline) windows sit "
+                 f"above the training animals' baselines (median p1 {float(sigmoid(ref)):.3f}); baseline windows are not scored"
+                 + (f"; animals without a baseline: {', '.join(dropped)}" if dropped else "")),
     }
 
 

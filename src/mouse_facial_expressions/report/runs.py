@@ -107,7 +107,8 @@ def _run_regions(run_folder: Path, class_names) -> list[dict] | None:
 
 def report_zeroshot(run_dir: str | Path, task_dir: str | Path, out_dir: str | Path | None = None, *,
                     window_step: int | None = None, batch_size: int = 16, precision: str = "32",
-                    recalibrate: str | list[str] | tuple[str, ...] | None = None, **kwargs) -> dict:
+                    recalibrate: str | list[str] | tuple[str, ...] | None = None, baseline_recording: int = 1,
+                    **kwargs) -> dict:
     """``mfe evaluate RUN --task OTHER``: the run's fold ensemble scores every window of another
     cohort's task (:func:`inference.zeroshot.predict_task`), then evaluation and the report.
 
@@ -116,8 +117,9 @@ def report_zeroshot(run_dir: str | Path, task_dir: str | Path, out_dir: str | Pa
     cohort column is one cohort named after its folder.
 
     Args:
-        recalibrate: ``"controls"`` and/or ``"adabn"`` (:func:`recalibrated_zeroshot`): each
-            is evaluated NEXT TO the raw zero-shot numbers, never instead of them.
+        recalibrate: ``"controls"``, ``"adabn"`` and/or ``"baseline"`` (:func:`recalibrated_zeroshot`):
+            each is evaluated NEXT TO the raw zero-shot numbers, never instead of them.
+        baseline_recording: the recording that is each animal's baseline (``baseline``).
 
     Returns:
         The results (``metrics`` when labelled, else ``animal_scores``; ``recalibration`` with
@@ -156,7 +158,7 @@ def report_zeroshot(run_dir: str | Path, task_dir: str | Path, out_dir: str | Pa
     if methods:
         kwargs["recalibration"] = recalibrated_zeroshot(
             ens, task_dir, pred, meta, reference, methods, out, window_step=window_step, batch_size=batch_size,
-            **{k: kwargs[k] for k in ("threshold", "n_boot", "seed", "cohort") if k in kwargs})
+            baseline_recording=baseline_recording, **{k: kwargs[k] for k in ("threshold", "n_boot", "seed", "cohort") if k in kwargs})
         info["recalibration"] = kwargs["recalibration"]["methods"]
     write_json(out / "zeroshot.json", info)
     results = report_predictions(pred, meta, out, **kwargs)
@@ -168,6 +170,29 @@ def report_zeroshot(run_dir: str | Path, task_dir: str | Path, out_dir: str | Pa
         results["paths"]["recalibration"] = str(out / "recalibration.csv")
     write_json(out / "metrics.json", results)
     return results
+
+
+def _baseline_recalibration(ens, task_dir: Path, pred: pd.DataFrame, reference: pd.DataFrame | None,
+                            recording: int) -> tuple[pd.DataFrame, dict]:
+    """:func:`evaluation.recalibrate.baseline_shift` with the recordings of both tasks: the new
+    cohort's and the training task's (named in the checkpoints), and the run's own window scores."""
+    from mouse_facial_expressions.data.tasks import load_task
+    from mouse_facial_expressions.evaluation.recalibrate import baseline_shift
+
+    if reference is None or not reference.attrs.get("source"):
+        raise FileNotFoundError(f"--recalibrate baseline needs the run's own predictions.csv (the training animals' "
+                                f"baseline scores) next to {ens.source}: none found")
+    train_task = Path(str(ens.data.get("task_dir") or ""))
+    if not (train_task / "frames.parquet").is_file():
+        raise FileNotFoundError(f"--recalibrate baseline needs the training task {train_task} (its recordings): not found")
+
+    def recordings(task) -> dict:
+        f = load_task(task).frames
+        if "recording" not in f.columns:
+            raise ValueError(f"{task}: --recalibrate baseline needs a 'recording' column in frames.parquet")
+        return dict(zip(f["video"].astype(str), f["recording"]))
+
+    return baseline_shift(pred, recordings(task_dir), pd.read_csv(reference.attrs["source"]), recordings(train_task), recording)
 
 
 def _check_controls_possible(meta: pd.DataFrame | None, reference: pd.DataFrame | None, run_dir: Path,
@@ -192,7 +217,7 @@ def _animals(pred: pd.DataFrame, meta: pd.DataFrame | None) -> pd.DataFrame:
 def recalibrated_zeroshot(ens, task_dir: Path, pred: pd.DataFrame, meta: pd.DataFrame | None,
                           reference: pd.DataFrame | None, methods: list[str], out: Path, *,
                           window_step: int | None = None, batch_size: int = 16, threshold: float = 0.5,
-                          n_boot: int = 1000, seed: int = 0, cohort: str = "cohort") -> dict:
+                          n_boot: int = 1000, seed: int = 0, cohort: str = "cohort", baseline_recording: int = 1) -> dict:
     """Each recalibration of the raw zero-shot predictions ``pred``, evaluated beside them.
 
     - ``controls``: the same scores at the threshold moved by the new cohort's control animals
@@ -200,6 +225,8 @@ def recalibrated_zeroshot(ens, task_dir: Path, pred: pd.DataFrame, meta: pd.Data
       cross-validated predictions; needed).
     - ``adabn``: the task scored again by copies of the ensemble whose BatchNorm statistics were
       recomputed on its clips (:func:`inference.adabn.adapt_ensemble`), at the same threshold.
+    - ``baseline``: each animal's scores moved by its own ``baseline_recording`` windows
+      (:func:`evaluation.recalibrate.baseline_shift`; no labels); baseline windows not scored.
 
     Writes per method ``predictions_recalibrated_<method>.csv`` (window predictions, with the
     ``threshold`` applied) and ``recalibrated-<method>/`` (the evaluation files, metrics.json
@@ -224,6 +251,13 @@ def recalibrated_zeroshot(ens, task_dir: Path, pred: pd.DataFrame, meta: pd.Data
             new_pred, thr = pred, d["new_threshold"]
             log.info("recalibrated (controls): threshold %.3f -> %.3f (logit offset %+.3f from %d control animals)",
                      threshold, thr, d["offset_logit"], d["n_new_controls"])
+        elif method == "baseline":
+            new_pred, d = _baseline_recalibration(ens, task_dir, pred, reference, baseline_recording)
+            thr = threshold
+            d.update(threshold=threshold, new_threshold=threshold)
+            log.info("recalibrated (baseline): each animal moved by its own recording-%d windows (%d animals%s)",
+                     baseline_recording, len(d["offsets_logit"]),
+                     f"; no baseline: {', '.join(d['dropped_animals'])}" if d["dropped_animals"] else "")
         else:
             from mouse_facial_expressions.inference.adabn import adapt_ensemble
             from mouse_facial_expressions.inference.zeroshot import predict_task, task_clips
