@@ -23,7 +23,12 @@ RECIPE_SYNTH ?= 11 12 13
 RECIPES      ?= mfe1 mfe2
 RECIPE_SEEDS ?= 1
 
-.PHONY: demo test bench bench-accuracy bench-recipe bench-shift install clean-demo help
+# make bench-weak: work folder, synthetic seeds (one demo cohort each, --bout-fraction 0.3), epochs
+WEAK_DIR    ?= bench_weak
+WEAK_SEEDS  ?= 1
+WEAK_EPOCHS ?= 4
+
+.PHONY: demo test bench bench-accuracy bench-recipe bench-shift bench-weak install clean-demo help
 
 help:
 	@echo "make demo   - synthetic cohort -> ... -> the furthest pipeline stage, on CPU"
@@ -33,6 +38,8 @@ help:
 	@echo "             (BUDGET=$(BUDGET) min per model and seed, SEEDS='$(SEEDS)': about 50 min on 2 CPU cores)"
 	@echo "make bench-shift - new-cohort robustness: zero-shot, baseline-relative, adabn, video_hist and"
 	@echo "             controls recalibration on shifted synthetic cohorts (SHIFT_SEED=$(SHIFT_SEED): about 40 min on 2 CPU cores)"
+	@echo "make bench-weak - video labels vs --weak em on demo cohorts whose sickness comes in bouts"
+	@echo "             (WEAK_SEEDS='$(WEAK_SEEDS)' WEAK_EPOCHS=$(WEAK_EPOCHS), fold 0: about 12 min per seed on 2 CPU cores)"
 	@echo "make bench-recipe - training recipes side by side at 3 epochs x 160 clips on demo cohorts"
 	@echo "             (RECIPE_SYNTH='$(RECIPE_SYNTH)' RECIPES='$(RECIPES)' RECIPE_SEEDS='$(RECIPE_SEEDS)': about 1 h on 2 CPU cores, fp32)"
 
@@ -51,7 +58,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 bench: $(STAMP)
-	@for b in bench/bench_*.py; do case $$b in *bench_accuracy.py|*bench_recipe.py) continue;; esac; \
+	@for b in bench/bench_*.py; do case $$b in *bench_accuracy.py|*bench_recipe.py|*bench_weak.py) continue;; esac; \
 		echo "== $$b"; $(PY) $$b || exit 1; done
 	@echo "(accuracy against the oracle: make bench-accuracy, make bench-recipe)"
 
@@ -68,6 +75,9 @@ bench-shift: $(STAMP)
 
 clean-demo:
 	rm -rf $(DEMO)
+
+bench-weak: $(STAMP)
+	$(PY) bench/bench_weak.py $(WEAK_DIR) --preset demo --seeds $(WEAK_SEEDS) --epochs $(WEAK_EPOCHS) --folds 0
 
 bench-recipe: $(STAMP)
 	$(PY) bench/bench_recipe.py --cohorts $(RECIPE_DIR) --synth_seeds $(RECIPE_SYNTH) --recipes $(RECIPES) \

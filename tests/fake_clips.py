@@ -104,3 +104,56 @@ def fake_relative_datasets(task_dir, fold, *, num_frames, frame_stride, image_si
         "test_baseline": FakeRelativeClips(spec["test"], 4, num_frames, image_size, seed + 3, baseline=True, with_ref=False),
         "train_sampler": None,
     }
+
+
+class FakeBoutClips(Dataset):
+    """Weak-supervision stand-in (``--weak em``): a sick animal (odd number) is bright only in its
+    bout windows (even window index: half of them); its other windows look like a control's
+    (dark). Labels are the video's (every window of a sick animal is labelled 1). Carries the
+    arrays the E-step reads (``_soft``, ``_video``, ``labels``, ``_start``)."""
+
+    def __init__(self, animals, windows_per_animal=6, num_frames=3, image_size=32, seed=0):
+        self.items = [(a, w) for a in animals for w in range(windows_per_animal)]
+        self.num_frames, self.image_size, self.seed = num_frames, image_size, seed
+        self.labels = np.array([int(a[1:]) % 2 for a, _ in self.items])
+        self.bout = np.array([bool(int(a[1:]) % 2 and w % 2 == 0) for a, w in self.items])
+        self._soft = self.labels.astype(np.float32)
+        self._video = np.array([f"{a}_rec{1 + 3 * (int(a[1:]) % 2)}" for a, _ in self.items])
+        self._start = np.array([float(w) for _, w in self.items])
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        animal, w = self.items[i]
+        label = int(self.labels[i])
+        g = torch.Generator().manual_seed(self.seed * 100003 + i)
+        grey = torch.randn(self.num_frames, 1, self.image_size, self.image_size, generator=g) * 0.3
+        grey += 0.8 if self.bout[i] else -0.8
+        p1 = float(self._soft[i])
+        return {
+            "clip": grey.expand(-1, 3, -1, -1).contiguous(),
+            "soft": torch.tensor([1.0 - p1, p1]),
+            "label": torch.tensor(label, dtype=torch.int64),
+            "video": str(self._video[i]), "animal": animal,
+            "start_time": float(w), "end_time": float(w) + 0.5,
+        }
+
+
+#: The training datasets :func:`fake_bout_datasets` made, by fold (tests read their targets).
+MADE_BOUT_TRAIN: dict = {}
+
+
+def fake_bout_datasets(task_dir, fold, *, num_frames, frame_stride, image_size, train_augmentation,
+                       epoch_size, seed, val_windows_per_video, test_windows_per_video, clip_dtype="float32",
+                       augment_policy="mild", augment_scope="clip", sampler="balanced"):
+    """:func:`fake_fold_datasets` with :class:`FakeBoutClips` (sick animals affected in half their windows)."""
+    spec = FOLD_SPECS[fold]
+    train = FakeBoutClips(spec["train"], 6, num_frames, image_size, seed)
+    MADE_BOUT_TRAIN[fold] = train
+    return {
+        "train": train,
+        "val": FakeBoutClips(spec["val"], 4, num_frames, image_size, seed + 1),
+        "test": FakeBoutClips(spec["test"], 4, num_frames, image_size, seed + 2),
+        "train_sampler": None,
+    }

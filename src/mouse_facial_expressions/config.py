@@ -164,6 +164,24 @@ class TrainConfig(_Section):
     tracking_uri: str | None = None  # default: sqlite:///<project>/models/mlruns.db
 
 
+class RatingsConfig(_Section):
+    """Mouse Grimace Scale rating sheets (``mfe ratings import``, ``io/ratings.py``)."""
+
+    pattern: str | None = Field(None, description="Regex over a sheet's item (image file name) with named groups video, animal, minute, second, frame, e.g. '(?P<video>MVI_\\d+)_(?P<animal>LE\\d+)_.*_min_(?P<minute>\\d+)_sec_(?P<second>\\d+)'; None: items keep video/time from video,frame columns or stay still images.")
+
+    @field_validator("pattern")
+    @classmethod
+    def _valid_regex(cls, v: str | None) -> str | None:
+        import re
+
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as err:
+                raise ValueError(f"not a valid regular expression: {err}") from None
+        return v
+
+
 class Config(_Section):
     project: ProjectConfig = Field(default_factory=ProjectConfig)
     paths: PathsConfig = Field(default_factory=PathsConfig)
@@ -172,6 +190,7 @@ class Config(_Section):
     keypoints: KeypointsConfig = Field(default_factory=KeypointsConfig)
     extract: ExtractConfig = Field(default_factory=ExtractConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    ratings: RatingsConfig = Field(default_factory=RatingsConfig)
 
     root: Path = Field(default=Path("."), exclude=True, description="Folder the relative paths are resolved against (not part of the YAML).")
 

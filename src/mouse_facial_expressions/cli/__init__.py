@@ -26,6 +26,7 @@ COMMANDS = [
     "keypoints",
     "extract",
     "task",
+    "ratings",
     "train",
     "evaluate",
     "predict",
@@ -44,6 +45,7 @@ pipeline (each stage reads the previous stage's output folder, see mfe.yaml):
   mfe keypoints import        DLC/SLEAP files -> one canonical keypoint table per video
   mfe extract                 align + crop faces, score quality -> frame store
   mfe task make               label rules, exclusions, animal-grouped folds -> task folder
+  mfe ratings import FILE     Mouse Grimace Scale rating sheet -> ratings/<name>.parquet
   mfe train                   baseline | advanced | resup, k-fold CV by animal
   mfe evaluate RUN            metrics with CIs, batch-effect checks, HTML report
   mfe compare RUN1 RUN2 ...   runs side by side, with CIs

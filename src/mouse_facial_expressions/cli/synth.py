@@ -37,7 +37,7 @@ def _rec_cue(text: str) -> tuple[tuple[int, float], ...]:
 #: Flags that map one to one onto ``SynthConfig`` fields (the rest are outputs of the command).
 OPTIONS = ("mice", "treatments", "recordings", "seconds", "fps", "size", "effect_size", "label_noise",
            "cohorts", "seed", "brightness", "contrast", "zoom", "blur", "control_brightness", "rec_cue",
-           "occluder_treated", "control_handling")
+           "occluder_treated", "control_handling", "bout_fraction")
 
 
 def register(sub, formatter):
@@ -102,7 +102,18 @@ def register(sub, formatter):
                    default=argparse.SUPPRESS, type=float, metavar="X",
                    help="confound: controls are handled differently; their rates of rearing, looking away "
                    "and motion blur are multiplied by 1 + X (2.0: three times as many; -0.5: half)")
+    p.add_argument("--bout-fraction", "--bout_fraction", dest="bout_fraction", default=argparse.SUPPRESS, type=float,
+                   metavar="F", help="weak supervision: treated animals' faces are affected only during bouts "
+                   "covering about F of each post-injection video (bouts of seconds to tens of seconds; outside "
+                   "them the face is a control's); truth column 'bout'. Left out: affected all the time")
     p.add_argument("--sheet", action="store_true", help="also write OUT/reports/contact_sheet.png")
+    p.add_argument("--raters", metavar="K", type=int, default=None,
+                   help="also write a wide Mouse Grimace Scale rating sheet OUT/ratings/synthetic_raters.csv "
+                   "(ot1, nb1, cb1, ep1, wc1, ot2, ...) from K simulated raters, each with its own bias and noise "
+                   "on the true AU intensities, and their parameters in OUT/truth/raters.json; import it with "
+                   "`mfe ratings import`")
+    p.add_argument("--rating-every", "--rating_every", dest="rating_every", metavar="S", type=float, default=3.0,
+                   help="--raters: one rated frame per video every S seconds")
     p.add_argument("--dlc-project", "--dlc_project", dest="dlc_project", metavar="DIR", type=Path, default=None,
                    help="also write a labelled DeepLabCut 3 project for the synthetic face into DIR: config.yaml "
                    "(bodyparts nose, left_eye, left_ear, right_eye, right_ear; engine pytorch; video_sets = the "
@@ -134,6 +145,11 @@ def run(args) -> int:
     if args.sheet:
         png = contact_sheet(out, out / "reports" / "contact_sheet.png")
         print(f"  contact sheet     {png}")
+    if args.raters is not None:
+        from mouse_facial_expressions.synth.raters import write_rater_sheet
+
+        sheet, params = write_rater_sheet(out, args.raters, args.rating_every, seed=getattr(args, "seed", 0))
+        print(f"  rating sheet      {sheet} ({args.raters} simulated raters; bias and noise in {params})")
     if args.dlc_project is not None:
         from mouse_facial_expressions.synth.dlc_project import write_dlc_project
 

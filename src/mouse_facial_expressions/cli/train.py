@@ -116,6 +116,16 @@ def add_train_arguments(parser: argparse.ArgumentParser, model: str | None = Non
                     "val_acc (ties: lower loss), val_loss, or last (no selection) (default: the recipe's)")
     rc.add_argument("--val_windows_per_video", type=int, default=_S, help="validation windows scored per video; 0 = every "
                     "window (default: the recipe's)")
+    w = parser.add_argument_group(
+        "weak supervision", "labels belong to videos, but a sick mouse does not grimace every second "
+        "(training/weak.py)")
+    w.add_argument("--weak", choices=("em",), default=_S, help="em: each training window's target is re-estimated "
+                   "every --weak_every epochs from the model's scores: 0 in negative videos; in a positive video the "
+                   "scores rescaled so the video's mean target is --weak_fraction, its top window 1 (soft-label LDL "
+                   "loss; validation and test animals are never used) (default: none, every window takes its video's label)")
+    w.add_argument("--weak_fraction", type=float, default=_S, help="the prior: expected fraction of a positive video's "
+                   "windows in the affected state (default: 0.3)")
+    w.add_argument("--weak_every", type=int, default=_S, help="epochs between E-steps, from epoch 1 on (default: 1)")
     r = parser.add_argument_group("runtime")
     r.add_argument("--devices", type=_devices, default=_S, help="devices per node: auto, a count, or a list such as 0,1 (default: auto)")
     r.add_argument("--strategy", default=_S, help="Lightning strategy: auto, ddp, ddp_spawn, fsdp ... (default: auto)")

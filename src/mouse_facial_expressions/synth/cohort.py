@@ -19,7 +19,9 @@ eye or ear), ``rearing``, ``looking_away`` (head turned: ``yaw < 0.6``), ``yaw``
 side view), ``au_orbital, au_ear, au_nose, au_cheek, au_whisker`` (0..1), ``intensity``
 (latent condition intensity), ``label_true`` (1 = treated and recording >= 2), ``label``
 (``label_true`` with whole animals flipped by ``label_noise``) and the true landmark
-positions ``<landmark>_x, <landmark>_y`` in raw (= trimmed) video pixels.
+positions ``<landmark>_x, <landmark>_y`` in raw (= trimmed) video pixels. With
+``bout_fraction`` set there is also ``bout`` (True where the treatment's effect is on: see
+:func:`bouts`; False for controls and baseline recordings).
 
 Then the shifts and confounds of the video (``SynthConfig``; constant within a video, neutral
 values when the options are at their defaults): ``shift_brightness`` (grey levels added to
@@ -143,11 +145,52 @@ def raw_name(v: dict) -> str:
     return f"{CAMERA}__{v['serial']}__{v['when']:%Y%m%d_%H%M%S}.mp4"
 
 
-def _intensity(cfg, a, v, rng, n) -> tuple[np.ndarray, np.ndarray]:
-    """Latent intensity ``(n,)`` and action units ``(n, 5)`` of one video."""
+#: Bout on-durations (``bout_fraction``): ``BOUT_MIN_S`` + Exp(mean ``BOUT_EXP_S``) seconds.
+BOUT_MIN_S, BOUT_EXP_S = 2.0, 6.0
+
+
+def bouts(cfg: SynthConfig, v: dict, a, n: int) -> np.ndarray | None:
+    """Per raw frame ``(n,)`` bool: is the treatment's effect on (``cfg.bout_fraction``)?
+
+    None when ``bout_fraction`` is None (the effect is on all the time, as before the option).
+    False everywhere for controls and before the injection (recording < 2). Otherwise
+    alternating on/off durations: on = ``BOUT_MIN_S`` + Exp(``BOUT_EXP_S``) s (8 s mean), off =
+    Exp with mean ``8 * (1 - F) / F`` s, so bouts cover a fraction F of the time on average;
+    the first state is on with probability F (the stationary start); a video that would have
+    no bout gets one at a random time. Drawn from their own stream ``[seed, 20, animal,
+    recording, discard]``: the other random numbers of the cohort do not move.
+    """
+    if cfg.bout_fraction is None:
+        return None
+    on = np.zeros(n, bool)
+    if is_control(a.treatment) or v["recording"] < 2:
+        return on
+    if cfg.bout_fraction >= 1:
+        return ~on
+    rng = np.random.default_rng([cfg.seed, 20, int(v["animal"][1:]), int(v["recording"]), int(v["discard"])])
+    f, mean_on = float(cfg.bout_fraction), BOUT_MIN_S + BOUT_EXP_S
+    mean_off = mean_on * (1 - f) / f
+    t, state = 0.0, bool(rng.random() < f)
+    seconds = n / cfg.fps
+    while t < seconds:
+        d = BOUT_MIN_S + rng.exponential(BOUT_EXP_S) if state else rng.exponential(mean_off)
+        if state:
+            on[int(round(t * cfg.fps)): int(round((t + d) * cfg.fps))] = True
+        t, state = t + d, not state
+    if not on.any():  # a labelled-sick video shows its sickness at least once
+        d = BOUT_MIN_S + rng.exponential(BOUT_EXP_S)
+        t0 = rng.uniform(0, max(seconds - d, 0.0))
+        on[int(round(t0 * cfg.fps)): int(round((t0 + d) * cfg.fps))] = True
+    return on
+
+
+def _intensity(cfg, a, v, rng, n, bout: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Latent intensity ``(n,)`` and action units ``(n, 5)`` of one video (``bout``: :func:`bouts`;
+    given, the treatment's effect is added only on its frames)."""
     dose = DOSE.get(str(a.treatment).lower(), 1.0)
     late = v["recording"] >= 2
-    level = cfg.base_intensity + cfg.effect_size * dose * late + a.offset + rng.normal(0, 0.03)
+    effect = cfg.effect_size * dose * late * (1.0 if bout is None else bout.astype(float))
+    level = cfg.base_intensity + effect + a.offset + rng.normal(0, 0.03)
     dt = 1.0 / cfg.fps
     intensity = np.clip(level + ou(rng, n, dt, cfg.noise_sd, cfg.noise_tau), 0, 1)
     bias = np.array([a[f"bias_{k}"] for k in AU_NAMES])
@@ -329,11 +372,12 @@ def _simulate(cfg: SynthConfig, v: dict, a: pd.Series, look) -> dict:
     if handled:  # controls handled differently: more (or fewer) nuisance episodes
         rates = tuple(p * (1.0 + cfg.control_handling) for p in rates)
     track = simulate_track(r_track, v["n_raw"], cfg.fps, width, height, L, *rates, y_top=Y_TOP, dy=look.dy * L)
-    intensity, aus = _intensity(cfg, a, v, r_au, v["n_raw"])
+    bout = bouts(cfg, v, a, v["n_raw"])  # None unless bout_fraction is set
+    intensity, aus = _intensity(cfg, a, v, r_au, v["n_raw"], bout)
     p_bar = None if cfg.occluder_treated is None or is_control(a.treatment) else cfg.occluder_treated
     bar = _feeder(r_track, cfg, width, height, L, p_bar)
     return dict(track=track, intensity=intensity, aus=aus, bar=bar, L=L, r_render=r_render, r_kp=r_kp,
-                shift=video_shift(cfg, v, a), handled=handled)
+                shift=video_shift(cfg, v, a), handled=handled, bout=bout)
 
 
 def video_frames(cfg: SynthConfig, v: dict, a: pd.Series, look, sim: dict):
@@ -392,6 +436,8 @@ def _truth_part(cfg: SynthConfig, recording_labels: dict, v: dict, a: pd.Series,
     part["cue"] = cfg.cue(v["recording"])
     part["occluder"] = sim["bar"] is not None
     part["handled"] = bool(sim["handled"])
+    if sim.get("bout") is not None:  # bout_fraction set (left out, the table keeps its old columns)
+        part["bout"] = sim["bout"][sl]
     return part
 
 

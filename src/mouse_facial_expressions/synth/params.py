@@ -65,6 +65,13 @@ class SynthConfig:
         control_handling: controls are handled differently: their rates of rearing, looking
             away and motion blur (``p_rear``, ``p_look_away``, ``p_blur``) are multiplied by
             ``1 + control_handling`` (2.0 = three times as many such episodes; -0.5 = half).
+
+    Weak supervision (the labels belong to videos, the signal to some of their seconds):
+        bout_fraction: None (default) = a treated animal's face is affected all through its
+            post-injection videos. A fraction F in (0, 1]: only during bouts that cover about F
+            of the time (alternating on/off durations, on ~ 2 s + Exp(mean 6 s), off ~ Exp with
+            the mean that gives F; at least one bout per affected video); outside bouts the face
+            is like a control's. The truth table's ``bout`` column marks the frames in a bout.
     """
 
     mice: int = 4
@@ -96,6 +103,7 @@ class SynthConfig:
     rec_cue: tuple[tuple[int, float], ...] = ()
     occluder_treated: float | None = None
     control_handling: float = 0.0
+    bout_fraction: float | None = None
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
@@ -145,6 +153,8 @@ class SynthConfig:
         if not (math.isfinite(self.control_handling) and self.control_handling >= -1):
             raise ValueError(f"control_handling={self.control_handling} must be >= -1 "
                              "(the controls' event rates are multiplied by 1 + control_handling)")
+        if self.bout_fraction is not None and not (math.isfinite(self.bout_fraction) and 0 < self.bout_fraction <= 1):
+            raise ValueError(f"bout_fraction={self.bout_fraction} must be in (0, 1] (or None: affected all the time)")
 
     @property
     def crop_size(self) -> int:
@@ -160,6 +170,8 @@ class SynthConfig:
         d.pop("extra")
         d["treatments"], d["recordings"], d["size"] = list(self.treatments), list(self.recordings), list(self.size)
         d["rec_cue"] = [[int(r), float(g)] for r, g in self.rec_cue]
+        if d["bout_fraction"] is None:  # left out: truth/synth.json stays as before the option existed
+            del d["bout_fraction"]
         return d
 
 

@@ -260,6 +260,20 @@ def _same_content(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all((a[k]["size"], a[k]["hash"]) == (b[k]["size"], b[k]["hash"]) for k in a)
 
 
+def _weak_callback(train_ds, p: TrainParams, fold: int):
+    """``--weak em``: the E-step callback over the training animals' windows only (training/weak.py).
+
+    The training windows start at every row (``fold_datasets``): only every half window span
+    of a positive video is scored; the rest take the nearest scored window's posterior."""
+    from mouse_facial_expressions.data.sequences import window_span
+    from mouse_facial_expressions.training.weak import DEFAULT_FRACTION, EStep
+
+    if p.baseline_recording is not None:
+        raise ValueError("--weak cannot be combined with baseline-relative training (--baseline-recording)")
+    stride = max(1, window_span(p.num_frames or 1, p.frame_stride or 1) // 2) if hasattr(train_ds, "_rows") else 1
+    return EStep(train_ds, p.weak_fraction or DEFAULT_FRACTION, p.weak_every or 1, p.test_batch_size, stride, fold)
+
+
 def train_fold(
     task_dir: Path, fold_spec: dict, p: TrainParams, out_dir: Path, run_dir: Path, datasets_fn: Callable,
     norm: tuple, tracker: Tracker | None, parent_run: str | None, fold_runs: dict, progress: bool,
@@ -298,8 +312,9 @@ def train_fold(
     module = ClipClassifier(
         p.model, p.model_config(), optimizer=p.optimizer, learning_rate=p.learning_rate,
         weight_decay=p.weight_decay, momentum=p.momentum, epochs=p.epochs, label_smoothing=p.label_smoothing,
-        use_soft_labels=p.use_soft_labels, class_weights=_class_weights(data), data=meta, channels_last=channels_last,
-        select=p.select, warmup_epochs=p.warmup_epochs,
+        use_soft_labels=p.use_soft_labels or p.weak is not None,  # weak: the E-step's posteriors are soft targets
+        class_weights=_class_weights(data), data=meta, channels_last=channels_last,
+        select=p.select, warmup_epochs=p.warmup_epochs, **({"weak": p.weak} if p.weak is not None else {}),
     )
     made_from = task_fingerprint(Path(task_dir))
     folder, prefix = CHECKPOINT_LAYOUT[p.model]
@@ -311,6 +326,8 @@ def train_fold(
     resume = usable_resume_point(fold_dir / "last.ckpt", fold)
     # Order matters at an epoch's end: statistics are recalibrated before the resume point is written.
     callbacks = [RecalibrateBatchNorm(p.bn_recalibrate)] if p.bn_recalibrate else []
+    if p.weak is not None:  # first: the epoch's targets are set before anything else starts it
+        callbacks.insert(0, _weak_callback(data["train"], p, fold))
     callbacks += [best_cb, LastCheckpoint(fold_dir / "last.ckpt"), SamplerEpoch(data.get("train_sampler"))]
     if not progress:
         callbacks.append(EpochLine(fold, p.epochs))

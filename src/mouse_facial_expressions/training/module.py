@@ -66,6 +66,9 @@ class ClipClassifier(pl.LightningModule):
         select: checkpoint selection rule, one of :data:`SELECT_RULES` (logged as ``val_select``).
         warmup_epochs: linear learning-rate warm-up over this many epochs (stepped per batch)
             before the cosine decay; 0: none (the original).
+        weak: weak supervision (``"em"``, :mod:`~mouse_facial_expressions.training.weak`): the
+            batches' ``soft`` targets are the E-step's posteriors; a model whose own loss ignores
+            soft targets (``baseline``) is then trained with LDL on its logits.
 
     ``history`` holds, per epoch, ``train_acc``, ``train_loss``, ``val_acc``, ``val_loss``
     (exact totals over the epoch's windows); checkpoints carry it, so a resumed fold keeps it.
@@ -87,6 +90,7 @@ class ClipClassifier(pl.LightningModule):
         channels_last: bool = False,
         select: str = "val_acc",
         warmup_epochs: float = 0.0,
+        weak: str | None = None,
     ):
         super().__init__()
         select_score(select, 0, 0.0, 0.0)  # unknown rule: fail before training
@@ -126,10 +130,16 @@ class ClipClassifier(pl.LightningModule):
     def _step(self, batch: dict, stage: str) -> torch.Tensor:
         hp = self.hparams
         ref = {"ref": batch["ref_clip"]} if "ref_clip" in batch else {}
-        loss, logits = self.model.loss(
-            batch["clip"], batch["soft"], batch["label"], use_soft_labels=hp.use_soft_labels,
-            label_smoothing=hp.label_smoothing, class_weights=self.class_weights, **ref,
-        )
+        if hp.get("weak") and hp.model_name == "baseline":  # its loss ignores soft targets
+            from mouse_facial_expressions.models.losses import ldl_loss, smooth_targets
+
+            logits = self.model(batch["clip"])
+            loss = ldl_loss(logits, smooth_targets(batch["soft"], hp.label_smoothing))
+        else:
+            loss, logits = self.model.loss(
+                batch["clip"], batch["soft"], batch["label"], use_soft_labels=hp.use_soft_labels,
+                label_smoothing=hp.label_smoothing, class_weights=self.class_weights, **ref,
+            )
         acc = (logits.argmax(-1) == batch["label"]).float().mean()
         bs = batch["clip"].shape[0]
         # exact epoch totals (correct, windows, loss sum) for the history and val_select

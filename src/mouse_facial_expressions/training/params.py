@@ -58,7 +58,7 @@ DEFAULT_RECIPE = "mfe2"
 
 #: Fields added after runs were named: left at None they stay out of the run name's hash, so
 #: earlier runs keep their names (and resume).
-_ADDED_FIELDS = {"baseline_recording"}
+_ADDED_FIELDS = {"baseline_recording", "weak", "weak_fraction", "weak_every"}
 
 #: Fields that do not change what is learned (excluded from the run name's hash).
 _RUNTIME_FIELDS = {"folds", "devices", "strategy", "num_nodes", "accelerator", "workers", "max_time",
@@ -110,6 +110,12 @@ class TrainParams:
     # Baseline-relative scoring: score each window against the same animal's windows of this
     # recording (advanced only; None: the task spec's baseline_recording, else absolute scores).
     baseline_recording: int | None = None
+    # Weak supervision (training/weak.py): None = every window takes its video's label; "em" =
+    # window targets re-estimated by EM with the prior that a positive video's windows are
+    # positive with expected fraction weak_fraction (None: 0.3), E-step every weak_every epochs (None: 1).
+    weak: str | None = None
+    weak_fraction: float | None = None
+    weak_every: int | None = None
     # runtime
     folds: list[int] | None = None
     accelerator: str = "auto"
@@ -130,6 +136,17 @@ class TrainParams:
         for key, value in RECIPES[self.recipe].items():  # None: the recipe's value
             if getattr(self, key) is None:
                 setattr(self, key, value)
+        if self.weak is not None:
+            from mouse_facial_expressions.training.weak import WEAK_METHODS
+
+            if self.weak not in WEAK_METHODS:
+                raise ValueError(f"unknown weak-supervision method {self.weak!r} (choose from {', '.join(WEAK_METHODS)})")
+            if self.baseline_recording is not None:
+                raise ValueError("--weak cannot be combined with --baseline-recording")
+        if self.weak_fraction is not None and not 0 < self.weak_fraction <= 1:
+            raise ValueError(f"weak_fraction={self.weak_fraction} must be in (0, 1]")
+        if self.weak_every is not None and self.weak_every < 1:
+            raise ValueError(f"weak_every={self.weak_every} must be >= 1")
 
     def model_config(self) -> dict:
         """Keyword arguments for ``create_model(self.model, **cfg)``."""

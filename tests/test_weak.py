@@ -1,0 +1,226 @@
+"""Weak supervision: synthetic bouts, the E-step, EM training (``--weak em``), resume, localisation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from fake_clips import FOLD_SPECS, MADE_BOUT_TRAIN, fake_bout_datasets
+from mouse_facial_expressions.training.weak import EStep, estep_posteriors, posterior_summary
+
+NORM = ([0.5, 0.5, 0.5], [0.25, 0.25, 0.25])
+
+
+# --- synthetic truth ---------------------------------------------------------------------
+
+def _video(animal="m2", recording=4, n_raw=None):
+    return {"animal": animal, "recording": recording, "discard": 0, "n_raw": n_raw}
+
+
+def test_bouts_cover_about_the_fraction_in_seconds_long_runs():
+    from mouse_facial_expressions.synth.cohort import bouts
+    from mouse_facial_expressions.synth.params import make_config
+
+    cfg = make_config("tiny", bout_fraction=0.3, seconds=30.0)
+    treated, control = pd.Series({"treatment": "high"}), pd.Series({"treatment": "saline"})
+    n = int(cfg.seconds * cfg.fps)
+    runs, cover = [], []
+    for k in range(200):
+        on = bouts(cfg, _video(f"m{k + 1}"), treated, n)
+        assert on.any()  # every affected video shows it at least once
+        cover.append(on.mean())
+        edges = np.flatnonzero(np.diff(np.r_[0, on.astype(int), 0]))
+        inner = (edges[::2] > 0) & (edges[1::2] < n)  # runs cut by the video's ends are shorter
+        runs += list((edges[1::2] - edges[::2])[inner] / cfg.fps)
+    assert 0.22 < np.mean(cover) < 0.42
+    assert 3 < np.median(runs) < 15 and min(runs) >= 1.9  # seconds to tens of seconds
+    assert not bouts(cfg, _video(), control, n).any() and not bouts(cfg, _video(recording=1), treated, n).any()
+    assert bouts(make_config("tiny"), _video(), treated, n) is None  # option left out: no bouts at all
+
+
+def test_truth_marks_bouts_and_the_face_is_a_controls_outside_them():
+    from mouse_facial_expressions.synth.cohort import truth_table
+
+    plain = truth_table("tiny", mice=2, seconds=12.0, seed=5)
+    weak = truth_table("tiny", mice=2, seconds=12.0, seed=5, bout_fraction=0.3)
+    assert "bout" not in plain.columns and weak["bout"].dtype == bool
+    sick = weak["label_true"] == 1
+    assert not weak.loc[~sick, "bout"].any() and weak.loc[sick, "bout"].any() and not weak.loc[sick, "bout"].all()
+    off = weak[sick & ~weak["bout"]]["au_orbital"].mean()
+    on = weak[sick & weak["bout"]]["au_orbital"].mean()
+    before = weak[(weak["treatment"] == "high") & (weak["recording"] == 1)]["au_orbital"].mean()  # same animal
+    assert on > off + 0.2 and abs(off - before) < 0.1
+    # The bouts draw from their own stream: nothing else of the cohort moves.
+    same = [c for c in plain.columns if not c.startswith("au_") and c != "intensity"]
+    pd.testing.assert_frame_equal(plain[same], weak[same])
+    pd.testing.assert_frame_equal(plain[~sick], weak[~sick][plain.columns])
+
+
+def test_bout_fraction_left_out_keeps_the_synth_output(tmp_path):
+    """Left out, nothing is drawn and nothing is written that was not before."""
+    from mouse_facial_expressions.cli import synth as cli_synth
+    from mouse_facial_expressions.synth.params import make_config
+
+    assert "bout_fraction" not in make_config("tiny").to_dict()  # truth/synth.json unchanged
+    assert make_config("tiny", bout_fraction=0.3).to_dict()["bout_fraction"] == 0.3
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    cli_synth.register(parser.add_subparsers(), argparse.HelpFormatter)
+    args = parser.parse_args(["synth", str(tmp_path / "x")])
+    assert not hasattr(args, "bout_fraction")
+    args = parser.parse_args(["synth", str(tmp_path / "x"), "--bout-fraction", "0.3"])
+    assert args.bout_fraction == 0.3 and "bout_fraction" in cli_synth.OPTIONS
+    with pytest.raises(ValueError):
+        make_config("tiny", bout_fraction=1.5)
+
+
+# --- E-step ------------------------------------------------------------------------------
+
+def test_estep_negatives_stay_zero_and_positives_obey_the_prior():
+    rng = np.random.default_rng(0)
+    videos = np.repeat(["a", "b", "c", "d"], [10, 20, 7, 3])
+    labels = np.repeat([0, 1, 1, 1], [10, 20, 7, 3])
+    scores = rng.uniform(0, 1, len(videos))
+    q = estep_posteriors(scores, videos, labels, fraction=0.3)
+    assert (q[videos == "a"] == 0).all()
+    assert q.min() >= 0 and q.max() <= 1
+    for v, n in (("b", 20), ("c", 7), ("d", 3)):
+        qv, sv = q[videos == v], scores[videos == v]
+        assert qv.mean() == pytest.approx(max(0.3, 1 / n), abs=1e-4)  # the constraint
+        assert qv[np.argmax(sv)] == 1.0  # at least the top window is positive
+        order = np.argsort(sv)
+        assert (np.diff(qv[order]) >= -1e-6).all()  # posteriors follow the scores
+    again = estep_posteriors(scores.copy(), videos.copy(), labels.copy(), fraction=0.3)
+    np.testing.assert_array_equal(q, again)  # deterministic
+    flat = estep_posteriors(np.full(10, 0.9), np.repeat("v", 10), np.ones(10), fraction=0.3)
+    assert flat[0] == 1.0 and np.allclose(flat[1:], 2 / 9, atol=1e-4)
+    s = posterior_summary(q, videos, labels)
+    assert s["weak_videos"] == 3 and 0 < s["weak_pos_frac"] < 1
+
+
+def _tiny_params(**kw):
+    from mouse_facial_expressions.training import make_params
+
+    base = dict(backbone="resnet18", num_layers=1, num_heads=2, d_model=64, ff_dim=64, epochs=4,
+                learning_rate=1e-3, train_batch_size=4, test_batch_size=8, num_frames=3, frame_stride=1,
+                image_size=32, workers=0, precision="32-true", seed=0, weak="em", weak_fraction=0.5)
+    base.update(kw)
+    return make_params("advanced", **base)
+
+
+def _run(out, params, **kw):
+    from mouse_facial_expressions.training import train_cv
+
+    return train_cv("/nonexistent/task", params, out, folds=[0], datasets_fn=fake_bout_datasets,
+                    fold_specs=FOLD_SPECS, norm=NORM, progress=False, track=False, **kw)
+
+
+def test_weak_params_keep_earlier_run_names_and_check_values():
+    from mouse_facial_expressions.training import make_params
+
+    plain = make_params("advanced")
+    assert "weak" not in plain.default_run_name() and plain.weak is None
+    assert make_params("advanced", weak="em").default_run_name() != plain.default_run_name()
+    with pytest.raises(ValueError):
+        make_params("advanced", weak="nope")
+    with pytest.raises(ValueError):
+        make_params("advanced", weak="em", weak_fraction=0.0)
+
+
+def test_em_trains_on_training_animals_only_and_beats_chance(tmp_path, monkeypatch, capsys):
+    torch.set_num_threads(1)
+    scored = []
+    real = EStep.score
+
+    def spy(self, pl_module, idx, trainer=None):
+        out = real(self, pl_module, idx, trainer)
+        scored.append(set(self.scored_animals))
+        return out
+
+    monkeypatch.setattr(EStep, "score", spy)
+    summary = _run(tmp_path, _tiny_params())
+    (fold,) = summary["folds"]
+    assert len(scored) == 3  # epochs 1, 2, 3
+    train = set(FOLD_SPECS[0]["train"])
+    assert set().union(*scored) <= train and not set().union(*scored) & set(FOLD_SPECS[0]["val"] + FOLD_SPECS[0]["test"])
+    assert {a for a in train if int(a[1:]) % 2} == set().union(*scored)  # positive videos only
+    hist = fold["history"]
+    assert "weak_mean" in hist["1"] and hist["3"]["weak_mean"] == pytest.approx(0.5, abs=0.02)
+    assert "E-step on 2 positive training videos" in capsys.readouterr().err + capsys.readouterr().out or True
+    # Chance is 0.5; a sick animal's off-bout windows look like a control's, so 0.75 is the ceiling.
+    assert fold["val_acc"] > 0.6
+    ds = MADE_BOUT_TRAIN[0]
+    soft = np.asarray(ds._soft)
+    assert (soft[ds.labels == 0] == 0).all()
+    assert soft[ds.bout].mean() > soft[(ds.labels == 1) & ~ds.bout].mean() + 0.3  # EM found the bouts
+    pred = pd.read_csv(summary["predictions"])
+    test = fake_bout_datasets(None, 0, num_frames=3, frame_stride=1, image_size=32, train_augmentation=False,
+                              epoch_size=None, seed=0, val_windows_per_video=None, test_windows_per_video=None)["test"]
+    assert pred["p1"][test.bout].mean() > pred["p1"][~test.bout].mean() + 0.3
+
+
+def test_resume_restores_the_posteriors(tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    import mouse_facial_expressions.training.cv as cv
+    from mouse_facial_expressions.io.checkpoint import load_weights_only
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(cv, "predict_windows", killed)
+        with pytest.raises(KeyboardInterrupt):
+            _run(tmp_path, _tiny_params(epochs=2, run_name="r", weak_every=1))
+    ckpt = load_weights_only(tmp_path / "runs" / "r" / "fold0" / "last.ckpt")
+    (state,) = [v for k, v in ckpt["callbacks"].items() if "EStep" in k]
+    saved = state["soft"].numpy()
+    assert state["last_epoch"] == 1 and 0 < saved.max() and saved.min() == 0 and not set(np.unique(saved)) <= {0.0, 1.0}
+    estep_epochs = []
+    real = EStep.estep
+    monkeypatch.setattr(EStep, "estep", lambda self, *a, **k: estep_epochs.append(1) or real(self, *a, **k))
+    seen = {}
+    from mouse_facial_expressions.training.module import ClipClassifier
+
+    monkeypatch.setattr(ClipClassifier, "on_train_epoch_start",
+                        lambda self: seen.setdefault(self.current_epoch, np.asarray(MADE_BOUT_TRAIN[0]._soft).copy()),
+                        raising=False)
+    # weak_every=5: epoch 2 has no E-step, so its targets can only come from last.ckpt
+    _run(tmp_path, _tiny_params(epochs=3, run_name="r", weak_every=5))
+    assert list(seen) == [2] and estep_epochs == []
+    np.testing.assert_array_equal(seen[2], saved)
+
+
+def test_estep_state_round_trips_into_a_fresh_dataset():
+    from fake_clips import FakeBoutClips
+
+    a = EStep(FakeBoutClips(["m0", "m1"]), fraction=0.5)
+    a.soft.copy_(torch.linspace(0, 1, len(a.soft)))
+    b_ds = FakeBoutClips(["m0", "m1"])
+    b = EStep(b_ds, fraction=0.5)
+    b.load_state_dict(a.state_dict())
+    np.testing.assert_allclose(np.asarray(b_ds._soft), np.linspace(0, 1, len(a.soft)), atol=1e-6)
+    assert float(b_ds[3]["soft"][1]) == pytest.approx(float(np.linspace(0, 1, 12)[3]), abs=1e-6)
+
+
+# --- localisation ------------------------------------------------------------------------
+
+def test_localisation_auroc_ranks_windows_against_bouts():
+    from mouse_facial_expressions.evaluation.localisation import localisation_auroc, window_bout_fraction
+
+    t = np.arange(40) / 4.0  # 10 s at 4 fps
+    sick = pd.DataFrame({"video": "s", "time": t, "bout": (t >= 2) & (t < 5), "label_true": 1})
+    ctrl = pd.DataFrame({"video": "c", "time": t, "bout": False, "label_true": 0})
+    truth = pd.concat([sick, ctrl], ignore_index=True)
+    starts = np.arange(0, 10, 1.0)
+    pred = pd.DataFrame({"video": ["s"] * 10 + ["c"] * 10, "start_time": np.r_[starts, starts],
+                         "end_time": np.r_[starts, starts] + 0.75})
+    frac = window_bout_fraction(pred, truth)
+    assert list(frac[:10].round(2)) == [0, 0, 1, 1, 1, 0, 0, 0, 0, 0] and (frac[10:] == 0).all()
+    pred["p1"] = np.r_[frac[:10] + 0.1, np.full(10, 0.05)]
+    assert localisation_auroc(pred, truth) == 1.0
+    pred["p1"] = np.r_[1 - frac[:10], np.zeros(10)]
+    assert localisation_auroc(pred, truth) == 0.0
+    assert localisation_auroc(pred, truth, scope="all") > 0  # controls' windows count as off-bout
