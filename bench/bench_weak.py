@@ -121,7 +121,7 @@ def _fmt(values) -> str:
 
 
 def table(results: pd.DataFrame) -> str:
-    lines = [f"| method | video accuracy | window bout AUROC (sick videos) | window bout AUROC (all windows) | minutes |",
+    lines = ["| method | video accuracy | window bout AUROC (sick videos) | window bout AUROC (all windows) | minutes |",
              "|---|---|---|---|---|"]
     for m, g in results.groupby("method", sort=False):
         mins = g["seconds"].dropna() / 60 if "seconds" in g else []
