@@ -37,7 +37,7 @@ help:
 	@echo "make bench-accuracy - build the synthetic 'bench' cohort and compare the models with the oracle"
 	@echo "             (BUDGET=$(BUDGET) min per model and seed, SEEDS='$(SEEDS)': about 50 min on 2 CPU cores)"
 	@echo "make bench-shift - new-cohort robustness: zero-shot, baseline-relative, adabn, video_hist and"
-	@echo "             controls recalibration on shifted synthetic cohorts, and the recording-4 cue (SHIFT_SEED=$(SHIFT_SEED);
+	@echo "             controls recalibration on shifted synthetic cohorts, and the recording-4 cue (SHIFT_SEED=$(SHIFT_SEED);"
 	@echo "             well over an hour on 2 CPU cores: building the cohorts took 10 min and scoring 26 min, plus 6 trainings)"
 	@echo "make bench-weak - video labels vs --weak em on demo cohorts whose sickness comes in bouts"
 	@echo "             (WEAK_SEEDS='$(WEAK_SEEDS)' WEAK_EPOCHS=$(WEAK_EPOCHS), fold 0: about 12 min per seed on 2 CPU cores)"
