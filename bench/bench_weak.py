@@ -67,10 +67,11 @@ def train(task: str, models: Path, method: str, a) -> pd.DataFrame:
     from mouse_facial_expressions.training import make_params, train_cv
 
     quiet_third_party()
-    weak = {"weak": "em", "weak_fraction": a.fraction} if method == "em" else {}
+    weak = {"weak": "em", "weak_fraction": a.fraction, "weak_start": a.weak_start} if method == "em" else {}
     p = make_params("advanced", backbone="resnet18", image_size=a.image_size, epochs=a.epochs, epoch_size=a.epoch_size,
                     num_frames=a.num_frames, frame_stride=a.frame_stride, num_layers=1, d_model=128, ff_dim=256,
-                    num_heads=4, workers=a.workers, run_name=f"{method}-t{a.train_seed}", seed=a.train_seed,
+                    num_heads=4, workers=a.workers, seed=a.train_seed,
+                    run_name=f"{method}-t{a.train_seed}" + (f"-s{a.weak_start}" if method == "em" and a.weak_start != 1 else ""),
                     precision="32-true", folds=a.folds, **weak)
     summary = train_cv(task, p, models, track=False, progress=False)
     return pd.read_csv(summary["predictions"])
@@ -137,6 +138,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[1], help="synthetic cohort seeds (one cohort each)")
     ap.add_argument("--bout", type=float, default=0.3, help="--bout-fraction of the cohorts")
     ap.add_argument("--fraction", type=float, default=0.3, help="--weak_fraction (the E-step's prior)")
+    ap.add_argument("--weak_start", type=int, default=1, help="--weak_start (epoch of the first E-step)")
     ap.add_argument("--n_folds", type=int, default=3)
     ap.add_argument("--folds", type=int, nargs="+", default=None, help="outer folds to run (default: all)")
     ap.add_argument("--epochs", type=int, default=4)
@@ -172,7 +174,7 @@ def main(argv=None) -> int:
     results.to_csv(a.out / "bench_weak.csv", index=False)
     print(f"\n{a.preset} cohorts, bout fraction {a.bout}, seeds {a.seeds}; advanced resnet18 (1 layer, d 128) from scratch "
           f"at {a.image_size} px, {a.num_frames} frames stride {a.frame_stride}, {a.epochs} epochs x {a.epoch_size} clips, "
-          f"folds {a.folds or 'all'} of {a.n_folds}, prior {a.fraction}; wall {(time.time() - t_all) / 60:.1f} min")
+          f"folds {a.folds or 'all'} of {a.n_folds}, prior {a.fraction}, first E-step at epoch {a.weak_start}; wall {(time.time() - t_all) / 60:.1f} min")
     print(table(results))
     by = results.groupby("method")
     if {"plain", "em"} <= set(by.groups):

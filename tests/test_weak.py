@@ -205,6 +205,27 @@ def test_estep_state_round_trips_into_a_fresh_dataset():
     assert float(b_ds[3]["soft"][1]) == pytest.approx(float(np.linspace(0, 1, 12)[3]), abs=1e-6)
 
 
+def test_estep_epochs_follow_weak_start_and_weak_every():
+    from types import SimpleNamespace
+
+    from fake_clips import FakeBoutClips
+
+    def epochs_run(**kw):
+        cb = EStep(FakeBoutClips(["m0", "m1"]), **kw)
+        ran = []
+        cb.estep = lambda module, trainer=None: ran.append(trainer.current_epoch) or {  # noqa: E731
+            "weak_mean": 0.0, "weak_pos_frac": 0.0, "weak_videos": 0}
+        for epoch in range(8):
+            cb.on_train_epoch_start(SimpleNamespace(current_epoch=epoch, is_global_zero=False), SimpleNamespace())
+        return ran
+
+    assert epochs_run() == [1, 2, 3, 4, 5, 6, 7]
+    assert epochs_run(start=3) == [3, 4, 5, 6, 7]
+    assert epochs_run(start=2, every=3) == [2, 5]
+    with pytest.raises(ValueError, match="weak_start"):
+        EStep(FakeBoutClips(["m0"]), start=0)
+
+
 # --- localisation ------------------------------------------------------------------------
 
 def test_localisation_auroc_ranks_windows_against_bouts():

@@ -125,7 +125,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, model: str | None = Non
                    "loss; validation and test animals are never used) (default: none, every window takes its video's label)")
     w.add_argument("--weak_fraction", type=float, default=_S, help="the prior: expected fraction of a positive video's "
                    "windows in the affected state (default: 0.3)")
-    w.add_argument("--weak_every", type=int, default=_S, help="epochs between E-steps, from epoch 1 on (default: 1)")
+    w.add_argument("--weak_every", type=int, default=_S, help="epochs between E-steps (default: 1)")
+    w.add_argument("--weak_start", type=int, default=_S, help="epoch (0-based) of the first E-step; the epochs before it "
+                   "train on the videos' labels, so the model has learned something to re-weight with (default: 1)")
     r = parser.add_argument_group("runtime")
     r.add_argument("--devices", type=_devices, default=_S, help="devices per node: auto, a count, or a list such as 0,1 (default: auto)")
     r.add_argument("--strategy", default=_S, help="Lightning strategy: auto, ddp, ddp_spawn, fsdp ... (default: auto)")

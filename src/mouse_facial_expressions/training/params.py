@@ -58,7 +58,7 @@ DEFAULT_RECIPE = "mfe2"
 
 #: Fields added after runs were named: left at None they stay out of the run name's hash, so
 #: earlier runs keep their names (and resume).
-_ADDED_FIELDS = {"baseline_recording", "weak", "weak_fraction", "weak_every"}
+_ADDED_FIELDS = {"baseline_recording", "weak", "weak_fraction", "weak_every", "weak_start"}
 
 #: Fields that do not change what is learned (excluded from the run name's hash).
 _RUNTIME_FIELDS = {"folds", "devices", "strategy", "num_nodes", "accelerator", "workers", "max_time",
@@ -116,6 +116,7 @@ class TrainParams:
     weak: str | None = None
     weak_fraction: float | None = None
     weak_every: int | None = None
+    weak_start: int | None = None  # epoch of the first E-step (None: 1)
     # runtime
     folds: list[int] | None = None
     accelerator: str = "auto"

@@ -162,17 +162,21 @@ class EStep(pl.Callback):
             ``labels`` and, optionally, ``_start`` and ``augment``). Its ``_soft`` becomes a
             shared-memory tensor that this callback rewrites.
         fraction: the prior ``weak_fraction``.
-        every: E-step at epochs ``every, 2 * every, ...`` (never at epoch 0: the model has not
-            learned yet; targets then are the videos' labels).
+        every: E-step at epochs ``start, start + every, ...``.
+        start: the first E-step's epoch (>= 1; never at epoch 0: the model has not learned yet;
+            until then the targets are the videos' labels).
         batch_size: windows per scoring batch.
         stride: score every ``stride``-th window of a positive video (1: all).
         fold: for the log line.
     """
 
     def __init__(self, dataset, fraction: float = DEFAULT_FRACTION, every: int = 1, batch_size: int = 32,
-                 stride: int = 1, fold: int | None = None):
+                 stride: int = 1, fold: int | None = None, start: int = 1):
         if every < 1:
             raise ValueError(f"weak_every={every} must be >= 1")
+        if start < 1:
+            raise ValueError(f"weak_start={start} must be >= 1 (epoch 0 trains on the videos' labels)")
+        self.start = int(start)
         self.dataset, self.fraction, self.every = dataset, float(fraction), int(every)
         self.batch_size, self.stride, self.fold = int(batch_size), max(1, int(stride)), fold
         self.videos = np.asarray(dataset._video).astype(str)
@@ -242,7 +246,7 @@ class EStep(pl.Callback):
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         epoch = int(trainer.current_epoch)
-        if epoch < 1 or epoch % self.every or epoch == self.last_epoch:
+        if epoch < self.start or (epoch - self.start) % self.every or epoch == self.last_epoch:
             return
         summary = self.estep(pl_module, trainer)
         self.last_epoch = epoch
