@@ -129,7 +129,7 @@ def train(task_dir: str, models_dir: Path, name: str, args, **extra) -> Path:
     return Path(summary["run_dir"])
 
 
-def animal_rows(pred: pd.DataFrame, task_dir: str, threshold_col: str = "p1") -> pd.DataFrame:
+def animal_rows(pred: pd.DataFrame, task_dir: str) -> pd.DataFrame:
     """One row per animal: its recording-4 windows' mean p1, label and treatment."""
     from mouse_facial_expressions.data.tasks import load_task
 
@@ -138,7 +138,7 @@ def animal_rows(pred: pd.DataFrame, task_dir: str, threshold_col: str = "p1") ->
     treat = frames.groupby(frames["animal"].astype(str))["treatment"].first()
     p = pred[pred["video"].astype(str).map(rec) == RECORDING]
     p = p[p["label"].notna()]
-    rows = p.groupby(p["animal"].astype(str)).agg(p1=(threshold_col, "mean"), label=("label", "first")).reset_index()
+    rows = p.groupby(p["animal"].astype(str)).agg(p1=("p1", "mean"), label=("label", "first")).reset_index()
     rows["treatment"] = rows["animal"].map(treat)
     return rows
 

@@ -15,6 +15,7 @@ import torch
 from mouse_facial_expressions.data.datasets import baseline_frames
 from mouse_facial_expressions.inference.ensemble import FoldEnsemble
 from mouse_facial_expressions.inference.predict import clip_batches
+from mouse_facial_expressions.models.advanced import mean_by_animal
 
 
 def split_baseline(windows: pd.DataFrame, recording_of: dict[str, int], recording: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -26,19 +27,12 @@ def split_baseline(windows: pd.DataFrame, recording_of: dict[str, int], recordin
 
 def animal_references(baseline: pd.DataFrame, ens: FoldEnsemble, crops_of, batch_size: int = 16) -> dict[str, list[torch.Tensor]]:
     """animal -> per fold model, the mean ``(D,)`` embedding of the animal's baseline windows."""
-    sums: dict[str, list[torch.Tensor]] = {}
-    counts: dict[str, int] = {}
-    animals = baseline["animal"].astype(str).to_numpy()
-    for a, clips in clip_batches(baseline, ens, batch_size, crops_of=crops_of):
-        zs = ens.embed(clips)  # per member (B, D)
-        for i, animal in enumerate(animals[a:a + len(clips)]):
-            if animal not in sums:
-                sums[animal], counts[animal] = [z[i].clone() for z in zs], 0
-            else:
-                for k, z in enumerate(zs):
-                    sums[animal][k] += z[i]
-            counts[animal] += 1
-    return {a: [s / counts[a] for s in sums[a]] for a in sums}
+    per_member: list[list[torch.Tensor]] = [[] for _ in range(len(ens))]
+    for _, clips in clip_batches(baseline, ens, batch_size, crops_of=crops_of):
+        for k, z in enumerate(ens.embed(clips)):  # per member (B, D)
+            per_member[k].append(z)
+    means = [mean_by_animal(baseline["animal"], torch.cat(zs)) for zs in per_member if zs]
+    return {a: [m[a] for m in means] for a in (means[0] if means else {})}
 
 
 def score_relative(windows: pd.DataFrame, refs: dict[str, list[torch.Tensor]], ens: FoldEnsemble, crops_of,

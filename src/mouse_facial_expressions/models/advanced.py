@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -150,6 +151,13 @@ class AdvancedNet(nn.Module):
         if use_soft_labels:
             return ldl_loss(logits, smooth_targets(soft, label_smoothing)), logits
         return cross_entropy(logits, label, class_weights, label_smoothing), logits
+
+
+def mean_by_animal(animals, z: torch.Tensor) -> dict[str, torch.Tensor]:
+    """animal -> the mean of its rows of ``z`` ``(W, D)`` (``animals``: one name per row): a
+    relative model's reference embedding of each animal, from its baseline windows."""
+    animals = np.asarray(animals).astype(str)
+    return {a: z[torch.from_numpy(np.flatnonzero(animals == a)).to(z.device)].mean(0) for a in np.unique(animals)}
 
 
 @register_model("advanced")

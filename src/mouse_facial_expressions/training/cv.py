@@ -8,12 +8,13 @@ score the fold's test animals once with that checkpoint. Outputs (``out`` = the 
     <out>/checkpoints/<run_name>/task1-fold{k}-epoch=E-val_acc=A.ckpt            (baseline, seed names)
     <out>/checkpoints_advanced/<run_name>/advanced-fold{k}-epoch=E-val_acc=A.ckpt (advanced)
     <out>/checkpoints_resup/<run_name>/resup-fold{k}-epoch=E-val_acc=A.ckpt       (resup)
-
-(one folder per run: two runs training at once never replace or delete each other's files)
     <out>/runs/<run_name>/fold{k}/last.ckpt           resume point (every epoch; removed when the fold finishes)
     <out>/runs/<run_name>/fold{k}/predictions_test.csv  marks the fold finished
     <out>/runs/<run_name>/fold{k}/fold.json           selection + test accuracy
     <out>/runs/<run_name>/predictions.csv, summary.json, params.json, mlflow.json
+
+Checkpoints have one folder per run, so two runs training at once never replace or delete
+each other's files.
 
 A rerun with the same parameters (same run name) skips finished folds and continues an
 interrupted fold from its ``last.ckpt``.
@@ -85,12 +86,6 @@ def _default_norm() -> tuple[list[float], list[float]] | tuple[None, None]:
         return None, None
 
 
-def _collate():
-    from mouse_facial_expressions.data.datasets import collate_clips
-
-    return collate_clips
-
-
 def _loaders(data: dict, p: TrainParams) -> tuple[DataLoader, DataLoader, DataLoader]:
     from mouse_facial_expressions.data.datasets import collate_clips
 
@@ -138,13 +133,17 @@ def predict_windows(
         clip = normalize_clips(batch["clip"].to(device, non_blocking=True), channels)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
             p1 = torch.softmax(model(clip).float(), dim=-1)[:, 1]  # (B,)
-        rows.append(pd.DataFrame({
-            "fold": fold, "video": list(batch["video"]), "animal": list(batch["animal"]),
-            "start_time": np.asarray(batch["start_time"], dtype=np.float64),
-            "end_time": np.asarray(batch["end_time"], dtype=np.float64),
-            "label": np.asarray(batch["label"]), "p1": p1.cpu().numpy(),
-        }))
-    return pd.concat(rows, ignore_index=True)[PRED_COLUMNS] if rows else pd.DataFrame(columns=PRED_COLUMNS)
+        rows.append(_window_meta(batch).assign(p1=p1.cpu().numpy()))
+    return pd.concat(rows, ignore_index=True).assign(fold=fold)[PRED_COLUMNS] if rows else pd.DataFrame(columns=PRED_COLUMNS)
+
+
+def _window_meta(batch: dict) -> pd.DataFrame:
+    """The window columns of a loader batch (video, animal, start_time, end_time, label)."""
+    return pd.DataFrame({
+        "video": list(batch["video"]), "animal": list(batch["animal"]),
+        "start_time": np.asarray(batch["start_time"], dtype=np.float64),
+        "end_time": np.asarray(batch["end_time"], dtype=np.float64), "label": np.asarray(batch["label"]),
+    })
 
 
 @torch.no_grad()
@@ -158,11 +157,7 @@ def _embeddings(model: torch.nn.Module, loader: DataLoader, device: torch.device
         clip = normalize_clips(batch["clip"].to(device, non_blocking=True), channels)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
             zs.append(model.embed(clip).float())
-        rows.append(pd.DataFrame({
-            "video": list(batch["video"]), "animal": list(batch["animal"]),
-            "start_time": np.asarray(batch["start_time"], dtype=np.float64),
-            "end_time": np.asarray(batch["end_time"], dtype=np.float64), "label": np.asarray(batch["label"]),
-        }))
+        rows.append(_window_meta(batch))
     if not rows:
         return pd.DataFrame(columns=["video", "animal", "start_time", "end_time", "label"]), torch.zeros(0, device=device)
     return pd.concat(rows, ignore_index=True), torch.cat(zs)
@@ -183,8 +178,9 @@ def predict_relative(
     meta, z = _embeddings(model, loader, device, use_bf16, channels, f"fold {fold} test")
     if not len(meta):
         return pd.DataFrame(columns=PRED_COLUMNS)
-    animals = base["animal"].astype(str).to_numpy()
-    refs = {a: zb[torch.from_numpy(np.flatnonzero(animals == a)).to(device)].mean(0) for a in np.unique(animals)}
+    from mouse_facial_expressions.models.advanced import mean_by_animal
+
+    refs = mean_by_animal(base["animal"], zb)
     lacking = sorted(set(meta["animal"].astype(str)) - set(refs))
     if lacking:
         raise ValueError(f"fold {fold}: test animal(s) {', '.join(lacking)} have no baseline window to score against")
@@ -360,8 +356,10 @@ def train_fold(
     model, _ = model_from_checkpoint(ckpt, best)
     del ckpt
     if p.baseline_recording is not None:
+        from mouse_facial_expressions.data.datasets import collate_clips
+
         base_dl = DataLoader(data["test_baseline"], batch_size=p.test_batch_size, shuffle=False, num_workers=p.workers,
-                             collate_fn=_collate())
+                             collate_fn=collate_clips)
         preds = predict_relative(model, test_dl, base_dl, fold, precision, channels=p.in_channels)
     else:
         preds = predict_windows(model, test_dl, fold, precision, channels=p.in_channels)
