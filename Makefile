@@ -5,6 +5,13 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.mfe-installed
 DEMO   ?= demo
+# make bench-accuracy-cohorts: the advanced model against the oracle over several bench cohorts (issue 10)
+COHORTS_DIR        ?= bench_cohorts
+COHORT_SEEDS       ?= 2 3 4 5
+COHORT_TRAIN_SEEDS ?= 1 2
+COHORT_EPOCHS      ?= 20
+COHORT_JOBS        ?= 1
+COHORT_WORKERS     ?= 1
 # make bench-accuracy: cohort folder, minutes per model and seed, training seeds, epochs (default: what fits), models
 BENCH_PROJ ?= bench_proj
 BUDGET     ?= 5
@@ -28,7 +35,7 @@ WEAK_DIR    ?= bench_weak
 WEAK_SEEDS  ?= 1
 WEAK_EPOCHS ?= 4
 
-.PHONY: demo test bench bench-accuracy bench-recipe bench-shift bench-weak install clean-demo help
+.PHONY: demo test bench bench-accuracy bench-accuracy-cohorts bench-recipe bench-shift bench-weak install clean-demo help
 
 help:
 	@echo "make demo   - synthetic cohort -> ... -> the furthest pipeline stage, on CPU"
@@ -36,6 +43,8 @@ help:
 	@echo "make bench  - run the speed benchmarks in bench/ (prints numbers, a few minutes)"
 	@echo "make bench-accuracy - build the synthetic 'bench' cohort and compare the models with the oracle"
 	@echo "             (BUDGET=$(BUDGET) min per model and seed, SEEDS='$(SEEDS)': about 50 min on 2 CPU cores)"
+	@echo "make bench-accuracy-cohorts - advanced against the oracle over 4 bench cohorts (COHORT_SEEDS='$(COHORT_SEEDS)'),"
+	@echo "             20 epochs per fold: about 5 min on one GPU with COHORT_JOBS=4 COHORT_WORKERS=3; many hours on 2 CPU cores"
 	@echo "make bench-shift - new-cohort robustness: zero-shot, baseline-relative, adabn, video_hist and"
 	@echo "             controls recalibration on shifted synthetic cohorts, and the recording-4 cue (SHIFT_SEED=$(SHIFT_SEED);"
 	@echo "             well over an hour on 2 CPU cores: building the cohorts took 10 min and scoring 26 min, plus 6 trainings)"
@@ -59,7 +68,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 bench: $(STAMP)
-	@for b in bench/bench_*.py; do case $$b in *bench_accuracy.py|*bench_recipe.py|*bench_weak.py) continue;; esac; \
+	@for b in bench/bench_*.py; do case $$b in *bench_accuracy.py|*bench_accuracy_cohorts.py|*bench_recipe.py|*bench_weak.py) continue;; esac; \
 		echo "== $$b"; $(PY) $$b || exit 1; done
 	@echo "(accuracy against the oracle: make bench-accuracy, make bench-recipe)"
 
@@ -70,6 +79,9 @@ $(BENCH_PROJ)/tasks: | $(STAMP)
 
 bench-accuracy: $(BENCH_PROJ)/tasks
 	$(PY) bench/bench_accuracy.py $(BENCH_PROJ) --budget_min $(BUDGET) --workers 0 --seeds $(SEEDS) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(MODELS),--models $(MODELS))
+
+bench-accuracy-cohorts: $(STAMP)
+	$(PY) bench/bench_accuracy_cohorts.py $(COHORTS_DIR) --synth_seeds $(COHORT_SEEDS) --seeds $(COHORT_TRAIN_SEEDS) --epochs $(COHORT_EPOCHS) --jobs $(COHORT_JOBS) --workers $(COHORT_WORKERS)
 
 bench-shift: $(STAMP)
 	$(PY) bench/bench_shift.py $(SHIFT_DIR) --seed $(SHIFT_SEED) --confounds

@@ -88,6 +88,8 @@ def main() -> None:
                     help="training seeds, one cross-validated run per seed (default: the model's seed default)")
     ap.add_argument("--tag", default="", help="suffix of the run names (models/bench/runs/bench-<model><tag>)")
     ap.add_argument("--oracle_seeds", type=int, default=30, help="synthetic cohorts (truth only) the oracle is averaged over")
+    ap.add_argument("--csv", type=Path, default=None, help="also write the result table (one row per model and seed, and the oracle) here")
+    ap.add_argument("--accelerator", default="auto", help="auto | cpu | gpu (Lightning)")
     a = ap.parse_args()
 
     from mouse_facial_expressions._logs import quiet_third_party
@@ -116,7 +118,7 @@ def main() -> None:
             name = f"bench-{model}{a.tag}" + ("" if seed == SEED_DEFAULTS[model]["seed"] else f"-seed{seed}")
             p = make_params(model, backbone=a.backbone, image_size=a.image_size, epochs=epochs, num_layers=a.num_layers,
                             max_time=max_time, workers=a.workers, epoch_size=a.epoch_size, run_name=name, seed=seed,
-                            dataset_version=task_dir.name.removeprefix("task-"), **extra)
+                            dataset_version=task_dir.name.removeprefix("task-"), accelerator=a.accelerator, **extra)
             summary = train_cv(task_dir, p, cfg.path("models") / "bench", track=False)
             lv = levels(pd.read_csv(summary["predictions"]))
             seconds = sum(float(f.get("seconds") or 0) for f in summary["folds"])
@@ -131,6 +133,11 @@ def main() -> None:
     for model, seed, v, an, sec, ep in rows:
         print(f"{model:20s} {seed if seed is not None else '':>6} {v:10.3f} {an:11.3f} {sec:8.0f} {ep if ep else '':>7}")
     table = pd.DataFrame(rows, columns=["model", "seed", "video", "animal", "seconds", "epochs"])
+    if a.csv:
+        from mouse_facial_expressions.io.atomic import atomic_path
+
+        with atomic_path(a.csv) as tmp:
+            table.to_csv(tmp, index=False)
     if table.groupby("model")["seed"].count().max() > 1:
         print("mean over seeds (min-max)")
         for model, g in table.groupby("model", sort=False):

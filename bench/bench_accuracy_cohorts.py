@@ -1,0 +1,110 @@
+"""The advanced model against the oracle over several synthetic cohorts (issue 10's target).
+
+``bench_accuracy.py`` measures one cohort, whose 34 videos move video accuracy by 3 points a
+video, so one cohort cannot say whether a model is within 3 points of the oracle. This script
+builds ``--synth_seeds`` cohorts of the same preset (``mfe synth ROOT/<preset>-<S> --preset
+<preset> --seed S`` -> prepare -> keypoints import -> extract -> task make; a cohort whose task
+exists is reused), runs ``bench_accuracy.py`` on each (``--jobs`` cohorts at a time, each in its
+own process) and prints, per cohort, the oracle (a logistic regression on the true action units,
+same folds) next to the model's video accuracy per training seed, then both means over the
+cohorts with their spread, paired (model minus oracle on the same cohort) and against the oracle
+averaged over ``--oracle_seeds`` further cohorts (truth tables only).
+
+    .venv/bin/python bench/bench_accuracy_cohorts.py bench_cohorts --synth_seeds 2 3 4 5 \\
+        --epochs 20 --seeds 1 --jobs 4 --workers 3      # one GPU: about 10 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+MFE = [sys.executable, "-m", "mouse_facial_expressions"]
+
+
+def build(project: Path, preset: str, seed: int, workers: int, log: Path) -> None:
+    """synth -> prepare -> keypoints import -> extract -> task make, unless the task exists."""
+    if (project / "tasks").is_dir() and any((project / "tasks").glob("task-*/folds.json")):
+        return
+    with log.open("a") as out:
+        def run(*args: str, cwd: Path | None = None) -> None:
+            subprocess.run([*MFE, *args], cwd=cwd, stdout=out, stderr=subprocess.STDOUT, check=True)
+        if not (project / "truth" / "synth.json").is_file():
+            run("synth", str(project), "--preset", preset, "--seed", str(seed))
+        run("prepare", cwd=project)
+        run("keypoints", "import", cwd=project)
+        run("extract", "--workers", str(workers), cwd=project)
+        run("task", "make", cwd=project)
+
+
+def cohort(a: argparse.Namespace, seed: int) -> pd.DataFrame:
+    project = a.root / f"{a.preset}-{seed}"
+    project.mkdir(parents=True, exist_ok=True)
+    log = a.root / f"{a.preset}-{seed}.log"
+    t0 = time.perf_counter()
+    build(project, a.preset, seed, a.workers, log)
+    built = time.perf_counter() - t0
+    csv = a.root / f"{a.preset}-{seed}.csv"
+    cmd = [sys.executable, str(HERE / "bench_accuracy.py"), str(project), "--models", "advanced", "--epochs", str(a.epochs),
+           "--budget_min", str(a.budget_min), "--workers", str(a.workers), "--oracle_seeds", "0", "--csv", str(csv),
+           "--accelerator", a.accelerator, "--seeds", *map(str, a.seeds)]
+    with log.open("a") as out:
+        subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=True)
+    print(f"cohort {seed}: built in {built:.0f} s, trained and tested in {time.perf_counter() - t0 - built:.0f} s", flush=True)
+    return pd.read_csv(csv).assign(cohort=seed)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("root", type=Path, help="folder of the cohorts (<preset>-<seed>/, with a .log and a .csv each)")
+    ap.add_argument("--preset", default="bench")
+    ap.add_argument("--synth_seeds", type=int, nargs="+", default=[2, 3, 4, 5], help="cohorts (not the seed 1 cohort of make bench-accuracy)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1], help="training seeds per cohort")
+    ap.add_argument("--epochs", type=int, default=20, help="epochs per fold (bench_accuracy's default budget is 20)")
+    ap.add_argument("--budget_min", type=float, default=600.0, help="wall-clock cap per model and seed (a safety net; --epochs decides)")
+    ap.add_argument("--jobs", type=int, default=1, help="cohorts built and trained side by side")
+    ap.add_argument("--workers", type=int, default=1, help="extract and data-loader workers per cohort")
+    ap.add_argument("--accelerator", default="auto")
+    ap.add_argument("--oracle_seeds", type=int, default=30, help="further cohorts (truth only) the oracle is averaged over")
+    a = ap.parse_args()
+    a.root.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(a.jobs) as pool:
+        table = pd.concat(list(pool.map(lambda s: cohort(a, s), a.synth_seeds)), ignore_index=True)
+    table.to_csv(a.root / "summary.csv", index=False)
+    oracle = table[table["model"].str.startswith("oracle")].set_index("cohort")["video"]
+    model = table[table["model"] == "advanced"]
+    print(f"\n{a.preset} cohorts {a.synth_seeds}, advanced, {a.epochs} epochs per fold, training seeds {a.seeds}")
+    print(f"{'cohort':>7s} {'oracle video':>13s} {'advanced video (per seed)':>28s} {'paired gap':>11s}")
+    for c, g in model.groupby("cohort"):
+        accs = " ".join(f"{v:.3f}" for v in g["video"])
+        print(f"{c:7d} {oracle[c]:13.3f} {accs:>28s} {g['video'].mean() - oracle[c]:+11.3f}")
+    per_cohort = model.groupby("cohort")["video"].mean()
+    gap = per_cohort - oracle.loc[per_cohort.index]
+    print(f"mean over {len(per_cohort)} cohorts: advanced {per_cohort.mean():.3f} (sd {per_cohort.std(ddof=1):.3f}), "
+          f"oracle {oracle.mean():.3f} (sd {oracle.std(ddof=1):.3f}), paired gap {gap.mean():+.3f} (sd {gap.std(ddof=1):.3f})")
+    if a.oracle_seeds > 0:
+        import json
+
+        from mouse_facial_expressions.config import load_config
+        from mouse_facial_expressions.data.tasks import load_task
+        from mouse_facial_expressions.synth.oracle import oracle_over_seeds
+
+        project = a.root / f"{a.preset}-{a.synth_seeds[0]}"
+        cfg = load_config(project)
+        task = load_task(cfg.path("tasks") / f"task-{cfg.project.dataset_version}")
+        info = json.loads((project / "truth" / "synth.json").read_text())
+        overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in info["config"].items() if k != "seed"}
+        accs = oracle_over_seeds(info["preset"], range(a.oracle_seeds), task.spec, **overrides)
+        print(f"oracle over {a.oracle_seeds} synthetic seeds (0..{a.oracle_seeds - 1}, truth only): video {accs.mean():.3f} "
+              f"(sd {accs.std(ddof=1):.3f}); advanced minus it: {per_cohort.mean() - accs.mean():+.3f}")
+
+
+if __name__ == "__main__":
+    main()
