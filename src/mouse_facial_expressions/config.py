@@ -32,6 +32,9 @@ ENV_VARS: dict[str, tuple[str, str]] = {
 
 #: Canonical face landmarks that alignment uses (the original DLC face model).
 CANONICAL_LANDMARKS = ("nose", "left_eye", "left_ear", "right_eye", "right_ear")
+#: Canonical body landmarks of ``behaviour.bodyparts`` (``mfe behaviour import``; the features use
+#: nose, body_centre and tail_base).
+BODY_LANDMARKS = ("nose", "left_ear", "right_ear", "body_centre", "tail_base")
 #: Named ``extract.alignment`` presets (defined in ``preprocess/alignment.py``; the first is the default).
 ALIGNMENT_PRESETS = ("dlc_face", "headfixed_eye_nose")
 #: ``extract.normalize`` choices (defined in ``preprocess/normalize.py``; the first is the default).
@@ -72,6 +75,8 @@ class PathsConfig(_Section):
     processed_videos: Path = Path("videos/processed")  # <animal>_rec<k>_<label>.mp4
     dlc: Path = Path("keypoints/dlc")  # DeepLabCut (or SLEAP) output per processed video
     keypoints: Path = Path("keypoints/canonical")  # one canonical parquet per video
+    body_dlc: Path = Path("keypoints/body")  # DLC/SLEAP body-part files <video>DLC_<scorer>.h5|.csv (mfe behaviour import)
+    behaviour: Path = Path("behaviour")  # canonical body tables behaviour/<video>.parquet
     frames: Path = Path("frames")  # frame store: <video>.npy + <video>.parquet
     tasks: Path = Path("tasks")  # task-<version>/
     models: Path = Path("models")  # checkpoints*/, runs/, mlruns.db
@@ -104,6 +109,22 @@ class KeypointsConfig(_Section):
     pcutoff: float = Field(0.6, ge=0.0, le=1.0, description="A landmark counts as seen when its likelihood exceeds this (the original used 0.6).")
     individual: str | None = Field(None, description="Multi-animal DLC files: which individual to read.")
     dlc_config: Path | None = Field(None, description="DeepLabCut project (its config.yaml) that `mfe keypoints detect` runs on the processed videos; relative to the project folder.")
+
+
+class BehaviourConfig(_Section):
+    """Body keypoints and physiology (mfe behaviour import; preprocess/behaviour.py, io/physiology.py)."""
+
+    bodyparts: dict[str, list[str]] = Field(
+        description="Canonical body landmark -> the body-part names of your DLC/SLEAP body files; several names are "
+        "averaged. The features use nose, body_centre and tail_base (speed and immobility from body_centre, "
+        "elongation from nose and tail_base, rearing and head movement from nose relative to body_centre).",
+        default_factory=lambda: {name: [name] for name in BODY_LANDMARKS}
+    )
+    pcutoff: float = Field(0.6, ge=0.0, le=1.0, description="A body point counts as seen when its likelihood exceeds this; others are ignored by the features.")
+    individual: str | None = Field(None, description="Multi-animal body files: which individual (DLC) or track (SLEAP) to read.")
+    immobile_speed: float = Field(20.0, ge=0.0, description="A frame counts as immobile when the body-centre speed is below this, in pixels per second of the body keypoints (also when pixels_per_cm is set); 20 px/s is about 2 cm/s at 10 px/cm.")
+    pixels_per_cm: float | None = Field(None, gt=0, description="Pixels per cm of the body keypoints (e.g. the open-field side in px over its side in cm); when set, speed, distance, elongation and head-movement variance are in cm (cm/s, cm^2) instead of pixels.")
+    physiology_baseline_recording: int | None = Field(1, description="Physiology (metadata/physiology.csv) is expressed as the change from this recording of the same animal (an animal without it: from the mean of all animals' baseline values); null: raw values.")
 
 
 class AlignmentConfig(_Section):
@@ -191,6 +212,7 @@ class Config(_Section):
     extract: ExtractConfig = Field(default_factory=ExtractConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     ratings: RatingsConfig = Field(default_factory=RatingsConfig)
+    behaviour: BehaviourConfig = Field(default_factory=BehaviourConfig)
 
     root: Path = Field(default=Path("."), exclude=True, description="Folder the relative paths are resolved against (not part of the YAML).")
 

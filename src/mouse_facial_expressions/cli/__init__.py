@@ -24,6 +24,7 @@ COMMANDS = [
     "synth",
     "prepare",
     "keypoints",
+    "behaviour",
     "extract",
     "task",
     "ratings",
@@ -43,6 +44,7 @@ pipeline (each stage reads the previous stage's output folder, see mfe.yaml):
   mfe prepare                 trim + rename raw videos per raw_videos.csv
   mfe keypoints detect        run the lab's DeepLabCut model on the processed videos
   mfe keypoints import        DLC/SLEAP files -> one canonical keypoint table per video
+  mfe behaviour import        DLC/SLEAP body keypoints -> one body table per video
   mfe extract                 align + crop faces, score quality -> frame store
   mfe task make               label rules, exclusions, animal-grouped folds -> task folder
   mfe ratings import FILE     Mouse Grimace Scale rating sheet -> ratings/<name>.parquet

@@ -37,7 +37,7 @@ def _rec_cue(text: str) -> tuple[tuple[int, float], ...]:
 #: Flags that map one to one onto ``SynthConfig`` fields (the rest are outputs of the command).
 OPTIONS = ("mice", "treatments", "recordings", "seconds", "fps", "size", "effect_size", "label_noise",
            "cohorts", "seed", "brightness", "contrast", "zoom", "blur", "control_brightness", "rec_cue",
-           "occluder_treated", "control_handling", "bout_fraction")
+           "occluder_treated", "control_handling", "bout_fraction", "behaviour_effect", "physiology_effect")
 
 
 def register(sub, formatter):
@@ -51,8 +51,10 @@ def register(sub, formatter):
         "cheek bulge, whisker change) with an intensity driven by treatment x recording, and "
         "write a complete project into OUT: videos/raw/<camera>__<serial>__YYYYMMDD_HHMMSS.mp4, "
         "metadata/raw_videos.csv + treatments.csv (original schema, with trims and one discard "
-        "row), keypoints/dlc/<video>DLC_<scorer>.h5|.csv (DeepLabCut layout) and the ground "
-        "truth in truth/truth.parquet. Options left out come from the preset.",
+        "row), keypoints/dlc/<video>DLC_<scorer>.h5|.csv (DeepLabCut layout), simulated "
+        "open-field body keypoints keypoints/body/<video>DLC_<scorer>.h5|.csv and "
+        "metadata/physiology.csv (temperature, weight), and the ground truth in truth/truth.parquet, "
+        "truth/body.parquet and truth/physiology.csv. Options left out come from the preset.",
         formatter_class=formatter,
     )
     p.add_argument("out", type=Path, help="project folder to write (a previous synthetic cohort there is replaced)")
@@ -106,6 +108,23 @@ def register(sub, formatter):
                    metavar="F", help="weak supervision: treated animals' faces are affected only during bouts "
                    "covering about F of each post-injection video (bouts of seconds to tens of seconds; outside "
                    "them the face is a control's); truth column 'bout'. Left out: affected all the time")
+    m = p.add_argument_group("other modalities", textwrap.fill(
+        "Besides the face videos, every trimmed video gets simulated (not rendered) open-field body "
+        "keypoints in DeepLabCut layout (keypoints/body/: nose, left_ear, right_ear, body_centre, "
+        "tail_base) and every animal and recording a row of metadata/physiology.csv (temperature_c, "
+        "weight_g). The same latent sickness that drives the face lowers speed, rearing, body length "
+        "and head movement, and temperature and weight; animals differ in activity, size and "
+        "response, so neither modality is perfect alone. These flags set how informative each is: "
+        "0 = the modality carries no information (the same distribution for every animal whatever "
+        "its condition), 1 = default strength, 2 = twice the effect. They never change the videos.", 88))
+    m.add_argument("--behaviour-effect", "--behaviour_effect", dest="behaviour_effect", default=argparse.SUPPRESS,
+                   type=float, metavar="X", help="how strongly sickness changes the body keypoints "
+                   "(0 = no information, 1 = default); truth per frame in truth/body.parquet")
+    m.add_argument("--physiology-effect", "--physiology_effect", dest="physiology_effect", default=argparse.SUPPRESS,
+                   type=float, metavar="X", help="how strongly sickness lowers temperature and weight "
+                   "(0 = no information; 1 = default: at the default effect size up to about -2 C and -8%% "
+                   "for the strongest responders, nearly nothing for the weakest); "
+                   "truth in truth/physiology.csv")
     p.add_argument("--sheet", action="store_true", help="also write OUT/reports/contact_sheet.png")
     p.add_argument("--raters", metavar="K", type=int, default=None,
                    help="also write a wide Mouse Grimace Scale rating sheet OUT/ratings/synthetic_raters.csv "

@@ -1,8 +1,9 @@
 """A whole synthetic project: animals, conditions, camera videos, metadata, DLC output, truth.
 
 :func:`generate_cohort` writes what a lab has (raw camera videos, ``raw_videos.csv``,
-``treatments.csv``, DeepLabCut output of every trimmed video) plus the ground truth
-(``truth/truth.parquet``, ``truth/animals.csv``, ``truth/synth.json``).
+``treatments.csv``, DeepLabCut output of every trimmed video, open-field body keypoints and
+physiology) plus the ground truth (``truth/truth.parquet``, ``truth/body.parquet``,
+``truth/physiology.csv``, ``truth/animals.csv``, ``truth/synth.json``).
 
 Trim convention: a row with ``start = "M:SS"`` and ``end = "M:SS"`` keeps raw frames
 ``round(start_s * fps) <= raw < round(end_s * fps)`` (``end = -1``: to the last frame), and
@@ -34,6 +35,25 @@ it covers the face is ``occluded``) and ``handled`` (a control whose nuisance ev
 
 DLC contract: the facing side's nose, eye and ear all have a likelihood above 0.9 exactly
 where ``visible & ~occluded``; hidden points (the far-side eye and ear always) get below 0.3.
+
+Behaviour and physiology (simulated, not rendered; each from its own random stream, so the
+videos and the files above do not change with them):
+
+- ``keypoints/body/<video>`` + ``BODY_SCORER`` + ``.h5|.csv``: DeepLabCut single-animal
+  tables of an overhead open-field track (:mod:`~mouse_facial_expressions.synth.body`: its own
+  480x480 px frame), bodyparts ``nose, left_ear, right_ear, body_centre, tail_base``, one row
+  per frame of the trimmed video (as the face DLC files). The frame's latent ``intensity``
+  times ``behaviour_effect`` lowers speed, rearing, body length and head movement.
+- ``truth/body.parquet``: per frame ``video, animal, recording, frame, intensity``,
+  ``activity`` (the take's activity factor), ``size`` (the animal's relative body length),
+  ``speed_true`` (px/s of the body centre), ``rearing_true``, ``elongation_true`` (nose to
+  tail base, px), ``head_true`` (head angle to the body axis, rad) and the true
+  ``<bodypart>_x, <bodypart>_y``.
+- ``metadata/physiology.csv``: ``animal, recording, temperature_c, weight_g``, one row per
+  trimmed video (:mod:`~mouse_facial_expressions.synth.physiology`: the video's mean intensity
+  above ``base_intensity`` times ``physiology_effect`` and the animal's gain lowers both);
+  ``truth/physiology.csv`` adds ``gain, excess, temperature_true, weight_true,
+  temperature_normal, weight_normal``.
 """
 
 from __future__ import annotations
@@ -52,10 +72,12 @@ from mouse_facial_expressions.config import CANONICAL_LANDMARKS, Config
 from mouse_facial_expressions.io.atomic import atomic_path
 from mouse_facial_expressions.io.video import VideoWriter
 from mouse_facial_expressions.project import commented_yaml, init_project
+from mouse_facial_expressions.synth.body import BODY_SCORER, BODYPARTS, take_body
 from mouse_facial_expressions.synth.motion import PORTRAIT_YAW, ou, simulate_track
 from mouse_facial_expressions.synth.mouse import AU_NAMES, SHADE, landmarks
 from mouse_facial_expressions.synth.params import (CONTROL_TREATMENTS, DOSE, RECORDING_HOURS,
                                                    SynthConfig, make_config)
+from mouse_facial_expressions.synth.physiology import MEASURED, physiology_table
 from mouse_facial_expressions.synth.render import Y_TOP, Shift, cohort_looks, occluded_mask, render_frames
 
 SCORER = "DLC_resnet50_mfeSynthJan1shuffle1_100000"
@@ -63,6 +85,8 @@ CAMERA = "sidecam"
 #: Relative weight of the latent intensity in each action unit.
 AU_WEIGHTS = np.array([1.0, 0.9, 0.8, 0.8, 0.85])
 MARKER = "synth.json"
+#: Body keypoints of the open-field track (relative to the project).
+BODY_DIR = Path("keypoints") / "body"
 
 
 def mss(seconds: int) -> str:
@@ -234,11 +258,11 @@ def _keypoints(track, lm, bar, rng, width, height):
     return obs, visible, occluded, blurred
 
 
-def dlc_table(obs: dict, scorer: str = SCORER) -> pd.DataFrame:
+def dlc_table(obs: dict, scorer: str = SCORER, bodyparts=CANONICAL_LANDMARKS) -> pd.DataFrame:
     """DeepLabCut's single-animal layout: columns (scorer, bodyparts, coords), rows = frames."""
-    cols = pd.MultiIndex.from_product([[scorer], list(CANONICAL_LANDMARKS), ["x", "y", "likelihood"]],
+    cols = pd.MultiIndex.from_product([[scorer], list(bodyparts), ["x", "y", "likelihood"]],
                                       names=["scorer", "bodyparts", "coords"])
-    data = np.stack([np.asarray(obs[b][k], dtype=np.float64) for b in CANONICAL_LANDMARKS for k in range(3)], 1)
+    data = np.stack([np.asarray(obs[b][k], dtype=np.float64) for b in bodyparts for k in range(3)], 1)
     return pd.DataFrame(data, columns=cols)
 
 
@@ -317,7 +341,8 @@ def generate_cohort(out: str | Path, preset: str = "tiny", **overrides) -> Path:
             ``size=(W, H)``, ``effect_size``, ``label_noise``, ``cohorts``, ``seed``, and the
             shifts and confounds ``brightness``, ``contrast``, ``zoom``, ``blur``,
             ``control_brightness``, ``rec_cue`` (e.g. ``{4: 30}``), ``occluder_treated``,
-            ``control_handling``.
+            ``control_handling``, and how informative the other modalities are,
+            ``behaviour_effect`` and ``physiology_effect`` (0 = not at all, 1 = default).
 
     Returns:
         ``out`` as a Path.
@@ -340,11 +365,12 @@ def generate_cohort(out: str | Path, preset: str = "tiny", **overrides) -> Path:
     looks = cohort_looks(np.random.default_rng(np.random.SeedSequence([cfg.seed, 3])), cfg.cohorts, cfg.lighting)
     plan = _video_plan(cfg, animals)
     by_name = animals.set_index("animal")
-    truth = []
+    truth, body = [], []
     for v in tqdm(plan, desc="synth videos", unit="video", disable=None):
-        part = _make_video(cfg, pcfg, v, by_name.loc[v["animal"]], looks[v["cohort"]])
-        if part is not None:
-            truth.append(part)
+        parts = _make_video(cfg, pcfg, v, by_name.loc[v["animal"]], looks[v["cohort"]])
+        if parts is not None:
+            truth.append(parts[0])
+            body.append(parts[1])
 
     raw, treat = _metadata(plan, animals)
     meta = pcfg.path("metadata")
@@ -352,6 +378,11 @@ def generate_cohort(out: str | Path, preset: str = "tiny", **overrides) -> Path:
     _atomic(meta / "treatments.csv", lambda p: treat.to_csv(p, index=False))
     table = pd.concat(truth, ignore_index=True)
     _atomic(out / "truth" / "truth.parquet", lambda p: table.to_parquet(p, index=False))
+    body_table = pd.concat(body, ignore_index=True)
+    _atomic(out / "truth" / "body.parquet", lambda p: body_table.to_parquet(p, index=False))
+    physiology = _physiology(cfg, body_table)
+    _atomic(meta / "physiology.csv", lambda p: physiology[MEASURED].to_csv(p, index=False))
+    _atomic(out / "truth" / "physiology.csv", lambda p: physiology.to_csv(p, index=False))
     _atomic(out / "truth" / "animals.csv", lambda p: animals.to_csv(p, index=False))
     info = {"preset": preset, "complete": True, "config": cfg.to_dict(), "scorer": SCORER,
             "crop_size": cfg.crop_size, "looks": [asdict(lk) for lk in looks]}
@@ -389,8 +420,9 @@ def video_frames(cfg: SynthConfig, v: dict, a: pd.Series, look, sim: dict):
                          coat, shift=shift)
 
 
-def _make_video(cfg: SynthConfig, pcfg, v: dict, a: pd.Series, look) -> pd.DataFrame | None:
-    """Render one camera video; for a kept take also write its DLC files and return its truth."""
+def _make_video(cfg: SynthConfig, pcfg, v: dict, a: pd.Series, look) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """Render one camera video; for a kept take also write its face and body DLC files and
+    return its truth and body truth."""
     width, height = cfg.size
     sim = _simulate(cfg, v, a, look)
     with VideoWriter(pcfg.path("raw_videos") / raw_name(v), cfg.fps, width, height, gray=True, crf=cfg.crf) as w:
@@ -398,7 +430,14 @@ def _make_video(cfg: SynthConfig, pcfg, v: dict, a: pd.Series, look) -> pd.DataF
             w.write(frame)
     if v["discard"]:
         return None
-    return _truth_part(cfg, pcfg.video.recording_labels, v, a, sim, pcfg.path("dlc"))
+    labels = pcfg.video.recording_labels
+    return (_truth_part(cfg, labels, v, a, sim, pcfg.path("dlc")),
+            _body_part(cfg, labels, v, sim["intensity"], pcfg.root / BODY_DIR))
+
+
+def video_name(v: dict, recording_labels: dict) -> str:
+    """The trimmed (processed) video's name ``<animal>_rec<k>_<label>``."""
+    return f"{v['animal']}_rec{v['recording']}_{recording_labels[v['recording']]}"
 
 
 def _truth_part(cfg: SynthConfig, recording_labels: dict, v: dict, a: pd.Series, sim: dict,
@@ -409,7 +448,7 @@ def _truth_part(cfg: SynthConfig, recording_labels: dict, v: dict, a: pd.Series,
     lm = landmarks(track["x"], track["y"], track["s"].astype(float), track["yaw"], track["pitch"], sim["L"])
     obs, visible, occluded, blurred = _keypoints(track, lm, sim["bar"], sim["r_kp"], width, height)
     sl = slice(v["start_f"], v["stop_f"])
-    video = f"{v['animal']}_rec{v['recording']}_{recording_labels[v['recording']]}"
+    video = video_name(v, recording_labels)
     if dlc_folder is not None:
         write_dlc(dlc_table({k: tuple(arr[sl] for arr in xyl) for k, xyl in obs.items()}), dlc_folder, video)
     raw_idx = np.arange(v["n_raw"])[sl]
@@ -441,21 +480,63 @@ def _truth_part(cfg: SynthConfig, recording_labels: dict, v: dict, a: pd.Series,
     return part
 
 
+def _body_part(cfg: SynthConfig, recording_labels: dict, v: dict, intensity: np.ndarray,
+               folder: Path | None) -> pd.DataFrame:
+    """The body truth rows of one kept take (and its body DLC files in ``folder``, when given)."""
+    obs, body = take_body(cfg.seed, v["animal"], v["recording"], v["discard"], intensity, cfg.fps,
+                          cfg.behaviour_effect)
+    sl = slice(v["start_f"], v["stop_f"])
+    video = video_name(v, recording_labels)
+    if folder is not None:
+        table = dlc_table({k: tuple(arr[sl] for arr in xyl) for k, xyl in obs.items()}, BODY_SCORER, BODYPARTS)
+        write_dlc(table, folder, video, BODY_SCORER)
+    part = pd.DataFrame({
+        "video": video, "animal": v["animal"], "recording": v["recording"],
+        "frame": np.arange(sl.stop - sl.start), "intensity": intensity[sl], "activity": body["activity"],
+        "size": body["size"], "speed_true": body["speed"][sl], "rearing_true": body["rearing"][sl],
+        "elongation_true": body["elongation"][sl], "head_true": body["head"][sl],
+    })
+    for name, xy in body["points"].items():
+        part[f"{name}_x"], part[f"{name}_y"] = xy[sl, 0], xy[sl, 1]
+    return part
+
+
+def _physiology(cfg: SynthConfig, body: pd.DataFrame) -> pd.DataFrame:
+    """:func:`~mouse_facial_expressions.synth.physiology.physiology_table` of every trimmed video."""
+    takes = body.groupby(["animal", "recording"], sort=False).intensity.mean().reset_index()
+    return physiology_table(cfg, takes)
+
+
+def _kept_takes(cfg: SynthConfig):
+    """``(v, a, sim)`` of every kept camera take (:func:`_simulate`; nothing rendered)."""
+    animals = make_animals(cfg)
+    looks = cohort_looks(np.random.default_rng(np.random.SeedSequence([cfg.seed, 3])), cfg.cohorts, cfg.lighting)
+    by_name = animals.set_index("animal")
+    for v in _video_plan(cfg, animals):
+        if not v["discard"]:
+            a = by_name.loc[v["animal"]]
+            yield v, a, _simulate(cfg, v, a, looks[v["cohort"]])
+
+
 def truth_table(preset: str = "tiny", **overrides) -> pd.DataFrame:
     """``truth/truth.parquet`` of the cohort ``generate_cohort(out, preset, **overrides)`` would
     write, without rendering or writing anything: a second per video instead of minutes per
     cohort, so oracle accuracies can be averaged over many synthetic seeds."""
     cfg = make_config(preset, **overrides)
     labels = Config().video.recording_labels
-    animals = make_animals(cfg)
-    looks = cohort_looks(np.random.default_rng(np.random.SeedSequence([cfg.seed, 3])), cfg.cohorts, cfg.lighting)
-    by_name = animals.set_index("animal")
-    parts = []
-    for v in _video_plan(cfg, animals):
-        if not v["discard"]:
-            a = by_name.loc[v["animal"]]
-            parts.append(_truth_part(cfg, labels, v, a, _simulate(cfg, v, a, looks[v["cohort"]]), None))
-    return pd.concat(parts, ignore_index=True)
+    return pd.concat([_truth_part(cfg, labels, v, a, sim, None) for v, a, sim in _kept_takes(cfg)],
+                     ignore_index=True)
+
+
+def modality_truth(preset: str = "tiny", **overrides) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``truth/body.parquet`` and ``truth/physiology.csv`` (its first four columns are
+    ``metadata/physiology.csv``) of the cohort ``generate_cohort(out, preset, **overrides)``
+    would write, without rendering or writing anything."""
+    cfg = make_config(preset, **overrides)
+    labels = Config().video.recording_labels
+    body = pd.concat([_body_part(cfg, labels, v, sim["intensity"], None) for v, _, sim in _kept_takes(cfg)],
+                     ignore_index=True)
+    return body, _physiology(cfg, body)
 
 
 def summary(project: str | Path) -> str:
@@ -474,9 +555,24 @@ def summary(project: str | Path) -> str:
         f"treatments {', '.join(sorted(truth.treatment.unique()))}",
         "  metadata          metadata/raw_videos.csv, metadata/treatments.csv",
         "  DLC keypoints     keypoints/dlc/<video>" + SCORER + ".h5|.csv",
+        *_modality_lines(project),
         "  ground truth      truth/truth.parquet, truth/animals.csv, truth/synth.json",
         *_shift_lines(project),
     ])
+
+
+def _modality_lines(project: Path) -> list[str]:
+    """``summary``'s lines on the body keypoints and physiology, with how informative each is."""
+    if not (project / "metadata" / "physiology.csv").is_file():
+        return []  # a cohort from before the other modalities
+    config = json.loads((project / "truth" / MARKER).read_text()).get("config", {})
+    return [
+        "  body keypoints    keypoints/body/<video>" + BODY_SCORER + ".h5|.csv "
+        f"(open field; behaviour_effect={config.get('behaviour_effect', 1.0):g})",
+        "  physiology        metadata/physiology.csv (temperature_c, weight_g; "
+        f"physiology_effect={config.get('physiology_effect', 1.0):g})",
+        "  their truth       truth/body.parquet, truth/physiology.csv (0 effect = no information)",
+    ]
 
 
 #: Shift and confound settings with the value that changes nothing.

@@ -72,6 +72,13 @@ class SynthConfig:
             of the time (alternating on/off durations, on ~ 2 s + Exp(mean 6 s), off ~ Exp with
             the mean that gives F; at least one bout per affected video); outside bouts the face
             is like a control's. The truth table's ``bout`` column marks the frames in a bout.
+
+    Other modalities (simulated, not rendered: ``keypoints/body/``, ``metadata/physiology.csv``):
+        behaviour_effect: how strongly the latent intensity lowers the open-field body
+            keypoints' speed, rearing, body length and head movement (:mod:`.body`); 0 = the
+            behaviour carries no information about the condition, 1 = default strength.
+        physiology_effect: how strongly a recording's mean intensity lowers body temperature
+            and weight (:mod:`.physiology`); 0 = no information, 1 = default strength.
     """
 
     mice: int = 4
@@ -104,6 +111,8 @@ class SynthConfig:
     occluder_treated: float | None = None
     control_handling: float = 0.0
     bout_fraction: float | None = None
+    behaviour_effect: float = 1.0
+    physiology_effect: float = 1.0
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
@@ -155,6 +164,10 @@ class SynthConfig:
                              "(the controls' event rates are multiplied by 1 + control_handling)")
         if self.bout_fraction is not None and not (math.isfinite(self.bout_fraction) and 0 < self.bout_fraction <= 1):
             raise ValueError(f"bout_fraction={self.bout_fraction} must be in (0, 1] (or None: affected all the time)")
+        for name in ("behaviour_effect", "physiology_effect"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name}={value} must be >= 0 (0 = the modality carries no information, 1 = default)")
 
     @property
     def crop_size(self) -> int:
