@@ -5,6 +5,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.mfe-installed
 DEMO   ?= demo
+# make bench-fusion: face, behaviour, physiology alone and fused on demo cohorts (issue 17)
+FUSION_DIR   ?= bench_fusion
+FUSION_SEEDS ?= 1 2 3
 # make bench-accuracy-cohorts: the advanced model against the oracle over several bench cohorts (issue 10)
 COHORTS_DIR        ?= bench_cohorts
 COHORT_SEEDS       ?= 2 3 4 5
@@ -35,7 +38,7 @@ WEAK_DIR    ?= bench_weak
 WEAK_SEEDS  ?= 1
 WEAK_EPOCHS ?= 4
 
-.PHONY: demo test bench bench-accuracy bench-accuracy-cohorts bench-recipe bench-shift bench-weak install clean-demo help
+.PHONY: demo test bench bench-accuracy bench-accuracy-cohorts bench-fusion bench-recipe bench-shift bench-weak install clean-demo help
 
 help:
 	@echo "make demo   - synthetic cohort -> ... -> the furthest pipeline stage, on CPU"
@@ -45,6 +48,8 @@ help:
 	@echo "             (BUDGET=$(BUDGET) min per model and seed, SEEDS='$(SEEDS)': about 50 min on 2 CPU cores)"
 	@echo "make bench-accuracy-cohorts - advanced against the oracle over 4 bench cohorts (COHORT_SEEDS='$(COHORT_SEEDS)'),"
 	@echo "             20 epochs per fold: about 5 min on one GPU with COHORT_JOBS=4 COHORT_WORKERS=3; many hours on 2 CPU cores"
+	@echo "make bench-fusion - face, behaviour and physiology alone and fused, and an uninformative physiology"
+	@echo "             (FUSION_SEEDS='$(FUSION_SEEDS)': about 16 min per cohort on 2 CPU cores, fp32)"
 	@echo "make bench-shift - new-cohort robustness: zero-shot, baseline-relative, adabn, video_hist and"
 	@echo "             controls recalibration on shifted synthetic cohorts, and the recording-4 cue (SHIFT_SEED=$(SHIFT_SEED);"
 	@echo "             well over an hour on 2 CPU cores: building the cohorts took 10 min and scoring 26 min, plus 6 trainings)"
@@ -68,7 +73,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 bench: $(STAMP)
-	@for b in bench/bench_*.py; do case $$b in *bench_accuracy.py|*bench_accuracy_cohorts.py|*bench_recipe.py|*bench_weak.py) continue;; esac; \
+	@for b in bench/bench_*.py; do case $$b in *bench_accuracy.py|*bench_accuracy_cohorts.py|*bench_fusion.py|*bench_recipe.py|*bench_weak.py) continue;; esac; \
 		echo "== $$b"; $(PY) $$b || exit 1; done
 	@echo "(accuracy against the oracle: make bench-accuracy, make bench-recipe)"
 
@@ -82,6 +87,9 @@ bench-accuracy: $(BENCH_PROJ)/tasks
 
 bench-accuracy-cohorts: $(STAMP)
 	$(PY) bench/bench_accuracy_cohorts.py $(COHORTS_DIR) --synth_seeds $(COHORT_SEEDS) --seeds $(COHORT_TRAIN_SEEDS) --epochs $(COHORT_EPOCHS) --jobs $(COHORT_JOBS) --workers $(COHORT_WORKERS)
+
+bench-fusion: $(STAMP)
+	$(PY) bench/bench_fusion.py $(FUSION_DIR) --seeds $(FUSION_SEEDS)
 
 bench-shift: $(STAMP)
 	$(PY) bench/bench_shift.py $(SHIFT_DIR) --seed $(SHIFT_SEED) --confounds

@@ -65,6 +65,16 @@ def register(sub, formatter):
                    help="also write OUT/<video>_preview.png per video: a contact sheet of up to 24 of the aligned face "
                    "crops it scored (spread over the video, eye/ear/nose drawn), to check by eye what the model saw. "
                    "Not with --live")
+    f = p.add_argument_group("fused runs (mfe train --modalities)")
+    f.add_argument("--modalities", default=None, metavar="LIST",
+                   help="score with these of the run's modalities, e.g. face,behaviour when a cohort has no physiology "
+                   "(default: all of the run's; a missing input is an error that says which flag gives it)")
+    f.add_argument("--body", type=Path, default=None, metavar="FILE|DIR",
+                   help="behaviour: body keypoints of the same videos (DeepLabCut or SLEAP, matched by video name, "
+                   "mapped with the project's behaviour.bodyparts)")
+    f.add_argument("--physiology", type=Path, default=None, metavar="CSV",
+                   help="physiology: animal, recording, one column per measure; a video's animal and recording come from "
+                   "its name, <animal>_rec<k>_... (mfe prepare's names)")
     p.add_argument("--model", type=Path, required=True, metavar="RUN|CKPT",
                    help="run folder (fold ensemble) or one .ckpt; a bare run name is looked up in the project's models/runs")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: <project reports>/predict, else ./predictions)")
@@ -102,8 +112,8 @@ def run(args: argparse.Namespace) -> int:
         cfg = project_config(args)
     out = args.out or (cfg.path("reports") / "predict" if cfg is not None else Path("predictions"))
     if args.live is not None:
-        if args.individual is not None or args.preview:
-            raise ValueError("--individual and --preview are for video files, not --live")
+        if args.individual is not None or args.preview or args.body or args.physiology or args.modalities:
+            raise ValueError("--individual, --preview, --modalities, --body and --physiology are for video files, not --live")
         return run_live(args, cfg, out)
     if args.videos is None:
         raise ValueError("give VIDEO|DIR, or --live SOURCE")
@@ -111,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
                             window_step=args.window_step, batch_size=args.batch_size, progress=None,
                             precision=args.precision, device=args.device, workers=args.workers,
                             individual=args.individual, preview=args.preview, backend=args.backend,
-                            quantize=args.quantize, threads=args.threads)
+                            quantize=args.quantize, threads=args.threads, modalities=args.modalities,
+                            body=args.body, physiology=args.physiology)
     print(report.summary())
     seconds = sum(r.video_seconds for r in report.results if r.status == "done")
     if seconds and report.wall_s:
@@ -135,6 +146,9 @@ def run_live(args: argparse.Namespace, cfg, out: Path) -> int:
     dev, dtype, line = resolve_device(args.device, args.precision)
     print(line)
     ens = load_ensemble(resolve_model(args.model, args))
+    if ens.modalities != ("face",):
+        raise ValueError(f"{ens.source}: a fused run ({', '.join(ens.modalities)}) needs its other inputs per video; "
+                         "--live scores face-only runs (score the recorded videos with mfe predict VIDEO|DIR --body ...)")
     ens.require_absolute("`mfe predict` on videos")
     ens = ens.to(dev)
     ens.dtype = dtype

@@ -128,6 +128,22 @@ def add_train_arguments(parser: argparse.ArgumentParser, model: str | None = Non
     w.add_argument("--weak_every", type=int, default=_S, help="epochs between E-steps (default: 1)")
     w.add_argument("--weak_start", type=int, default=_S, help="epoch (0-based) of the first E-step; the epochs before it "
                    "train on the videos' labels, so the model has learned something to re-weight with (default: 1)")
+    f = parser.add_argument_group(
+        "multimodal fusion", "score with the face, the body's behaviour and physiology together (models/fusion.py). "
+        "behaviour needs `mfe behaviour import` (body keypoints of the same videos), physiology needs "
+        "metadata/physiology.csv (animal, recording, one column per measure)")
+    f.add_argument("--modalities", default=_S, help="comma-separated subset of face, behaviour, physiology, e.g. "
+                   "face,behaviour,physiology or behaviour alone (default: face). The checkpoint records them; "
+                   "with several, the test windows are also scored with each modality alone and each left out "
+                   "(predictions_modalities.csv: mfe evaluate's modality table)")
+    f.add_argument("--fusion", choices=("stacked", "late", "mid"), default=_S, help="stacked: one head per modality, "
+                   "each trained on its own loss too, then weighed by a logistic regression fit on the fold's "
+                   "validation animals (fold.json records the weights); late: those heads' logits averaged; mid: the "
+                   "modalities' embeddings concatenated, then one head (the face part needs --model advanced). "
+                   "Measured in docs/FUSION.md (default: stacked)")
+    f.add_argument("--modality_dropout", type=float, default=_S, help="training: probability of switching off each "
+                   "present modality per window (one always stays), so the model scores with any subset, e.g. a "
+                   "new cohort without physiology (default: 0.3)")
     r = parser.add_argument_group("runtime")
     r.add_argument("--devices", type=_devices, default=_S, help="devices per node: auto, a count, or a list such as 0,1 (default: auto)")
     r.add_argument("--strategy", default=_S, help="Lightning strategy: auto, ddp, ddp_spawn, fsdp ... (default: auto)")

@@ -24,6 +24,7 @@ from torch.utils.data import Dataset, Sampler
 
 from mouse_facial_expressions.data._store import open_frames
 from mouse_facial_expressions.data.augment import GREY_MEAN, GREY_STD, NORM_MEAN, NORM_STD, POLICIES, SCOPES, normalize_clips, prepare_clip
+from mouse_facial_expressions.data.modalities import feature_stats, modality_features, parse_modalities, video_recordings
 from mouse_facial_expressions.data.sequences import WINDOW_COLUMNS, make_windows, select_per_video, window_span
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,10 @@ class ClipDataset(Dataset):
             ``ref_clip``: one of the same animal's baseline windows (a random one when
             augmenting, else a fixed one per item), never the item's own window when the animal
             has another. Every animal of ``windows`` must have one.
+        aux: ``(W, F)`` raw features of the other modalities, row ``i`` for window ``i``
+            (:mod:`~mouse_facial_expressions.data.modalities`; NaN = not measured); items then hold ``aux``.
+        load_clips: False for a model without the face modality: no frame is read, and ``clip``
+            is a ``(1, C, 1, 1)`` placeholder (``(1, 1, 1, 1)`` uint8), so batches keep their shape.
 
     Item: ``{"clip": (T, C, H, W) float32 (or (T, 1, H, W) uint8), "soft": (2,) float32 [1-p, p], "label": int64,
     "video": str, "animal": str, "start_time": float, "end_time": float}``.
@@ -68,6 +73,8 @@ class ClipDataset(Dataset):
         augment_policy: str = "mild",
         augment_scope: str = "clip",
         baseline: pd.DataFrame | None = None,
+        aux: np.ndarray | None = None,
+        load_clips: bool = True,
     ):
         if augment_policy not in POLICIES or augment_scope not in SCOPES:
             raise ValueError(f"augmentation: policy must be one of {list(POLICIES)} and scope one of {list(SCOPES)}, "
@@ -110,6 +117,10 @@ class ClipDataset(Dataset):
             lacking = sorted(set(self._animal) - set(self._ref))
             if lacking:
                 raise ValueError(f"baseline-relative windows: animal(s) {', '.join(lacking)} have no baseline window in their split")
+        self._aux = None if aux is None else np.asarray(aux, dtype=np.float32)
+        if self._aux is not None and (self._aux.ndim != 2 or len(self._aux) != len(self.windows)):
+            raise ValueError(f"aux features: {self._aux.shape} for {len(self.windows)} windows (one row per window)")
+        self.load_clips = bool(load_clips)
         self._maps: dict[str, np.ndarray] = {}
         self._gen: torch.Generator | None = None
         self._gen_key: tuple | None = None
@@ -167,15 +178,22 @@ class ClipDataset(Dataset):
             j = int(choices[(k + 1) % len(choices)])
         return j
 
+    def _placeholder(self) -> torch.Tensor:
+        if self.clip_dtype == "uint8":
+            return torch.zeros((1, 1, 1, 1), dtype=torch.uint8)
+        return torch.zeros((1, self.channels, 1, 1), dtype=torch.float32)
+
     def __getitem__(self, i: int) -> dict:
         video, rows = self._video[i], self._rows[i]
-        clip = self._clip(video, rows, i)
+        clip = self._clip(video, rows, i) if self.load_clips else self._placeholder()
         p1 = float(self._soft[i])
-        ref = {}
+        extra = {}
         if self._ref is not None:
             j = self.reference_index(i)
-            ref["ref_clip"] = self._clip(self._ref_video[j], self._ref_rows[j], i)
-        return {**ref,
+            extra["ref_clip"] = self._clip(self._ref_video[j], self._ref_rows[j], i)
+        if self._aux is not None:
+            extra["aux"] = torch.from_numpy(self._aux[i])
+        return {**extra,
             "clip": clip,  # (T, C, H, W) float32 or (T, 1, H, W) uint8
             "soft": torch.tensor([1.0 - p1, p1], dtype=torch.float32),
             "label": torch.tensor(self._label[i], dtype=torch.int64),
@@ -326,6 +344,7 @@ def fold_datasets(
     augment_scope: str = "clip",
     sampler: str = "balanced",
     baseline_recording: int | None = None,
+    modalities: tuple[str, ...] = ("face",),
 ) -> dict:
     """Train/val/test clip datasets of one outer fold, and the balanced train sampler.
 
@@ -349,6 +368,12 @@ def fold_datasets(
     rec4 at p1 0.45-0.56 on the demo cohort). Otherwise (``task1``) training keeps recording K's
     windows as its "no change" items, with a warning. ``out["test_baseline"]`` holds the test
     animals' recording-K windows, whose mean embedding is each animal's reference at scoring.
+
+    ``modalities`` other than ``face`` (multimodal fusion): every split's items carry ``aux``,
+    the raw features of those modalities (:func:`data.modalities.modality_features`, read from
+    the task's project: ``<project>/tasks/task-<v>``); ``out["aux_columns"]`` names them per
+    modality and ``out["aux_stats"]`` holds the training windows' mean and SD. Without ``face``
+    no frame is read.
     """
     from mouse_facial_expressions.data.tasks import load_task
 
@@ -371,6 +396,12 @@ def fold_datasets(
     span = window_span(t, s)
     f = task.folds[fold]
     out = {}
+    tabular = [m for m in parse_modalities(modalities) if m != "face"]
+    if tabular:
+        from mouse_facial_expressions.config import load_config
+
+        project_cfg = load_config(Path(task_dir).resolve().parent.parent)
+        recordings = video_recordings(task.frames) if "physiology" in tabular else None
     if baseline_recording is not None and "recording" not in task.frames.columns:
         raise ValueError(f"{task_dir}: --baseline-recording needs a 'recording' column in frames.parquet; this task has none")
     for role in ("train", "val", "test"):
@@ -397,9 +428,16 @@ def fold_datasets(
             w = select_per_video(w, val_windows_per_video)
         elif role == "test":
             w = select_per_video(w, test_windows_per_video)
+        aux = None
+        if tabular:
+            feats, out["aux_columns"] = modality_features(project_cfg, w, modalities, recordings)
+            aux = feats.to_numpy(np.float32)
+            if role == "train":
+                out["aux_stats"] = feature_stats(feats)
         out[role] = ClipDataset(fdir, w, image_size, augment=train_augmentation and role == "train", channels=channels, seed=seed,
                                 clip_dtype=clip_dtype, augment_policy=augment_policy, augment_scope=augment_scope,
-                                baseline=base if role != "test" else None)  # test: the animal's mean reference (below)
+                                baseline=base if role != "test" else None,  # test: the animal's mean reference (below)
+                                aux=aux, load_clips="face" in modalities)
         if role == "test" and base is not None:
             out["test_baseline"] = ClipDataset(fdir, base, image_size, channels=channels, seed=seed, clip_dtype=clip_dtype)
     train_w = out["train"].windows

@@ -178,6 +178,7 @@ def compute_results(
     reference_name: str = "the training animals' cross-validated scores",
     default_cohort: str | None = None,
     recalibration: dict | None = None,
+    modalities: dict | None = None,
 ) -> tuple[dict, dict[str, pd.DataFrame]]:
     """All numbers of an evaluation, without writing anything (``warnings``: lines from
     earlier stages, e.g. a fine-tuning overlap, shown with the batch-effect warnings; ``domain``:
@@ -193,6 +194,8 @@ def compute_results(
             other cohorts pooled. ``default_cohort`` names the cohort of animals without one.
         recalibration: the raw-vs-recalibrated comparison of ``mfe evaluate RUN --task X
             --recalibrate ...`` (``report.runs``), kept as ``recalibration`` for the report.
+        modalities: a fused run's modality table (:func:`evaluation.modalities.modality_table`),
+            kept as ``modalities`` for the report.
 
     Returns:
         ``(results, levels)``: the JSON-safe results (``summary``, ``settings``, ``metrics``
@@ -247,6 +250,8 @@ def compute_results(
         results["domain"] = domain
     results["task"] = dict(task or {})
     results["training"] = dict(training or {})
+    if modalities:
+        results["modalities"] = modalities  # each modality alone / left out (evaluation/modalities.py)
     if recalibration:
         results["recalibration"] = recalibration  # raw vs recalibrated zero-shot numbers (report.runs)
     if regions:
@@ -414,7 +419,16 @@ def evaluate_run(
     kwargs.setdefault("warnings", warnings)
     kwargs.setdefault("task", run_task(run_folder))
     kwargs.setdefault("training", run_training(run_folder))
+    kwargs.setdefault("modalities", run_modalities(run_folder))
     return evaluate_predictions(pred, meta, out_dir or run_folder / "evaluation", **kwargs)
+
+
+def run_modalities(run_folder: Path, n_boot: int = 1000) -> dict | None:
+    """A fused run's modality table (None for a face-only run)."""
+    from mouse_facial_expressions.evaluation.modalities import modality_table, read_modality_predictions
+
+    pred = read_modality_predictions(run_folder)
+    return modality_table(pred, n_boot=n_boot) if pred is not None and (pred["variant"] != "all").any() else None
 
 
 def headline(results: dict, level: str = "animal") -> str:

@@ -108,6 +108,13 @@ class FoldEnsemble:
                 f"(trained with --baseline-recording); {what} has no baseline windows to score against. "
                 "Score a cohort with its baselines through its task: `mfe evaluate RUN --task TASK_FOLDER`")
 
+    def require_face_only(self, what: str) -> None:
+        """Refuse a fused run (``mfe train --modalities``) where only face clips are at hand."""
+        if self.modalities != ("face",):
+            raise ValueError(f"{self.source}: this run was trained on {', '.join(self.modalities)}; {what} scores face "
+                             "clips only. Score its videos with `mfe predict ... --body ... --physiology ...` (or "
+                             "--modalities face), or train a face-only run for this")
+
     @torch.no_grad()
     def embed(self, clips: torch.Tensor) -> list[torch.Tensor]:
         """Per-member window embeddings ``(B, D)`` float32 (baseline-relative scoring)."""
@@ -119,14 +126,32 @@ class FoldEnsemble:
                 out.append(m.embed(clips).float())
         return out
 
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The modalities the members were trained on (``("face",)`` for a plain run)."""
+        fusion = (self.hparams[0].get("model_cfg") or {}).get("fusion")
+        return tuple(fusion["modalities"]) if fusion else ("face",)
+
+    @property
+    def aux_columns(self) -> dict[str, list[str]]:
+        """A fused run's feature columns per non-face modality, in the order ``aux`` holds them."""
+        fusion = (self.hparams[0].get("model_cfg") or {}).get("fusion") or {}
+        return dict(fusion.get("aux_columns") or {})
+
+    def use(self, modalities) -> None:
+        """Score with these of a fused run's modalities only (:meth:`models.fusion.FusionNet.use`)."""
+        for m in self.models:
+            m.use(modalities)
+
     @torch.no_grad()
-    def predict(self, clips: torch.Tensor, refs: list[torch.Tensor] | None = None) -> np.ndarray:
+    def predict(self, clips: torch.Tensor, refs: list[torch.Tensor] | None = None, aux: torch.Tensor | None = None) -> np.ndarray:
         """Per-member ``p1`` of a batch.
 
         Args:
             clips: ``(B, T, C, H, W)`` float32 normalised clips (as the loader gives them).
             refs: baseline-relative runs only: per member, the ``(B, D)`` reference embedding
                 of each row's animal (the mean of :meth:`embed` over its baseline windows).
+            aux: fused runs only: ``(B, F)`` raw features of the other modalities (NaN: absent).
 
         Returns:
             ``(B, K)`` float64 probabilities of class 1, one column per member.
@@ -139,7 +164,12 @@ class FoldEnsemble:
         cols = []
         for k, m in enumerate(self.models):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                logits = m(clips, refs[k].to(device)) if getattr(m, "relative", False) else m(clips)
+                if getattr(m, "relative", False):
+                    logits = m(clips, refs[k].to(device))
+                elif aux is not None:  # a fused run: the windows' behaviour / physiology features
+                    logits = m(clips, aux=aux.to(device))
+                else:
+                    logits = m(clips)
             cols.append(torch.softmax(logits.float(), dim=-1)[:, 1].double().cpu().numpy())
         return np.stack(cols, axis=1) if cols else np.zeros((len(clips), 0))
 

@@ -67,6 +67,7 @@ def export_onnx(run_or_ckpt: str | Path | FoldEnsemble, out_path: str | Path, nu
 
     ens = run_or_ckpt if isinstance(run_or_ckpt, FoldEnsemble) else load_ensemble(run_or_ckpt)
     ens.require_absolute("an ONNX model of single windows")
+    ens.require_face_only("an ONNX model of face windows")
     wrapper = EnsembleProbabilities(ens.models).eval()
     x = example_input(ens, num_frames, image_size)
     out_path = Path(out_path)

@@ -198,7 +198,7 @@ def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = No
                    batch_size: int | None = None, progress: bool | None = True, precision: str | None = None,
                    device: str = "auto", workers: int = 0, individual: str | None = None,
                    preview: bool = False, backend: str = "auto", quantize: str = "none",
-                   threads: int | None = None) -> PredictReport:
+                   threads: int | None = None, modalities=None, body=None, physiology=None) -> PredictReport:
     """Score videos with a trained model (``mfe predict``); one bad video fails alone.
 
     Args:
@@ -227,6 +227,9 @@ def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = No
         quantize: ``"none"`` or ``"int8"`` (onnx backend only).
         threads: CPU threads of the model (default: the cores available to onnxruntime,
             torch's own default for torch).
+        modalities, body, physiology: a fused run's (``mfe train --modalities``) modalities to
+            score with (default: all of the run's), its body keypoint files and its
+            physiology.csv (:mod:`inference.modalities`); fused runs score with torch.
 
     A keypoint file whose name (:func:`io.keypoints.video_name`) is not the video's is used,
     with a warning in the log and in the report.
@@ -238,21 +241,33 @@ def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = No
     from mouse_facial_expressions.inference.decode import Job, decoded_videos
     from mouse_facial_expressions.inference.streams import WindowScorer, default_batch_size
 
+    from mouse_facial_expressions.inference.modalities import resolve_inputs, window_features
+
     dev, dtype, line = resolve_device(device, precision)
+    paths = _list_videos(videos)
+    inputs = None
     if isinstance(model, OnnxEnsemble):  # already exported and loaded (benchmarks, notebooks)
         ens, backend_line = model, f"backend onnxruntime ({model.path.name}, {model.threads} threads)"
     else:
         ens = model if isinstance(model, FoldEnsemble) else load_ensemble(model)
         ens.require_absolute("`mfe predict` on videos")
+        inputs = resolve_inputs(ens, paths, cfg, modalities, body, physiology)  # a fused run's other inputs
         ens.to(dev)
         ens.dtype = dtype
+        if inputs is not None:
+            if backend == "onnx":
+                raise ValueError("a fused run (mfe train --modalities) scores with --backend torch")
+            ens.use(inputs.use)
+            backend = "torch"
+            log.info(inputs.line())
         ens, backend_line = scoring_ensemble(ens, backend, dev, quantize, threads)
     log.info("%s; %s", line, backend_line)
     settings = model_settings(ens, cfg)
     train_domain, note = domain.training_summary(ens.hparams)  # the domain check (preprocess/domain.py)
     if note:
         log.warning(note)
-    paths = _list_videos(videos)
+    if inputs is not None:
+        settings["modalities"] = inputs.line()
     kp_files = _keypoint_files(keypoints)
     if isinstance(kp_files, Path) and len(paths) > 1:
         raise ValueError(f"{keypoints}: one keypoint file for {len(paths)} videos; pass a folder of keypoint files")
@@ -303,8 +318,18 @@ def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = No
                 continue
             frames_decoded += int(dec.info.get("n_video_frames", 0))
             windows = windows_for(dec.frames, settings, window_step)
+            aux = None
+            if inputs is not None:
+                try:
+                    aux = window_features(inputs, dec.video.stem, windows, float(dec.info["fps"]))
+                except (OSError, ValueError, KeyError) as err:  # this video's body file or physiology row
+                    log.error("%s: %s", dec.video, err)
+                    results[dec.video] = VideoPrediction(dec.video.stem, "failed", error=str(err), elapsed_s=dec.seconds)
+                    dec.release()
+                    bar.update()
+                    continue
             pending[dec.video] = (dec, windows, t0)
-            scorer.add(dec.video, dec.crops, windows)
+            scorer.add(dec.video, dec.crops, windows, aux)
             finish(scorer.run())
             bar.set_postfix_str(f"{frames_decoded / max(time.perf_counter() - t_start, 1e-9):.0f} video frames/s")
         finish(scorer.run(final=True))
@@ -319,5 +344,8 @@ def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = No
     report.wall_s = time.perf_counter() - t_start
     report.video_frames_per_s = frames_decoded / max(report.wall_s, 1e-9)
     write_csv(merge_summary(out_dir / "summary.csv", report.summary_table()), out_dir / "summary.csv")
-    write_text(out_dir / "COLUMNS.md", column_descriptions(settings["class_names"]))
+    columns = column_descriptions(settings["class_names"])
+    if inputs is not None:
+        columns += f"\nThe model is a fused run: {inputs.line()}.\n"
+    write_text(out_dir / "COLUMNS.md", columns)
     return report

@@ -51,12 +51,16 @@ class WindowScorer:
         self.pin = ens.device.type == "cuda"
         self._queue: list[tuple[object, int, np.ndarray]] = []  # (key, window index, rows)
         self._crops: dict[object, np.ndarray] = {}
+        self._aux: dict[object, np.ndarray] = {}
         self._left: dict[object, int] = {}
         self._out: dict[object, np.ndarray] = {}
         self.frames_scored = 0
 
-    def add(self, key, crops: np.ndarray, windows: pd.DataFrame) -> None:
+    def add(self, key, crops: np.ndarray, windows: pd.DataFrame, aux: np.ndarray | None = None) -> None:
+        """Queue a video's windows; ``aux``: a fused run's ``(W, F)`` features of those windows."""
         rows = windows["rows"].tolist() if len(windows) else []
+        if aux is not None:
+            self._aux[key] = np.asarray(aux, dtype=np.float32)
         self._crops[key] = crops
         self._left[key] = len(rows)
         self._out[key] = np.empty((len(rows), len(self.ens)))
@@ -70,7 +74,10 @@ class WindowScorer:
                 for k, _, rows in batch])  # (B, T, C, H, W)
             if self.pin:
                 clips = clips.pin_memory()  # predict() copies it with non_blocking=True
-            p = self.ens.predict(clips)  # (B, K)
+            aux = None
+            if self._aux:
+                aux = torch.from_numpy(np.stack([self._aux[k][i] for k, i, _ in batch]))  # (B, F)
+            p = self.ens.predict(clips, aux=aux) if aux is not None else self.ens.predict(clips)  # (B, K)
             self.frames_scored += int(clips.shape[0] * clips.shape[1])
             for (k, i, _), row in zip(batch, p):
                 self._out[k][i] = row
@@ -80,6 +87,7 @@ class WindowScorer:
         for k in done:
             out.append((k, self._out.pop(k)))
             del self._left[k], self._crops[k]
+            self._aux.pop(k, None)
         return out
 
 

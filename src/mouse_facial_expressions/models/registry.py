@@ -51,6 +51,10 @@ def list_models() -> list[str]:
 def create_model(name: str, **cfg) -> nn.Module:
     """Build a registered model. Unknown keyword arguments are errors (never dropped).
 
+    ``fusion={...}`` (``mfe train --modalities``) wraps the model in a
+    :class:`~mouse_facial_expressions.models.fusion.FusionNet` with those settings (or builds
+    the FusionNet alone when ``face`` is not among its modalities).
+
     Raises:
         ValueError: for an unknown model name.
         TypeError: for a keyword the model does not take.
@@ -58,4 +62,9 @@ def create_model(name: str, **cfg) -> nn.Module:
     _ensure_builtin()
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; registered models: {', '.join(sorted(_REGISTRY))}")
+    fusion = cfg.pop("fusion", None)
+    if fusion:  # mfe train --modalities: the model inside a FusionNet (models/fusion.py)
+        from mouse_facial_expressions.models.fusion import fused_model
+
+        return fused_model(_REGISTRY[name], cfg, fusion)
     return _REGISTRY[name](**cfg)

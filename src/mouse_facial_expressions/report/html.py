@@ -307,6 +307,25 @@ def _recalibration_section(recal: dict | None) -> str:
     return "".join(out)
 
 
+def _modality_section(mod: dict | None) -> str:
+    """A fused run's modalities: each alone, each left out, all (evaluation/modalities.py)."""
+    if not mod or not mod.get("rows"):
+        return ""
+    rows = [{"modalities": r["modalities"], "variant": r["variant"], "animal accuracy (95% CI)":
+             fmt_ci(r["animal_accuracy"], r["animal_low"], r["animal_high"]), "animal AUROC": fmt(r["animal_auroc"]),
+             "video accuracy": fmt(r["video_accuracy"]), "window accuracy": fmt(r["window_accuracy"]),
+             "animals": r["n_animals"]} for r in mod["rows"]]
+    out = ["<h2 id='modalities'>Modalities</h2>",
+           "<p class='sub'>The fused model scored the test animals with each modality alone, with each left out, "
+           "and with all (it was trained with modality dropout, so it learned to score with each subset). A "
+           "modality's contribution is the animal accuracy with all of them minus that without it. Models trained "
+           "on one modality each are the stricter comparison (bench/bench_fusion.py).</p>", table(rows)]
+    if mod.get("contributions"):
+        out.append(table([{"modality": c["modality"], "animal accuracy lost without it": fmt(c["animal_accuracy_drop"]),
+                           "animal AUROC lost without it": fmt(c["auroc_drop"])} for c in mod["contributions"]]))
+    return "".join(out)
+
+
 def _breakdown_section(rows: list[dict]) -> str:
     if not rows:
         return ""
@@ -372,6 +391,7 @@ def render_report(results: dict, figures: dict[str, bytes]) -> str:
     else:
         parts.append("<p class='note'>No labels: the report gives scores per animal only.</p>")
     parts.append(_recalibration_section(results.get("recalibration")))
+    parts.append(_modality_section(results.get("modalities")))
     parts.append("<h2 id='figures'>Figures</h2>")
     pair = [figure_html(f, figures[f]) for f in ("roc", "calibration") if f in figures]
     if pair:

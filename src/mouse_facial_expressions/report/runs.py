@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from mouse_facial_expressions.evaluation.aggregate import aggregate_levels, validate_predictions
-from mouse_facial_expressions.evaluation.evaluate import (compute_results, join_metadata, metadata_from_task, run_inputs,
+from mouse_facial_expressions.evaluation.evaluate import (compute_results, join_metadata, metadata_from_task, run_inputs, run_modalities,
                                                           run_reference, run_task, run_training, write_results)
 from mouse_facial_expressions.io.atomic import write_csv, write_json
 from mouse_facial_expressions.report import figures as F
@@ -79,6 +79,7 @@ def report_run(run_dir: str | Path, out_dir: str | Path | None = None,
     kwargs.setdefault("warnings", warnings)
     kwargs.setdefault("task", run_task(run_folder))
     kwargs.setdefault("training", run_training(run_folder))
+    kwargs.setdefault("modalities", run_modalities(run_folder))
     if report and "saliency" not in kwargs and list(run_folder.glob("fold*/fold.json")):
         kwargs["saliency"] = _run_saliency(run_folder)
         kwargs.setdefault("regions", _run_regions(run_folder, kwargs["task"].get("class_names")))
@@ -142,6 +143,7 @@ def report_zeroshot(run_dir: str | Path, task_dir: str | Path, out_dir: str | Pa
     if reference is None:
         log.warning("%s: no predictions.csv of the run found: the cohort check compares cohorts with each other", run_dir)
     ens = load_ensemble(run_dir)
+    ens.require_face_only("scoring another task's frame store (mfe evaluate RUN --task)")
     ens.dtype = torch.bfloat16 if "bf16" in str(precision) else torch.float32
     out = Path(out_dir) if out_dir is not None else (run_dir if run_dir.is_dir() else run_dir.parent) / f"zeroshot-{task_dir.name}"
     out.mkdir(parents=True, exist_ok=True)

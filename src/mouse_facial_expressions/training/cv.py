@@ -45,7 +45,7 @@ from torch.utils.data import DataLoader  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from mouse_facial_expressions.data.predictions import PREDICTION_COLUMNS  # noqa: E402
-from mouse_facial_expressions.io.atomic import write_csv, write_text  # noqa: E402
+from mouse_facial_expressions.io.atomic import atomic_path, write_csv, write_text  # noqa: E402
 from mouse_facial_expressions.io.checkpoint import load_weights_only  # noqa: E402
 from mouse_facial_expressions.io.checkpoint import UnsafeCheckpointError  # noqa: E402
 from mouse_facial_expressions.training.callbacks import (EpochLine, FoldTimeEstimate, LastCheckpoint,  # noqa: E402
@@ -131,10 +131,56 @@ def predict_windows(
     rows: list[pd.DataFrame] = []
     for batch in tqdm(loader, desc=f"fold {fold} test", leave=False, disable=None):
         clip = normalize_clips(batch["clip"].to(device, non_blocking=True), channels)
+        aux = {"aux": torch.as_tensor(batch["aux"], device=device)} if "aux" in batch else {}  # a fused model's features
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            p1 = torch.softmax(model(clip).float(), dim=-1)[:, 1]  # (B,)
+            p1 = torch.softmax(model(clip, **aux).float(), dim=-1)[:, 1]  # (B,)
         rows.append(_window_meta(batch).assign(p1=p1.cpu().numpy()))
     return pd.concat(rows, ignore_index=True).assign(fold=fold)[PRED_COLUMNS] if rows else pd.DataFrame(columns=PRED_COLUMNS)
+
+
+@torch.no_grad()
+def fit_stack(model, loader: DataLoader, channels: int, fold: int) -> dict | None:
+    """Fit a stacked fused model's modality weights on ``loader`` (the fold's validation windows);
+    returns ``{modality: weight, "bias": b, "n_windows": N}``, or None (with a warning) when the
+    validation windows lack a class, and the model keeps the sum of the modalities' log-odds (``late``)."""
+    from mouse_facial_expressions.data.augment import normalize_clips
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = model.to(device).eval()
+    odds, labels = [], []
+    for batch in loader:
+        clip = normalize_clips(batch["clip"].to(device), channels)
+        odds.append(model.modality_odds(clip, torch.as_tensor(batch["aux"], device=device)).float().cpu())
+        labels.append(np.asarray(batch["label"]))
+    y = np.concatenate(labels) if labels else np.zeros(0, dtype=int)
+    if len(np.unique(y)) < 2:
+        log.warning("fold %d: the validation windows hold %s: the modalities are averaged, not stacked", fold,
+                    "no window" if not len(y) else "one class only")
+        return None
+    model.fit_stack(torch.cat(odds).numpy(), y)
+    w = model.stack.cpu().tolist()
+    return {**{m: round(v, 4) for m, v in zip(model.modalities, w[:-1])}, "bias": round(w[-1], 4), "n_windows": int(len(y))}
+
+
+def modality_predictions(model, loader: DataLoader, fold: int, precision: str = "32-true", channels: int = 3) -> pd.DataFrame:
+    """A fused model's test windows scored with each modality alone (``only_<m>``) and with each
+    left out (``without_<m>``), next to all of them (``all``): :data:`PRED_COLUMNS` plus ``variant``.
+    Each subset is one the model can score: ``late`` / ``stacked`` heads learned alone, ``mid``
+    with modality dropout."""
+    mods = list(model.modalities)
+    variants = {"all": mods}
+    if len(mods) > 1:
+        variants.update({f"only_{m}": [m] for m in mods})
+        if len(mods) > 2:
+            variants.update({f"without_{m}": [o for o in mods if o != m] for m in mods})
+    parts = []
+    try:
+        for name, use in variants.items():
+            model.use(use)
+            parts.append(predict_windows(model, loader, fold, precision, channels).assign(variant=name))
+    finally:
+        model.use(None)
+    return pd.concat(parts, ignore_index=True)
 
 
 def _window_meta(batch: dict) -> pd.DataFrame:
@@ -293,6 +339,7 @@ def train_fold(
         clip_dtype="uint8",  # workers ship uint8; ClipClassifier normalises on the device
         augment_policy=p.augment_policy, augment_scope=p.augment_scope, sampler=p.sampler, **extra,
         **({"baseline_recording": p.baseline_recording} if p.baseline_recording is not None else {}),
+        **({"modalities": p.modality_list} if p.modalities is not None else {}),
     )
     train_dl, val_dl, test_dl = _loaders(data, p)
     precision = p.precision if p.precision not in (None, "auto") else auto_precision(p.accelerator)
@@ -306,13 +353,16 @@ def train_fold(
     )
     if p.baseline_recording is not None:
         meta["baseline_recording"] = int(p.baseline_recording)
+    fusion = p.fusion_config(data.get("aux_columns") or {})
     module = ClipClassifier(
-        p.model, p.model_config(), optimizer=p.optimizer, learning_rate=p.learning_rate,
+        p.model, {**p.model_config(), **({"fusion": fusion} if fusion else {})}, optimizer=p.optimizer, learning_rate=p.learning_rate,
         weight_decay=p.weight_decay, momentum=p.momentum, epochs=p.epochs, label_smoothing=p.label_smoothing,
         use_soft_labels=p.use_soft_labels or p.weak is not None,  # weak: the E-step's posteriors are soft targets
         class_weights=_class_weights(data), data=meta, channels_last=channels_last,
         select=p.select, warmup_epochs=p.warmup_epochs, **({"weak": p.weak} if p.weak is not None else {}),
     )
+    if fusion:
+        module.model.set_feature_stats(*data["aux_stats"])  # the training windows' (saved with the weights)
     made_from = task_fingerprint(Path(task_dir))
     folder, prefix = CHECKPOINT_LAYOUT[p.model]
     best_cb = ModelCheckpoint(
@@ -354,6 +404,13 @@ def train_fold(
     best_epoch = int(ckpt.get("epoch", -1))
     best_val = module.val_history.get(best_epoch)  # [val_acc, val_loss] of the selected epoch
     model, _ = model_from_checkpoint(ckpt, best)
+    stack = None
+    if fusion and fusion["fusion"] == "stacked":  # weights of the modalities, from the validation animals
+        stack = fit_stack(model, val_dl, p.in_channels, fold)
+        if stack is not None:
+            ckpt["state_dict"].update({f"model.{k}": v.cpu() for k, v in model.state_dict().items() if k.startswith("stack")})
+            with atomic_path(best) as tmp:
+                torch.save(ckpt, tmp)
     del ckpt
     if p.baseline_recording is not None:
         from mouse_facial_expressions.data.datasets import collate_clips
@@ -363,6 +420,8 @@ def train_fold(
         preds = predict_relative(model, test_dl, base_dl, fold, precision, channels=p.in_channels)
     else:
         preds = predict_windows(model, test_dl, fold, precision, channels=p.in_channels)
+    if fusion:  # each modality alone and each left out: what the evaluation's modality table reads
+        write_csv(modality_predictions(model, test_dl, fold, precision, p.in_channels), fold_dir / "predictions_modalities.csv")
     test_acc = float(((preds["p1"] >= 0.5).astype(int) == preds["label"]).mean()) if len(preds) else float("nan")
     record = dict(
         fold=fold, best_checkpoint=str(best), val_acc=best_val[0] if best_val else None,
@@ -371,6 +430,7 @@ def train_fold(
         test_animals=meta["test_animals"], seconds=round(time.time() - t0, 1), precision=precision,
         channels_last=channels_last, recipe=p.recipe, select=p.select,
         select_rule=SELECT_DESCRIPTIONS[p.select], n_val_windows=len(data["val"]), task=made_from,
+        **({"modalities": list(p.modality_list), "fusion": fusion["fusion"], "stack": stack} if fusion else {}),
         history={str(e): h for e, h in sorted(module.history.items())},
     )
     write_text(fold_dir / "fold.json", json.dumps(record, indent=1))

@@ -201,6 +201,8 @@ def finetune(
     cv_kwargs = {k: train_kwargs.pop(k) for k in list(train_kwargs) if k in cv_keys}
     ckpt = source_checkpoint(from_run, source_fold)
     model, hp = load_model_from_checkpoint(ckpt)
+    if (hp.get("model_cfg") or {}).get("fusion"):
+        raise ValueError(f"{ckpt}: a fused run (mfe train --modalities) cannot be fine-tuned yet; fine-tune a face-only run")
     specs = cv_kwargs.get("fold_specs")
     if specs is None:
         from mouse_facial_expressions.data.tasks import load_task

@@ -106,8 +106,10 @@ class ClipClassifier(pl.LightningModule):
         self.history: dict[int, dict[str, float]] = {}  # epoch -> train/val acc and loss, kept in checkpoints
         self._stats: dict[str, torch.Tensor | None] = {"train": None, "val": None}
 
-    def forward(self, clip: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, clip: torch.Tensor, ref: torch.Tensor | None = None, aux: torch.Tensor | None = None) -> torch.Tensor:
         clip = normalize_clips(clip, self.in_channels)
+        if aux is not None:
+            return self.model(clip, aux=aux)  # a fused model (models/fusion.py)
         if ref is None:
             return self.model(clip)  # (B, 2) logits
         return self.model(clip, normalize_clips(ref, self.in_channels) if ref.dim() == 5 else ref)
@@ -130,6 +132,8 @@ class ClipClassifier(pl.LightningModule):
     def _step(self, batch: dict, stage: str) -> torch.Tensor:
         hp = self.hparams
         ref = {"ref": batch["ref_clip"]} if "ref_clip" in batch else {}
+        if "aux" in batch:  # a fused model's behaviour / physiology features (models/fusion.py)
+            ref["aux"] = batch["aux"]
         if hp.get("weak") and hp.model_name == "baseline":  # its loss ignores soft targets
             from mouse_facial_expressions.models.losses import ldl_loss, smooth_targets
 
@@ -206,10 +210,13 @@ class ClipClassifier(pl.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
+        params = self.parameters()
+        if hasattr(self.model, "param_groups"):  # a fused model: its small networks learn faster (models/fusion.py)
+            params = self.model.param_groups(hp.learning_rate)
         if hp.optimizer == "sgd":
-            opt = torch.optim.SGD(self.parameters(), lr=hp.learning_rate, momentum=hp.momentum, weight_decay=hp.weight_decay)
+            opt = torch.optim.SGD(params, lr=hp.learning_rate, momentum=hp.momentum, weight_decay=hp.weight_decay)
         elif hp.optimizer == "adamw":
-            opt = torch.optim.AdamW(self.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay)
+            opt = torch.optim.AdamW(params, lr=hp.learning_rate, weight_decay=hp.weight_decay)
         else:
             raise ValueError(f"unknown optimizer {hp.optimizer!r} (adamw | sgd)")
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, hp.epochs), eta_min=hp.learning_rate * 0.01)

@@ -58,7 +58,8 @@ DEFAULT_RECIPE = "mfe2"
 
 #: Fields added after runs were named: left at None they stay out of the run name's hash, so
 #: earlier runs keep their names (and resume).
-_ADDED_FIELDS = {"baseline_recording", "weak", "weak_fraction", "weak_every", "weak_start"}
+_ADDED_FIELDS = {"baseline_recording", "weak", "weak_fraction", "weak_every", "weak_start", "modalities", "fusion",
+                 "modality_dropout"}
 
 #: Fields that do not change what is learned (excluded from the run name's hash).
 _RUNTIME_FIELDS = {"folds", "devices", "strategy", "num_nodes", "accelerator", "workers", "max_time",
@@ -117,6 +118,14 @@ class TrainParams:
     weak_fraction: float | None = None
     weak_every: int | None = None
     weak_start: int | None = None  # epoch of the first E-step (None: 1)
+    # Multimodal fusion (models/fusion.py): None = the face alone; else a comma-separated subset of
+    # face, behaviour, physiology, fused "stacked" (per-modality heads weighed by a logistic
+    # regression fit on the validation animals, the default), "late" (their mean) or "mid"
+    # (concatenated embeddings, one head), each present modality switched off per training window
+    # with probability modality_dropout (None: 0.3).
+    modalities: str | None = None
+    fusion: str | None = None
+    modality_dropout: float | None = None
     # runtime
     folds: list[int] | None = None
     accelerator: str = "auto"
@@ -148,6 +157,24 @@ class TrainParams:
             raise ValueError(f"weak_fraction={self.weak_fraction} must be in (0, 1]")
         if self.weak_every is not None and self.weak_every < 1:
             raise ValueError(f"weak_every={self.weak_every} must be >= 1")
+        if self.modalities is not None:
+            from mouse_facial_expressions.data.modalities import parse_modalities
+
+            self.modalities = ",".join(parse_modalities(self.modalities))
+            if self.modalities == "face":
+                self.modalities = None  # the face alone is the plain model: same run name, same checkpoints
+        if (self.fusion is not None or self.modality_dropout is not None) and self.modalities is None:
+            raise ValueError("--fusion and --modality_dropout need --modalities with more than the face")
+        if self.modalities is not None:
+            if self.fusion not in (None, "stacked", "late", "mid"):
+                raise ValueError(f"--fusion must be stacked, late or mid, got {self.fusion!r}")
+            if self.baseline_recording is not None or self.weak is not None:
+                raise ValueError("--modalities cannot yet be combined with --baseline-recording or --weak")
+
+    @property
+    def modality_list(self) -> tuple[str, ...]:
+        """The model's modalities (``("face",)`` for a plain model)."""
+        return tuple(self.modalities.split(",")) if self.modalities else ("face",)
 
     def model_config(self) -> dict:
         """Keyword arguments for ``create_model(self.model, **cfg)``."""
@@ -163,6 +190,13 @@ class TrainParams:
                 raise ValueError(f"--baseline-recording: baseline-relative scoring is built into the advanced model only, not {self.model!r}")
             cfg["relative"] = True
         return cfg
+
+    def fusion_config(self, aux_columns: dict[str, list[str]]) -> dict | None:
+        """``create_model``'s ``fusion`` keyword for a multimodal model (None: the face alone)."""
+        if self.modalities is None:
+            return None
+        return dict(modalities=list(self.modality_list), aux_columns=aux_columns, fusion=self.fusion or "late",
+                    hidden=32, modality_dropout=0.3 if self.modality_dropout is None else float(self.modality_dropout))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -1,0 +1,215 @@
+"""Multimodal fusion: face, behaviour and physiology alone and fused, on synthetic cohorts.
+
+Each cohort (``mfe synth --preset P --seed S --effect-size E``: every modality carries the
+latent sickness, each imperfectly: a subtle face effect, body motion with per-animal activity,
+physiology with per-animal gain and measurement noise) goes through prepare -> keypoints
+import -> behaviour import -> extract -> ``task make --preset task1_table`` (rec1 = 0, saline
+rec4 = 0, high rec4 = 1: the controls' later recording keeps "any change since baseline" from
+being enough). A copy of the cohort whose ``metadata/physiology.csv`` is replaced by the same
+animals with ``--physiology-effect 0`` (same draws, no information) checks that an
+uninformative modality costs nothing.
+
+Per cohort, k-fold by animal, the same small advanced face model (resnet18 from scratch) and
+the same budget for every variant (``mfe train --modalities ...``, ``--fusion late`` by default):
+
+  face, behaviour, physiology           one modality each
+  face+behaviour                        fused
+  face+behaviour+physiology             fused (all three)
+  face+behaviour+physiology (null)      fused, on the cohort whose physiology is uninformative
+
+Printed per variant, mean over cohorts (min-max): animal accuracy (mean p1 of an animal's
+videos with the same label >= 0.5), animal AUROC, video accuracy; next to the face oracle (a
+logistic regression on the true action units, same folds). Targets (issue 17): the fused model
+beats the best single modality at animal level, over 3 cohorts; with uninformative physiology,
+adding it loses nothing against face+behaviour.
+
+    .venv/bin/python bench/bench_fusion.py OUT [--preset demo] [--seeds 1 2 3] [--epochs 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+VARIANTS = {  # name -> (modalities, cohort)
+    "face": ("face", "main"),
+    "behaviour": ("behaviour", "main"),
+    "physiology": ("physiology", "main"),
+    "face+behaviour": ("face,behaviour", "main"),
+    "face+behaviour+physiology": ("face,behaviour,physiology", "main"),
+    "face+behaviour+physiology (null physiology)": ("face,behaviour,physiology", "null"),
+}
+
+
+def build_cohort(out: Path, a, seed: int) -> str:
+    """synth -> prepare -> keypoints import -> behaviour import -> extract -> task1_table; the task folder."""
+    from mouse_facial_expressions._logs import quiet_third_party
+    from mouse_facial_expressions.config import load_config
+    from mouse_facial_expressions.data.tasks import make_task, preset as task_preset
+    from mouse_facial_expressions.io.behaviour import import_behaviour
+    from mouse_facial_expressions.io.keypoints import import_keypoints
+    from mouse_facial_expressions.preprocess.extract import extract_videos
+    from mouse_facial_expressions.preprocess.prepare import prepare_videos
+    from mouse_facial_expressions.synth import generate_cohort
+
+    quiet_third_party()
+    done = out / "bench_fusion_task.json"
+    if done.is_file():  # resumes: a finished cohort is not rebuilt
+        return json.loads(done.read_text())["task"]
+    t0 = time.time()
+    generate_cohort(out, preset=a.preset, seed=seed, effect_size=a.effect_size, behaviour_effect=a.behaviour_effect,
+                    physiology_effect=a.physiology_effect)
+    cfg = load_config(out)
+    prepare_videos(cfg, progress=False)
+    import_keypoints(cfg)
+    import_behaviour(cfg)
+    rep = extract_videos(cfg, progress=False, workers=a.workers)
+    if not rep.ok:
+        raise RuntimeError(f"{out}: extraction failed: {rep}")
+    task = str(make_task(cfg, task_preset("task1_table", n_folds=a.folds, version="1")))
+    done.write_text(json.dumps({"task": task, "seconds": round(time.time() - t0, 1)}))
+    print(f"cohort {out}: built in {time.time() - t0:.0f} s", flush=True)
+    return task
+
+
+def null_physiology_copy(main: Path, a, seed: int) -> Path:
+    """The cohort with ``metadata/physiology.csv`` from ``--physiology-effect 0`` (frames shared)."""
+    from mouse_facial_expressions.io.atomic import write_csv
+    from mouse_facial_expressions.synth.cohort import modality_truth
+
+    null = main.with_name(main.name + "-null")
+    if not (null / "tasks").is_dir():
+        shutil.copytree(main, null, ignore=shutil.ignore_patterns("models", "videos"), dirs_exist_ok=True)
+        _, phys = modality_truth(a.preset, seed=seed, effect_size=a.effect_size, behaviour_effect=a.behaviour_effect,
+                                 physiology_effect=0.0)
+        write_csv(phys[["animal", "recording", "temperature_c", "weight_g"]], null / "metadata" / "physiology.csv")
+    return null
+
+
+def train(project: Path, name: str, modalities: str, a) -> pd.DataFrame:
+    from mouse_facial_expressions._logs import quiet_third_party
+    from mouse_facial_expressions.training import make_params, train_cv
+
+    quiet_third_party()
+    fused = {"modality_dropout": a.modality_dropout, "fusion": a.fusion} if "," in modalities else {}
+    p = make_params("advanced", backbone="resnet18", image_size=a.image_size, epochs=a.epochs, epoch_size=a.epoch_size,
+                    num_frames=a.num_frames, frame_stride=a.frame_stride, num_layers=1, d_model=128, ff_dim=256,
+                    num_heads=4, workers=a.workers, seed=a.train_seed, modalities=modalities,
+                    run_name=f"{name.replace(' ', '_').replace('(', '').replace(')', '')}-t{a.train_seed}",
+                    precision=a.precision, accelerator=a.accelerator, **fused)
+    summary = train_cv(project / "tasks" / "task-1", p, project / "models", track=False, progress=False)
+    return pd.read_csv(summary["predictions"])
+
+
+def scores(pred: pd.DataFrame) -> dict:
+    from mouse_facial_expressions.evaluation.aggregate import aggregate_levels
+    from mouse_facial_expressions.evaluation.metrics import METRICS
+
+    lv = aggregate_levels(pred)
+    return {"animal_acc": METRICS["accuracy"](lv["animal"]["label"], lv["animal"]["p1"], 0.5),
+            "animal_auroc": METRICS["auroc"](lv["animal"]["label"], lv["animal"]["p1"], 0.5),
+            "video_acc": METRICS["accuracy"](lv["video"]["label"], lv["video"]["p1"], 0.5)}
+
+
+def oracle(project: Path) -> dict:
+    from mouse_facial_expressions.data.tasks import load_task
+    from mouse_facial_expressions.synth.oracle import oracle_predictions
+
+    pred = oracle_predictions(pd.read_parquet(project / "truth" / "truth.parquet"), load_task(project / "tasks" / "task-1"))
+    video = pred.groupby("video", as_index=False).agg(animal=("animal", "first"), label=("label", "first"), p1=("p1", "mean"))
+    animal = video.groupby(["animal", "label"], as_index=False)["p1"].mean()
+    from mouse_facial_expressions.evaluation.metrics import METRICS
+
+    return {"animal_acc": METRICS["accuracy"](animal["label"], animal["p1"], 0.5),
+            "animal_auroc": METRICS["auroc"](animal["label"], animal["p1"], 0.5),
+            "video_acc": METRICS["accuracy"](video["label"], video["p1"], 0.5)}
+
+
+def _fmt(values) -> str:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return "-"
+    return f"{v.mean():.3f}" + (f" ({v.min():.3f}-{v.max():.3f})" if len(v) > 1 else "")
+
+
+def table(results: pd.DataFrame) -> str:
+    lines = ["| variant | animal accuracy | animal AUROC | video accuracy | cohorts |", "|---|---|---|---|---|"]
+    for name, g in results.groupby("variant", sort=False):
+        lines.append(f"| {name} | {_fmt(g['animal_acc'])} | {_fmt(g['animal_auroc'])} | {_fmt(g['video_acc'])} | {len(g)} |")
+    return "\n".join(lines)
+
+
+def verdicts(results: pd.DataFrame) -> list[str]:
+    mean = results.groupby("variant")["animal_acc"].mean()
+    singles = {v: mean[v] for v in ("face", "behaviour", "physiology") if v in mean}
+    out = []
+    if singles and "face+behaviour+physiology" in mean:
+        best = max(singles, key=singles.get)
+        fused = mean["face+behaviour+physiology"]
+        out.append(f"fused (all three) {fused:.3f} vs the best single modality ({best}) {singles[best]:.3f}: "
+                   f"{'beats it' if fused > singles[best] else 'does NOT beat it'} (target: beats it)")
+    null = "face+behaviour+physiology (null physiology)"
+    if null in mean and "face+behaviour" in mean:
+        d = mean[null] - mean["face+behaviour"]
+        out.append(f"uninformative physiology added to face+behaviour: {d:+.3f} animal accuracy "
+                   f"({'no loss' if d >= 0 else 'a loss'}; target: no loss)")
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--preset", default="demo")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="synthetic cohort seeds (one cohort each)")
+    ap.add_argument("--effect_size", type=float, default=0.3, help="the face's effect (the bench preset's; demo's is 0.5)")
+    ap.add_argument("--behaviour_effect", type=float, default=1.0, help="mfe synth --behaviour-effect")
+    ap.add_argument("--physiology_effect", type=float, default=0.4,
+                    help="mfe synth --physiology-effect (chosen on a tuning cohort, seed 7, so that physiology alone is imperfect)")
+    ap.add_argument("--folds", type=int, default=3, help="outer folds by animal")
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="VARIANT")
+    ap.add_argument("--fusion", default="late", choices=("late", "stacked", "mid"))
+    ap.add_argument("--modality_dropout", type=float, default=0.3)
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--epoch_size", type=int, default=160)
+    ap.add_argument("--image_size", type=int, default=48)
+    ap.add_argument("--num_frames", type=int, default=4)
+    ap.add_argument("--frame_stride", type=int, default=2)
+    ap.add_argument("--train_seed", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--precision", default=None, help="default: auto (bf16 on a GPU or a bf16 CPU, else fp32)")
+    ap.add_argument("--accelerator", default="auto")
+    a = ap.parse_args(argv)
+    a.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for seed in a.seeds:
+        main_dir = a.out / f"cohort-{seed}"
+        build_cohort(main_dir, a, seed)
+        null_dir = null_physiology_copy(main_dir, a, seed) if any(VARIANTS[v][1] == "null" for v in a.variants) else None
+        rows.append({"variant": "oracle (true face AUs)", "cohort": seed, **oracle(main_dir)})
+        for name in a.variants:
+            modalities, which = VARIANTS[name]
+            t0 = time.time()
+            pred = train(main_dir if which == "main" else null_dir, name, modalities, a)
+            rows.append({"variant": name, "cohort": seed, "seconds": round(time.time() - t0, 1), **scores(pred)})
+            print(f"cohort {seed} {name}: {rows[-1]}", flush=True)
+        pd.DataFrame(rows).to_csv(a.out / "bench_fusion.csv", index=False)
+    results = pd.DataFrame(rows)
+    print(f"\n{a.preset} cohorts {a.seeds} (face effect size {a.effect_size}, behaviour effect {a.behaviour_effect}, "
+          f"physiology effect {a.physiology_effect}), {a.folds} folds, {a.fusion} fusion, "
+          f"{a.epochs} epochs x {a.epoch_size} windows, resnet18 at {a.image_size} px, {a.num_frames} frames")
+    print(table(results))
+    for line in verdicts(results):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,381 @@
+"""Multimodal fusion (issue 17): FusionNet shapes and modality dropout, the window features of
+the other modalities, training and evaluation of fused runs on synth tiny."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mouse_facial_expressions.data.modalities import MODALITIES, feature_stats, parse_modalities
+from mouse_facial_expressions.models import create_model
+from mouse_facial_expressions.models.fusion import FusionNet
+
+FACE = dict(backbone="resnet18", num_frames=3, d_model=32, num_layers=1, num_heads=2, ff_dim=32)
+COLUMNS = {"behaviour": ["beh_a", "beh_b", "beh_c"], "physiology": ["phys_t", "phys_w"]}
+
+
+def fused(modalities, fusion="mid", dropout=0.3, model="advanced") -> FusionNet:
+    torch.manual_seed(0)
+    cols = {m: COLUMNS[m] for m in modalities if m != "face"}
+    face_cfg = FACE if model == "advanced" else dict(backbone="resnet18")
+    return create_model(model, fusion=dict(modalities=list(modalities), aux_columns=cols, fusion=fusion,
+                                           modality_dropout=dropout), **face_cfg)
+
+
+def batch(n=4, features=5, nan_rows=()):
+    clip = torch.randn(n, 3, 3, 32, 32)
+    aux = torch.randn(n, features)
+    for r in nan_rows:
+        aux[r] = float("nan")
+    return clip, aux
+
+
+SUBSETS = [s for k in range(1, 4) for s in itertools.combinations(MODALITIES, k)]
+
+
+@pytest.mark.parametrize("fusion", ["mid", "late", "stacked"])
+@pytest.mark.parametrize("subset", SUBSETS, ids=["+".join(s) for s in SUBSETS])
+def test_every_subset_of_modalities_gives_two_logits_per_window(subset, fusion):
+    net = fused(subset, fusion).eval()
+    n_feat = sum(len(COLUMNS[m]) for m in subset if m != "face")
+    clip, aux = batch(features=n_feat)
+    out = net(clip, aux=aux if n_feat else None)
+    assert out.shape == (4, 2)
+    assert torch.isfinite(out).all()
+    loss, logits = net.train().loss(clip, torch.tensor([[0.9, 0.1]] * 4), torch.zeros(4, dtype=torch.long), aux=aux if n_feat else None)
+    assert logits.shape == (4, 2) and torch.isfinite(loss) and loss.requires_grad
+
+
+def test_the_config_rebuilds_the_same_model():
+    net = fused(("face", "behaviour", "physiology")).eval()
+    net.set_feature_stats(np.arange(5.0), np.full(5, 2.0))
+    again = create_model("advanced", **net.config).eval()
+    again.load_state_dict(net.state_dict())
+    clip, aux = batch()
+    assert torch.allclose(net(clip, aux=aux), again(clip, aux=aux))
+    assert again.modalities == ("face", "behaviour", "physiology")
+
+
+def test_features_are_standardised_inside_the_model():
+    net = fused(("behaviour",)).eval()
+    x = torch.tensor([[10.0, 20.0, 30.0]])
+    net.set_feature_stats([10.0, 20.0, 30.0], [1.0, 0.0, 2.0])  # an SD of 0 becomes 1
+    feats, present = net._tabular(x, 1, "cpu")
+    assert torch.equal(feats["behaviour"], torch.zeros(1, 3))
+    assert torch.equal(net.aux_std, torch.tensor([1.0, 1.0, 2.0]))
+    assert present["behaviour"].item() == 1.0
+
+
+def test_a_window_without_a_modality_still_scores_and_ignores_its_features():
+    net = fused(("face", "behaviour", "physiology")).eval()
+    clip, aux = batch(nan_rows=[0])
+    out = net(clip, aux=aux)
+    assert torch.isfinite(out).all()
+    net.use(["face"])  # the same windows with only the face: the NaN row scores as the others do
+    face_only = net(clip, aux=aux)
+    aux2 = aux.clone()
+    aux2[1:] = 123.0  # features the model does not use any more change nothing
+    assert torch.allclose(face_only, net(clip, aux=aux2))
+    net.use(None)
+    assert not torch.allclose(out[1:], net(clip, aux=aux2)[1:])
+
+
+def test_use_refuses_a_modality_the_model_was_not_trained_on():
+    net = fused(("face", "behaviour"))
+    with pytest.raises(ValueError, match="trained on face, behaviour"):
+        net.use(["physiology"])
+
+
+def test_modality_dropout_keeps_one_modality_per_window_and_only_in_training():
+    net = fused(("face", "behaviour", "physiology"), dropout=0.9)
+    present = {m: torch.ones(1000) for m in ("face", "behaviour", "physiology")}
+    torch.manual_seed(1)
+    kept = net.train()._dropout(present)
+    total = sum(kept.values())
+    assert (total >= 1).all()  # never all switched off
+    assert (total == 1).float().mean() > 0.8  # at 0.9 most windows keep only the forced one
+    assert all(torch.equal(v, torch.ones(1000)) for v in net.eval()._dropout(present).values())
+
+
+def test_late_fusion_adds_the_modalities_log_odds():
+    net = fused(("face", "behaviour", "physiology"), "late").eval()
+    clip, aux = batch(nan_rows=[2])
+    fused_logits, logits, present = net._logits(clip, aux)
+    odds = {m: lg[:, 1] - lg[:, 0] for m, lg in logits.items()}
+    expected = odds["face"] + (odds["behaviour"] + odds["physiology"]) * torch.tensor([1.0, 1, 0, 1])  # row 2: no features
+    assert torch.allclose(fused_logits[:, 1] - fused_logits[:, 0], expected, atol=1e-5)
+    assert present["behaviour"].tolist() == [1.0, 1.0, 0.0, 1.0]
+
+
+def test_stacking_weighs_the_informative_modality_and_is_then_used():
+    net = fused(("face", "behaviour"), "stacked").eval()
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 4000)
+    odds = np.c_[(2 * y - 1) * 1.0 + rng.normal(0, 1, 4000), rng.normal(0, 1, 4000)]  # face informative, behaviour noise
+    net.fit_stack(odds, y)
+    w_face, w_beh, _ = net.stack.tolist()
+    assert w_face > 1.0 and abs(w_beh) < 0.1 * w_face
+    clip, aux = batch(features=3)
+    per = net.modality_odds(clip, aux)
+    out = net(clip, aux=aux)
+    assert torch.allclose(out[:, 1] - out[:, 0], per @ net.stack[:-1] + net.stack[-1], atol=1e-5)
+    with pytest.raises(ValueError, match="both classes"):
+        net.fit_stack(odds, np.zeros(4000))
+
+
+def test_feature_noise_only_in_training():
+    net = fused(("behaviour",), "late")
+    x = torch.zeros(64, 3)
+    assert torch.equal(net.eval()._tabular(x, 64, "cpu")[0]["behaviour"], torch.zeros(64, 3))
+    noisy = net.train()._tabular(x, 64, "cpu")[0]["behaviour"]
+    assert 0.3 < float(noisy.std()) < 0.7  # FEATURE_NOISE = 0.5 standard deviations
+
+
+def test_mid_fusion_needs_an_embedding():
+    with pytest.raises(ValueError, match="--fusion late"):
+        fused(("face", "behaviour"), "mid", model="baseline")
+    assert fused(("face", "behaviour"), "late", model="baseline")(torch.randn(2, 3, 3, 32, 32), aux=torch.randn(2, 3)).shape == (2, 2)
+
+
+def test_parse_modalities():
+    assert parse_modalities("physiology, face") == ("face", "physiology")
+    for bad in ("", "face,face", "voice", "face,voice"):
+        with pytest.raises(ValueError, match="face, behaviour, physiology"):
+            parse_modalities(bad)
+
+
+def test_feature_stats_ignore_missing_values():
+    mean, std = feature_stats(pd.DataFrame({"a": [1.0, 3.0, np.nan], "b": [np.nan] * 3, "c": [2.0, 2.0, 2.0]}))
+    assert mean.tolist() == [2.0, 0.0, 2.0]
+    assert std.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_fused_training_parameters_are_checked():
+    from mouse_facial_expressions.training import make_params
+
+    assert make_params("advanced", modalities="face").modalities is None  # the plain model, same run name
+    assert make_params("advanced", modalities="behaviour,face").modality_list == ("face", "behaviour")
+    assert make_params("advanced", modalities="face,behaviour").fusion_config({})["fusion"] == "late"
+    with pytest.raises(ValueError, match="--modalities"):
+        make_params("advanced", fusion="late")
+    with pytest.raises(ValueError, match="cannot yet be combined"):
+        make_params("advanced", modalities="face,behaviour", weak="em")
+
+
+@pytest.mark.parametrize("fusion", ["mid", "late", "stacked"])
+def test_the_small_networks_learn_faster_than_the_face(fusion):
+    from mouse_facial_expressions.models.fusion import HEAD_LR, TABULAR_LR
+    from mouse_facial_expressions.training.module import ClipClassifier
+
+    cfg = dict(FACE, fusion=dict(modalities=["face", "behaviour"], aux_columns={"behaviour": COLUMNS["behaviour"]}, fusion=fusion))
+    module = ClipClassifier("advanced", cfg, learning_rate=1e-4)
+    groups = module.configure_optimizers()["optimizer"].param_groups
+    assert [g["lr"] for g in groups] == ([1e-4, TABULAR_LR, HEAD_LR] if fusion == "mid" else [1e-4, TABULAR_LR])
+    assert {id(p) for p in groups[0]["params"]} == {id(p) for p in module.model.face.parameters()}
+    assert sum(len(g["params"]) for g in groups) == len(list(module.parameters()))  # every parameter, once
+
+
+# ----------------------------------------------------------------------------- on synth tiny
+
+@pytest.fixture(scope="module")
+def fusion_project(tmp_path_factory) -> Path:
+    """synth tiny (8 mice, strong effects) -> prepare -> keypoints and behaviour import -> extract -> task1, 2 folds."""
+    from mouse_facial_expressions.config import load_config
+    from mouse_facial_expressions.data.tasks import make_task, preset
+    from mouse_facial_expressions.io.behaviour import import_behaviour
+    from mouse_facial_expressions.io.keypoints import import_keypoints
+    from mouse_facial_expressions.preprocess.extract import extract_videos
+    from mouse_facial_expressions.preprocess.prepare import prepare_videos
+    from mouse_facial_expressions.synth import generate_cohort
+
+    project = generate_cohort(tmp_path_factory.mktemp("fusion") / "project", preset="tiny", seed=0, mice=8,
+                              behaviour_effect=3.0, physiology_effect=3.0)
+    cfg = load_config(project)
+    prepare_videos(cfg, progress=False)
+    import_keypoints(cfg)
+    import_behaviour(cfg)
+    assert extract_videos(cfg, progress=False).ok
+    make_task(cfg, preset("task1", n_folds=2, num_frames=3, frame_stride=1))
+    return Path(project)
+
+
+def test_window_features_of_the_other_modalities(fusion_project):
+    from mouse_facial_expressions.config import load_config
+    from mouse_facial_expressions.data.modalities import modality_features, video_recordings
+    from mouse_facial_expressions.data.tasks import load_task
+    from mouse_facial_expressions.preprocess.behaviour import BEHAVIOUR_FEATURES
+
+    cfg = load_config(fusion_project)
+    task = load_task(fusion_project / "tasks" / "task-1")
+    videos = task.frames.groupby("video", as_index=False).agg(animal=("animal", "first"))
+    windows = videos.assign(start_time=0.0, end_time=2.0)
+    feats, cols = modality_features(cfg, windows, ("face", "behaviour", "physiology"), video_recordings(task.frames))
+    assert cols["behaviour"] == list(BEHAVIOUR_FEATURES)
+    assert cols["physiology"] == ["phys_temperature_c", "phys_weight_g"]
+    assert list(feats.columns) == cols["behaviour"] + cols["physiology"]
+    assert np.isfinite(feats.to_numpy()).all()
+    rec1 = windows["video"].str.contains("_rec1_").to_numpy()
+    assert (feats.loc[rec1, cols["physiology"]] == 0).all().all()  # change from the baseline recording itself
+
+
+def test_a_missing_physiology_row_is_an_error_naming_it(fusion_project, tmp_path):
+    from mouse_facial_expressions.config import load_config
+    from mouse_facial_expressions.data.modalities import modality_features
+    from mouse_facial_expressions.io.physiology import PhysiologyError
+
+    project = tmp_path / "p"
+    shutil.copytree(fusion_project, project, ignore=shutil.ignore_patterns("videos", "frames", "models"))
+    csv = project / "metadata" / "physiology.csv"
+    table = pd.read_csv(csv)
+    gone = table.iloc[1]
+    table.drop(index=1).to_csv(csv, index=False)
+    windows = pd.DataFrame({"video": ["v"], "animal": [gone["animal"]], "start_time": [0.0], "end_time": [1.0]})
+    with pytest.raises(PhysiologyError, match=f"animal {gone['animal']} recording {gone['recording']}"):
+        modality_features(load_config(project), windows, ("physiology",), pd.Series({"v": gone["recording"]}))
+
+
+def _train(project: Path, modalities: str, name: str, **kw) -> dict:
+    from tiny_run import tiny_params
+
+    from mouse_facial_expressions.training import train_cv
+
+    torch.set_num_threads(1)
+    p = tiny_params(run_name=name, modalities=modalities, epochs=3, limit_batches=None, **kw)
+    return train_cv(project / "tasks" / "task-1", p, project / "models", progress=False, track=False)
+
+
+def test_a_fused_model_beats_chance_on_held_out_animals_and_records_its_modalities(fusion_project):
+    from mouse_facial_expressions.evaluation.aggregate import aggregate_levels
+    from mouse_facial_expressions.evaluation.metrics import METRICS
+    from mouse_facial_expressions.training.module import load_model_from_checkpoint
+
+    summary = _train(fusion_project, "face,behaviour,physiology", "fused")
+    pred = pd.read_csv(summary["predictions"])
+    animal = aggregate_levels(pred)["animal"]
+    assert METRICS["auroc"](animal["label"], animal["p1"], 0.5) > 0.75  # 8 held-out animal-conditions per fold
+    model, hp = load_model_from_checkpoint(summary["folds"][0]["best_checkpoint"])
+    assert isinstance(model, FusionNet) and model.modalities == ("face", "behaviour", "physiology")
+    assert hp["model_cfg"]["fusion"]["aux_columns"]["physiology"] == ["phys_temperature_c", "phys_weight_g"]
+    assert model.aux_std.ne(1.0).any()  # the training windows' statistics travel with the weights
+    variants = pd.read_csv(Path(summary["run_dir"]) / "fold0" / "predictions_modalities.csv")["variant"]
+    assert set(variants) == {"all", "only_face", "only_behaviour", "only_physiology", "without_face",
+                             "without_behaviour", "without_physiology"}
+
+
+def test_the_evaluation_shows_the_modality_table(fusion_project):
+    from mouse_facial_expressions.report.runs import report_run
+
+    summary = _train(fusion_project, "face,behaviour,physiology", "fused")  # resumes the run above
+    results = report_run(summary["run_dir"], n_boot=50)
+    rows = {r["variant"]: r for r in results["modalities"]["rows"]}
+    assert rows["only_physiology"]["modalities"] == "physiology"
+    assert rows["without_face"]["modalities"] == "behaviour+physiology"
+    drops = {c["modality"]: c for c in results["modalities"]["contributions"]}
+    assert drops["face"]["animal_accuracy_drop"] == pytest.approx(rows["all"]["animal_accuracy"] - rows["without_face"]["animal_accuracy"])
+    html = Path(results["paths"]["report"]).read_text()
+    assert "id='modalities'" in html and "behaviour+physiology" in html
+
+
+def test_a_model_without_the_face_reads_no_frame(fusion_project, tmp_path):
+    project = tmp_path / "p"
+    shutil.copytree(fusion_project, project, ignore=shutil.ignore_patterns("models"))
+    for f in (project / "frames").glob("*.npy"):
+        f.write_bytes(b"")  # a read would fail
+    summary = _train(project, "behaviour,physiology", "no-face")
+    assert len(pd.read_csv(summary["predictions"])) > 0
+
+
+def test_modality_table_by_hand():
+    from mouse_facial_expressions.evaluation.modalities import modality_table
+
+    rows = []
+    for variant, p in {"all": [0.9, 0.1], "only_face": [0.4, 0.1], "only_behaviour": [0.9, 0.6]}.items():
+        for animal, label, p1 in (("a", 1, p[0]), ("b", 0, p[1])):
+            rows.append(dict(fold=0, video=f"{animal}_v", animal=animal, start_time=0.0, end_time=1.0, label=label,
+                             p1=p1, variant=variant))
+    table = modality_table(pd.DataFrame(rows), n_boot=0)
+    acc = {r["variant"]: r["animal_accuracy"] for r in table["rows"]}
+    assert acc == {"all": 1.0, "only_face": 0.5, "only_behaviour": 0.5}
+    # two modalities: "without face" is behaviour alone, and the other way round
+    assert {c["modality"]: c["animal_accuracy_drop"] for c in table["contributions"]} == {"face": 0.5, "behaviour": 0.5}
+
+
+def test_train_cli_has_the_fusion_flags(capsys):
+    from mouse_facial_expressions.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    for flag in ("--modalities", "--fusion", "--modality_dropout"):
+        assert flag in text
+
+
+# ----------------------------------------------------------------------------- mfe predict
+
+def _fold0(summary: dict) -> tuple[pd.DataFrame, str]:
+    run_dir = Path(summary["run_dir"])
+    return pd.read_csv(run_dir / "fold0" / "predictions_test.csv"), summary["folds"][0]["best_checkpoint"]
+
+
+def test_predict_asks_for_the_inputs_of_a_fused_run(fusion_project, tmp_path):
+    from mouse_facial_expressions.inference.predict import predict_videos
+
+    summary = _train(fusion_project, "face,behaviour,physiology", "fused")  # resumes the run above
+    video = sorted((fusion_project / "videos" / "processed").glob("*.mp4"))[0]
+    with pytest.raises(ValueError, match=r"behaviour needs --body .*physiology needs --physiology .*--modalities face"):
+        predict_videos(video, fusion_project / "keypoints" / "dlc", summary["run_dir"], tmp_path, progress=False)
+    with pytest.raises(ValueError, match="not voice|face, behaviour, physiology"):
+        predict_videos(video, fusion_project / "keypoints" / "dlc", summary["run_dir"], tmp_path, progress=False,
+                       modalities="face,voice")
+
+
+def test_predict_gives_a_fused_run_the_scores_of_its_evaluation(fusion_project, tmp_path):
+    from mouse_facial_expressions.inference.predict import predict_videos
+
+    summary = _train(fusion_project, "face,behaviour,physiology", "fused")
+    preds, ckpt = _fold0(summary)
+    videos = sorted(preds["video"].unique())
+    report = predict_videos([fusion_project / "videos" / "processed" / f"{v}.mp4" for v in videos],
+                            fusion_project / "keypoints" / "dlc", ckpt, tmp_path, progress=False,
+                            body=fusion_project / "keypoints" / "body", physiology=fusion_project / "metadata" / "physiology.csv")
+    assert report.ok, report.summary()
+    for v in videos:
+        both = preds[preds["video"] == v].merge(pd.read_csv(tmp_path / f"{v}_scores.csv"), on=["video", "start_time"],
+                                                suffixes=("_eval", ""))
+        assert len(both) == (preds["video"] == v).sum() > 0
+        np.testing.assert_allclose(both["p1"], both["p1_eval"], atol=1e-5)
+    assert "scoring with face, behaviour, physiology" in (tmp_path / "COLUMNS.md").read_text()
+
+
+def test_predict_scores_a_fused_run_without_a_modality_when_asked(fusion_project, tmp_path):
+    from mouse_facial_expressions.inference.predict import predict_videos
+
+    summary = _train(fusion_project, "face,behaviour,physiology", "fused")
+    preds, ckpt = _fold0(summary)
+    video = sorted(preds["video"].unique())[0]
+    report = predict_videos(fusion_project / "videos" / "processed" / f"{video}.mp4", fusion_project / "keypoints" / "dlc",
+                            ckpt, tmp_path, progress=False, modalities="face,behaviour", body=fusion_project / "keypoints" / "body")
+    assert report.ok, report.summary()
+    mods = pd.read_csv(Path(summary["run_dir"]) / "fold0" / "predictions_modalities.csv")
+    ref = mods[(mods["variant"] == "without_physiology") & (mods["video"] == video)]
+    both = ref.merge(pd.read_csv(tmp_path / f"{video}_scores.csv"), on=["video", "start_time"], suffixes=("_eval", ""))
+    assert len(both) == len(ref) > 0
+    np.testing.assert_allclose(both["p1"], both["p1_eval"], atol=1e-5)  # the evaluation's leave-one-out reading
+    assert "physiology left out" in (tmp_path / "COLUMNS.md").read_text()
+
+
+def test_face_only_paths_refuse_a_fused_run(fusion_project, tmp_path):
+    from mouse_facial_expressions.inference.export import export_onnx
+    from mouse_facial_expressions.training.finetune import finetune
+
+    summary = _train(fusion_project, "face,behaviour,physiology", "fused")
+    with pytest.raises(ValueError, match="trained on face, behaviour, physiology; an ONNX model"):
+        export_onnx(summary["run_dir"], tmp_path / "m.onnx")
+    with pytest.raises(ValueError, match="cannot be fine-tuned yet"):
+        finetune(summary["run_dir"], fusion_project / "tasks" / "task-1", tmp_path / "models")
