@@ -35,8 +35,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+from bench_weak import _fmt  # mean (min-max) over cohorts, as bench_weak prints it
 
 VARIANTS = {  # name -> (modalities, cohort)
     "face": ("face", "main"),
@@ -130,14 +130,6 @@ def oracle(project: Path) -> dict:
     return {"animal_acc": METRICS["accuracy"](animal["label"], animal["p1"], 0.5),
             "animal_auroc": METRICS["auroc"](animal["label"], animal["p1"], 0.5),
             "video_acc": METRICS["accuracy"](video["label"], video["p1"], 0.5)}
-
-
-def _fmt(values) -> str:
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if not len(v):
-        return "-"
-    return f"{v.mean():.3f}" + (f" ({v.min():.3f}-{v.max():.3f})" if len(v) > 1 else "")
 
 
 def table(results: pd.DataFrame) -> str:

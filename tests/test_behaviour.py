@@ -259,3 +259,26 @@ def test_behaviour_import_cli(body_project, capsys):
         main(["behaviour", "import", "--help"])
     assert exit_.value.code == 0
     assert "behaviour.bodyparts" in capsys.readouterr().out
+
+
+def test_features_of_real_open_field_labels(shared_data):
+    """A real DeepLabCut open-field project (snout, ears, tail base; no body-centre label): the
+    centre maps to the mean of snout and tail base, and the body length is the hand-labelled
+    snout-to-tail-base distance of each frame."""
+    from mouse_facial_expressions.config import Config
+    from mouse_facial_expressions.io.keypoints import read_pose, to_canonical
+    from mouse_facial_expressions.preprocess.behaviour import frame_features
+
+    base = shared_data / "real" / "dlc_openfield" / "labeled-data" / "m4s1" / "CollectedData_Pranav"
+    mapping = {"nose": ["snout"], "left_ear": ["leftear"], "right_ear": ["rightear"], "body_centre": ["snout", "tailbase"],
+               "tail_base": ["tailbase"]}
+    table = to_canonical(read_pose(base.with_suffix(".h5")), mapping, extras=False)
+    raw = pd.read_csv(base.with_suffix(".csv"), header=[0, 1, 2], index_col=0)
+    sx, sy = raw.xs(("snout", "x"), axis=1, level=(1, 2)).iloc[:, 0], raw.xs(("snout", "y"), axis=1, level=(1, 2)).iloc[:, 0]
+    tx, ty = raw.xs(("tailbase", "x"), axis=1, level=(1, 2)).iloc[:, 0], raw.xs(("tailbase", "y"), axis=1, level=(1, 2)).iloc[:, 0]
+    feats = frame_features(table, 30.0, Config())
+    assert len(table) == len(raw) > 100
+    frames = table["frame"].to_numpy()
+    np.testing.assert_allclose(feats["elongation"][frames], np.hypot(sx - tx, sy - ty).to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(table["body_centre_x"], (sx + tx).to_numpy() / 2)
+    assert np.nanmax(feats["rearing"]) <= 1.0
