@@ -49,7 +49,7 @@ help:
 	@echo "make bench-accuracy-cohorts - advanced against the oracle over 4 bench cohorts (COHORT_SEEDS='$(COHORT_SEEDS)'),"
 	@echo "             20 epochs per fold: about 5 min on one GPU with COHORT_JOBS=4 COHORT_WORKERS=3; many hours on 2 CPU cores"
 	@echo "make bench-fusion - face, behaviour and physiology alone and fused, and an uninformative physiology"
-	@echo "             (FUSION_SEEDS='$(FUSION_SEEDS)': about 16 min per cohort on 2 CPU cores, fp32)"
+	@echo "             (FUSION_SEEDS='$(FUSION_SEEDS)': 61 min for 3 cohorts on 2 CPU cores in fp32 while other jobs ran)"
 	@echo "make bench-shift - new-cohort robustness: zero-shot, baseline-relative, adabn, video_hist and"
 	@echo "             controls recalibration on shifted synthetic cohorts, and the recording-4 cue (SHIFT_SEED=$(SHIFT_SEED);"
 	@echo "             well over an hour on 2 CPU cores: building the cohorts took 10 min and scoring 26 min, plus 6 trainings)"
