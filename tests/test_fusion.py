@@ -379,3 +379,14 @@ def test_face_only_paths_refuse_a_fused_run(fusion_project, tmp_path):
         export_onnx(summary["run_dir"], tmp_path / "m.onnx")
     with pytest.raises(ValueError, match="cannot be fine-tuned yet"):
         finetune(summary["run_dir"], fusion_project / "tasks" / "task-1", tmp_path / "models")
+
+
+def test_behaviour_without_imported_body_tables_is_a_clear_error(fusion_project, tmp_path):
+    from mouse_facial_expressions.config import load_config
+    from mouse_facial_expressions.data.modalities import modality_features
+
+    project = tmp_path / "p"
+    shutil.copytree(fusion_project, project, ignore=shutil.ignore_patterns("videos", "frames", "models", "behaviour"))
+    windows = pd.DataFrame({"video": ["m1_rec1_preinjection"], "animal": ["m1"], "start_time": [0.0], "end_time": [1.0]})
+    with pytest.raises(ValueError, match="run `mfe behaviour import`"):
+        modality_features(load_config(project), windows, ("face", "behaviour"))

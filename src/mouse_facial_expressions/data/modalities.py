@@ -55,6 +55,7 @@ def modality_features(cfg, windows: pd.DataFrame, modalities, recordings: pd.Ser
         (features with the index of ``windows``, modality -> its columns in order).
 
     Raises:
+        ValueError: behaviour asked for and no window has body features (no ``mfe behaviour import``).
         PhysiologyError: physiology asked for and ``metadata/physiology.csv`` lacks a row of a
             window's animal and recording (the error names them), or the file is malformed.
     """
@@ -64,6 +65,10 @@ def modality_features(cfg, windows: pd.DataFrame, modalities, recordings: pd.Ser
     parts, columns = [], {}
     if "behaviour" in modalities:
         beh = features_for_windows(cfg, windows)
+        if len(beh) and beh.isna().all().all():  # a model would train on a modality it never sees
+            raise ValueError(f"behaviour: none of the {len(beh)} windows has body features (their videos have no table "
+                             f"in {cfg.path('behaviour')}, or too few body keypoints above behaviour.pcutoff): run "
+                             "`mfe behaviour import` on the body keypoint files, or leave behaviour out of --modalities")
         parts.append(beh)
         columns["behaviour"] = list(BEHAVIOUR_FEATURES)
     if "physiology" in modalities:

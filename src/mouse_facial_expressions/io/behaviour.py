@@ -25,6 +25,7 @@ from mouse_facial_expressions.io.dlc import Pose
 from mouse_facial_expressions.io.keypoints import (
     KeypointImportError,
     POSE_SUFFIXES,
+    _settings,  # the same provenance settings as the face keypoints' (mapping, individual)
     canonical_meta,
     check_mapping,
     find_pose_files,
@@ -102,10 +103,6 @@ def _check_table(table: pd.DataFrame, src: Path, n_video: int, video_path: Path,
         raise ValueError(
             f"{src}: no usable frames: no mapped landmark has likelihood > behaviour.pcutoff="
             f"{cfg.behaviour.pcutoff:g} in any of its {len(table)} rows (highest: {best})")
-
-
-def _settings(mapping: dict, individual: str | None) -> dict:
-    return {"bodyparts": mapping, "individual": individual}
 
 
 def _import_one(cfg, video: str, src: Path, mapping: dict, dst: Path, overwrite: bool) -> list[str]:

@@ -63,7 +63,7 @@ FEATURE_NOISE = 0.5
 
 
 class FusionNet(nn.Module):
-    """A face model (or none) and MLP encoders of tabular modalities, fused ``mid`` or ``late``.
+    """A face model (or none) and MLP encoders of tabular modalities, fused ``late``, ``stacked`` or ``mid``.
 
     Args:
         face: the face model (``None`` when ``face`` is not a modality).
@@ -73,8 +73,10 @@ class FusionNet(nn.Module):
         hidden: width of the MLP encoders and of the mid-fusion head.
         modality_dropout: training-time probability of switching a present modality off per window
             (``mid`` only: the other fusions train each modality's head on its own).
-        aux_mean, aux_std: standardisation of the features (``None``: 0 and 1; set from the
-            training windows with :meth:`set_feature_stats`).
+
+    Buffers saved with the weights: ``aux_mean``, ``aux_std`` (the features' standardisation, 0 and
+    1 until :meth:`set_feature_stats` sets the training windows'), ``stack`` and ``stack_fitted``
+    (:meth:`fit_stack`).
     """
 
     def __init__(self, face: nn.Module | None, modalities, aux_columns: dict[str, list[str]], fusion: str = "late",
@@ -129,11 +131,6 @@ class FusionNet(nn.Module):
         return groups
 
     # --- features ---------------------------------------------------------------------------
-    @property
-    def feature_columns(self) -> list[str]:
-        """Every tabular feature column, in the order ``aux`` holds them."""
-        return [c for cols in self.aux_columns.values() for c in cols]
-
     def set_feature_stats(self, mean, std) -> None:
         """Standardisation of the raw features (from the training windows; an SD of 0 becomes 1)."""
         mean = torch.as_tensor(mean, dtype=torch.float32).nan_to_num(0.0)
@@ -183,24 +180,23 @@ class FusionNet(nn.Module):
         return {m: keep[:, i] for i, m in enumerate(names)}
 
     # --- forward ----------------------------------------------------------------------------
-    def _parts(self, clip: torch.Tensor, aux: torch.Tensor | None, ref=None):
+    def _parts(self, clip: torch.Tensor, aux: torch.Tensor | None):
         batch, device = clip.shape[0], clip.device
         feats, present = self._tabular(aux, batch, device)
         face_out = None
         if self.face is not None:
             present = {"face": torch.full((batch,), float("face" in self.active), device=device), **present}
             if "face" in self.active:
-                kw = {} if ref is None else {"ref": ref}
-                face_out = self.face.embed(clip) if self.fusion == "mid" else self.face(clip, **kw)
+                face_out = self.face.embed(clip) if self.fusion == "mid" else self.face(clip)
         present = self._dropout(present)
         return feats, present, face_out
 
-    def forward(self, clip: torch.Tensor, aux: torch.Tensor | None = None, ref=None) -> torch.Tensor:
-        return self._logits(clip, aux, ref)[0]
+    def forward(self, clip: torch.Tensor, aux: torch.Tensor | None = None) -> torch.Tensor:
+        return self._logits(clip, aux)[0]
 
-    def _logits(self, clip, aux, ref=None) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    def _logits(self, clip, aux) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Fused logits ``(B, 2)``, and (late fusion) each modality's logits and presence."""
-        feats, present, face_out = self._parts(clip, aux, ref)
+        feats, present, face_out = self._parts(clip, aux)
         batch = clip.shape[0]
         if self.fusion == "mid":
             parts = []
@@ -247,7 +243,7 @@ class FusionNet(nn.Module):
         self.stack.copy_(torch.as_tensor(np.r_[lr.coef_[0], lr.intercept_], dtype=torch.float32))
         self.stack_fitted.fill_(1.0)
 
-    def loss(self, clip, soft, label, *, aux=None, use_soft_labels=True, label_smoothing=0.1, class_weights=None, ref=None):
+    def loss(self, clip, soft, label, *, aux=None, use_soft_labels=True, label_smoothing=0.1, class_weights=None):
         """The face models' loss (LDL to the soft target, or cross-entropy) on the fused logits;
         ``late`` and ``stacked`` train each present modality's head on its own loss only."""
         def one(logits, rows=None):
@@ -256,7 +252,7 @@ class FusionNet(nn.Module):
                 return ldl_loss(logits, smooth_targets(s, label_smoothing))
             return cross_entropy(logits, y, class_weights, label_smoothing)
 
-        fused, logits, present = self._logits(clip, aux, ref)
+        fused, logits, present = self._logits(clip, aux)
         if self.fusion == "mid":
             return one(fused), fused
         # late / stacked: each head's own loss only, so each modality learns to score alone (a fused
