@@ -38,7 +38,7 @@ WEAK_DIR    ?= bench_weak
 WEAK_SEEDS  ?= 1
 WEAK_EPOCHS ?= 4
 
-.PHONY: demo test bench bench-accuracy bench-accuracy-cohorts bench-fusion bench-recipe bench-shift bench-weak install clean-demo help
+.PHONY: demo test bench bench-accuracy bench-accuracy-cohorts bench-eye-warp bench-fusion bench-recipe bench-shift bench-weak install clean-demo help
 
 help:
 	@echo "make demo   - synthetic cohort -> ... -> the furthest pipeline stage, on CPU"
@@ -50,6 +50,8 @@ help:
 	@echo "             20 epochs per fold: about 5 min on one GPU with COHORT_JOBS=4 COHORT_WORKERS=3; many hours on 2 CPU cores"
 	@echo "make bench-fusion - face, behaviour and physiology alone and fused, and an uninformative physiology"
 	@echo "             (FUSION_SEEDS='$(FUSION_SEEDS)': 61 min for 3 cohorts on 2 CPU cores in fp32 while other jobs ran)"
+	@echo "make bench-eye-warp - real head-fixed eyes warped to orbital-tightening levels 0-2: train on one"
+	@echo "             recording, score the other (seeds 1 2 3; about 7 min per seed on 2 CPU cores while other jobs ran)"
 	@echo "make bench-shift - new-cohort robustness: zero-shot, baseline-relative, adabn, video_hist and"
 	@echo "             controls recalibration on shifted synthetic cohorts, and the recording-4 cue (SHIFT_SEED=$(SHIFT_SEED);"
 	@echo "             well over an hour on 2 CPU cores: building the cohorts took 10 min and scoring 26 min, plus 6 trainings)"
@@ -90,6 +92,9 @@ bench-accuracy-cohorts: $(STAMP)
 
 bench-fusion: $(STAMP)
 	$(PY) bench/bench_fusion.py $(FUSION_DIR) --seeds $(FUSION_SEEDS)
+
+bench-eye-warp: $(STAMP)
+	$(PY) bench/bench_eye_warp.py --no_sheet --seed 1 2 3
 
 bench-shift: $(STAMP)
 	$(PY) bench/bench_shift.py $(SHIFT_DIR) --seed $(SHIFT_SEED) --confounds
