@@ -4,6 +4,7 @@ the other modalities, training and evaluation of fused runs on synth tiny."""
 from __future__ import annotations
 
 import itertools
+import json
 import shutil
 from pathlib import Path
 
@@ -129,6 +130,72 @@ def test_stacking_weighs_the_informative_modality_and_is_then_used():
         net.fit_stack(odds, np.zeros(4000))
 
 
+def test_late_fusion_weighs_each_tabular_modality_by_its_scale():
+    net = fused(("face", "behaviour", "physiology"), "late").eval()
+    clip, aux = batch()
+    before = net.modality_odds(clip, aux)
+    net.set_scales({"physiology": 0.0, "behaviour": 0.5})
+    after = net.modality_odds(clip, aux)
+    assert torch.allclose(after[:, 0], before[:, 0]) and torch.allclose(after[:, 1], 0.5 * before[:, 1], atol=1e-6)
+    assert torch.equal(after[:, 2], torch.zeros(4))
+    out = net(clip, aux=aux)
+    assert torch.allclose(out[:, 1] - out[:, 0], after.sum(1), atol=1e-5)
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        net.set_scales({"behaviour": 1.5})
+    with pytest.raises(ValueError, match="no tabular modality"):
+        net.set_scales({"face": 0.5})
+    state = {k: v for k, v in net.state_dict().items() if k != "scale"}  # a fused checkpoint from before the weights
+    again = fused(("face", "behaviour", "physiology"), "late")
+    again.load_state_dict(state)
+    assert torch.equal(again.scale, torch.ones(2))
+
+
+def test_fit_scale_by_hand():
+    from mouse_facial_expressions.training.tabular import fit_scale
+
+    y = np.array([0, 0, 1, 1] * 50)
+    assert fit_scale(np.where(y == 1, 3.0, -3.0), y) == 1.0  # right and confident: kept as trained
+    assert fit_scale(np.where(y == 1, -3.0, 3.0), y) == 0.0  # wrong way round: ignored
+    rng = np.random.default_rng(0)
+    assert fit_scale(rng.normal(0, 4, len(y)), y) < 0.1  # confident noise: next to nothing
+    over = np.where(y == 1, 8.0, -8.0) * np.where(rng.random(len(y)) < 0.8, 1, -1)  # 80 % right, far too sure
+    assert 0.05 < fit_scale(over, y) < 0.5  # shrunk towards the log-odds of 80 %: log(4) / 8 = 0.17
+    with pytest.raises(ValueError, match="both classes"):
+        fit_scale([1.0, 2.0], [1, 1])
+
+
+def _tabular_windows(rng, animals=8, videos_per_animal=2, windows_per_video=20):
+    """Windows of ``animals`` mice, half sick: label 1 on a sick mouse's second video. Features:
+    ``signal`` (the label plus noise, per window) and ``noise`` (one random value per video)."""
+    rows = []
+    for a in range(animals):
+        for v in range(videos_per_animal):
+            y = int(a % 2 == 1 and v == 1)
+            per_video = rng.normal()
+            for _ in range(windows_per_video):
+                rows.append(dict(animal=f"m{a}", video=f"m{a}_v{v}", label=y, soft=float(y), signal=y + rng.normal(0, 0.7),
+                                 noise=per_video))
+    return pd.DataFrame(rows)
+
+
+def test_cross_fitting_gives_an_uninformative_modality_next_to_no_weight():
+    from mouse_facial_expressions.training.tabular import cross_fit_scales
+
+    w = _tabular_windows(np.random.default_rng(1))
+    torch.manual_seed(0)
+    net = FusionNet(None, ("behaviour", "physiology"), {"behaviour": ["signal"], "physiology": ["noise"]}, "late")
+    aux = w[["signal", "noise"]].to_numpy(np.float32)
+    net.set_feature_stats(aux.mean(0), aux.std(0))
+    out = cross_fit_scales(net, aux, w, epochs=3, epoch_size=160, batch_size=16, weight_decay=1e-4, use_soft_labels=True,
+                           label_smoothing=0.1, seed=0)
+    assert out["behaviour"]["scale"] > 0.5 and out["behaviour"]["auroc"] > 0.8
+    assert out["physiology"]["scale"] < 0.2 and out["physiology"]["auroc"] < 0.75
+    assert out["behaviour"]["animals"] == 8
+    few = w[w["animal"].isin(["m0", "m1"])]
+    assert cross_fit_scales(net, few[["signal", "noise"]].to_numpy(np.float32), few, epochs=1, epoch_size=16, batch_size=16,
+                            weight_decay=0.0, use_soft_labels=True, label_smoothing=0.1, seed=0)["physiology"]["scale"] == 1.0
+
+
 def test_feature_noise_only_in_training():
     net = fused(("behaviour",), "late")
     x = torch.zeros(64, 3)
@@ -219,9 +286,10 @@ def test_window_features_of_the_other_modalities(fusion_project):
     assert cols["behaviour"] == list(BEHAVIOUR_FEATURES)
     assert cols["physiology"] == ["phys_temperature_c", "phys_weight_g"]
     assert list(feats.columns) == cols["behaviour"] + cols["physiology"]
-    assert np.isfinite(feats.to_numpy()).all()
     rec1 = windows["video"].str.contains("_rec1_").to_numpy()
-    assert (feats.loc[rec1, cols["physiology"]] == 0).all().all()  # change from the baseline recording itself
+    assert np.isfinite(feats.loc[:, cols["behaviour"]].to_numpy()).all()
+    assert np.isfinite(feats.loc[~rec1, cols["physiology"]].to_numpy()).all()
+    assert feats.loc[rec1, cols["physiology"]].isna().all().all()  # the baseline recording: no change to measure
 
 
 def test_a_missing_physiology_row_is_an_error_naming_it(fusion_project, tmp_path):
@@ -266,6 +334,10 @@ def test_a_fused_model_beats_chance_on_held_out_animals_and_records_its_modaliti
     variants = pd.read_csv(Path(summary["run_dir"]) / "fold0" / "predictions_modalities.csv")["variant"]
     assert set(variants) == {"all", "only_face", "only_behaviour", "only_physiology", "without_face",
                              "without_behaviour", "without_physiology"}
+    record = json.loads((Path(summary["run_dir"]) / "fold0" / "fold.json").read_text())
+    weights = record["modality_weights"]  # cross-fitted on the training animals, saved with the weights
+    assert set(weights) == {"behaviour", "physiology"}
+    assert torch.allclose(model.scale, torch.tensor([weights["behaviour"]["scale"], weights["physiology"]["scale"]]))
 
 
 def test_the_evaluation_shows_the_modality_table(fusion_project):

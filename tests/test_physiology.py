@@ -90,7 +90,8 @@ def test_change_from_baseline_by_hand(tmp_path):
     out = physiology_features(table, items(("m1", 4), ("m2", 4), ("m1", 1)), baseline_recording=1)
     assert list(out.columns) == [f"{PHYS_PREFIX}temperature_c", f"{PHYS_PREFIX}weight_g"]
     assert list(out.index) == [10, 11, 12]
-    np.testing.assert_allclose(out.to_numpy(), [[35.5 - 37.0, 24.0 - 25.0], [36.0 - 36.8, 21.5 - 22.0], [0, 0]])
+    np.testing.assert_allclose(out.to_numpy()[:2], [[35.5 - 37.0, 24.0 - 25.0], [36.0 - 36.8, 21.5 - 22.0]])
+    assert out.loc[12].isna().all()  # the baseline itself: no change to measure (0 by construction says only "baseline")
 
 
 def test_raw_values_without_a_baseline_recording(tmp_path):

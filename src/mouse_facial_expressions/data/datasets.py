@@ -133,6 +133,11 @@ class ClipDataset(Dataset):
         """Hard label per window, ``(W,)`` int64."""
         return self._label
 
+    @property
+    def aux(self) -> np.ndarray | None:
+        """The other modalities' raw features, ``(W, F)`` float32 (None without them)."""
+        return self._aux
+
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_maps"], state["_gen"], state["_gen_key"] = {}, None, None  # reopened per process

@@ -14,7 +14,8 @@ numbers (the header is line 1), all problems at once.
 
 :func:`physiology_features` turns the table into ``phys_<measure>`` columns for items
 (windows, videos) identified by ``animal`` and ``recording``: the change from the same
-animal's baseline recording (``behaviour.physiology_baseline_recording``), or raw values.
+animal's baseline recording (``behaviour.physiology_baseline_recording``; NaN at the baseline
+recording itself), or raw values.
 """
 
 from __future__ import annotations
@@ -189,7 +190,12 @@ def physiology_features(table: pd.DataFrame, items: pd.DataFrame, baseline_recor
         items: one row per item (window, video, ...), columns ``animal`` and ``recording``.
         baseline_recording: each value becomes ``value - baseline``, the baseline being the
             same animal's value at this recording; for an animal without that row, the mean
-            of all animals' baseline values (a warning names those animals). ``None``: raw values.
+            of all animals' baseline values (a warning names those animals). Items *at* the
+            baseline recording get NaN (not measured): their change from themselves is 0 by
+            construction, which says only "this is the baseline recording", and a model would
+            learn the recording's identity instead of the animal's state (on the demo cohorts it
+            made physiology with no information look informative, docs/FUSION.md).
+            ``None``: raw values.
         missing: an item whose animal and recording have no row: ``"error"`` raises, ``"nan"``
             gives NaN features.
 
@@ -216,5 +222,6 @@ def physiology_features(table: pd.DataFrame, items: pd.DataFrame, baseline_recor
     if baseline_recording is not None:
         base = _baselines(table, baseline_recording, sorted(set(animals[~absent])), measures)
         found = found - base.reindex(animals).to_numpy()
+        found[recordings == baseline_recording] = np.nan  # no change to measure (see above)
     found[absent] = np.nan
     return pd.DataFrame(found, index=items.index, columns=[PHYS_PREFIX + m for m in measures])

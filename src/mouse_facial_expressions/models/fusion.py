@@ -21,7 +21,11 @@ Fusion:
   of that modality would (a fused loss would teach a weak head to correct the strong one's
   training errors, i.e. to memorise the training animals). The fused log-odds are the sum of
   the present modalities' log-odds: the combination of independent evidence (naive Bayes), which
-  gives a confident modality more say than an unsure one without fitting anything;
+  gives a confident modality more say than an unsure one. Each tabular modality's log-odds are
+  first multiplied by its weight in ``[0, 1]`` (``scale``: 1 until :meth:`set_scales`; ``mfe
+  train`` sets it by leave-one-animal-out cross-fitting on the training animals,
+  :mod:`training.tabular`), so that a modality whose heads do not carry to new animals adds
+  next to nothing;
 - ``stacked``: trained as ``late``; then a logistic regression on the modalities' log-odds, fit
   on the fold's *validation* animals (:meth:`FusionNet.fit_stack`, called by ``mfe train`` after
   checkpoint selection), weighs them (until then: as ``late``). Few validation animals make
@@ -75,7 +79,8 @@ class FusionNet(nn.Module):
             (``mid`` only: the other fusions train each modality's head on its own).
 
     Buffers saved with the weights: ``aux_mean``, ``aux_std`` (the features' standardisation, 0 and
-    1 until :meth:`set_feature_stats` sets the training windows'), ``stack`` and ``stack_fitted``
+    1 until :meth:`set_feature_stats` sets the training windows'), ``scale`` (each tabular
+    modality's weight in the late sum, :meth:`set_scales`), ``stack`` and ``stack_fitted``
     (:meth:`fit_stack`).
     """
 
@@ -114,6 +119,8 @@ class FusionNet(nn.Module):
             self.head = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Dropout(0.1), nn.Linear(hidden, num_classes))
         else:
             self.heads = nn.ModuleDict({m: nn.Linear(hidden, num_classes) for m in tabular})
+        # late: each tabular modality's weight (set_scales; checkpoints from before it: 1)
+        self.register_buffer("scale", torch.ones(len(tabular)))
         # stacked: weight per modality and bias on the log-odds (fit_stack); not fit yet = the late sum
         self.register_buffer("stack", torch.zeros(len(modalities) + 1))
         self.register_buffer("stack_fitted", torch.zeros(()))
@@ -137,6 +144,22 @@ class FusionNet(nn.Module):
         std = torch.as_tensor(std, dtype=torch.float32).nan_to_num(1.0)
         self.aux_mean.copy_(mean)
         self.aux_std.copy_(torch.where(std > 0, std, torch.ones_like(std)))
+
+    def set_scales(self, scales: dict[str, float]) -> None:
+        """Each tabular modality's weight in ``[0, 1]`` in the late sum (a modality not named keeps its own)."""
+        unknown = set(scales) - set(self.aux_columns)
+        if unknown:
+            raise ValueError(f"no tabular modality {sorted(unknown)} in this model ({', '.join(self.aux_columns) or 'none'})")
+        for i, m in enumerate(self.aux_columns):
+            if m in scales:
+                v = float(scales[m])
+                if not 0.0 <= v <= 1.0:
+                    raise ValueError(f"{m}: a modality's weight must be in [0, 1], got {v}")
+                self.scale[i] = v
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        state_dict.setdefault(prefix + "scale", torch.ones_like(self.scale))  # fused checkpoints from before the weights
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def use(self, modalities=None) -> None:
         """Score with these modalities only (``None``: all of the model's)."""
@@ -211,8 +234,8 @@ class FusionNet(nn.Module):
         logits = {}
         if self.face is not None:
             logits["face"] = face_out.float() if face_out is not None else torch.zeros(batch, 2, device=clip.device)
-        for m in self.aux_columns:
-            logits[m] = self.heads[m](self.encoders[m](feats[m]))
+        for i, m in enumerate(self.aux_columns):
+            logits[m] = self.heads[m](self.encoders[m](feats[m])) * self.scale[i]  # 1 while training
         w = torch.stack([present[m] for m in logits], dim=1)  # (B, M)
         stacked = torch.stack([logits[m] for m in logits], dim=1)  # (B, M, 2)
         if self.fusion == "stacked" and bool(self.stack_fitted):

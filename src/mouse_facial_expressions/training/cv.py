@@ -162,6 +162,30 @@ def fit_stack(model, loader: DataLoader, channels: int, fold: int) -> dict | Non
     return {**{m: round(v, 4) for m, v in zip(model.modalities, w[:-1])}, "bias": round(w[-1], 4), "n_windows": int(len(y))}
 
 
+def modality_weights(model, train, epoch_size: int, p: TrainParams, fold: int) -> dict:
+    """Set a late-fused model's tabular modality weights by leave-one-animal-out cross-fitting on
+    the training windows ``train`` (a ``ClipDataset``; :func:`training.tabular.cross_fit_scales`,
+    with the run's own budget: ``epoch_size`` windows per epoch); logs
+    and returns them (``{modality: {"scale", "auroc", "animals"}}``)."""
+    from mouse_facial_expressions.training.tabular import cross_fit_scales
+
+    weights = cross_fit_scales(model, train.aux, train.windows, epochs=p.epochs, epoch_size=epoch_size,
+                               batch_size=p.train_batch_size, weight_decay=p.weight_decay,
+                               use_soft_labels=p.use_soft_labels, label_smoothing=p.label_smoothing, seed=p.seed)
+    model.set_scales({m: w["scale"] for m, w in weights.items()})
+    log.info("fold %d: weights of the tabular modalities in the fused score (leave-one-animal-out on the training "
+             "animals): %s", fold, ", ".join(f"{m} {w['scale']:.2f} (out-of-animal AUROC "
+                                              f"{'n/a' if w['auroc'] is None else format(w['auroc'], '.2f')})" for m, w in weights.items()))
+    return weights
+
+
+def _save_buffers(ckpt: dict, model, path, prefix: str) -> None:
+    """Write ``model``'s buffers named ``prefix*`` into the checkpoint ``ckpt`` at ``path`` (atomically)."""
+    ckpt["state_dict"].update({f"model.{k}": v.cpu() for k, v in model.state_dict().items() if k.startswith(prefix)})
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
+
+
 def modality_predictions(model, loader: DataLoader, fold: int, precision: str = "32-true", channels: int = 3) -> pd.DataFrame:
     """A fused model's test windows scored with each modality alone (``only_<m>``) and with each
     left out (``without_<m>``), next to all of them (``all``): :data:`PRED_COLUMNS` plus ``variant``.
@@ -404,13 +428,14 @@ def train_fold(
     best_epoch = int(ckpt.get("epoch", -1))
     best_val = module.val_history.get(best_epoch)  # [val_acc, val_loss] of the selected epoch
     model, _ = model_from_checkpoint(ckpt, best)
-    stack = None
+    stack = weights = None
     if fusion and fusion["fusion"] == "stacked":  # weights of the modalities, from the validation animals
         stack = fit_stack(model, val_dl, p.in_channels, fold)
         if stack is not None:
-            ckpt["state_dict"].update({f"model.{k}": v.cpu() for k, v in model.state_dict().items() if k.startswith("stack")})
-            with atomic_path(best) as tmp:
-                torch.save(ckpt, tmp)
+            _save_buffers(ckpt, model, best, "stack")
+    if fusion and fusion["fusion"] == "late" and len(p.modality_list) > 1:  # tabular modalities' weights (training/tabular.py)
+        weights = modality_weights(model, data["train"], len(data["train_sampler"]), p, fold)
+        _save_buffers(ckpt, model, best, "scale")
     del ckpt
     if p.baseline_recording is not None:
         from mouse_facial_expressions.data.datasets import collate_clips
@@ -430,7 +455,8 @@ def train_fold(
         test_animals=meta["test_animals"], seconds=round(time.time() - t0, 1), precision=precision,
         channels_last=channels_last, recipe=p.recipe, select=p.select,
         select_rule=SELECT_DESCRIPTIONS[p.select], n_val_windows=len(data["val"]), task=made_from,
-        **({"modalities": list(p.modality_list), "fusion": fusion["fusion"], "stack": stack} if fusion else {}),
+        **({"modalities": list(p.modality_list), "fusion": fusion["fusion"], "stack": stack, "modality_weights": weights}
+           if fusion else {}),
         history={str(e): h for e, h in sorted(module.history.items())},
     )
     write_text(fold_dir / "fold.json", json.dumps(record, indent=1))

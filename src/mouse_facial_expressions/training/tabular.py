@@ -1,0 +1,123 @@
+"""How much a late-fused model should trust each tabular modality: cross-fitted shrinkage.
+
+``--fusion late`` adds the modalities' log-odds. A behaviour or physiology head is trained
+alone on a handful of animals (physiology is one value per video: twelve training videos in a
+fold of the demo cohort), so even a modality that carries nothing gets a head that has learned
+its training animals' noise, and adding its confident log-odds moves the fused score
+(docs/FUSION.md measured a loss of one animal per cohort). The remedy here is to measure, on the
+training animals alone, how well a head of that modality carries to animals it has not seen:
+
+1. for each training animal, a fresh head of the modality (the same network, learning rate,
+   feature noise, loss, balanced sampler and budget as in ``mfe train``) is trained on the other
+   training animals and scores the held-out animal's windows (leave-one-animal-out);
+2. the modality's weight ``s`` in ``[0, 1]`` is the one that makes ``sigmoid(s * log-odds)`` of
+   those out-of-animal scores most likely (class-balanced log-likelihood, a grid of 101 values).
+
+A modality whose heads do not carry to new animals gets a weight near 0 and adds next to nothing;
+one that carries but is over-confident is shrunk; ``s`` never exceeds 1. The fused model's
+head (trained on all training animals) is scaled by ``s`` (``FusionNet.scale``). The face is not
+cross-fitted (one face model costs minutes; a tabular head, milliseconds) and keeps weight 1.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+#: The weights tried for a modality (``s``), from "ignore it" to "as trained".
+SCALE_GRID = np.linspace(0.0, 1.0, 101)
+
+
+def fit_scale(odds, labels) -> float:
+    """The weight ``s`` in :data:`SCALE_GRID` maximising the class-balanced log-likelihood of
+    ``labels`` (0/1) under ``sigmoid(s * odds)``; ties go to the smaller weight."""
+    odds = np.asarray(odds, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    if len(np.unique(y)) < 2:
+        raise ValueError("a modality's weight needs out-of-animal scores of both classes")
+    w = np.where(y == 1, 0.5 / (y == 1).sum(), 0.5 / (y == 0).sum())
+    sign = np.where(y == 1, 1.0, -1.0)
+    # -log sigmoid(sign * s * odds) = softplus(-sign * s * odds), for every s at once
+    nll = (w * np.logaddexp(0.0, -sign * SCALE_GRID[:, None] * odds[None, :])).sum(1)
+    return float(SCALE_GRID[int(np.argmin(np.round(nll, 12)))])
+
+
+def train_tabular(net, aux: np.ndarray, windows, *, epochs: int, epoch_size: int, batch_size: int, lr: float,
+                  weight_decay: float, use_soft_labels: bool, label_smoothing: float, seed: int):
+    """Train a face-less :class:`~mouse_facial_expressions.models.fusion.FusionNet` on ``aux``
+    (raw features, one row per row of ``windows``), as ``mfe train`` would: AdamW at ``lr``,
+    cosine schedule over ``epochs``, ``epoch_size`` windows per epoch from the balanced sampler
+    (class, then video, then window), in batches of ``batch_size``. Returns ``net`` (eval mode)."""
+    from mouse_facial_expressions.data.datasets import BalancedWindowSampler
+
+    torch.manual_seed(seed)
+    x = torch.as_tensor(np.asarray(aux, dtype=np.float32))
+    soft_p = torch.as_tensor(windows["soft"].to_numpy(np.float32))
+    soft = torch.stack([1 - soft_p, soft_p], dim=1)
+    label = torch.as_tensor(windows["label"].to_numpy(np.int64))
+    sampler = BalancedWindowSampler(windows.reset_index(drop=True), epoch_size, seed=seed)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs), eta_min=lr * 0.01)
+    net.train()
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)
+        idx = torch.as_tensor(sampler.indices())
+        for b in idx.split(batch_size):
+            loss, _ = net.loss(torch.zeros(len(b), 1), soft[b], label[b], aux=x[b], use_soft_labels=use_soft_labels,
+                               label_smoothing=label_smoothing)
+            if not loss.requires_grad:
+                continue  # no window of this batch has the modality (e.g. all at the baseline recording)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+    return net.eval()
+
+
+def cross_fit_scales(model, aux: np.ndarray, windows, *, epochs: int, epoch_size: int, batch_size: int,
+                     weight_decay: float, use_soft_labels: bool, label_smoothing: float, seed: int) -> dict:
+    """Each tabular modality's weight (module docstring), from the training windows ``windows``
+    and their raw features ``aux`` (columns in ``model.aux_columns`` order).
+
+    Returns ``{modality: {"scale": s, "auroc": out-of-animal window AUROC, "animals": n}}``; a
+    modality whose out-of-animal scores cannot be judged (fewer than 3 training animals, one
+    class only) keeps weight 1, with a warning.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    from mouse_facial_expressions.models.fusion import TABULAR_LR, FusionNet
+
+    animals = windows["animal"].astype(str).to_numpy()
+    labels = windows["label"].to_numpy(np.int64)
+    out, start = {}, 0
+    for i, (m, cols) in enumerate(model.aux_columns.items()):
+        sl = slice(start, start + len(cols))
+        start += len(cols)
+        odds = np.full(len(windows), np.nan)
+        uniq = np.unique(animals)
+        for k, held in enumerate(uniq):
+            train = animals != held
+            if len(np.unique(labels[train])) < 2:
+                continue  # nothing to learn without the held-out animal: its windows stay unscored
+            net = FusionNet(None, (m,), {m: cols}, "late", hidden=model.encoders[m][0].out_features,
+                            modality_dropout=0.0)
+            net.set_feature_stats(model.aux_mean[sl].cpu(), model.aux_std[sl].cpu())
+            train_tabular(net, aux[train, sl], windows[train], epochs=epochs, epoch_size=epoch_size,
+                          batch_size=batch_size, lr=TABULAR_LR, weight_decay=weight_decay,
+                          use_soft_labels=use_soft_labels, label_smoothing=label_smoothing, seed=seed + 1000 * k)
+            held_rows = np.flatnonzero(~train)
+            x = torch.as_tensor(np.asarray(aux[held_rows, sl], dtype=np.float32))
+            odds[held_rows] = net.modality_odds(torch.zeros(len(held_rows), 1), x)[:, 0].numpy()
+        scored = np.isfinite(odds) & np.isfinite(aux[:, sl]).all(axis=1)
+        if len(uniq) < 3 or len(np.unique(labels[scored])) < 2:
+            log.warning("%s: %d training animal(s), too few to judge how its scores carry to new animals: "
+                        "it keeps weight 1 in the fused score", m, len(uniq))
+            out[m] = {"scale": 1.0, "auroc": None, "animals": int(len(uniq))}
+            continue
+        out[m] = {"scale": fit_scale(odds[scored], labels[scored]),
+                  "auroc": round(float(roc_auc_score(labels[scored], odds[scored])), 4), "animals": int(len(uniq))}
+    return out
