@@ -38,6 +38,19 @@ def register(sub, formatter):
     m.add_argument("--dedupe", action="store_true",
                    help="keep one row per frame/video where metadata rows are duplicated (reported in the README) instead of failing")
     m.add_argument("--out", type=Path, default=None, help="task folder to write (default: <paths.tasks>/task-<version>)")
+    au = m.add_argument_group(
+        "Mouse Grimace Scale targets", "add action-unit targets (ot, nb, cb, ep, wc) from rated frames beside the "
+        "class labels, for mfe train --targets au|au+class. Each rated frame's target per AU is the raters' "
+        "distribution over the scores 0, 1, 2; a window takes that of the rated frame nearest its centre")
+    au.add_argument("--au-ratings", "--au_ratings", dest="au_ratings", default=None, metavar="PARQUET",
+                    help="imported ratings table (mfe ratings import writes ratings/<name>.parquet; relative to the "
+                    "project or absolute), e.g. ratings/synthetic_raters.parquet; overrides the spec's au.ratings")
+    au.add_argument("--au-tolerance", "--au_tolerance", dest="au_tolerance", type=float, default=None, metavar="S",
+                    help="a rated frame further than S seconds from a window's centre gives it no AU target "
+                    "(default: the spec's, else 0.5)")
+    au.add_argument("--au-match", "--au_match", dest="au_match", choices=("nearest", "interpolate"), default=None,
+                    help="nearest: the nearest rated frame; interpolate: the rated frames before and after the "
+                    "centre, blended by closeness (default: the spec's, else nearest)")
     m.set_defaults(func=run_make)
     s = tsub.add_parser("show", help="print a task folder's README", description="Print a task folder's README "
                         "(the task in words, counts per class, animal and fold, window settings).", formatter_class=formatter)
@@ -53,12 +66,26 @@ def run_make(args) -> int:
     spec = load_spec(args.spec) if args.spec else preset(args.preset or "task1")
     if args.dataset_version:
         spec = spec.model_copy(update={"version": str(args.dataset_version)})
+    spec = with_au_target(spec, args.au_ratings, args.au_tolerance, args.au_match)
     if args.from_table:
         out = make_task_from_table(cfg, spec, args.from_table, args.out, dedupe=args.dedupe)
     else:
         out = make_task(cfg, spec, args.out, dedupe=args.dedupe)
     print(f"task written: {out}")
     return 0
+
+
+def with_au_target(spec, ratings: str | None, tolerance: float | None, match: str | None):
+    """``spec`` with the AU target of the ``--au-*`` flags (unchanged when none is given)."""
+    from mouse_facial_expressions.data.au_targets import AUTargetSpec
+
+    if ratings is None and spec.au is None:
+        if tolerance is not None or match is not None:
+            raise ValueError("--au-tolerance and --au-match need --au-ratings (or an au: section in the task spec)")
+        return spec
+    base = spec.au.model_dump() if spec.au is not None else {}
+    given = {k: v for k, v in (("ratings", ratings), ("tolerance_s", tolerance), ("match", match)) if v is not None}
+    return spec.model_copy(update={"au": AUTargetSpec(**{**base, **given})})
 
 
 def run_show(args) -> int:

@@ -95,6 +95,16 @@ def add_train_arguments(parser: argparse.ArgumentParser, model: str | None = Non
                             "recording K (e.g. 1, pre-injection), so a new cohort needs its own baseline recordings, "
                             "not its labels. Only recording-K windows of the animal's own split are used; validation "
                             "and test score the other recordings (default: the task's baseline_recording, else none)")
+    if model in (None, "advanced"):  # the AU heads need the advanced model's window embedding (models/au.py)
+        m.add_argument("--targets", choices=("class", "au", "au+class"), default=_S,
+                       help="what the model learns. class: the task's two classes (as always). au+class: also the five "
+                            "Mouse Grimace Scale action units (ot, nb, cb, ep, wc), one head each on the window "
+                            "embedding, trained on the raters' score distribution (0/1/2) of the rated frame nearest "
+                            "each window; predictions then add au_ot ... au_wc (expected score 0..2) and mgs (their "
+                            "mean), and mfe evaluate an MGS table (kappa, r against the mean rater and the truth). "
+                            "au: the action units only: p1 = mgs / 2 (a grimace score, not a probability) and the "
+                            "checkpoint is selected on the validation AU loss. au and au+class need a task made "
+                            "with --au-ratings (mfe task make) (default: class)")
     m.add_argument("--optimizer", choices=("adamw", "sgd"), default=_S, help="optimiser (default: sgd for baseline, adamw otherwise)")
     rc = parser.add_argument_group(
         "recipe", "how much is learned per epoch and which epoch is kept; --recipe sets all of these, the flags "

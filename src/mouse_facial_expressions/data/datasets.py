@@ -56,9 +56,14 @@ class ClipDataset(Dataset):
             (:mod:`~mouse_facial_expressions.data.modalities`; NaN = not measured); items then hold ``aux``.
         load_clips: False for a model without the face modality: no frame is read, and ``clip``
             is a ``(1, C, 1, 1)`` placeholder (``(1, 1, 1, 1)`` uint8), so batches keep their shape.
+        au: ``(W, 5, 3)`` Mouse Grimace Scale targets, row ``i`` for window ``i``: per action unit
+            (``io.ratings.AUS`` order) the raters' distribution over the scores 0, 1, 2
+            (:func:`data.au_targets.match_windows`); items then hold ``au`` and ``au_mask``.
+        au_mask: ``(W, 5)``: 1 where window ``i`` has a target for that AU, else 0 (needed with ``au``).
 
     Item: ``{"clip": (T, C, H, W) float32 (or (T, 1, H, W) uint8), "soft": (2,) float32 [1-p, p], "label": int64,
-    "video": str, "animal": str, "start_time": float, "end_time": float}``.
+    "video": str, "animal": str, "start_time": float, "end_time": float}``, plus ``"au": (5, 3) float32,
+    "au_mask": (5,) float32`` with AU targets.
     """
 
     def __init__(
@@ -75,6 +80,8 @@ class ClipDataset(Dataset):
         baseline: pd.DataFrame | None = None,
         aux: np.ndarray | None = None,
         load_clips: bool = True,
+        au: np.ndarray | None = None,
+        au_mask: np.ndarray | None = None,
     ):
         if augment_policy not in POLICIES or augment_scope not in SCOPES:
             raise ValueError(f"augmentation: policy must be one of {list(POLICIES)} and scope one of {list(SCOPES)}, "
@@ -120,6 +127,13 @@ class ClipDataset(Dataset):
         self._aux = None if aux is None else np.asarray(aux, dtype=np.float32)
         if self._aux is not None and (self._aux.ndim != 2 or len(self._aux) != len(self.windows)):
             raise ValueError(f"aux features: {self._aux.shape} for {len(self.windows)} windows (one row per window)")
+        self._au = None if au is None else np.asarray(au, dtype=np.float32)
+        self._au_mask = None if au_mask is None else np.asarray(au_mask, dtype=np.float32)
+        n = len(self.windows)
+        if self._au is not None and (self._au_mask is None or self._au.ndim != 3 or self._au.shape[::2] != (n, 3)
+                                     or self._au_mask.shape != self._au.shape[:2]):
+            raise ValueError(f"AU targets: au {self._au.shape} and au_mask {None if self._au_mask is None else self._au_mask.shape} "
+                             f"for {len(self.windows)} windows (expected (W, 5, 3) and (W, 5))")
         self.load_clips = bool(load_clips)
         self._maps: dict[str, np.ndarray] = {}
         self._gen: torch.Generator | None = None
@@ -137,6 +151,11 @@ class ClipDataset(Dataset):
     def aux(self) -> np.ndarray | None:
         """The other modalities' raw features, ``(W, F)`` float32 (None without them)."""
         return self._aux
+
+    @property
+    def au_targets(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Mouse Grimace Scale targets ``((W, 5, 3), (W, 5) mask)`` float32 (None without them)."""
+        return None if self._au is None else (self._au, self._au_mask)
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -198,6 +217,9 @@ class ClipDataset(Dataset):
             extra["ref_clip"] = self._clip(self._ref_video[j], self._ref_rows[j], i)
         if self._aux is not None:
             extra["aux"] = torch.from_numpy(self._aux[i])
+        if self._au is not None:  # Mouse Grimace Scale targets (data/au_targets.py)
+            extra["au"] = torch.from_numpy(self._au[i])  # (5, 3)
+            extra["au_mask"] = torch.from_numpy(self._au_mask[i])  # (5,)
         return {**extra,
             "clip": clip,  # (T, C, H, W) float32 or (T, 1, H, W) uint8
             "soft": torch.tensor([1.0 - p1, p1], dtype=torch.float32),
@@ -329,6 +351,18 @@ def baseline_frames(frames: pd.DataFrame, recording: int) -> np.ndarray:
     return (pd.to_numeric(frames["recording"], errors="coerce") == int(recording)).to_numpy()
 
 
+def _task_au_targets(task_dir, spec) -> pd.DataFrame | None:
+    """The task's ``au_targets.parquet`` when its spec has an AU target (else None)."""
+    if spec.au is None:
+        return None
+    from mouse_facial_expressions.data.au_targets import AU_TARGETS_FILE, load_au_targets
+
+    targets = load_au_targets(task_dir)
+    if targets is None:
+        raise FileNotFoundError(f"{task_dir}: task.yaml names AU targets but {AU_TARGETS_FILE} is missing; rerun `mfe task make`")
+    return targets
+
+
 def fold_datasets(
     task_dir: str | Path,
     fold: int,
@@ -379,6 +413,10 @@ def fold_datasets(
     the task's project: ``<project>/tasks/task-<v>``); ``out["aux_columns"]`` names them per
     modality and ``out["aux_stats"]`` holds the training windows' mean and SD. Without ``face``
     no frame is read.
+
+    A task with Mouse Grimace Scale targets (``task.yaml`` ``au``, ``au_targets.parquet``): every
+    split's items carry ``au`` and ``au_mask`` (:func:`data.au_targets.match_windows` with the
+    task's ``match`` and ``tolerance_s``); windows without a rated frame nearby get mask 0.
     """
     from mouse_facial_expressions.data.tasks import load_task
 
@@ -401,6 +439,7 @@ def fold_datasets(
     span = window_span(t, s)
     f = task.folds[fold]
     out = {}
+    au_targets = _task_au_targets(task_dir, spec)
     tabular = [m for m in parse_modalities(modalities) if m != "face"]
     if tabular:
         from mouse_facial_expressions.config import load_config
@@ -439,10 +478,15 @@ def fold_datasets(
             aux = feats.to_numpy(np.float32)
             if role == "train":
                 out["aux_stats"] = feature_stats(feats)
+        au = {}
+        if au_targets is not None:
+            from mouse_facial_expressions.data.au_targets import match_windows
+
+            au = dict(zip(("au", "au_mask"), match_windows(w, au_targets, spec.au.tolerance_s, spec.au.match)))
         out[role] = ClipDataset(fdir, w, image_size, augment=train_augmentation and role == "train", channels=channels, seed=seed,
                                 clip_dtype=clip_dtype, augment_policy=augment_policy, augment_scope=augment_scope,
                                 baseline=base if role != "test" else None,  # test: the animal's mean reference (below)
-                                aux=aux, load_clips="face" in modalities)
+                                aux=aux, load_clips="face" in modalities, **au)
         if role == "test" and base is not None:
             out["test_baseline"] = ClipDataset(fdir, base, image_size, channels=channels, seed=seed, clip_dtype=clip_dtype)
     train_w = out["train"].windows

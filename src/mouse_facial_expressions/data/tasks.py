@@ -2,7 +2,8 @@
 
 ``make_task`` writes ``tasks/task-<version>/`` (see docs/ARCHITECTURE.md):
 ``task.yaml`` (the resolved :class:`TaskSpec`), ``frames.parquet`` (labelled frame rows),
-``folds.json`` and ``README.md``. ``load_task`` reads it back and re-runs the leakage check.
+``folds.json`` and ``README.md``; with an AU target (``spec.au``) also ``au_targets.parquet`` and
+``au_ratings.parquet`` (``data/au_targets.py``). ``load_task`` reads it back and re-runs the leakage check.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mouse_facial_expressions.data import folds as F
+from mouse_facial_expressions.data.au_targets import AUTargetSpec
 from mouse_facial_expressions.data.flat_table import DuplicateRowsError
 from mouse_facial_expressions.data.rules import RuleError, apply_rules, parse_rule
 from mouse_facial_expressions.data.soft_labels import SoftLabelSpec, soft_p1
@@ -50,6 +52,8 @@ class TaskSpec(BaseModel):
     baseline_recording: int | None = Field(None, description="Recording that is each animal's own baseline (e.g. 1, "
                                            "pre-injection): models trained on this task score windows relative to it "
                                            "(mfe train --baseline-recording). None: absolute scores.")
+    au: AUTargetSpec | None = Field(None, description="Mouse Grimace Scale action-unit targets from imported ratings "
+                                    "(data/au_targets.py; mfe task make --au-ratings): the class rules stay.")
 
     @field_validator("version")
     @classmethod
@@ -263,6 +267,12 @@ def make_task(
     labels = F.animal_labels(frames)
     folds = F.make_folds(labels, spec.n_folds, spec.val_fraction, spec.seed)
     F.check_folds(folds, labels.index)
+    au = None
+    if spec.au is not None:  # Mouse Grimace Scale targets beside the class labels (data/au_targets.py)
+        from mouse_facial_expressions.data.au_targets import task_au_targets
+
+        au = task_au_targets(spec, cfg.root, frames, set(index["video"].astype(str)) | set(videos["video"].astype(str)))
+        notes = [*(notes or []), *au.notes]
     out = Path(out) if out is not None else cfg.path("tasks") / f"task-{version}"
     from mouse_facial_expressions.data.task_readme import task_readme
     from mouse_facial_expressions.io.atomic import atomic_path
@@ -270,10 +280,15 @@ def make_task(
     # The whole folder is written beside the old one and swapped in when complete.
     with atomic_path(out) as tmp:
         tmp.mkdir()
-        (tmp / "task.yaml").write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+        dumped = spec.model_dump(mode="json")
+        if dumped.get("au") is None:
+            dumped.pop("au", None)  # tasks without AU targets keep the task.yaml they always had
+        (tmp / "task.yaml").write_text(yaml.safe_dump(dumped, sort_keys=False))
         frames.to_parquet(tmp / "frames.parquet", index=False)
         F.write_folds(tmp / "folds.json", folds, spec.seed)
-        _write_provenance(tmp, cfg, frames, frames_dir if store else None)
+        if au is not None:
+            au.write(tmp)
+        _write_provenance(tmp, cfg, frames, frames_dir if store else None, {f"ratings {au.source.name}": au.source} if au else None)
         (tmp / "README.md").write_text(task_readme(spec, frames, folds, info, notes or []))
     log.info("task written to %s (%d labelled frames, %d animals, %d folds)", out, len(frames), len(labels), len(folds))
     return out
@@ -297,9 +312,10 @@ def _refuse_stale_store(cfg, videos: list[str]) -> None:
                         "since `mfe extract`):\n  " + "\n  ".join(lines) + "\nrun `mfe extract` first (it redoes exactly those)")
 
 
-def _write_provenance(out: Path, cfg, frames: pd.DataFrame, frames_dir: Path | None) -> None:
+def _write_provenance(out: Path, cfg, frames: pd.DataFrame, frames_dir: Path | None, extra: dict | None = None) -> None:
     """``provenance.json``: the frame-store index of every task video (its fingerprint covers the
-    crops too: each index records its ``.npy``) and the metadata CSVs the labels came from."""
+    crops too: each index records its ``.npy``), the metadata CSVs the labels came from and
+    ``extra`` inputs (role -> path: the AU ratings table)."""
     from mouse_facial_expressions import provenance
     from mouse_facial_expressions.io.atomic import write_json
 
@@ -310,6 +326,7 @@ def _write_provenance(out: Path, cfg, frames: pd.DataFrame, frames_dir: Path | N
         inputs.update({f"video {v}": index_path(frames_dir, v) for v in sorted(frames["video"].unique())})
     meta_dir = cfg.path("metadata")
     inputs.update({f"metadata {n}": meta_dir / n for n in ("raw_videos.csv", "treatments.csv") if (meta_dir / n).is_file()})
+    inputs.update(extra or {})
     write_json(out / PROVENANCE_FILE, {**provenance.record(inputs), "paths": {k: str(Path(v).resolve()) for k, v in inputs.items()}})
 
 

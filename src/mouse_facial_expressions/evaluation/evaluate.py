@@ -179,6 +179,7 @@ def compute_results(
     default_cohort: str | None = None,
     recalibration: dict | None = None,
     modalities: dict | None = None,
+    mgs: dict | None = None,
 ) -> tuple[dict, dict[str, pd.DataFrame]]:
     """All numbers of an evaluation, without writing anything (``warnings``: lines from
     earlier stages, e.g. a fine-tuning overlap, shown with the batch-effect warnings; ``domain``:
@@ -196,6 +197,8 @@ def compute_results(
             --recalibrate ...`` (``report.runs``), kept as ``recalibration`` for the report.
         modalities: a fused run's modality table (:func:`evaluation.modalities.modality_table`),
             kept as ``modalities`` for the report.
+        mgs: a run with action-unit heads: its Mouse Grimace Scale table
+            (:func:`evaluation.mgs_models.mgs_table`), kept as ``mgs`` (written to ``mgs.csv``).
 
     Returns:
         ``(results, levels)``: the JSON-safe results (``summary``, ``settings``, ``metrics``
@@ -252,6 +255,8 @@ def compute_results(
     results["training"] = dict(training or {})
     if modalities:
         results["modalities"] = modalities  # each modality alone / left out (evaluation/modalities.py)
+    if mgs:
+        results["mgs"] = mgs  # AU predictions vs the raters and the truth (evaluation/mgs_models.py)
     if recalibration:
         results["recalibration"] = recalibration  # raw vs recalibrated zero-shot numbers (report.runs)
     if regions:
@@ -281,8 +286,8 @@ def metrics_long(results: dict) -> pd.DataFrame:
 def write_results(results: dict, levels: dict[str, pd.DataFrame], out_dir: str | Path,
                   extra_paths: dict[str, str] | None = None) -> dict[str, str]:
     """Write ``predictions_{window,video,animal}.csv``, ``breakdown.csv``, ``metrics.csv``,
-    ``animal_scores.csv`` (one row per animal-condition, in words: ``evaluation.animal_table``)
-    and, last, ``metrics.json`` (``results`` with ``paths``) into ``out_dir``; returns the paths."""
+    ``animal_scores.csv`` (one row per animal-condition, in words: ``evaluation.animal_table``),
+    ``mgs.csv`` (runs with action-unit heads) and, last, ``metrics.json`` (``results`` with ``paths``) into ``out_dir``; returns the paths."""
     out = Path(out_dir)
     paths: dict[str, str] = {}
     for level, df in levels.items():
@@ -290,6 +295,8 @@ def write_results(results: dict, levels: dict[str, pd.DataFrame], out_dir: str |
     if results.get("breakdown"):
         paths["breakdown"] = str(write_csv(pd.DataFrame(results["breakdown"]), out / "breakdown.csv"))
     paths["metrics_csv"] = str(write_csv(metrics_long(results), out / "metrics.csv"))
+    if results.get("mgs"):
+        paths["mgs"] = str(write_csv(pd.DataFrame(results["mgs"]["rows"]), out / "mgs.csv"))
     settings = results.get("settings", {})
     wide = animal_scores_table(levels["window"], levels["animal"], results.get("class_names") or DEFAULT_CLASS_NAMES,
                                threshold=settings.get("threshold", THRESHOLD), n_boot=min(int(settings.get("n_boot", 1000)), 1000),
@@ -420,6 +427,7 @@ def evaluate_run(
     kwargs.setdefault("task", run_task(run_folder))
     kwargs.setdefault("training", run_training(run_folder))
     kwargs.setdefault("modalities", run_modalities(run_folder))
+    kwargs.setdefault("mgs", run_mgs(run_folder, pred, kwargs.get("n_boot", 1000)))
     return evaluate_predictions(pred, meta, out_dir or run_folder / "evaluation", **kwargs)
 
 
@@ -429,6 +437,13 @@ def run_modalities(run_folder: Path, n_boot: int = 1000) -> dict | None:
 
     pred = read_modality_predictions(run_folder)
     return modality_table(pred, n_boot=n_boot) if pred is not None and (pred["variant"] != "all").any() else None
+
+
+def run_mgs(run_folder: Path, pred: pd.DataFrame, n_boot: int = 1000) -> dict | None:
+    """A run with action-unit heads: its MGS table (:func:`evaluation.mgs_models.run_mgs`); else None."""
+    from mouse_facial_expressions.evaluation.mgs_models import run_mgs as _run_mgs
+
+    return _run_mgs(run_folder, pred, n_boot=n_boot)
 
 
 def headline(results: dict, level: str = "animal") -> str:
@@ -448,6 +463,12 @@ def headline(results: dict, level: str = "animal") -> str:
         lines.append(f"{lv:>7} (n={ms[lv]['n']}{unit}): " + ", ".join(parts))
     if not ms:
         lines.append(f"no labels: scores for {results['summary']['n_animals']} animals in predictions_animal.csv")
+    total = next((r for r in (results.get("mgs") or {}).get("rows", []) if r["target"] == "total"), None)
+    if total is not None:  # a run with action-unit heads (evaluation/mgs_models.py)
+        f = lambda v: "nan" if v is None else f"{v:.3f}"  # noqa: E731
+        lines.append(f"MGS total (n={total.get('n_items') or 0} rated frames): vs mean rater kappa {f(total.get('kappa'))}, "
+                     f"r {f(total.get('r'))} (raters among themselves: kappa {f(total.get('ceiling_kappa'))}); "
+                     f"vs truth r {f(total.get('truth_r'))}; per AU in mgs.csv")
     for w in results.get("warnings", []):
         lines.append(f"WARNING: {w}")
     return "\n".join(lines)

@@ -39,6 +39,23 @@ def ldl_loss(logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean"
     return kl.mean() if reduction == "mean" else kl
 
 
+def masked_ldl_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """LDL over several heads, averaged over the (sample, head) pairs that have a target.
+
+    Args:
+        logits: (B, H, K) unnormalised scores (H heads, e.g. the 5 MGS action units, K = 3 scores).
+        target: (B, H, K) distributions; rows without a target may hold anything finite.
+        mask: (B, H), 1 where the pair has a target, 0 where not.
+    Returns:
+        Scalar: the mean KL(target || softmax(logits)) over the masked pairs; 0 (with a gradient
+        path) when no pair has a target, so a batch without any rated window adds nothing.
+    """
+    b, h, k = logits.shape
+    kl = ldl_loss(logits.reshape(b * h, k), target.reshape(b * h, k), "none").reshape(b, h)  # (B, H)
+    mask = mask.to(kl.dtype)
+    return (kl * mask).sum() / mask.sum().clamp_min(1.0)
+
+
 def cross_entropy(
     logits: torch.Tensor,
     label: torch.Tensor,

@@ -53,7 +53,9 @@ def create_model(name: str, **cfg) -> nn.Module:
 
     ``fusion={...}`` (``mfe train --modalities``) wraps the model in a
     :class:`~mouse_facial_expressions.models.fusion.FusionNet` with those settings (or builds
-    the FusionNet alone when ``face`` is not among its modalities).
+    the FusionNet alone when ``face`` is not among its modalities). ``au={"targets": ...}``
+    (``mfe train --targets au|au+class``) wraps it in
+    :class:`~mouse_facial_expressions.models.au.AUHeads` (Mouse Grimace Scale action-unit heads).
 
     Raises:
         ValueError: for an unknown model name.
@@ -63,6 +65,13 @@ def create_model(name: str, **cfg) -> nn.Module:
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; registered models: {', '.join(sorted(_REGISTRY))}")
     fusion = cfg.pop("fusion", None)
+    au = cfg.pop("au", None)
+    if au:  # mfe train --targets au|au+class: action-unit heads on the face model's embedding (models/au.py)
+        if fusion:
+            raise ValueError("AU heads (--targets au|au+class) cannot yet be combined with multimodal fusion (--modalities)")
+        from mouse_facial_expressions.models.au import au_model
+
+        return au_model(_REGISTRY[name], cfg, au)
     if fusion:  # mfe train --modalities: the model inside a FusionNet (models/fusion.py)
         from mouse_facial_expressions.models.fusion import fused_model
 

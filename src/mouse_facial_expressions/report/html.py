@@ -326,6 +326,23 @@ def _modality_section(mod: dict | None) -> str:
     return "".join(out)
 
 
+def _mgs_section(mgs: dict | None) -> str:
+    """A run with action-unit heads: its MGS predictions vs the mean rater and the truth (evaluation/mgs_models.py)."""
+    if not mgs or not mgs.get("rows"):
+        return ""
+    rows = [{"target": r["target"], "rated frames": r.get("n_items"),
+             "kappa vs mean rater": fmt_ci(r.get("kappa"), r.get("kappa_low"), r.get("kappa_high")),
+             "r vs mean rater": fmt_ci(r.get("r"), r.get("r_low"), r.get("r_high")), "RMSE": fmt(r.get("rmse")),
+             "raters: kappa": fmt(r.get("ceiling_kappa")), "raters: r": fmt(r.get("ceiling_r")),
+             "r vs truth": fmt_ci(r.get("truth_r"), r.get("truth_r_low"), r.get("truth_r_high"))} for r in mgs["rows"]]
+    return ("<h2 id='mgs'>Mouse Grimace Scale</h2><p class='sub'>The model's expected score per action unit (0..2) and "
+            "the MGS total (their mean) on the test windows. Each rated frame takes the test window nearest it (within "
+            f"{fmt(mgs.get('tolerance_s'), 2)} s; {mgs.get('n_matched_items', 0)} of {mgs.get('n_rated_items', 0)} rated "
+            f"frames, {mgs.get('n_raters', 0)} raters): quadratic-weighted kappa and Pearson r against the mean rater; "
+            "'raters' is their mean pairwise agreement on the same frames, the ceiling. 'vs truth': against the "
+            "synthetic cohort's true intensity, every test window. CIs resample animals.</p>" + table(rows))
+
+
 def _breakdown_section(rows: list[dict]) -> str:
     if not rows:
         return ""
@@ -392,6 +409,7 @@ def render_report(results: dict, figures: dict[str, bytes]) -> str:
         parts.append("<p class='note'>No labels: the report gives scores per animal only.</p>")
     parts.append(_recalibration_section(results.get("recalibration")))
     parts.append(_modality_section(results.get("modalities")))
+    parts.append(_mgs_section(results.get("mgs")))
     parts.append("<h2 id='figures'>Figures</h2>")
     pair = [figure_html(f, figures[f]) for f in ("roc", "calibration") if f in figures]
     if pair:

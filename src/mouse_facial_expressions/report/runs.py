@@ -15,8 +15,8 @@ import pandas as pd
 import torch
 
 from mouse_facial_expressions.evaluation.aggregate import aggregate_levels, validate_predictions
-from mouse_facial_expressions.evaluation.evaluate import (compute_results, join_metadata, metadata_from_task, run_inputs, run_modalities,
-                                                          run_reference, run_task, run_training, write_results)
+from mouse_facial_expressions.evaluation.evaluate import (compute_results, join_metadata, metadata_from_task, run_inputs, run_mgs,
+                                                          run_modalities, run_reference, run_task, run_training, write_results)
 from mouse_facial_expressions.io.atomic import write_csv, write_json
 from mouse_facial_expressions.report import figures as F
 from mouse_facial_expressions.report.html import write_report
@@ -80,6 +80,7 @@ def report_run(run_dir: str | Path, out_dir: str | Path | None = None,
     kwargs.setdefault("task", run_task(run_folder))
     kwargs.setdefault("training", run_training(run_folder))
     kwargs.setdefault("modalities", run_modalities(run_folder))
+    kwargs.setdefault("mgs", run_mgs(run_folder, pred, kwargs.get("n_boot", 1000)))  # runs with action-unit heads
     if report and "saliency" not in kwargs and list(run_folder.glob("fold*/fold.json")):
         kwargs["saliency"] = _run_saliency(run_folder)
         kwargs.setdefault("regions", _run_regions(run_folder, kwargs["task"].get("class_names")))

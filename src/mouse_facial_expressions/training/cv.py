@@ -44,7 +44,8 @@ from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from mouse_facial_expressions.data.predictions import PREDICTION_COLUMNS  # noqa: E402
+from mouse_facial_expressions.data.predictions import (AU_PREDICTION_COLUMNS, PREDICTION_COLUMNS,  # noqa: E402
+                                                       au_prediction_columns)
 from mouse_facial_expressions.io.atomic import atomic_path, write_csv, write_text  # noqa: E402
 from mouse_facial_expressions.io.checkpoint import load_weights_only  # noqa: E402
 from mouse_facial_expressions.io.checkpoint import UnsafeCheckpointError  # noqa: E402
@@ -120,7 +121,8 @@ def _class_weights(data: dict) -> list[float] | None:
 def predict_windows(
     model: torch.nn.Module, loader: DataLoader, fold: int, precision: str = "32-true", channels: int = 3,
 ) -> pd.DataFrame:
-    """Score every window of ``loader``: a DataFrame with :data:`PRED_COLUMNS`.
+    """Score every window of ``loader``: a DataFrame with :data:`PRED_COLUMNS` (a model with AU
+    heads, models/au.py: plus :data:`AU_PREDICTION_COLUMNS`, the expected AU scores and ``mgs``).
 
     uint8 clips are normalised on the device (``channels``: the model's input channels)."""
     from mouse_facial_expressions.data.augment import normalize_clips
@@ -128,14 +130,21 @@ def predict_windows(
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = model.to(device).eval()
     use_bf16 = "bf16" in str(precision)
+    au_heads = getattr(model, "kind", None) == "au"
+    columns = PRED_COLUMNS + AU_PREDICTION_COLUMNS if au_heads else PRED_COLUMNS
     rows: list[pd.DataFrame] = []
     for batch in tqdm(loader, desc=f"fold {fold} test", leave=False, disable=None):
         clip = normalize_clips(batch["clip"].to(device, non_blocking=True), channels)
         aux = {"aux": torch.as_tensor(batch["aux"], device=device)} if "aux" in batch else {}  # a fused model's features
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            p1 = torch.softmax(model(clip, **aux).float(), dim=-1)[:, 1]  # (B,)
-        rows.append(_window_meta(batch).assign(p1=p1.cpu().numpy()))
-    return pd.concat(rows, ignore_index=True).assign(fold=fold)[PRED_COLUMNS] if rows else pd.DataFrame(columns=PRED_COLUMNS)
+            if au_heads:  # class logits and expected AU scores (B, 5) in one pass
+                logits, au = model.scores(clip)
+                p1 = torch.softmax(logits.float(), dim=-1)[:, 1]  # (B,)
+            else:
+                p1 = torch.softmax(model(clip, **aux).float(), dim=-1)[:, 1]  # (B,)
+        meta = _window_meta(batch).assign(p1=p1.cpu().numpy())
+        rows.append(meta.assign(**au_prediction_columns(au.float().cpu().numpy())) if au_heads else meta)
+    return pd.concat(rows, ignore_index=True).assign(fold=fold)[columns] if rows else pd.DataFrame(columns=columns)
 
 
 @torch.no_grad()
@@ -317,7 +326,7 @@ def task_fingerprint(task_dir: Path) -> dict:
     """The task files a fold's results depend on (``frames.parquet``, ``folds.json``), fingerprinted."""
     from mouse_facial_expressions import provenance
 
-    files = {n: task_dir / n for n in ("frames.parquet", "folds.json") if (task_dir / n).is_file()}
+    files = {n: task_dir / n for n in ("frames.parquet", "folds.json", "au_targets.parquet") if (task_dir / n).is_file()}
     return provenance.record(files)["inputs"]
 
 
@@ -365,6 +374,9 @@ def train_fold(
         **({"baseline_recording": p.baseline_recording} if p.baseline_recording is not None else {}),
         **({"modalities": p.modality_list} if p.modalities is not None else {}),
     )
+    if p.targets is not None and getattr(data["train"], "au_targets", None) is None:
+        raise ValueError(f"{task_dir}: --targets {p.targets} needs Mouse Grimace Scale targets, and this task has none: "
+                         "remake it with them (mfe task make --au-ratings ratings/<name>.parquet)")
     train_dl, val_dl, test_dl = _loaders(data, p)
     precision = p.precision if p.precision not in (None, "auto") else auto_precision(p.accelerator)
     channels_last = p.channels_last if p.channels_last is not None else "bf16" in precision
@@ -457,6 +469,7 @@ def train_fold(
         select_rule=SELECT_DESCRIPTIONS[p.select], n_val_windows=len(data["val"]), task=made_from,
         **({"modalities": list(p.modality_list), "fusion": fusion["fusion"], "stack": stack, "modality_weights": weights}
            if fusion else {}),
+        **({"targets": p.targets} if p.targets is not None else {}),
         history={str(e): h for e, h in sorted(module.history.items())},
     )
     write_text(fold_dir / "fold.json", json.dumps(record, indent=1))
@@ -584,7 +597,8 @@ def train_cv(
     records = [by_fold[k] for k in sorted(by_fold)]
     frames = [pd.read_csv(f) for f in finished]
     if frames:
-        write_csv(pd.concat(frames, ignore_index=True)[PRED_COLUMNS], run_dir / "predictions.csv")
+        pred = pd.concat(frames, ignore_index=True)
+        write_csv(pred[PRED_COLUMNS + [c for c in AU_PREDICTION_COLUMNS if c in pred.columns]], run_dir / "predictions.csv")
     test_accs = [r["test_acc"] for r in records if r.get("test_acc") is not None]
     val_accs = [r["val_acc"] for r in records if r.get("val_acc") is not None]
     summary = dict(

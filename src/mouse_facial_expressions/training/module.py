@@ -64,6 +64,8 @@ class ClipClassifier(pl.LightningModule):
             image_size, norm_mean, norm_std, task_dir, fold, ...).
         channels_last: run the backbone in channels_last memory format.
         select: checkpoint selection rule, one of :data:`SELECT_RULES` (logged as ``val_select``).
+            A model with AU heads (``model_cfg["au"]``, models/au.py) includes its AU loss in
+            ``val_loss``; with ``targets: au`` it is the AU loss alone (``mfe train`` then selects on it).
         warmup_epochs: linear learning-rate warm-up over this many epochs (stepped per batch)
             before the cosine decay; 0: none (the original).
         weak: weak supervision (``"em"``, :mod:`~mouse_facial_expressions.training.weak`): the
@@ -134,6 +136,8 @@ class ClipClassifier(pl.LightningModule):
         ref = {"ref": batch["ref_clip"]} if "ref_clip" in batch else {}
         if "aux" in batch:  # a fused model's behaviour / physiology features (models/fusion.py)
             ref["aux"] = batch["aux"]
+        if "au" in batch and getattr(self.model, "kind", None) == "au":  # MGS action-unit targets (models/au.py)
+            ref.update(au=batch["au"], au_mask=batch["au_mask"])
         if hp.get("weak") and hp.model_name == "baseline":  # its loss ignores soft targets
             from mouse_facial_expressions.models.losses import ldl_loss, smooth_targets
 

@@ -59,7 +59,7 @@ DEFAULT_RECIPE = "mfe2"
 #: Fields added after runs were named: left at None they stay out of the run name's hash, so
 #: earlier runs keep their names (and resume).
 _ADDED_FIELDS = {"baseline_recording", "weak", "weak_fraction", "weak_every", "weak_start", "modalities", "fusion",
-                 "modality_dropout"}
+                 "modality_dropout", "targets"}
 
 #: Fields that do not change what is learned (excluded from the run name's hash).
 _RUNTIME_FIELDS = {"folds", "devices", "strategy", "num_nodes", "accelerator", "workers", "max_time",
@@ -126,6 +126,12 @@ class TrainParams:
     modalities: str | None = None
     fusion: str | None = None
     modality_dropout: float | None = None
+    # What the model learns (models/au.py): None (= "class") the binary class only; "au+class" also the
+    # Mouse Grimace Scale action units of the task's rated frames (a head per AU on the window
+    # embedding, KL to the raters' distribution); "au" the action units only (no class head; p1 =
+    # MGS total / 2; checkpoints are then selected on the validation AU loss). Needs a task made
+    # with AU targets (mfe task make --au-ratings) and --model advanced.
+    targets: str | None = None
     # runtime
     folds: list[int] | None = None
     accelerator: str = "auto"
@@ -143,6 +149,7 @@ class TrainParams:
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
             raise ValueError(f"unknown recipe {self.recipe!r} (choose from {', '.join(RECIPES)})")
+        self._check_targets()
         for key, value in RECIPES[self.recipe].items():  # None: the recipe's value
             if getattr(self, key) is None:
                 setattr(self, key, value)
@@ -171,6 +178,29 @@ class TrainParams:
             if self.baseline_recording is not None or self.weak is not None:
                 raise ValueError("--modalities cannot yet be combined with --baseline-recording or --weak")
 
+    def _check_targets(self) -> None:
+        """``targets``: ``class`` becomes None (the plain model: same run name, same checkpoints);
+        ``au`` has no class head, so it is selected on the validation loss (the AU loss), not accuracy."""
+        if self.targets is None:
+            return
+        from mouse_facial_expressions.models.au import TARGETS
+
+        if self.targets not in TARGETS:
+            raise ValueError(f"unknown --targets {self.targets!r} (choose from {', '.join(TARGETS)})")
+        if self.targets == "class":
+            self.targets = None
+            return
+        if self.model != "advanced":
+            raise ValueError(f"--targets {self.targets}: the action-unit heads sit on the window embedding of the advanced "
+                             f"model; {self.model!r} has none (baseline: one feature per frame, resup: two networks)")
+        if self.baseline_recording is not None or self.weak is not None or self.modalities is not None:
+            raise ValueError(f"--targets {self.targets} cannot yet be combined with --baseline-recording, --weak or --modalities")
+        if self.targets == "au":
+            if self.select == "val_acc":
+                raise ValueError("--targets au has no class head, so no accuracy to select on: use --select val_loss "
+                                 "(the validation AU loss, the default for --targets au) or last")
+            self.select = self.select or "val_loss"
+
     @property
     def modality_list(self) -> tuple[str, ...]:
         """The model's modalities (``("face",)`` for a plain model)."""
@@ -189,6 +219,8 @@ class TrainParams:
             if self.model != "advanced":
                 raise ValueError(f"--baseline-recording: baseline-relative scoring is built into the advanced model only, not {self.model!r}")
             cfg["relative"] = True
+        if self.targets is not None:  # AU heads around the model (models/au.py); the checkpoint records them
+            cfg["au"] = {"targets": self.targets}
         return cfg
 
     def fusion_config(self, aux_columns: dict[str, list[str]]) -> dict | None:
