@@ -8,6 +8,10 @@ DEMO   ?= demo
 # make bench-fusion: face, behaviour, physiology alone and fused on demo cohorts (issue 17)
 FUSION_DIR   ?= bench_fusion
 FUSION_SEEDS ?= 1 2 3
+# make bench-mgs: Mouse Grimace Scale AU heads against simulated raters and the truth on demo cohorts (issue 15)
+MGS_DIR     ?= bench_mgs
+MGS_SEEDS   ?= 1 2 3
+MGS_TARGETS ?= au+class
 # make bench-accuracy-cohorts: the advanced model against the oracle over several bench cohorts (issue 10)
 COHORTS_DIR        ?= bench_cohorts
 COHORT_SEEDS       ?= 2 3 4 5
@@ -38,7 +42,7 @@ WEAK_DIR    ?= bench_weak
 WEAK_SEEDS  ?= 1
 WEAK_EPOCHS ?= 4
 
-.PHONY: demo test bench bench-accuracy bench-accuracy-cohorts bench-eye-warp bench-fusion bench-recipe bench-shift bench-weak install clean-demo help
+.PHONY: demo test bench bench-accuracy bench-accuracy-cohorts bench-eye-warp bench-fusion bench-mgs bench-recipe bench-shift bench-weak install clean-demo help
 
 help:
 	@echo "make demo   - synthetic cohort -> ... -> the furthest pipeline stage, on CPU"
@@ -49,7 +53,9 @@ help:
 	@echo "make bench-accuracy-cohorts - advanced against the oracle over 4 bench cohorts (COHORT_SEEDS='$(COHORT_SEEDS)'),"
 	@echo "             20 epochs per fold: about 5 min on one GPU with COHORT_JOBS=4 COHORT_WORKERS=3; many hours on 2 CPU cores"
 	@echo "make bench-fusion - face, behaviour and physiology alone and fused, and an uninformative physiology"
-	@echo "             (FUSION_SEEDS='$(FUSION_SEEDS)': 61 min for 3 cohorts on 2 CPU cores in fp32 while other jobs ran)"
+	@echo "             (FUSION_SEEDS='$(FUSION_SEEDS)': 61-70 min for 3 cohorts on 2 CPU cores in fp32 while other jobs ran)"
+	@echo "make bench-mgs - MGS action-unit heads (--targets $(MGS_TARGETS)) against 3 simulated raters and the truth"
+	@echo "             (MGS_SEEDS='$(MGS_SEEDS)', MGS_TARGETS='au+class au' adds the AU-only model: roughly 50 min per variant on 2 CPU cores, estimated)"
 	@echo "make bench-eye-warp - real head-fixed eyes warped to orbital-tightening levels 0-2: train on one"
 	@echo "             recording, score the other (seeds 1 2 3; about 7 min per seed on 2 CPU cores while other jobs ran)"
 	@echo "make bench-shift - new-cohort robustness: zero-shot, baseline-relative, adabn, video_hist and"
@@ -75,7 +81,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 bench: $(STAMP)
-	@for b in bench/bench_*.py; do case $$b in *bench_accuracy.py|*bench_accuracy_cohorts.py|*bench_fusion.py|*bench_recipe.py|*bench_weak.py) continue;; esac; \
+	@for b in bench/bench_*.py; do case $$b in *bench_accuracy.py|*bench_accuracy_cohorts.py|*bench_fusion.py|*bench_mgs.py|*bench_recipe.py|*bench_weak.py) continue;; esac; \
 		echo "== $$b"; $(PY) $$b || exit 1; done
 	@echo "(accuracy against the oracle: make bench-accuracy, make bench-recipe)"
 
@@ -92,6 +98,9 @@ bench-accuracy-cohorts: $(STAMP)
 
 bench-fusion: $(STAMP)
 	$(PY) bench/bench_fusion.py $(FUSION_DIR) --seeds $(FUSION_SEEDS)
+
+bench-mgs: $(STAMP)
+	$(PY) bench/bench_mgs.py $(MGS_DIR) --seeds $(MGS_SEEDS) --targets $(MGS_TARGETS)
 
 bench-eye-warp: $(STAMP)
 	$(PY) bench/bench_eye_warp.py --no_sheet --seed 1 2 3
