@@ -43,7 +43,7 @@ def fit_scale(odds, labels) -> float:
     sign = np.where(y == 1, 1.0, -1.0)
     # -log sigmoid(sign * s * odds) = softplus(-sign * s * odds), for every s at once
     nll = (w * np.logaddexp(0.0, -sign * SCALE_GRID[:, None] * odds[None, :])).sum(1)
-    return float(SCALE_GRID[int(np.argmin(np.round(nll, 12)))])
+    return round(float(SCALE_GRID[int(np.argmin(np.round(nll, 12)))]), 2)  # the grid's steps, without float noise
 
 
 def train_tabular(net, aux: np.ndarray, windows, *, epochs: int, epoch_size: int, batch_size: int, lr: float,
