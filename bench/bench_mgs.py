@@ -128,12 +128,12 @@ def train(task_dir: Path, project: Path, targets: str, a) -> tuple[dict, float]:
 
 def model_rows(summary: dict, n_boot: int) -> pd.DataFrame:
     """Per target (ot .. wc, total): the run's MGS table (``run_mgs``: kappa, r and RMSE against the
-    mean rater, r and RMSE against the truth), the inter-rater ceiling with CIs on the same
-    rated frames, and the RMSE's CI against the truth."""
+    mean rater, r and RMSE with CIs against the truth) and the inter-rater ceiling with CIs on the
+    same rated frames."""
     from mouse_facial_expressions.data.au_targets import load_au_ratings, load_au_targets
     from mouse_facial_expressions.data.tasks import load_spec
-    from mouse_facial_expressions.evaluation.mgs import inter_rater, vs_truth
-    from mouse_facial_expressions.evaluation.mgs_models import PRED_OF, nearest_windows, run_mgs, window_truth
+    from mouse_facial_expressions.evaluation.mgs import inter_rater
+    from mouse_facial_expressions.evaluation.mgs_models import nearest_windows, run_mgs
 
     pred = pd.read_csv(summary["predictions"])
     mgs = run_mgs(summary["run_dir"], pred, n_boot=n_boot)
@@ -146,14 +146,9 @@ def model_rows(summary: dict, n_boot: int) -> pd.DataFrame:
     pick = nearest_windows(targets, pred, load_spec(task_dir / "task.yaml").au.tolerance_s)
     matched = ratings[ratings["item"].astype(str).isin(set(targets.loc[pick >= 0, "item"].astype(str)))]
     ceiling = inter_rater(matched, n_boot=n_boot)
-    truth = pd.read_parquet(task_dir.parent.parent / "truth" / "truth.parquet")
-    true = window_truth(pred, truth)
-    groups = pred["animal"].astype(str).to_numpy()
     for t in rows.index:
         for k in ("kappa", "r"):
             rows.loc[t, [f"ceiling_{k}", f"ceiling_{k}_low", f"ceiling_{k}_high"]] = ceiling.loc[t, [k, f"{k}_low", f"{k}_high"]].to_numpy()
-        ci = vs_truth(pred[PRED_OF[t]].to_numpy(float), true[t].to_numpy(float), groups, n_boot=n_boot)["rmse"]
-        rows.loc[t, ["truth_rmse_low", "truth_rmse_high"]] = [ci.low, ci.high]
     rows["truth_n"] = rows["truth_n_windows"]
     return rows.reset_index()
 

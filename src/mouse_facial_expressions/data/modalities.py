@@ -13,8 +13,12 @@ Features are raw here; the fused model standardises them with the training windo
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 #: The modalities a model can use, in this order.
 MODALITIES = ("face", "behaviour", "physiology")
@@ -79,7 +83,12 @@ def modality_features(cfg, windows: pd.DataFrame, modalities, recordings: pd.Ser
         if items["recording"].isna().any():
             raise ValueError(f"no recording known for video(s) {sorted(set(windows['video'][items['recording'].isna()]))[:5]}")
         items["recording"] = items["recording"].astype(int)
-        phys = physiology_features(load_physiology(cfg), items, cfg.behaviour.physiology_baseline_recording)
+        base = cfg.behaviour.physiology_baseline_recording
+        phys = physiology_features(load_physiology(cfg), items, base)
+        if set(modalities) <= {"physiology"} and (items["recording"] == base).any():
+            log.warning("physiology is the only modality and %d window(s) are at the baseline recording %s, where it "
+                        "measures nothing (change from itself): they score 0.5; add face or behaviour to score them",
+                        int((items["recording"] == base).sum()), base)
         parts.append(phys)
         columns["physiology"] = list(phys.columns)
     if not parts:

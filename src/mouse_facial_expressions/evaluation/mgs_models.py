@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 PRED_OF = {**{a: f"au_{a}" for a in AUS}, "total": "mgs"}
 #: Columns of ``mgs.csv``.
 MGS_COLUMNS = ["target", "n_items", "kappa", "kappa_low", "kappa_high", "r", "r_low", "r_high", "rmse",
-               "ceiling_kappa", "ceiling_r", "truth_n_windows", "truth_r", "truth_r_low", "truth_r_high", "truth_rmse"]
+               "ceiling_kappa", "ceiling_r", "truth_n_windows", "truth_r", "truth_r_low", "truth_r_high", "truth_rmse",
+               "truth_rmse_low", "truth_rmse_high"]
 
 
 def has_au_predictions(pred: pd.DataFrame) -> bool:
@@ -124,7 +125,8 @@ def mgs_table(pred: pd.DataFrame, ratings: pd.DataFrame | None = None, targets: 
         for t in TARGETS:
             cis = vs_truth(pred[PRED_OF[t]].to_numpy(float), true[t].to_numpy(float), groups, n_boot=n_boot, seed=seed)
             rows[t].update(truth_n_windows=int(true[t].notna().sum()), truth_r=cis["r"].value, truth_r_low=cis["r"].low,
-                           truth_r_high=cis["r"].high, truth_rmse=cis["rmse"].value)
+                           truth_r_high=cis["r"].high, truth_rmse=cis["rmse"].value, truth_rmse_low=cis["rmse"].low,
+                           truth_rmse_high=cis["rmse"].high)
     info["rows"] = [{c: r.get(c, np.nan) for c in MGS_COLUMNS} | {"target": r["target"]} for r in rows.values()]
     return info
 

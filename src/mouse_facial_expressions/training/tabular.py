@@ -93,13 +93,13 @@ def cross_fit_scales(model, aux: np.ndarray, windows, *, epochs: int, epoch_size
 
     animals = windows["animal"].astype(str).to_numpy()
     labels = windows["label"].to_numpy(np.int64)
+    uniq = np.unique(animals)
     out, start = {}, 0
-    for i, (m, cols) in enumerate(model.aux_columns.items()):
+    for m, cols in model.aux_columns.items():
         sl = slice(start, start + len(cols))
         start += len(cols)
         odds = np.full(len(windows), np.nan)
-        uniq = np.unique(animals)
-        for k, held in enumerate(uniq):
+        for k, held in enumerate(uniq if len(uniq) >= 3 else ()):  # fewer: nothing to judge (below)
             train = animals != held
             if len(np.unique(labels[train])) < 2:
                 continue  # nothing to learn without the held-out animal: its windows stay unscored
@@ -113,7 +113,7 @@ def cross_fit_scales(model, aux: np.ndarray, windows, *, epochs: int, epoch_size
             x = torch.as_tensor(np.asarray(aux[held_rows, sl], dtype=np.float32))
             odds[held_rows] = net.modality_odds(torch.zeros(len(held_rows), 1), x)[:, 0].numpy()
         scored = np.isfinite(odds) & np.isfinite(aux[:, sl]).all(axis=1)
-        if len(uniq) < 3 or len(np.unique(labels[scored])) < 2:
+        if len(np.unique(labels[scored])) < 2:  # fewer than 3 training animals, or one class scored
             log.warning("%s: %d training animal(s), too few to judge how its scores carry to new animals: "
                         "it keeps weight 1 in the fused score", m, len(uniq))
             out[m] = {"scale": 1.0, "auroc": None, "animals": int(len(uniq))}
