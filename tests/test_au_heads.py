@@ -297,20 +297,27 @@ def test_a_rated_video_unknown_to_the_project_fails_task_make_naming_it(au_proje
     assert not (tmp_path / "t").exists()
 
 
-def test_au_class_training_predicts_mgs_that_follows_the_truth_and_is_evaluated(au_project):
+@pytest.fixture(scope="module")
+def au_run(au_project) -> dict:
+    """A 3-epoch ``--targets au+class`` run of fold 0 on task-au (its training summary)."""
     from tiny_run import tiny_params
 
+    from mouse_facial_expressions.training import train_cv
+
+    torch.set_num_threads(1)
+    p = tiny_params(run_name="au", targets="au+class", epochs=3, limit_batches=None, folds=[0])
+    return train_cv(au_project / "tasks" / "task-au", p, au_project / "models", progress=False, track=False)
+
+
+def test_au_class_training_predicts_mgs_that_follows_the_truth_and_is_evaluated(au_project, au_run):
     from mouse_facial_expressions.data.predictions import AU_PREDICTION_COLUMNS, PREDICTION_COLUMNS
     from mouse_facial_expressions.evaluation.mgs import pearson_r
     from mouse_facial_expressions.evaluation.mgs_models import window_truth
     from mouse_facial_expressions.models.au import AUHeads
     from mouse_facial_expressions.report.runs import report_run
-    from mouse_facial_expressions.training import train_cv
     from mouse_facial_expressions.training.module import load_model_from_checkpoint
 
-    torch.set_num_threads(1)
-    p = tiny_params(run_name="au", targets="au+class", epochs=3, limit_batches=None, folds=[0])
-    summary = train_cv(au_project / "tasks" / "task-au", p, au_project / "models", progress=False, track=False)
+    summary = au_run
     pred = pd.read_csv(summary["predictions"])
     assert list(pred.columns) == PREDICTION_COLUMNS + AU_PREDICTION_COLUMNS
     assert np.allclose(pred["mgs"], pred[[f"au_{a}" for a in AUS]].mean(1))
@@ -356,3 +363,100 @@ def test_au_targets_need_a_task_with_ratings(au_project, tmp_path):
     p = tiny_params(run_name="no-ratings", targets="au+class", folds=[0])
     with pytest.raises(ValueError, match="--au-ratings"):
         train_cv(plain, p, tmp_path / "models", progress=False, track=False)
+
+
+# ----------------------------------------------------------------------------- scoring new videos
+
+
+def test_per_second_weights_each_window_by_its_overlap():
+    from mouse_facial_expressions.inference.outputs import per_second
+
+    scores = pd.DataFrame({"video": "v", "start_time": [0.5, 1.0, 3.2], "end_time": [1.5, 1.8, 3.2],
+                           "p1": [0.2, 0.8, 0.4], "mgs": [1.0, 2.0, 0.5]})
+    sec = per_second(scores).set_index("second")
+    assert list(sec.index) == [0, 1, 3]  # second 2 has no window
+    assert sec.loc[0, "p1"] == pytest.approx(0.2) and sec.loc[0, "coverage"] == pytest.approx(0.5)
+    # second 1: window 0 covers 0.5 s of it, window 1 covers 0.8 s
+    assert sec.loc[1, "mgs"] == pytest.approx((0.5 * 1.0 + 0.8 * 2.0) / 1.3)
+    assert sec.loc[1, "coverage"] == pytest.approx(1.3)
+    assert sec.loc[3, "p1"] == pytest.approx(0.4)  # a zero-length window is a point in its second
+
+
+def test_predict_gives_the_au_scores_of_the_evaluation_per_window_and_per_second(au_project, au_run, tmp_path):
+    from mouse_facial_expressions.config import load_config
+    from mouse_facial_expressions.inference.predict import predict_videos
+
+    pred = pd.read_csv(au_run["predictions"])
+    ckpt = au_run["folds"][0]["best_checkpoint"]
+    cfg = load_config(au_project)
+    videos = sorted(pred["video"].unique())[:2]
+    paths = [cfg.path("processed_videos") / f"{v}.mp4" for v in videos]
+    au_cols = [f"au_{a}" for a in AUS]
+    scored = {}
+    for backend in ("torch", "onnx"):
+        out = tmp_path / backend
+        report = predict_videos(paths, cfg.path("keypoints"), ckpt, out, cfg=cfg, progress=False, backend=backend)
+        assert report.ok, report.summary()
+        for v in videos:
+            got = pd.read_csv(out / f"{v}_scores.csv")
+            assert list(got.columns) == ["video", "start_time", "end_time", "p1", *au_cols, "mgs"]
+            both = pred[pred["video"] == v].merge(got, on=["video", "start_time"], suffixes=("_eval", ""))
+            assert len(both) == (pred["video"] == v).sum() > 0
+            for c in ["p1", *au_cols, "mgs"]:
+                np.testing.assert_allclose(both[c], both[f"{c}_eval"], atol=1e-4, err_msg=f"{backend} {v} {c}")
+            sec = pd.read_csv(out / f"{v}_seconds.csv")
+            assert list(sec.columns) == ["video", "second", "coverage", "p1", *au_cols, "mgs"]
+            assert sec["second"].is_monotonic_increasing and sec["mgs"].between(got["mgs"].min() - 1e-9, got["mgs"].max() + 1e-9).all()
+            scored[backend, v] = got
+        summary = pd.read_csv(out / "summary.csv").set_index("video")
+        for v in videos:
+            assert summary.loc[v, "mean_mgs"] == pytest.approx(scored[backend, v]["mgs"].mean())
+        assert "`au_ot`" in (out / "COLUMNS.md").read_text() and "mean MGS" in report.summary()
+    # the onnx backend scored with its own graph (cached beside the checkpoint)
+    assert list((Path(ckpt).parent / "onnx").glob("ensemble-*.onnx"))
+
+
+def test_the_exported_graph_has_the_au_output_and_matches_torch(au_run, tmp_path):
+    import onnx
+
+    from mouse_facial_expressions.inference.export import check_onnx, export_onnx
+
+    ckpt = au_run["folds"][0]["best_checkpoint"]
+    path = export_onnx(ckpt, tmp_path / "au.onnx")
+    model = onnx.load(str(path))
+    assert [o.name for o in model.graph.output] == ["p1", "p1_members", "au"]
+    assert json.loads({p.key: p.value for p in model.metadata_props}["mfe.au"]) == list(AUS)
+    assert check_onnx(path, ckpt) < 1e-4
+
+
+def test_live_scoring_writes_the_au_scores(au_project, au_run, tmp_path):
+    from mouse_facial_expressions.config import load_config
+    from mouse_facial_expressions.inference.ensemble import load_ensemble
+    from mouse_facial_expressions.inference.predict import model_settings, predict_videos
+    from mouse_facial_expressions.inference.streams import predict_live
+    from mouse_facial_expressions.preprocess.extract import read_keypoints
+
+    cfg = load_config(au_project)
+    ens = load_ensemble(au_run["folds"][0]["best_checkpoint"])
+    video = sorted(pd.read_csv(au_run["predictions"])["video"].unique())[0]
+    src = cfg.path("processed_videos") / f"{video}.mp4"
+    kp_file = cfg.path("keypoints") / f"{video}.parquet"
+    assert predict_videos(src, kp_file, ens, tmp_path / "off", cfg=cfg, progress=False, backend="torch").ok
+    want = pd.read_csv(tmp_path / "off" / f"{video}_scores.csv")
+    growing = tmp_path / "kp.csv"
+    read_keypoints(kp_file).to_csv(growing, index=False, float_format="%.10g")
+    predict_live(str(src), growing, ens, tmp_path / "live.csv", model_settings(ens, cfg), name=video, keypoint_timeout_s=1)
+    got = pd.read_csv(tmp_path / "live.csv")
+    assert list(got.columns) == list(want.columns) and len(got) == len(want) > 0
+    # normalisation of this store is per crop or none, so live crops are the offline ones
+    np.testing.assert_allclose(got[["p1", "mgs"]], want[["p1", "mgs"]], atol=1e-4)
+
+
+def test_zero_shot_evaluation_of_another_task_reports_its_mgs(au_project, au_run, tmp_path):
+    from mouse_facial_expressions.report.runs import report_zeroshot
+
+    results = report_zeroshot(au_run["run_dir"], au_project / "tasks" / "task-au", tmp_path / "zs", n_boot=20)
+    pred = pd.read_csv(results["paths"]["predictions"])
+    assert np.allclose(pred["mgs"], pred[[f"au_{a}" for a in AUS]].mean(1))
+    mgs = pd.read_csv(results["paths"]["mgs"]).set_index("target")
+    assert mgs.loc["total", "n_items"] > 20 and mgs.loc["total", "truth_n_windows"] == len(pred)

@@ -132,21 +132,37 @@ def mgs_table(pred: pd.DataFrame, ratings: pd.DataFrame | None = None, targets: 
 
 
 def run_mgs(run_folder: str | Path, pred: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict | None:
-    """:func:`mgs_table` of a run trained with AU heads: its task's ratings and targets (from
-    ``params.json`` ``task_dir``) and, for a synthetic cohort, ``truth/truth.parquet`` of the
-    task's project. None for a run without AU predictions."""
+    """:func:`mgs_table` of a run trained with AU heads on its own task (``params.json``
+    ``task_dir``: :func:`task_mgs`). None for a run without AU predictions."""
+    if not has_au_predictions(pred):
+        return None
+    run_folder = Path(run_folder)
+    try:
+        task_dir = Path(json.loads((run_folder / "params.json").read_text())["task_dir"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        log.warning("%s: no MGS comparison with the raters: the run's task cannot be read (%s)", run_folder, err)
+        task_dir = None
+    return task_mgs(task_dir, pred, n_boot, seed)
+
+
+def task_mgs(task_dir: str | Path | None, pred: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict | None:
+    """:func:`mgs_table` of AU predictions on a task's windows: the task's ratings and targets
+    (``mfe task make --au-ratings``; none: the section says so) and, for a synthetic cohort,
+    ``truth/truth.parquet`` of the task's project. Used for a run's own task and for another
+    cohort's (``mfe evaluate RUN --task OTHER``). None for predictions without AU columns."""
     if not has_au_predictions(pred):
         return None
     from mouse_facial_expressions.data.au_targets import load_au_ratings, load_au_targets
     from mouse_facial_expressions.data.tasks import load_spec
 
-    run_folder = Path(run_folder)
-    try:
-        task_dir = Path(json.loads((run_folder / "params.json").read_text())["task_dir"])
-        spec = load_spec(task_dir / "task.yaml")
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        log.warning("%s: no MGS comparison with the raters: the run's task cannot be read (%s)", run_folder, err)
-        task_dir, spec = None, None
+    spec = None
+    if task_dir is not None:
+        task_dir = Path(task_dir)
+        try:
+            spec = load_spec(task_dir / "task.yaml")
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            log.warning("%s: no MGS comparison with the raters: the task cannot be read (%s)", task_dir, err)
+            task_dir = None
     ratings = load_au_ratings(task_dir) if task_dir is not None else None
     targets = load_au_targets(task_dir) if task_dir is not None else None
     truth = None

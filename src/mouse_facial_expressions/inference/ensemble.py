@@ -4,7 +4,10 @@ A run folder holds one model per outer fold; each fold's selected checkpoint is 
 :func:`training.runs.fold_checkpoints`.
 
 :class:`FoldEnsemble` scores normalised clips ``(B, T, C, H, W)`` with every member and
-returns the per-fold probabilities; the ensemble's ``p1`` is their mean.
+returns the per-fold probabilities; the ensemble's ``p1`` is their mean. A run with Mouse
+Grimace Scale action-unit heads (``mfe train --targets au|au+class``, ``models/au.py``) also
+gives each window's expected AU scores (:meth:`FoldEnsemble.predict_au`: the mean over members
+of each AU's expected score, 0..2, in ``io.ratings.AUS`` order).
 """
 
 from __future__ import annotations
@@ -55,8 +58,16 @@ class FoldEnsemble:
             if len(values) > 1:
                 raise ValueError(f"{self.source}: the fold models disagree on {key}: {sorted(map(str, values))}")
         self.data = datas[0]
+        kinds = {getattr(m, "kind", None) == "au" for m in self.models}
+        if len(kinds) > 1:
+            raise ValueError(f"{self.source}: some fold models have action-unit heads (--targets au) and some do not")
         for m in self.models:
             m.eval()
+
+    @property
+    def has_au(self) -> bool:
+        """True when the members have MGS action-unit heads (``mfe train --targets au|au+class``)."""
+        return getattr(self.models[0], "kind", None) == "au"
 
     @property
     def num_frames(self) -> int:
@@ -172,6 +183,23 @@ class FoldEnsemble:
                     logits = m(clips)
             cols.append(torch.softmax(logits.float(), dim=-1)[:, 1].double().cpu().numpy())
         return np.stack(cols, axis=1) if cols else np.zeros((len(clips), 0))
+
+    @torch.no_grad()
+    def predict_au(self, clips: torch.Tensor, aux: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Per-member ``p1`` ``(B, K)`` and the expected action-unit scores ``(B, 5)`` (0..2 each,
+        ``io.ratings.AUS`` order, the mean over members) in one pass; ``None`` for the AU scores
+        of a run without AU heads (then this is :meth:`predict`)."""
+        if not self.has_au:
+            return (self.predict(clips, aux=aux) if aux is not None else self.predict(clips)), None
+        use_bf16 = self.dtype == torch.bfloat16
+        clips = clips.to(self.device, non_blocking=True)
+        cols, aus = [], []
+        for m in self.models:
+            with torch.autocast(clips.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                logits, au = m.scores(clips)  # (B, 2), (B, 5)
+            cols.append(torch.softmax(logits.float(), dim=-1)[:, 1].double().cpu().numpy())
+            aus.append(au.double().cpu().numpy())
+        return np.stack(cols, axis=1), np.mean(aus, axis=0)
 
     def p1(self, clips: torch.Tensor) -> np.ndarray:
         """Ensemble ``p1`` ``(B,)``: the mean over members."""

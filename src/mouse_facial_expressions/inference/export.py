@@ -7,7 +7,11 @@ The graph takes what the loader gives the model and returns probabilities:
   are fixed at export (default: the checkpoint's ``num_frames`` and ``image_size``);
 - output ``p1``: ``(B,)`` probability of class 1, the mean over the members;
 - output ``p1_members``: ``(B, K)`` each member's probability (K = number of folds; 1 for a
-  single checkpoint).
+  single checkpoint);
+- output ``au`` (a run with Mouse Grimace Scale action-unit heads, ``mfe train --targets
+  au|au+class``, only): ``(B, 5)`` the expected score (0..2) of each action unit, in the order of
+  the metadata's ``au`` list (ot, nb, cb, ep, wc), the mean over the members; the MGS total is
+  their mean.
 
 The preprocessing settings are written into the model's metadata (``metadata_props``:
 num_frames, frame_stride, image_size, channels, norm_mean, norm_std, members) so another
@@ -31,15 +35,21 @@ OPSET = 17
 
 
 class EnsembleProbabilities(torch.nn.Module):
-    """``(B, T, C, H, W)`` clips -> (``p1`` ``(B,)``, ``p1_members`` ``(B, K)``)."""
+    """``(B, T, C, H, W)`` clips -> (``p1`` ``(B,)``, ``p1_members`` ``(B, K)``), plus ``au``
+    ``(B, 5)`` (the members' mean expected action-unit scores) when the members have AU heads."""
 
     def __init__(self, models: list[torch.nn.Module]):
         super().__init__()
         self.members = torch.nn.ModuleList(models)
+        self.au = all(getattr(m, "kind", None) == "au" for m in models)
 
-    def forward(self, clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        probs = torch.stack([torch.softmax(m(clip), dim=-1)[:, 1] for m in self.members], dim=1)  # (B, K)
-        return probs.mean(dim=1), probs
+    def forward(self, clip: torch.Tensor):
+        if not self.au:
+            probs = torch.stack([torch.softmax(m(clip), dim=-1)[:, 1] for m in self.members], dim=1)  # (B, K)
+            return probs.mean(dim=1), probs
+        outs = [m.scores(clip) for m in self.members]  # [(logits (B, 2), au (B, 5))]
+        probs = torch.stack([torch.softmax(lg, dim=-1)[:, 1] for lg, _ in outs], dim=1)  # (B, K)
+        return probs.mean(dim=1), probs, torch.stack([a for _, a in outs], dim=0).mean(dim=0)  # (B, 5)
 
 
 def example_input(ens: FoldEnsemble, num_frames: int | None = None, image_size: int | None = None,
@@ -75,11 +85,12 @@ def export_onnx(run_or_ckpt: str | Path | FoldEnsemble, out_path: str | Path, nu
     tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
     # Grad stays enabled: under no_grad nn.TransformerEncoderLayer takes its fused fast path
     # (aten::_transformer_encoder_layer_fwd), which has no ONNX export.
+    outputs = ["p1", "p1_members"] + (["au"] if wrapper.au else [])
     with torch.enable_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks traced as constants: fixed T, S
         torch.onnx.export(
-            wrapper, (x,), str(tmp), input_names=["clip"], output_names=["p1", "p1_members"],
-            dynamic_axes={"clip": {0: "batch"}, "p1": {0: "batch"}, "p1_members": {0: "batch"}},
+            wrapper, (x,), str(tmp), input_names=["clip"], output_names=outputs,
+            dynamic_axes={"clip": {0: "batch"}, **{o: {0: "batch"} for o in outputs}},
             opset_version=opset, dynamo=False,
         )
     model = onnx.load(str(tmp))
@@ -90,6 +101,10 @@ def export_onnx(run_or_ckpt: str | Path | FoldEnsemble, out_path: str | Path, nu
         "norm_std": list(ens.data.get("norm_std") or std), "members": ens.names,
         "model_name": ens.hparams[0].get("model_name"), "source": str(ens.source),
     }
+    if wrapper.au:
+        from mouse_facial_expressions.io.ratings import AUS
+
+        meta["au"] = list(AUS)
     for k, v in meta.items():
         p = model.metadata_props.add()
         p.key, p.value = f"mfe.{k}", json.dumps(v)
@@ -101,7 +116,8 @@ def export_onnx(run_or_ckpt: str | Path | FoldEnsemble, out_path: str | Path, nu
 
 def check_onnx(onnx_path: str | Path, run_or_ckpt: str | Path | FoldEnsemble, atol: float = 1e-4,
                batch: int = 3, seed: int = 1) -> float:
-    """Largest ``|p1_onnxruntime - p1_torch|`` over a random batch; raises when above ``atol``.
+    """Largest ``|p1_onnxruntime - p1_torch|`` over a random batch (and ``|au_onnxruntime -
+    au_torch|`` for a run with action-unit heads); raises when above ``atol``.
 
     Raises:
         AssertionError: the difference exceeds ``atol``.
@@ -112,10 +128,16 @@ def check_onnx(onnx_path: str | Path, run_or_ckpt: str | Path | FoldEnsemble, at
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     shape = sess.get_inputs()[0].shape  # ['batch', T, C, S, S]
     x = example_input(ens, int(shape[1]), int(shape[-1]), batch=batch, seed=seed)
-    p1_ort, members_ort = sess.run(["p1", "p1_members"], {"clip": x.numpy()})
+    names = [o.name for o in sess.get_outputs()]
+    got = dict(zip(names, sess.run(names, {"clip": x.numpy()})))
     ens.dtype = torch.float32
-    members = ens.predict(x)
-    diff = max(float(np.abs(p1_ort - members.mean(axis=1)).max()), float(np.abs(members_ort - members).max()))
+    members, au = ens.predict_au(x)
+    if (au is None) != ("au" not in got):
+        raise AssertionError(f"{onnx_path}: the graph {'has' if 'au' in got else 'lacks'} the action-unit output "
+                             f"but the model {'has' if au is not None else 'has no'} AU heads")
+    diff = max(float(np.abs(got["p1"] - members.mean(axis=1)).max()), float(np.abs(got["p1_members"] - members).max()))
+    if au is not None:
+        diff = max(diff, float(np.abs(got["au"] - au).max()))
     if diff > atol:
         raise AssertionError(f"{onnx_path}: onnxruntime differs from torch by {diff:.2e} (> {atol:g})")
     return diff

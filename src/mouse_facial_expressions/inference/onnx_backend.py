@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "onnx")
 QUANTIZE = ("none", "int8")
+#: Version of the exported graph's outputs, part of the cache key: 2 added ``au`` for runs with
+#: action-unit heads, so a file cached before that is exported again, not reused without it.
+GRAPH_OUTPUTS = 2
 MISSING = ("onnxruntime is not installed, so --backend onnx cannot run; it is a core dependency of "
            "mouse-facial-expressions: reinstall with `pip install 'mouse-facial-expressions'` (or `make install`), "
            "or pass --backend torch")
@@ -88,7 +91,8 @@ def cache_key(ens: FoldEnsemble, quantize: str = "none") -> str | None:
     if not files:
         return None
     payload = {"members": [fingerprint(f)["hash"] for f in files], "num_frames": ens.num_frames,
-               "image_size": ens.image_size, "channels": ens.channels, "opset": OPSET, "quantize": quantize}
+               "image_size": ens.image_size, "channels": ens.channels, "opset": OPSET, "quantize": quantize,
+               "outputs": GRAPH_OUTPUTS}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -193,6 +197,15 @@ class OnnxEnsemble:
         x = np.ascontiguousarray(clips.detach().cpu().numpy(), dtype=np.float32)
         (members,) = self.session.run(["p1_members"], {"clip": x})
         return members.astype(np.float64)
+
+    def predict_au(self, clips: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`FoldEnsemble.predict_au`: per-member ``p1`` ``(B, K)`` and the expected
+        action-unit scores ``(B, 5)`` (None without AU heads), in one run of the graph."""
+        if not self.has_au:
+            return self.predict(clips), None
+        x = np.ascontiguousarray(clips.detach().cpu().numpy(), dtype=np.float32)
+        members, au = self.session.run(["p1_members", "au"], {"clip": x})
+        return members.astype(np.float64), au.astype(np.float64)
 
     def p1(self, clips: torch.Tensor) -> np.ndarray:
         return self.predict(clips).mean(axis=1)

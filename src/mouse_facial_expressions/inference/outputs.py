@@ -1,5 +1,8 @@
-"""What ``mfe predict`` writes per video and per call: the scores table, the time-course plot,
-the preview sheet, the domain check's verdict and ``summary.csv`` (rows merged across calls).
+"""What ``mfe predict`` writes per video and per call: the scores table (per window and per
+second of video), the time-course plot, the preview sheet, the domain check's verdict and
+``summary.csv`` (rows merged across calls). A run with Mouse Grimace Scale action-unit heads
+(``mfe train --targets au|au+class``) adds each AU's expected score (``au_ot`` ... ``au_wc``,
+0..2) and the MGS total (``mgs``, their mean) to the tables, and an AU panel to the plot.
 
 :func:`finish_video` turns one scored video into its files and its summary row
 (:class:`VideoPrediction`); :class:`PredictReport` gathers the rows of a call.
@@ -22,16 +25,50 @@ log = logging.getLogger(__name__)
 
 SUMMARY_COLUMNS = ["video", "status", "n_windows", "mean_p1", "median_p1", "frac_positive", "seconds_scored",
                    "n_frames_kept", "video_seconds", "elapsed_s", "error", "domain_warning"]
+#: ``summary.csv``'s extra column when the run has action-unit heads: the mean window MGS total.
+AU_SUMMARY_COLUMN = "mean_mgs"
 
 
-def scores_table(windows: pd.DataFrame, per_member: np.ndarray, names: list[str]) -> pd.DataFrame:
-    """``video, start_time, end_time, p1`` (+ ``p1_<member>`` columns for an ensemble)."""
+def scores_table(windows: pd.DataFrame, per_member: np.ndarray, names: list[str],
+                 au: np.ndarray | None = None) -> pd.DataFrame:
+    """``video, start_time, end_time, p1`` (+ ``p1_<member>`` columns for an ensemble; + ``au_ot``
+    ... ``au_wc`` and ``mgs`` when ``au``, the windows' expected AU scores ``(W, 5)``, is given)."""
+    from mouse_facial_expressions.data.predictions import au_prediction_columns
+
     df = windows[["video", "start_time", "end_time"]].reset_index(drop=True).copy()
     df["p1"] = per_member.mean(axis=1) if per_member.shape[1] else np.nan
     if len(names) > 1:
         for j, name in enumerate(names):
             df[f"p1_{name}"] = per_member[:, j]
+    if au is not None:
+        for col, values in au_prediction_columns(np.asarray(au).reshape(-1, 5)).items():
+            df[col] = values
     return df
+
+
+def per_second(scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per whole second of video that a window covers: ``video, second`` (the second
+    ``[s, s + 1)`` from the video's start), ``coverage`` (seconds of window time in it, summed
+    over windows) and each score column (``p1``, ``au_*``, ``mgs``) averaged over the windows
+    that overlap that second, weighted by how much of the second each covers. A window is the
+    interval between its first and last kept frame; one of zero length counts as a point."""
+    value_cols = [c for c in scores.columns if c == "p1" or c.startswith("au_") or c == "mgs"]
+    cols = ["video", "second", "coverage", *value_cols]
+    if not len(scores):
+        return pd.DataFrame(columns=cols)
+    a = scores["start_time"].to_numpy(float)
+    b = np.maximum(scores["end_time"].to_numpy(float), a)
+    first, last = int(np.floor(a.min())), int(np.floor(b.max()))
+    seconds = np.arange(first, last + 1)  # (S,)
+    overlap = np.clip(np.minimum(b[None, :], seconds[:, None] + 1.0) - np.maximum(a[None, :], seconds[:, None]), 0, None)
+    point = (b == a)[None, :] & (np.floor(a)[None, :] == seconds[:, None])  # zero-length windows: weight 1e-6
+    weight = overlap + 1e-6 * point  # (S, W)
+    keep = weight.sum(axis=1) > 0
+    weight = weight[keep]
+    values = scores[value_cols].to_numpy(float)  # (W, V)
+    out = pd.DataFrame({"video": scores["video"].iloc[0], "second": seconds[keep], "coverage": overlap[keep].sum(axis=1)})
+    out[value_cols] = (weight @ values) / weight.sum(axis=1, keepdims=True)
+    return out[cols]
 
 
 def covered_seconds(start: np.ndarray, end: np.ndarray) -> float:
@@ -88,18 +125,31 @@ def plot_timecourse(scores: pd.DataFrame, path: Path, title: str, windows: pd.Da
     import matplotlib.pyplot as plt
 
     pts = timecourse_points(scores, windows)
-    fig, ax = plt.subplots(figsize=(8, 2.8), dpi=100)
+    au_cols = [c for c in scores.columns if c.startswith("au_")]
+    if au_cols:  # a second panel: the action units' expected scores and the MGS total
+        fig, (ax, ax_au) = plt.subplots(2, 1, figsize=(8, 5.0), dpi=100, sharex=True)
+    else:
+        fig, ax = plt.subplots(figsize=(8, 2.8), dpi=100)
     t = pts["t"].to_numpy(float)
     for c in [c for c in scores.columns if c.startswith("p1_")]:
         ax.plot(t, pts[c], lw=0.8, alpha=0.35, label=c[3:])
-    ax.plot(t, pts["p1"], "k-", lw=1.4, label="p1 (mean)" if len(scores.columns) > 4 else "p1")
+    members = any(c.startswith("p1_") for c in scores.columns)
+    ax.plot(t, pts["p1"], "k-", lw=1.4, label="p1 (mean)" if members else "p1")
     res = pts["resampled"].eq(True).to_numpy()  # NaN (a gap row) is not resampled
     ax.plot(t[~res], pts["p1"].to_numpy(float)[~res], "k.", ms=4)
     if res.any():
         ax.plot(t[res], pts["p1"].to_numpy(float)[res], "o", mfc="none", mec="k", ms=4, label="resampled window")
     ax.axhline(0.5, color="grey", ls="--", lw=0.8)
-    ax.set(ylim=(-0.02, 1.02), xlabel="time (s)", ylabel=f"P({class_name})", title=title)
+    ax.set(ylim=(-0.02, 1.02), xlabel="" if au_cols else "time (s)", ylabel=f"P({class_name})", title=title)
     ax.legend(fontsize=7, loc="upper right", ncol=4)
+    if au_cols:
+        from mouse_facial_expressions.io.ratings import AU_NAMES
+
+        for c in au_cols:
+            ax_au.plot(t, pts[c], lw=0.9, alpha=0.8, label=AU_NAMES.get(c[3:], c[3:]))
+        ax_au.plot(t, pts["mgs"], "k-", lw=1.6, label="MGS total")
+        ax_au.set(ylim=(-0.04, 2.04), yticks=[0, 1, 2], xlabel="time (s)", ylabel="MGS score (0-2)")
+        ax_au.legend(fontsize=7, loc="upper right", ncol=6)
     fig.tight_layout()
     try:
         with atomic_path(path) as tmp:
@@ -133,6 +183,8 @@ class VideoPrediction:
     preview_png: Path | None = None
     warnings: list[str] = field(default_factory=list)
     domain_warning: str = ""  # why its crops lie outside the model's training data ('' = inside or unchecked)
+    mean_mgs: float = float("nan")  # mean window MGS total (runs with action-unit heads only)
+    seconds_csv: Path | None = None
 
 
 @dataclass
@@ -154,14 +206,16 @@ class PredictReport:
         return not self.failed
 
     def summary_table(self) -> pd.DataFrame:
-        return pd.DataFrame([{c: getattr(r, c) for c in SUMMARY_COLUMNS} for r in self.results], columns=SUMMARY_COLUMNS)
+        cols = SUMMARY_COLUMNS + ([AU_SUMMARY_COLUMN] if any(np.isfinite(r.mean_mgs) for r in self.results) else [])
+        return pd.DataFrame([{c: getattr(r, c) for c in cols} for r in self.results], columns=cols)
 
     def summary(self) -> str:
         done = [r for r in self.results if r.status == "done"]
         lines = [f"predict -> {self.out_dir}: {len(done)} videos scored, {len(self.failed)} failed"]
         for r in done:
+            mgs = f", mean MGS {r.mean_mgs:.2f} (0-2)" if np.isfinite(r.mean_mgs) else ""
             lines.append(f"  {r.video}: {r.n_windows} windows, mean p1 {r.mean_p1:.3f}, "
-                         f"{100 * r.frac_positive:.0f}% > 0.5, {r.seconds_scored:.1f} s scored")
+                         f"{100 * r.frac_positive:.0f}% > 0.5, {r.seconds_scored:.1f} s scored{mgs}")
             lines += [f"  warning: {w}" for w in r.warnings]
             lines += [f"  preview: {r.preview_png}"] if r.preview_png else []
         for r in self.failed:
@@ -170,14 +224,20 @@ class PredictReport:
 
 
 def finish_video(name: str, frames: pd.DataFrame, info: dict, windows: pd.DataFrame, per_member: np.ndarray,
-                 names: list[str], out_dir: Path, class_name: str = "class 1") -> VideoPrediction:
-    """One scored video's outputs: ``<video>_scores.csv``, ``<video>_timecourse.png`` and its summary row."""
-    scores = scores_table(windows, per_member, names)
+                 names: list[str], out_dir: Path, class_name: str = "class 1",
+                 au: np.ndarray | None = None) -> VideoPrediction:
+    """One scored video's outputs: ``<video>_scores.csv`` (per window), ``<video>_seconds.csv``
+    (per second, :func:`per_second`), ``<video>_timecourse.png`` and its summary row; ``au``:
+    the windows' expected action-unit scores ``(W, 5)`` of a run with AU heads."""
+    scores = scores_table(windows, per_member, names, au)
     res = VideoPrediction(name, "done", n_frames_kept=len(frames), video_seconds=info["video_seconds"],
                           decode_seconds=info["decode_seconds"], warnings=list(info["warnings"]), **summarise(scores))
+    if au is not None and len(scores):
+        res.mean_mgs = float(scores["mgs"].mean())
     if not len(windows):
         res.warnings.append(f"{name}: no window to score ({len(frames)} usable frames kept)")
     res.scores_csv = write_csv(scores, out_dir / f"{name}_scores.csv")
+    res.seconds_csv = write_csv(per_second(scores), out_dir / f"{name}_seconds.csv")
     res.timecourse_png = plot_timecourse(scores, out_dir / f"{name}_timecourse.png", name, windows, class_name)
     return res
 
@@ -208,10 +268,22 @@ def domain_warning(video: Path, crops: np.ndarray, frames: pd.DataFrame, train: 
 
 
 
-def column_descriptions(class_names, threshold: float = 0.5) -> str:
-    """``COLUMNS.md``: what each column of ``<video>_scores.csv`` and ``summary.csv`` holds, in the
-    task's class names (a CSV header cannot say what ``p1`` is the probability of)."""
+AU_COLUMNS_TEXT = """- `au_ot`, `au_nb`, `au_cb`, `au_ep`, `au_wc`: the expected Mouse Grimace Scale score (0 to 2) of
+  each action unit (orbital tightening, nose bulge, cheek bulge, ear position, whisker change):
+  the mean of the scores 0, 1, 2 weighted by the probabilities the model's AU head gives them,
+  averaged over the fold models. The heads learned the raters' score distributions, so 1.0 can
+  mean "raters split between 0 and 2" as well as "raters agree on 1".
+- `mgs`: the MGS total, the mean of the five (0 to 2), on the raters' scale.
+"""
+
+
+def column_descriptions(class_names, threshold: float = 0.5, au: bool = False) -> str:
+    """``COLUMNS.md``: what each column of ``<video>_scores.csv``, ``<video>_seconds.csv`` and
+    ``summary.csv`` holds, in the task's class names (a CSV header cannot say what ``p1`` is the
+    probability of); ``au``: the run has action-unit heads."""
     neg, pos = (str(n) for n in class_names)
+    au_text = AU_COLUMNS_TEXT if au else ""
+    au_summary = "- `mean_mgs`: the mean window MGS total (0 to 2).\n" if au else ""
     return f"""# Columns of the files `mfe predict` wrote here
 
 Class 1 is **{pos}**; class 0 is **{neg}** (the model's task).
@@ -222,6 +294,12 @@ Class 1 is **{pos}**; class 0 is **{neg}** (the model's task).
 - `p1`: the probability that the window shows **{pos}** rather than **{neg}**, the mean over
   the run's fold models. Read it as a ranking unless the run's report says the scores are calibrated.
 - `p1_fold<k>`: the same from fold model k alone (their spread shows how much the folds agree).
+{au_text}
+## `<video>_seconds.csv` (one row per second of video that a window covers)
+- `second`: the second `[second, second + 1)` from the video's start.
+- `coverage`: seconds of window time inside that second, summed over the windows that overlap it.
+- the score columns of `<video>_scores.csv` (`p1`{", the AU scores and `mgs`" if au else ""}), averaged over
+  those windows, each weighted by how much of the second it covers.
 
 ## `summary.csv` (one row per video, merged across calls)
 - `status`: done or failed (`error` says why).
@@ -231,7 +309,7 @@ Class 1 is **{pos}**; class 0 is **{neg}** (the model's task).
 - `n_frames_kept`: frames kept for scoring (side portraits of good quality); `video_seconds`: the video's length.
 - `elapsed_s`: seconds this video took.
 - `domain_warning`: why the video's crops lie outside the model's training data (empty: inside, or not checked).
-"""
+{au_summary}"""
 
 
 def merge_summary(path: Path, new: pd.DataFrame) -> pd.DataFrame:

@@ -20,7 +20,9 @@ Per video:
    default (``inference.onnx_backend``).
 
 Outputs in ``out_dir``: ``<video>_scores.csv`` (video, start_time, end_time, p1 and one
-``p1_<fold>`` column per ensemble member), ``<video>_timecourse.png``, ``summary.csv``
+``p1_<fold>`` column per ensemble member; a run with action-unit heads adds ``au_ot`` ...
+``au_wc`` and ``mgs``), ``<video>_seconds.csv`` (the same per second of video),
+``<video>_timecourse.png``, ``summary.csv``
 (one row per video, failures included) and, with ``preview``, ``<video>_preview.png`` (a
 contact sheet of the scored crops); what they hold is written by ``inference.outputs``.
 
@@ -148,10 +150,21 @@ def score_windows(crops, windows: pd.DataFrame, ens: FoldEnsemble, batch_size: i
     Returns:
         ``(W, K)`` float64.
     """
+    return score_windows_au(crops, windows, ens, batch_size, crops_of)[0]
+
+
+def score_windows_au(crops, windows: pd.DataFrame, ens: FoldEnsemble, batch_size: int = 16,
+                     crops_of=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`score_windows` plus the windows' expected action-unit scores ``(W, 5)`` of a run
+    with AU heads (``FoldEnsemble.predict_au``; None without them), in the same pass."""
     out = np.empty((len(windows), len(ens)))
+    au = np.empty((len(windows), 5)) if getattr(ens, "has_au", False) else None
     for a, clips in clip_batches(windows, ens, batch_size, crops, crops_of):
-        out[a:a + len(clips)] = ens.predict(clips)  # (B, T, C, H, W) -> (B, K)
-    return out
+        if au is None:
+            out[a:a + len(clips)] = ens.predict(clips)  # (B, T, C, H, W) -> (B, K)
+        else:
+            out[a:a + len(clips)], au[a:a + len(clips)] = ens.predict_au(clips)  # (B, K), (B, 5)
+    return out, au
 
 
 def _list_videos(videos) -> list[Path]:
@@ -291,11 +304,11 @@ def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = No
     bar = tqdm(total=len(jobs), desc="predict", unit="video", disable=None if progress is None else not progress)
 
     def finish(ready) -> None:
-        for vp, per_member in ready:
+        for vp, per_member, au in ready:
             dec, windows, t0 = pending.pop(vp)
             try:
                 res = finish_video(vp.stem, dec.frames, dec.info, windows, per_member, ens.names, out_dir,
-                                   settings["class_names"][1])
+                                   settings["class_names"][1], au)
                 res.domain_warning = domain_warning(vp, dec.crops, dec.frames, train_domain, cfg, res.warnings)
                 if preview:
                     res.preview_png = write_preview(dec.crops, dec.frames, windows, out_dir / f"{vp.stem}_preview.png")
@@ -344,7 +357,7 @@ def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = No
     report.wall_s = time.perf_counter() - t_start
     report.video_frames_per_s = frames_decoded / max(report.wall_s, 1e-9)
     write_csv(merge_summary(out_dir / "summary.csv", report.summary_table()), out_dir / "summary.csv")
-    columns = column_descriptions(settings["class_names"])
+    columns = column_descriptions(settings["class_names"], au=bool(getattr(ens, "has_au", False)))
     if inputs is not None:
         columns += f"\nThe model is a fused run: {inputs.line()}.\n"
     write_text(out_dir / "COLUMNS.md", columns)

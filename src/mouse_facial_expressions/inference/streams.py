@@ -42,7 +42,8 @@ class WindowScorer:
 
     :meth:`add` queues one video's windows (its crops stay referenced until they are scored);
     :meth:`run` scores full batches (``final=True``: everything left) and returns the videos
-    whose every window now has a score, as ``(key, per_member (W, K))``.
+    whose every window now has a score, as ``(key, per_member (W, K), au)``: ``au`` is the
+    windows' expected action-unit scores ``(W, 5)`` for a run with AU heads, else None.
     """
 
     def __init__(self, ens: FoldEnsemble, batch_size: int):
@@ -54,6 +55,8 @@ class WindowScorer:
         self._aux: dict[object, np.ndarray] = {}
         self._left: dict[object, int] = {}
         self._out: dict[object, np.ndarray] = {}
+        self._au: dict[object, np.ndarray] = {}
+        self.has_au = bool(getattr(ens, "has_au", False))
         self.frames_scored = 0
 
     def add(self, key, crops: np.ndarray, windows: pd.DataFrame, aux: np.ndarray | None = None) -> None:
@@ -64,6 +67,8 @@ class WindowScorer:
         self._crops[key] = crops
         self._left[key] = len(rows)
         self._out[key] = np.empty((len(rows), len(self.ens)))
+        if self.has_au:
+            self._au[key] = np.empty((len(rows), 5))
         self._queue += [(key, i, np.asarray(r, dtype=np.int64)) for i, r in enumerate(rows)]
 
     def run(self, final: bool = False) -> list[tuple[object, np.ndarray]]:
@@ -77,15 +82,20 @@ class WindowScorer:
             aux = None
             if self._aux:
                 aux = torch.from_numpy(np.stack([self._aux[k][i] for k, i, _ in batch]))  # (B, F)
-            p = self.ens.predict(clips, aux=aux) if aux is not None else self.ens.predict(clips)  # (B, K)
+            if self.has_au:  # (B, K), (B, 5)
+                p, au = self.ens.predict_au(clips)
+            else:
+                p, au = (self.ens.predict(clips, aux=aux) if aux is not None else self.ens.predict(clips)), None
             self.frames_scored += int(clips.shape[0] * clips.shape[1])
-            for (k, i, _), row in zip(batch, p):
+            for j, ((k, i, _), row) in enumerate(zip(batch, p)):
                 self._out[k][i] = row
+                if au is not None:
+                    self._au[k][i] = au[j]
                 self._left[k] -= 1
         done = [k for k, n in self._left.items() if n == 0]
         out = []
         for k in done:
-            out.append((k, self._out.pop(k)))
+            out.append((k, self._out.pop(k), self._au.pop(k, None)))
             del self._left[k], self._crops[k]
             self._aux.pop(k, None)
         return out
@@ -268,6 +278,11 @@ def predict_live(source: str, keypoints: str | Path, ens: FoldEnsemble, out_csv:
     size = int(settings["out_size"])
     report = LiveReport(out_csv)
     cols = ["video", "start_time", "end_time", "p1"] + ([f"p1_{n}" for n in ens.names] if len(ens) > 1 else [])
+    has_au = bool(getattr(ens, "has_au", False))
+    if has_au:  # a run with action-unit heads: each AU's expected score and the MGS total, per window
+        from mouse_facial_expressions.data.predictions import AU_PREDICTION_COLUMNS
+
+        cols += AU_PREDICTION_COLUMNS
     seg: list[tuple[float, np.ndarray]] = []  # kept frames of the current run not yet behind a window: (time, crop)
     next_start = 0  # index into seg of the next window's first frame
     windowed = False  # the current run reached a full window (it is not a short run)
@@ -282,9 +297,11 @@ def predict_live(source: str, keypoints: str | Path, ens: FoldEnsemble, out_csv:
             if running is not None:
                 crops = running.apply(crops)
             clip = to_model_input(torch.from_numpy(crops), ens.image_size, ens.channels)
-            p = ens.predict(clip[None])[0]  # (K,)
+            p, au = ens.predict_au(clip[None]) if has_au else (ens.predict(clip[None]), None)
+            p = p[0]  # (K,)
             vals = [name, f"{seg[rows[0]][0]:.6f}", f"{seg[rows[-1]][0]:.6f}", f"{p.mean():.8f}"]
             vals += [f"{v:.8f}" for v in p] if len(ens) > 1 else []
+            vals += [f"{v:.6f}" for v in (*au[0], au[0].mean())] if au is not None else []
             out.write(",".join(vals) + "\n")
             out.flush()
             report.n_windows += 1

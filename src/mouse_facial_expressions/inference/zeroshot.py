@@ -4,7 +4,8 @@ Every animal of the other task is a test animal: every window of its frame store
 with the model's ``num_frames``/``frame_stride`` and the other task's ``max_gap_s``/
 ``short_runs``, non-overlapping by default, as evaluation scores test animals) is scored by
 every fold model of the run, and ``p1`` is the mean over folds (``fold`` = -1 in the
-predictions: several folds scored it; the members' values are in ``p1_fold<k>`` columns).
+predictions: several folds scored it; the members' values are in ``p1_fold<k>`` columns). A
+run with action-unit heads adds ``au_ot`` ... ``au_wc`` and ``mgs`` (the members' mean).
 
 ``report.runs.report_zeroshot`` evaluates them (full metrics with labels, scores per
 animal without) and writes the report. :func:`task_clips` yields the same windows' clips
@@ -22,9 +23,9 @@ import pandas as pd
 import torch
 
 from mouse_facial_expressions.data.sequences import make_windows, window_span
-from mouse_facial_expressions.data.predictions import MIXED_FOLD, PREDICTION_COLUMNS
+from mouse_facial_expressions.data.predictions import MIXED_FOLD, PREDICTION_COLUMNS, au_prediction_columns
 from mouse_facial_expressions.inference.ensemble import FoldEnsemble
-from mouse_facial_expressions.inference.predict import clip_batches, model_settings, score_windows
+from mouse_facial_expressions.inference.predict import clip_batches, model_settings, score_windows_au
 from mouse_facial_expressions.preprocess import domain, store
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,7 @@ def predict_task(ens: FoldEnsemble, task_dir: str | Path, *, window_step: int | 
     for w in check_store_compatible(ens, fdir):
         log.warning(w)
     crops_of = _crops_reader(fdir)
+    au = None
     if ens.relative:  # scored against each animal's own baseline windows, which are not scored
         from mouse_facial_expressions.inference.relative import animal_references, score_relative, split_baseline
 
@@ -136,7 +138,7 @@ def predict_task(ens: FoldEnsemble, task_dir: str | Path, *, window_step: int | 
         refs = animal_references(baseline, ens, crops_of, batch_size)
         per_member = score_relative(windows, refs, ens, crops_of, batch_size) if len(windows) else np.zeros((0, len(ens)))
     else:
-        per_member = score_windows(None, windows, ens, batch_size, crops_of=crops_of) if len(windows) else np.zeros((0, len(ens)))
+        per_member, au = score_windows_au(None, windows, ens, batch_size, crops_of=crops_of)
     pred = pd.DataFrame({
         "fold": MIXED_FOLD if len(ens) > 1 else 0,
         "video": windows["video"].astype(str).to_numpy(),
@@ -149,4 +151,6 @@ def predict_task(ens: FoldEnsemble, task_dir: str | Path, *, window_step: int | 
     if len(ens) > 1:
         for j, name in enumerate(ens.names):
             pred[f"p1_{name}"] = per_member[:, j]
+    if au is not None:  # a run with action-unit heads: au_ot ... au_wc and mgs (data.predictions)
+        pred = pred.assign(**au_prediction_columns(au))
     return pred

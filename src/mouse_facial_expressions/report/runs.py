@@ -17,6 +17,7 @@ import torch
 from mouse_facial_expressions.evaluation.aggregate import aggregate_levels, validate_predictions
 from mouse_facial_expressions.evaluation.evaluate import (compute_results, join_metadata, metadata_from_task, run_inputs, run_mgs,
                                                           run_modalities, run_reference, run_task, run_training, write_results)
+from mouse_facial_expressions.evaluation.mgs_models import task_mgs
 from mouse_facial_expressions.io.atomic import write_csv, write_json
 from mouse_facial_expressions.report import figures as F
 from mouse_facial_expressions.report.html import write_report
@@ -156,6 +157,7 @@ def report_zeroshot(run_dir: str | Path, task_dir: str | Path, out_dir: str | Pa
     kwargs.setdefault("title", f"mfe zero-shot: {run_dir.name} on {task_dir.name}")
     kwargs.setdefault("reference", reference)
     kwargs.setdefault("default_cohort", task_dir.name)
+    kwargs.setdefault("mgs", task_mgs(task_dir, pred, n_boot=kwargs.get("n_boot", 1000)))  # runs with action-unit heads
     info = {"run": str(run_dir), "task": str(task_dir), "members": ens.names, "n_windows": len(pred), "domain": checked,
             "reference": None if reference is None else reference.attrs.get("source")}
     if methods:
