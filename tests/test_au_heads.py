@@ -120,6 +120,29 @@ def test_a_rated_frame_without_a_time_takes_it_from_its_frame_number(tmp_path):
     assert task_au_targets(spec, tmp_path, frames, ["v1"]).targets["time_s"].tolist() == [2.0]  # 30 / 15 fps
 
 
+def test_ratings_of_raw_camera_files_are_placed_in_the_videos_cut_from_them(tmp_path):
+    from mouse_facial_expressions.preprocess.prepare import SOURCE_COLUMNS
+
+    raw = "cam__1__20240101_100000"
+    sources = pd.DataFrame([(f"{raw}.mp4", "v1", 10.0, 14.0, 15.0, 150), (f"{raw}.mp4", "v2", 20.0, 30.0, 15.0, 300)],
+                           columns=SOURCE_COLUMNS)
+    r = _ratings([("a", raw, 11.0, "1", "ot", 2), ("b", f"{raw}.mp4", None, "1", "ot", 1), ("c", raw, 16.0, "1", "ot", 0),
+                  ("d", "v1", 0.5, "1", "ot", 0)])
+    r.loc[1, "frame"] = 165  # raw frame 165 = 11.0 s = v1's frame 15
+    spec, frames = _task(tmp_path, r)
+    au = task_au_targets(spec, tmp_path, frames, ["v1", "v2"], sources)
+    t = au.targets.set_index("item")
+    assert t.loc["a", "video"] == "v1" and t.loc["a", "time_s"] == pytest.approx(1.0)
+    assert t.loc["b", "video"] == "v1" and t.loc["b", "frame"] == 15 and t.loc["b", "time_s"] == pytest.approx(1.0)
+    assert t.loc["d", "time_s"] == 0.5  # already a processed video's rating: untouched
+    assert "c" not in t.index  # rated at 16 s of the raw file: trimmed away, a still image, and said so
+    assert any("trimmed away" in n and "item c" in n for n in au.notes)
+    assert any("raw camera files placed" in n for n in au.notes)
+    # without the prepare record the raw name is an unknown video, and the error says what to do
+    with pytest.raises(AUTargetError, match="prepare the videos first"):
+        task_au_targets(spec, tmp_path, frames, ["v1", "v2"])
+
+
 # ----------------------------------------------------------------------------- the heads
 
 def _heads(targets: str):
@@ -307,6 +330,30 @@ def au_run(au_project) -> dict:
     torch.set_num_threads(1)
     p = tiny_params(run_name="au", targets="au+class", epochs=3, limit_batches=None, folds=[0])
     return train_cv(au_project / "tasks" / "task-au", p, au_project / "models", progress=False, track=False)
+
+
+def test_a_sheet_keyed_by_raw_camera_files_gives_the_targets_of_the_processed_videos(au_project, tmp_path):
+    from mouse_facial_expressions.cli import main
+    from mouse_facial_expressions.config import load_config
+    from mouse_facial_expressions.data.au_targets import load_au_targets
+    from mouse_facial_expressions.preprocess.prepare import raw_sources
+
+    sources = raw_sources(load_config(au_project).path("processed_videos")).set_index("video")
+    r = pd.read_parquet(au_project / "ratings" / "synthetic_raters.parquet")
+    start = r["video"].map(sources["start_s"])
+    assert start.notna().all()
+    r["time_s"] = r["time_s"] + start  # the sheet a lab rating the camera files would have
+    r["video"] = r["video"].map(sources["raw"]).str.replace(".mp4", "", regex=False)
+    r["frame"] = pd.NA
+    raw_sheet = tmp_path / "raw.parquet"
+    r.to_parquet(raw_sheet, index=False)
+    assert main(["task", "make", "-p", str(au_project), "--spec", str(au_project / "au_task.yaml"), "--out",
+                 str(tmp_path / "t"), "--au-ratings", str(raw_sheet)]) == 0
+    want = load_au_targets(au_project / "tasks" / "task-au").set_index("item").sort_index()
+    got = load_au_targets(tmp_path / "t").set_index("item").sort_index()
+    assert list(got.index) == list(want.index) and (got["video"] == want["video"]).all()
+    np.testing.assert_allclose(got["time_s"], want["time_s"], atol=1e-9)
+    np.testing.assert_allclose(got[DIST_COLUMNS].fillna(-1), want[DIST_COLUMNS].fillna(-1))
 
 
 def test_au_class_training_predicts_mgs_that_follows_the_truth_and_is_evaluated(au_project, au_run):

@@ -146,7 +146,68 @@ def resolve_ratings(spec: AUTargetSpec, root: str | Path) -> Path:
     return p if p.is_absolute() else Path(root) / p
 
 
-def task_au_targets(task_spec, root: str | Path, frames: pd.DataFrame, project_videos) -> AUTargets:
+def map_raw_videos(ratings: pd.DataFrame, sources: pd.DataFrame, known) -> tuple[pd.DataFrame, list[str]]:
+    """Ratings keyed by the RAW camera files (a sheet named after the camera's files, e.g. through
+    ``ratings.pattern``) placed in the processed videos cut from them (``mfe prepare``'s record,
+    :func:`preprocess.prepare.raw_sources`).
+
+    A row whose ``video`` is not a known processed video but is a raw file's name (with or
+    without its extension) is moved to the processed video whose cut holds its time (``time_s``,
+    else ``frame / fps``) in the raw file: ``time_s`` becomes the time in that video
+    (``t - start_s``) and ``frame`` its frame there (``frame - start_frame``). A rated raw frame
+    outside every cut (trimmed away by ``start``/``end``) keeps ``video = None`` and becomes a
+    still image, listed in the returned notes.
+
+    Returns:
+        ``(ratings, notes)``.
+    """
+    if sources is None or sources.empty or ratings.empty:
+        return ratings, []
+    known = set(map(str, known))
+    by_raw: dict[str, pd.DataFrame] = {}
+    for raw, cuts in sources.groupby("raw", sort=False):
+        by_raw[str(raw)] = cuts
+        by_raw.setdefault(Path(str(raw)).stem, cuts)
+    video = ratings["video"].where(ratings["video"].notna(), None)
+    candidates = video.notna() & ~video.astype(str).isin(known) & video.astype(str).isin(set(by_raw))
+    if not candidates.any():
+        return ratings, []
+    out = ratings.copy()
+    out["time_s"] = pd.to_numeric(out["time_s"], errors="coerce").astype(float)
+    out["frame"] = pd.to_numeric(out["frame"], errors="coerce").astype(float)
+    moved, lost, untimed = 0, [], []
+    for i in np.flatnonzero(candidates.to_numpy()):
+        idx = out.index[i]
+        cuts = by_raw[str(video.iloc[i])]
+        t, f = out.at[idx, "time_s"], out.at[idx, "frame"]
+        fps = float(cuts["fps"].iloc[0])
+        t_raw = t if np.isfinite(t) else f / fps if np.isfinite(f) else np.nan
+        if not np.isfinite(t_raw):
+            untimed.append(idx)
+            continue
+        hit = cuts[(cuts["start_s"] - 1e-9 <= t_raw) & (t_raw < cuts["end_s"] - 1e-9)]
+        if hit.empty:
+            lost.append(idx)
+            out.at[idx, "video"] = None
+            continue
+        cut = hit.iloc[0]
+        out.at[idx, "video"] = str(cut["video"])
+        out.at[idx, "time_s"] = t_raw - float(cut["start_s"])
+        out.at[idx, "frame"] = f - float(cut["start_frame"]) if np.isfinite(f) else np.nan
+        moved += 1
+    notes = [f"AU ratings: {out.loc[candidates[candidates].index, 'item'].nunique()} rated frame(s) named after raw "
+             f"camera files placed in the processed videos cut from them (mfe prepare's record): {moved} rating rows moved"]
+    if untimed:
+        notes.append(f"AU ratings: {len(untimed)} rating row(s) of raw camera files have neither a time nor a frame "
+                     f"number and stay unplaced: {_lines(ratings.loc[untimed])}")
+    if lost:
+        notes.append(f"AU ratings: {len(lost)} rating row(s) are rated at times of their raw camera file that no "
+                     f"processed video covers (trimmed away by start/end), kept as still images: {_lines(ratings.loc[lost])}")
+    return out, notes
+
+
+def task_au_targets(task_spec, root: str | Path, frames: pd.DataFrame, project_videos,
+                    raw_sources: pd.DataFrame | None = None) -> AUTargets:
     """The AU targets of a task's videos from an imported ratings table.
 
     Args:
@@ -158,6 +219,9 @@ def task_au_targets(task_spec, root: str | Path, frames: pd.DataFrame, project_v
         project_videos: every video the project knows (frame store and metadata): a rated video
             outside them is an error (a misspelt name, another project's sheet); one that the
             task leaves out (excluded, or no rule labels it) is noted and not used.
+        raw_sources: which raw camera file each processed video was cut from
+            (:func:`preprocess.prepare.raw_sources`): ratings named after raw files are placed
+            in those videos (:func:`map_raw_videos`).
 
     Raises:
         AUTargetError: naming the file and the lines/items: videos unknown to the project, rated
@@ -175,6 +239,7 @@ def task_au_targets(task_spec, root: str | Path, frames: pd.DataFrame, project_v
         raise AUTargetError(f"{path}: the ratings table is empty")
     task_videos = set(frames["video"].astype(str))
     known = set(map(str, project_videos)) | task_videos
+    ratings, raw_notes = map_raw_videos(ratings, raw_sources, known)
     video = ratings["video"].where(ratings["video"].notna(), None)
     stills = video.isna()
     unknown = ~stills & ~video.astype(str).isin(known)
@@ -183,10 +248,11 @@ def task_au_targets(task_spec, root: str | Path, frames: pd.DataFrame, project_v
         raise AUTargetError(f"{path}: {len(names)} rated video(s) are not in this project (neither in the frame store "
                             f"nor in the video metadata): {_lines(ratings[unknown])}. AU targets need the processed video's "
                             "name (e.g. m1_rec1_preinjection) and times within it: check the sheet's video column or "
-                            "ratings.pattern (a sheet keyed by raw camera files must be mapped to processed videos first)")
+                            "ratings.pattern (a sheet keyed by raw camera files is placed in the processed videos that "
+                            "mfe prepare cut from them: prepare the videos first)")
     outside = ~stills & ~unknown & ~video.astype(str).isin(task_videos)
     in_task = ratings[~stills & ~outside].copy()
-    notes = []
+    notes = list(raw_notes)
     if stills.any():
         notes.append(f"AU ratings: {ratings.loc[stills, 'item'].nunique()} rated still image(s) without a video are not "
                      f"AU targets (no window to match): {_lines(ratings[stills], 3)}")

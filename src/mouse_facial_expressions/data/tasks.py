@@ -271,7 +271,10 @@ def make_task(
     if spec.au is not None:  # Mouse Grimace Scale targets beside the class labels (data/au_targets.py)
         from mouse_facial_expressions.data.au_targets import task_au_targets
 
-        au = task_au_targets(spec, cfg.root, frames, set(index["video"].astype(str)) | set(videos["video"].astype(str)))
+        from mouse_facial_expressions.preprocess.prepare import raw_sources
+
+        au = task_au_targets(spec, cfg.root, frames, set(index["video"].astype(str)) | set(videos["video"].astype(str)),
+                             raw_sources(cfg.path("processed_videos")))
         notes = [*(notes or []), *au.notes]
     out = Path(out) if out is not None else cfg.path("tasks") / f"task-{version}"
     from mouse_facial_expressions.data.task_readme import task_readme

@@ -235,6 +235,31 @@ def plan_prepare(cfg, table: pd.DataFrame | None = None, skip_missing: bool = Fa
 
 
 # --------------------------------------------------------------------------- cutting
+#: Columns of :func:`raw_sources`.
+SOURCE_COLUMNS = ["raw", "video", "start_s", "end_s", "fps", "start_frame"]
+
+
+def raw_sources(processed_dir: str | Path) -> pd.DataFrame:
+    """Which raw camera file each processed video was cut from, and where: one row per
+    complete processed video (its ``<video>.prepare.json``): ``raw`` (the raw file's name),
+    ``video``, ``start_s``/``end_s`` (the cut, seconds of the raw file; a cut to the file's end
+    ends ``n_frames / fps`` after its start), ``fps`` and
+    ``start_frame`` (the raw frame that is the video's frame 0). Sidecars that cannot be read
+    are skipped; a folder without any gives an empty table."""
+    rows = []
+    for side in sorted(Path(processed_dir).glob(f"*{SIDECAR_SUFFIX}")):
+        try:
+            meta = json.loads(side.read_text())
+            start, fps = float(meta["start_s"]), float(meta["fps"])
+            end = meta.get("end_s")  # None: cut to the raw file's end, n_frames long
+            end = float(end) if end is not None else start + int(meta["n_frames"]) / fps if meta.get("n_frames") else math.inf
+            rows.append({"raw": str(meta["source"]), "video": str(meta["video"]), "start_s": start, "end_s": end,
+                         "fps": fps, "start_frame": int(meta["start_frame"])})
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            log.debug("%s: not read (%s)", side, err)
+    return pd.DataFrame(rows, columns=SOURCE_COLUMNS)
+
+
 def _read_sidecar(item: PlanItem) -> dict | None:
     try:
         return json.loads(item.sidecar.read_text())
