@@ -26,6 +26,20 @@ A missing keypoint file or a bad video fails alone; the exit status is 1 when an
 Errors about keypoints name your keypoint file. A keypoint file whose name does not match its
 video (DeepLabCut's <video>DLC_<scorer>.h5, SLEAP's <video>.predictions.slp, <video>.parquet)
 is still used, with a warning in the log and in the printed summary: check it is the right file.
+
+Still images (photographs, as many Mouse Grimace Scale rating sheets rate):
+--images FOLDER|FILE ... instead of VIDEO|DIR. Each image needs its keypoints in --keypoints: a
+DeepLabCut hand-label file (labeled-data/<video>/CollectedData_<scorer>.h5 or .csv, or that
+folder; bodyparts mapped with keypoints.bodyparts of mfe.yaml) or a .csv/.parquet with an image
+column (the file name) and <landmark>_x, <landmark>_y[, <landmark>_likelihood] columns; rows are
+matched to images by file name. Each image is aligned and cropped as a video frame would be
+(the model's frame-store settings); its crop repeated num_frames times is the clip. Writes
+OUT/images_scores.csv (image, status, p1, p1_<fold> per ensemble member, au_ot ... au_wc and
+mgs for a run with action-unit heads, side, sharpness, error), with --preview
+OUT/images_preview.png, and with --ratings OUT/images_agreement.csv (per AU and the MGS total:
+n_images, weighted kappa, Pearson r and RMSE against the mean rater, and the raters' own mean
+pairwise agreement as the ceiling). An image without keypoints, or whose keypoints cannot
+align it, fails alone with its reason in the error column.
 """
 
 
@@ -44,11 +58,19 @@ def resolve_model(model: Path, args: argparse.Namespace) -> Path:
 
 
 def register(sub, formatter):
-    p = sub.add_parser("predict", help="score new videos with a trained model (no frame store needed)",
+    p = sub.add_parser("predict", help="score new videos or still images with a trained model (no frame store needed)",
                        description=DESCRIPTION, formatter_class=formatter,
-                       epilog="example: mfe predict videos/ --keypoints dlc/ --model models/runs/advanced-resnet18-1a2b3c4d")
-    p.add_argument("videos", type=Path, nargs="?", default=None, metavar="VIDEO|DIR", help="a video file or a folder of videos")
-    p.add_argument("--live", default=None, metavar="SOURCE",
+                       epilog="examples:\n  mfe predict videos/ --keypoints dlc/ --model models/runs/advanced-resnet18-1a2b3c4d\n"
+                       "  mfe predict --images photos/ --keypoints photos/CollectedData_me.h5 --model RUN "
+                       "--ratings ratings/sheet.parquet")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("videos", type=Path, nargs="?", default=None, metavar="VIDEO|DIR", help="a video file or a folder of videos")
+    what.add_argument("--images", type=Path, nargs="+", default=None, metavar="FOLDER|FILE",
+                      help="score still images instead: a folder of images (png, jpg, jpeg, tif, bmp) or image files. "
+                      "--keypoints is then their hand labels (DeepLabCut CollectedData_<scorer>.h5|.csv, or its "
+                      "labeled-data folder) or a .csv/.parquet with an image column and <landmark>_x, _y[, _likelihood] "
+                      "columns, matched to the images by file name. Writes OUT/images_scores.csv (see above)")
+    what.add_argument("--live", default=None, metavar="SOURCE",
                    help="score a live source as it plays instead: a camera index (0 = /dev/video0) or an RTSP/HTTP URL "
                    "that PyAV opens (a file works too). --keypoints is then a CSV that grows alongside (DeepLabCut-live "
                    "layout, or the canonical frame,<L>_x,<L>_y,<L>_likelihood); one row per window is written to "
@@ -56,15 +78,20 @@ def register(sub, formatter):
                    "on Ctrl-C, or when the keypoints stop")
     p.add_argument("--keypoints", type=Path, required=True, metavar="FILE|DIR",
                    help="keypoints of the video (canonical .parquet or a DeepLabCut/SLEAP file), or a folder of them "
-                        "matched to videos by name (<video>.parquet, <video>DLC_<scorer>.h5, ...)")
+                        "matched to videos by name (<video>.parquet, <video>DLC_<scorer>.h5, ...); with --images, the "
+                        "images' keypoint file")
+    p.add_argument("--ratings", type=Path, default=None, metavar="PARQUET",
+                   help="--images only: a ratings table from `mfe ratings import` that rates some of the images (items "
+                   "matched by file name, with or without extension); writes OUT/images_agreement.csv when the run "
+                   "has action-unit heads (mfe train --targets au|au+class)")
     p.add_argument("--individual", default=None, metavar="NAME",
                    help="multi-animal DeepLabCut/SLEAP keypoint files: the animal to score (a DLC individual or a "
                    "SLEAP track; the error for a multi-animal file lists them). Default: keypoints.individual in "
                    "mfe.yaml. Not with --live")
     p.add_argument("--preview", action="store_true",
                    help="also write OUT/<video>_preview.png per video: a contact sheet of up to 24 of the aligned face "
-                   "crops it scored (spread over the video, eye/ear/nose drawn), to check by eye what the model saw. "
-                   "Not with --live")
+                   "crops it scored (spread over the video, eye/ear/nose drawn), to check by eye what the model saw "
+                   "(with --images: OUT/images_preview.png). Not with --live")
     f = p.add_argument_group("fused runs (mfe train --modalities)")
     f.add_argument("--modalities", default=None, metavar="LIST",
                    help="score with these of the run's modalities, e.g. face,behaviour when a cohort has no physiology "
@@ -84,7 +111,8 @@ def register(sub, formatter):
                    help="decode/align/crop processes, each on its own videos; their crops reach the model through shared "
                    "memory and one model scores windows of all videos in shared batches (0: decode in this process). "
                    "Scores are the same either way")
-    p.add_argument("--batch-size", type=int, default=None, help="windows per forward pass (default: 16 on a CPU, what fills a GPU)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="windows (--images: images) per forward pass (default: 16 on a CPU, what fills a GPU; 16 for images)")
     p.add_argument("--precision", choices=("32", "bf16"), default=None,
                    help="fp32 or bf16 autocast (default: bf16 on a GPU, fp32 on a CPU; bf16 is fast on CPUs with AVX512-BF16/AMX)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs (auto: CUDA when available; "
@@ -111,12 +139,16 @@ def run(args: argparse.Namespace) -> int:
 
         cfg = project_config(args)
     out = args.out or (cfg.path("reports") / "predict" if cfg is not None else Path("predictions"))
+    if args.images is not None:
+        return run_images(args, cfg, out)
+    if args.ratings is not None:
+        raise ValueError("--ratings is for --images (rated still images); score rated videos with `mfe evaluate`")
     if args.live is not None:
         if args.individual is not None or args.preview or args.body or args.physiology or args.modalities:
             raise ValueError("--individual, --preview, --modalities, --body and --physiology are for video files, not --live")
         return run_live(args, cfg, out)
     if args.videos is None:
-        raise ValueError("give VIDEO|DIR, or --live SOURCE")
+        raise ValueError("give VIDEO|DIR, --images FOLDER|FILE ..., or --live SOURCE")
     report = predict_videos(args.videos, args.keypoints, resolve_model(args.model, args), out, cfg=cfg,
                             window_step=args.window_step, batch_size=args.batch_size, progress=None,
                             precision=args.precision, device=args.device, workers=args.workers,
@@ -161,4 +193,33 @@ def run_live(args: argparse.Namespace, cfg, out: Path) -> int:
     rep = predict_live(args.live, args.keypoints, ens, out_csv, model_settings(ens, cfg), bodyparts=cfg.keypoints.bodyparts,
                        window_step=args.window_step, name=name)
     print(f"{rep.n_windows} windows from {rep.n_frames} frames ({rep.n_kept} kept); stopped: {rep.stopped_by}")
+    return 0
+
+
+def run_images(args: argparse.Namespace, cfg, out: Path) -> int:
+    """``--images FOLDER|FILE ...``: score still images (``inference.images``)."""
+    from mouse_facial_expressions.inference.images import predict_images
+
+    video_only = {"--window-step": args.window_step is not None, "--workers": bool(args.workers),
+                  "--backend": args.backend != "auto", "--quantize": args.quantize != "none",
+                  "--modalities": args.modalities is not None, "--body": args.body is not None,
+                  "--physiology": args.physiology is not None}
+    given = [flag for flag, on in video_only.items() if on]
+    if given:
+        raise ValueError(f"{', '.join(given)}: for videos, not --images (images score with torch, face-only runs)")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    images = args.images[0] if len(args.images) == 1 and args.images[0].is_dir() else args.images
+    report = predict_images(images, args.keypoints, resolve_model(args.model, args), out, cfg=cfg, ratings=args.ratings,
+                            batch_size=args.batch_size or 16, device=args.device, precision=args.precision,
+                            individual=args.individual, preview=args.preview)
+    print(report.summary())
+    for path in report.files:
+        print(f"written: {path}")
+    if not report.ok:
+        print(f"mfe predict: {len(report.failed)} image(s) failed (see the error column of images_scores.csv)",
+              file=sys.stderr)
+        return 1
     return 0

@@ -1,0 +1,575 @@
+"""``mfe predict --images``: score still images (photographs, rated frames) with a trained model.
+
+Many Mouse Grimace Scale rating sheets rate photographs, not video frames. A still image is
+scored like a window of a video whose every frame is that image:
+
+1. keypoints: a DeepLabCut hand-label file (``CollectedData_<scorer>.h5`` or ``.csv``, old
+   and new layouts, read by :func:`io.keypoints.read_pose` and mapped to the project's
+   landmarks with ``keypoints.bodyparts`` by :func:`io.keypoints.to_canonical`), or a table
+   (``.csv`` / ``.parquet``) with an ``image`` column and ``<L>_x, <L>_y[, <L>_likelihood]``
+   per landmark (no likelihood column: 1.0 where the point is given). Rows are matched to the
+   images by file name (``labeled-data/v/img0192.png`` labels ``img0192.png``), else by stem
+   (``img0192`` labels ``img0192.jpg``);
+2. the alignment and crop ``mfe extract`` / ``mfe predict`` give a video frame, with the
+   settings of the frame store the model was trained on (:func:`inference.predict.model_settings`:
+   ``crop_size``, ``out_size``, ``alignment``, ``pcutoff``, ``normalize``):
+   :func:`preprocess.extract.frame_geometry` on the image's one-row keypoint table and
+   :func:`preprocess.geometry.warp_crop` on the grey image. Each image is aligned on its own
+   (an alignment with one fixed side and ``side: auto`` takes the side from the image's own
+   snout direction). No frame is chosen: the store's quality thresholds only warn;
+3. intensity normalisation (``extract.normalize``, :mod:`preprocess.normalize`): ``clahe`` per
+   crop, as for video; ``video_hist`` has no video, so each image is its own "video": its
+   look-up table is the one of its own crop (the PER-IMAGE table, not one pooled over the
+   images of the call), so an image's score does not depend on which other images are scored
+   with it. A video's table pools crops of one face under one lighting, which one crop of that
+   face approximates;
+4. the crop repeated ``num_frames`` times is the clip (:func:`data.augment.to_model_input`), scored
+   by the fold ensemble (``p1`` = mean over members); a run with action-unit heads also gives
+   the expected score of each MGS action unit and ``mgs``, their mean
+   (:meth:`inference.ensemble.FoldEnsemble.predict_au`).
+
+Outputs in ``out_dir``: ``images_scores.csv`` (:func:`scores_columns`), with ``preview``
+``images_preview.png`` (a contact sheet of up to 24 crops), and with ``ratings``
+``images_agreement.csv`` (:func:`image_agreement`). One bad image (unreadable, no keypoints,
+keypoints that cannot align it) fails alone with its reason in the ``error`` column.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from mouse_facial_expressions.config import Config
+from mouse_facial_expressions.data.augment import to_model_input
+from mouse_facial_expressions.data.predictions import AU_PREDICTION_COLUMNS, au_prediction_columns
+from mouse_facial_expressions.inference.ensemble import FoldEnsemble, load_ensemble
+from mouse_facial_expressions.io.atomic import write_csv
+from mouse_facial_expressions.io.keypoints import read_pose, to_canonical
+from mouse_facial_expressions.preprocess import alignment as alignment_mod
+from mouse_facial_expressions.preprocess import geometry
+from mouse_facial_expressions.preprocess import normalize as norm
+from mouse_facial_expressions.preprocess.extract import check_landmarks, frame_geometry
+from mouse_facial_expressions.preprocess.quality import crop_quality
+
+log = logging.getLogger(__name__)
+
+#: Image files a folder is scanned for (case-insensitive).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+SCORES_CSV = "images_scores.csv"
+AGREEMENT_CSV = "images_agreement.csv"
+PREVIEW_PNG = "images_preview.png"
+#: Crops on the preview sheet.
+PREVIEW_MAX = 24
+
+
+class ImageError(ValueError):
+    """One image cannot be scored; the message names the image (and its keypoint row)."""
+
+
+# ----------------------------------------------------------------------------- inputs
+
+def list_images(images: str | Path | list) -> list[Path]:
+    """A folder's image files (:data:`IMAGE_SUFFIXES`, sorted, hidden files left out), or the
+    given files in their order.
+
+    Raises:
+        FileNotFoundError: a folder without images, or a single path that does not exist.
+        ValueError: two files with the same name (their keypoints and scores would be confused).
+    """
+    if isinstance(images, (str, Path)):
+        p = Path(images)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir()
+                           if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES and not q.name.startswith("."))
+            if not found:
+                raise FileNotFoundError(f"{p}: no images ({', '.join(IMAGE_SUFFIXES)})")
+            return found
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: no such image or folder")
+        paths = [p]
+    else:
+        paths = [Path(q) for q in images]
+    seen: dict[str, Path] = {}
+    for q in paths:
+        if q.name in seen:
+            raise ValueError(f"two images are named {q.name}: {seen[q.name]} and {q}; images are matched to keypoints "
+                             "and written to the scores by file name, so score them in separate calls")
+        seen[q.name] = q
+    return paths
+
+
+def _label_name(label) -> str:
+    """The file name in a keypoint row label (``labeled-data/v/img3.png`` -> ``img3.png``)."""
+    return str(label).replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def keypoint_file(path: str | Path) -> Path:
+    """``path``, or for a folder (a DeepLabCut labeled-data folder) its one
+    ``CollectedData_<scorer>`` file (``.h5`` before ``.csv``)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return folder
+    for suffix in (".h5", ".csv"):
+        found = sorted(folder.glob(f"CollectedData_*{suffix}"))
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise ValueError(f"{folder}: several label files ({', '.join(p.name for p in found)}); pass the one "
+                             "to use as --keypoints")
+    raise FileNotFoundError(f"{folder}: no CollectedData_<scorer>.h5|.csv; pass the keypoint file itself")
+
+
+def _is_dlc_csv(path: Path) -> bool:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        first = next(csv.reader(fh), [""])
+    return bool(first) and first[0].strip() == "scorer"
+
+
+def _canonical_images(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``image`` + landmark triplets from a user table with ``image`` and ``<L>_x, <L>_y[, <L>_likelihood]``."""
+    if "image" not in df.columns:
+        raise ValueError(f"{path}: no 'image' column; a keypoint table for images has an image column (the file "
+                         "name) and <landmark>_x, <landmark>_y[, <landmark>_likelihood] columns, or is a DeepLabCut "
+                         "CollectedData file")
+    names = [c[:-2] for c in df.columns if c.endswith("_x") and f"{c[:-2]}_y" in df.columns]
+    if not names:
+        raise ValueError(f"{path}: no <landmark>_x, <landmark>_y column pairs (columns: {list(df.columns)})")
+    out = pd.DataFrame({"image": df["image"].astype(str).map(_label_name)})
+    for n in names:
+        x = pd.to_numeric(df[f"{n}_x"], errors="coerce").to_numpy(np.float64)
+        y = pd.to_numeric(df[f"{n}_y"], errors="coerce").to_numpy(np.float64)
+        given = np.isfinite(x) & np.isfinite(y)
+        lik = (pd.to_numeric(df[f"{n}_likelihood"], errors="coerce").to_numpy(np.float64)
+               if f"{n}_likelihood" in df.columns else np.ones(len(df)))
+        out[f"{n}_x"], out[f"{n}_y"] = np.where(given, x, np.nan), np.where(given, y, np.nan)
+        out[f"{n}_likelihood"] = np.where(given, lik, np.nan)
+    return out.reset_index(drop=True)
+
+
+def read_image_keypoints(path: str | Path, cfg: Config | None = None, individual: str | None = None) -> pd.DataFrame:
+    """The keypoints of still images as one table: ``image`` (the file name each row labels) and
+    ``<L>_x, <L>_y, <L>_likelihood`` per landmark (float64), row ``i`` = data row ``i`` of the file.
+
+    Args:
+        path: a DeepLabCut hand-label file (``CollectedData_<scorer>.h5|.csv``; its bodyparts are
+            mapped with ``cfg.keypoints.bodyparts``; no likelihood: 1.0 where a point is
+            labelled, NaN where it was left empty), or a ``.csv`` / ``.parquet`` table with an
+            ``image`` column (see the module docstring).
+        cfg: project config (the bodyparts mapping; default :class:`Config` defaults).
+        individual: multi-animal DeepLabCut files: the animal to read (default
+            ``cfg.keypoints.individual``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: an unreadable file, bodyparts the mapping needs but the file lacks, or a
+            DeepLabCut file whose rows are video frames (analysis output), not images.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such keypoint file")
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return _canonical_images(pd.read_parquet(path), path)
+    if suffix == ".csv" and not _is_dlc_csv(path):
+        return _canonical_images(pd.read_csv(path), path)
+    cfg = cfg or Config()
+    pose = read_pose(path, individual if individual is not None else cfg.keypoints.individual)
+    if pd.api.types.is_integer_dtype(pose.data.index.dtype):
+        raise ValueError(f"{path}: its rows are video frames (DeepLabCut/SLEAP analysis output), not images; give the "
+                         "CollectedData_<scorer> file of the images' labeled-data folder, or a table with an image column")
+    names = [_label_name(label) for label in pose.data.index]
+    by_position = dataclasses.replace(pose, data=pose.data.set_axis(pd.RangeIndex(len(pose.data)), axis=0))
+    table = to_canonical(by_position, cfg.keypoints.bodyparts).drop(columns="frame")  # rows keep their order
+    table.insert(0, "image", names)
+    return table
+
+
+def match_keypoints(images: list[Path], table: pd.DataFrame, where: str | Path) -> tuple[dict[Path, int | str], list[str]]:
+    """Which keypoint row labels each image: by file name, else by stem.
+
+    Returns:
+        ``({image: row index, or the reason it has none}, warnings)``: an image without a row,
+        or labelled by several rows, gets a message naming it, the file and the rows; rows that
+        label none of the images are one warning (naming their rows).
+    """
+    by_name: dict[str, list[int]] = {}
+    by_stem: dict[str, list[int]] = {}
+    for i, name in enumerate(table["image"].astype(str)):
+        by_name.setdefault(name, []).append(i)
+        by_stem.setdefault(PurePosixPath(name).stem, []).append(i)
+    out: dict[Path, int | str] = {}
+    used: set[int] = set()
+    for img in images:
+        rows = by_name.get(img.name) or by_stem.get(img.stem) or []
+        used.update(rows)
+        if not rows:
+            out[img] = f"{img.name}: no keypoints for this image in {where} (rows are matched by file name)"
+        elif len(rows) > 1:
+            out[img] = (f"{img.name}: rows {', '.join(map(str, rows))} of {where} all label this image; keep one "
+                        "(data rows counted from 0)")
+        else:
+            out[img] = rows[0]
+    unused = [i for i in range(len(table)) if i not in used]
+    warnings = []
+    if unused:
+        listed = ", ".join(f"row {i} ({table['image'].iloc[i]})" for i in unused[:5])
+        warnings.append(f"{where}: {len(unused)} keypoint row(s) label no image given: {listed}"
+                        f"{' ...' if len(unused) > 5 else ''}; not scored")
+    return out, warnings
+
+
+# ----------------------------------------------------------------------------- crops
+
+def read_grey(path: str | Path) -> np.ndarray:
+    """An image file as a grey ``(H, W)`` uint8 array (colour converted as OpenCV does).
+
+    Raises:
+        ImageError: no such file, or not an image OpenCV can decode.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path.name}: no such image ({path})")
+    img = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise ImageError(f"{path.name}: cannot read the image (not a {'/'.join(s[1:] for s in IMAGE_SUFFIXES)} "
+                         "file, or damaged)")
+    return img
+
+
+def _unaligned_reason(kp_row: pd.DataFrame, settings: dict) -> str:
+    """Why a one-row keypoint table cannot be aligned: which landmarks are missing."""
+    align = alignment_mod.resolve(settings.get("alignment"))
+    pcut = float(settings["pcutoff"])
+    missing, seen = [], []
+    for n in align.landmarks():
+        x, y, p = (float(kp_row[f"{n}_{c}"].iloc[0]) for c in ("x", "y", "likelihood"))
+        (seen if np.isfinite(x) and np.isfinite(y) and p > pcut else missing).append(n)
+    need = (f"{', '.join(alignment_mod.role_name(r) for r in align.required)} of exactly one side"
+            if align.per_frame_side else ", ".join(align.required))
+    return (f"cannot be aligned with extract.alignment {align.name!r}, which needs {need}; not labelled or at/below "
+            f"pcutoff {pcut:g}: {', '.join(missing) or 'none'}; seen: {', '.join(seen) or 'none'}")
+
+
+def crop_image(image: np.ndarray, kp_row: pd.DataFrame, settings: dict) -> tuple[np.ndarray, dict]:
+    """The aligned face crop of one grey image, as ``mfe extract`` crops a video frame.
+
+    Args:
+        image: ``(H, W)`` uint8.
+        kp_row: one-row canonical keypoint table (``<L>_x, <L>_y, <L>_likelihood``).
+        settings: ``crop_size``, ``out_size``, ``pcutoff``, ``alignment`` (as
+            :func:`inference.predict.model_settings` gives them).
+
+    Returns:
+        ``(crop (S, S) uint8 before normalisation, info)``: ``info`` has ``side`` (left/right),
+        ``min_likelihood``, ``sharpness``, ``intensity`` and the crop-space landmarks
+        (``<role>_x``, ``<role>_y``).
+
+    Raises:
+        ImageError: the keypoints cannot align the face (the message says which landmarks).
+    """
+    size = int(settings["out_size"])
+    geo = frame_geometry(kp_row, settings["pcutoff"], settings["crop_size"], size, settings.get("alignment"))
+    if not geo["usable"][0]:
+        raise ImageError(_unaligned_reason(kp_row, settings))
+    crop = geometry.warp_crop(image, geo["matrix"][0], size)
+    sharp, inten = crop_quality(crop)
+    info = {"side": geometry.SIDE_NAMES[int(geo["side"][0])], "min_likelihood": float(geo["min_likelihood"][0]),
+            "sharpness": sharp, "intensity": inten}
+    for role in ("eye", "ear", "nose"):
+        pt = geo[role][0] if role in geo else (np.nan, np.nan)
+        info[f"{role}_x"], info[f"{role}_y"] = float(pt[0]), float(pt[1])
+    return crop, info
+
+
+def crop_images(paths: list[Path], table: pd.DataFrame, settings: dict, where: str | Path,
+                progress: bool | None = None) -> tuple[np.ndarray, list[dict], list[str]]:
+    """Align, crop and normalise every image; one bad image fails alone.
+
+    Args:
+        paths: the image files.
+        table: :func:`read_image_keypoints` of ``where``.
+        settings: ``crop_size``, ``out_size``, ``pcutoff``, ``alignment``, ``normalize`` and
+            the quality thresholds ``min_sharpness`` / ``min_likelihood`` (warnings only).
+        where: the keypoint file, named in messages.
+
+    Returns:
+        ``(crops, rows, warnings)``: ``crops`` ``(N_ok, S, S)`` uint8, normalised, of the images
+        that could be cropped, in ``paths`` order; ``rows`` one dict per image in ``paths``
+        order: ``image, status ("done"|"failed"), error, crop`` (its index into ``crops``, -1 when
+        failed) and :func:`crop_image`'s info.
+
+    Raises:
+        ValueError: the keypoint table lacks a landmark the alignment needs (every image would fail).
+    """
+    check_landmarks(table, settings.get("alignment"), where)
+    method = norm.check_method(settings.get("normalize"))
+    matched, warnings = match_keypoints(paths, table, where)
+    crops: list[np.ndarray] = []
+    rows: list[dict] = []
+    for img in tqdm(paths, desc="crop", unit="image", disable=None if progress is None else not progress):
+        row = {"image": img.name, "status": "failed", "error": None, "crop": -1}
+        try:
+            found = matched[img]
+            if isinstance(found, str):
+                raise ImageError(found)
+            image = read_grey(img)
+            try:
+                crop, info = crop_image(image, table.iloc[[found]], settings)
+            except ImageError as err:
+                raise ImageError(f"{img.name} (row {found} of {where}): {err}") from None
+            low = []
+            if info["sharpness"] < settings.get("min_sharpness", 0):
+                low.append(f"sharpness {info['sharpness']:.1f} < extract.min_sharpness {settings['min_sharpness']:g}")
+            if info["min_likelihood"] < settings.get("min_likelihood", 0):
+                low.append(f"keypoint likelihood {info['min_likelihood']:.2f} < extract.min_likelihood "
+                           f"{settings['min_likelihood']:g}")
+            if low:
+                warnings.append(f"{img.name}: {'; '.join(low)} of the model's frame store: a video frame like this "
+                                "would not have been kept; scored anyway")
+            crops.append(norm.normalize_video(crop[None], method)[0])  # per image: see the module docstring
+            row.update(info, status="done", crop=len(crops) - 1)
+        except ImageError as err:
+            log.error("%s", err)
+            row["error"] = str(err)
+        rows.append(row)
+    size = int(settings["out_size"])
+    return (np.stack(crops) if crops else np.zeros((0, size, size), np.uint8)), rows, warnings
+
+
+def image_clips(crops: np.ndarray, num_frames: int, image_size: int, channels: int) -> torch.Tensor:
+    """Still crops ``(B, S, S)`` uint8 -> model input ``(B, T, C, H, W)`` float32: each crop
+    repeated ``num_frames`` times, through :func:`data.augment.to_model_input`."""
+    return torch.stack([to_model_input(torch.from_numpy(np.repeat(c[None], num_frames, axis=0)), image_size, channels)
+                        for c in crops])
+
+
+def score_crops(crops: np.ndarray, ens: FoldEnsemble, batch_size: int = 16) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-member ``p1`` ``(N, K)`` float64 and the expected AU scores ``(N, 5)`` (None without
+    AU heads) of still crops ``(N, S, S)`` uint8."""
+    p1 = np.empty((len(crops), len(ens)))
+    au = np.empty((len(crops), 5)) if ens.has_au else None
+    for a in range(0, len(crops), batch_size):
+        clips = image_clips(crops[a:a + batch_size], ens.num_frames, ens.image_size, ens.channels)
+        p, s = ens.predict_au(clips)  # (B, K), (B, 5) | None
+        p1[a:a + len(clips)] = p
+        if au is not None:
+            au[a:a + len(clips)] = s
+    return p1, au
+
+
+# ----------------------------------------------------------------------------- agreement
+
+def image_agreement(scores: pd.DataFrame, ratings: pd.DataFrame, n_boot: int = 1000,
+                    seed: int = 0) -> tuple[pd.DataFrame | None, list[str]]:
+    """The model's expected MGS scores against the raters of the same images.
+
+    Rated items are joined to the scored images by file name: an item ``img3.png``,
+    ``photos/img3.png`` or ``img3`` rates the image ``img3.png`` (its stem). Only images scored
+    without error count, for the raters' ceiling too.
+
+    Args:
+        scores: ``images_scores.csv`` rows (``image``, ``status``, ``au_ot`` ... ``au_wc``, ``mgs``).
+        ratings: a ratings table (:func:`io.ratings.load_ratings`: one row per item, rater, AU).
+        n_boot: bootstrap resamples of the CIs (items without an animal are resampled alone).
+
+    Returns:
+        ``(table, notes)``: the table (None when no rated item is a scored image) has one row per
+        AU and ``total`` (the MGS score, mean of the AUs): ``target, n_images, n_raters``, then
+        :func:`evaluation.mgs.vs_mean_rater`'s ``kappa`` (quadratic-weighted Cohen's kappa),
+        ``r`` (Pearson), ``rmse`` with ``_low``/``_high`` CIs, and ``ceiling_kappa``,
+        ``ceiling_r`` (the raters' mean pairwise agreement; NaN with one rater).
+    """
+    from mouse_facial_expressions.evaluation.mgs import vs_mean_rater
+    from mouse_facial_expressions.evaluation.mgs_models import PRED_OF
+
+    done = scores[scores["status"] == "done"]
+    key_to_image: dict[str, str] = {}
+    for name in done["image"].astype(str):
+        key_to_image.setdefault(name, name)
+        key_to_image.setdefault(PurePosixPath(name).stem, name)
+    notes: list[str] = []
+    item_image: dict[str, str] = {}
+    taken: dict[str, str] = {}
+    for item in ratings["item"].astype(str).unique():
+        base = _label_name(item)
+        image = key_to_image.get(base) or key_to_image.get(PurePosixPath(base).stem)
+        if image is None:
+            continue
+        if image in taken:
+            notes.append(f"rated items {taken[image]!r} and {item!r} both name image {image}: only the first is used")
+            continue
+        taken[image], item_image[item] = item, image
+    n_items = ratings["item"].nunique()
+    if not item_image:
+        notes.append(f"none of the {n_items} rated items is a scored image (items are matched to image file names): "
+                     "no agreement")
+        return None, notes
+    if len(item_image) < n_items:
+        notes.append(f"{n_items - len(item_image)} of the {n_items} rated items are not scored images: left out")
+    matched = ratings[ratings["item"].astype(str).isin(item_image.keys())].copy()
+    matched["item"] = matched["item"].astype(str).map(item_image)
+    pred = done.set_index("image").loc[sorted(item_image.values())]
+    wide = pd.DataFrame({t: pred[PRED_OF[t]].to_numpy(float) for t in PRED_OF}).assign(item=list(pred.index))
+    table = vs_mean_rater(matched, wide, n_boot=n_boot, seed=seed)
+    table = table.rename(columns={"n_items": "n_images"}).reset_index()
+    table.insert(2, "n_raters", int(matched["rater"].nunique()))
+    return table, notes
+
+
+# ----------------------------------------------------------------------------- the call
+
+def scores_columns(names: list[str], has_au: bool) -> list[str]:
+    """Columns of ``images_scores.csv``: ``image, status, p1`` (mean over members), ``p1_<member>``
+    (ensembles), ``au_ot ... au_wc, mgs`` (AU heads), ``side`` (the face side seen; right is
+    mirrored), ``sharpness`` (of the crop), ``error`` (why a failed image failed)."""
+    return (["image", "status", "p1"] + ([f"p1_{n}" for n in names] if len(names) > 1 else [])
+            + (AU_PREDICTION_COLUMNS if has_au else []) + ["side", "sharpness", "error"])
+
+
+@dataclass
+class ImagesReport:
+    """What :func:`predict_images` did: the scores table (one row per image), the agreement
+    table (or None), warnings, notes and the files written."""
+
+    out_dir: Path
+    settings: dict
+    scores: pd.DataFrame
+    has_au: bool
+    agreement: pd.DataFrame | None = None
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def failed(self) -> pd.DataFrame:
+        return self.scores[self.scores["status"] == "failed"]
+
+    @property
+    def n_scored(self) -> int:
+        return int((self.scores["status"] == "done").sum())
+
+    @property
+    def ok(self) -> bool:
+        return self.failed.empty
+
+    def summary(self) -> str:
+        done = self.scores[self.scores["status"] == "done"]
+        line = f"images -> {self.out_dir}: {self.n_scored} scored, {len(self.failed)} failed"
+        if len(done):
+            line += f"; mean p1 {done['p1'].mean():.3f}"
+            if self.has_au:
+                line += f", mean mgs {done['mgs'].mean():.3f} (0..2)"
+        lines = [line]
+        lines += [f"  warning: {w}" for w in self.warnings]
+        lines += [f"  FAILED {r.error}" for r in self.failed.itertuples()]  # the error names the image
+        lines += [f"  note: {n}" for n in self.notes]
+        if self.agreement is not None:
+            a = self.agreement
+            lines.append(f"agreement with the mean rater ({int(a['n_raters'].iloc[0])} rater(s); ceiling = the raters' "
+                         "mean pairwise agreement):")
+            for r in a.itertuples():
+                lines.append(f"  {r.target:<5} n {r.n_images:>4}  kappa {r.kappa:6.3f} [{r.kappa_low:.2f}, {r.kappa_high:.2f}]"
+                             f"  r {r.r:6.3f}  ceiling kappa {r.ceiling_kappa:6.3f} r {r.ceiling_r:6.3f}")
+        return "\n".join(lines)
+
+
+def predict_images(images, keypoints, model, out_dir, *, cfg: Config | None = None, ratings=None,
+                   batch_size: int = 16, device: str = "auto", precision: str | None = None,
+                   individual: str | None = None, preview: bool = False, progress: bool | None = None,
+                   n_boot: int = 1000) -> ImagesReport:
+    """Score still images with a trained model (``mfe predict --images``); one bad image fails alone.
+
+    Args:
+        images: a folder of images (:data:`IMAGE_SUFFIXES`) or a list of image files.
+        keypoints: their keypoints: a DeepLabCut ``CollectedData_<scorer>.h5|.csv`` (or the
+            folder holding it) or a table with an ``image`` column (:func:`read_image_keypoints`).
+        model: a run folder (fold ensemble), a ``.ckpt`` file or a :class:`FoldEnsemble`.
+        out_dir: output folder (created).
+        cfg: project config (the bodyparts mapping; extraction settings when the model's frame
+            store is unreachable).
+        ratings: a ratings parquet (``mfe ratings import``) or table rating some of the images:
+            writes ``images_agreement.csv`` (:func:`image_agreement`) for a run with AU heads.
+        batch_size: images per forward pass.
+        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+        precision: ``"32"``, ``"bf16"`` or None (bf16 on a GPU, fp32 on a CPU).
+        individual: multi-animal DeepLabCut files: the animal to read (default
+            ``cfg.keypoints.individual``).
+        preview: also write ``images_preview.png`` (up to 24 crops, spread over the images;
+            captioned ``<image stem> f<k>``, ``k`` its position in the scores).
+        progress: a progress bar over the images (None: only on a terminal).
+        n_boot: bootstrap resamples of the agreement CIs.
+
+    Returns:
+        An :class:`ImagesReport`.
+
+    Raises:
+        ValueError: a baseline-relative or fused run, an unreadable keypoint file, or keypoints
+            without a landmark the model's alignment needs.
+    """
+    from mouse_facial_expressions.inference.predict import model_settings, resolve_device
+    from mouse_facial_expressions.preprocess.preview import crop_sheet
+
+    from mouse_facial_expressions.io.ratings import load_ratings
+
+    paths = list_images(images)
+    rated = None if ratings is None else ratings if isinstance(ratings, pd.DataFrame) else load_ratings(ratings)
+    ens = model if isinstance(model, FoldEnsemble) else load_ensemble(model)
+    ens.require_absolute("`mfe predict --images`")
+    ens.require_face_only("`mfe predict --images`")
+    dev, dtype, line = resolve_device(device, precision)
+    log.info(line)
+    ens.to(dev)
+    ens.dtype = dtype
+    settings = model_settings(ens, cfg)
+    kp_path = keypoint_file(keypoints)
+    table = read_image_keypoints(kp_path, cfg, individual)
+    crops, rows, warnings = crop_images(paths, table, settings, kp_path, progress)
+    for w in warnings:
+        log.warning(w)
+    p1, au = score_crops(crops, ens, batch_size)
+    done = np.array([r["crop"] for r in rows if r["status"] == "done"], dtype=np.int64)
+    df = pd.DataFrame(rows)
+    df["p1"] = np.nan
+    is_done = (df["status"] == "done").to_numpy()
+    df.loc[is_done, "p1"] = p1[done].mean(axis=1)
+    if len(ens) > 1:
+        for j, name in enumerate(ens.names):
+            df[f"p1_{name}"] = np.nan
+            df.loc[is_done, f"p1_{name}"] = p1[done, j]
+    if au is not None:
+        for col, values in au_prediction_columns(au[done]).items():
+            df[col] = np.nan
+            df.loc[is_done, col] = values
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = ImagesReport(out_dir, settings, df.reindex(columns=scores_columns(ens.names, ens.has_au)), ens.has_au,
+                          warnings=warnings)
+    report.files.append(write_csv(report.scores, out_dir / SCORES_CSV))
+    if preview and len(done):
+        pick = np.unique(np.linspace(0, len(done) - 1, min(PREVIEW_MAX, len(done))).round().astype(int))
+        sel = df[is_done].iloc[pick]
+        index = pd.DataFrame({"video": sel["image"].map(lambda n: PurePosixPath(n).stem), "row": sel["crop"].to_numpy(),
+                              "frame": sel.index.to_numpy(), "side": sel["side"].to_numpy(),  # f<k>: the k-th image
+                              **{c: sel[c].to_numpy() for c in ("eye_x", "eye_y", "ear_x", "ear_y", "nose_x", "nose_y")}})
+        report.files.append(crop_sheet(crops, index, out_dir / PREVIEW_PNG, n=len(index)))
+    if rated is not None:
+        if not ens.has_au:
+            report.notes.append(f"{ens.source}: the model has no action-unit heads (train with --targets au or au+class), "
+                                "so there are no MGS scores to compare with the ratings: no agreement written")
+        else:
+            report.agreement, notes = image_agreement(report.scores, rated, n_boot=n_boot)
+            report.notes += notes
+            if report.agreement is not None:
+                report.files.append(write_csv(report.agreement, out_dir / AGREEMENT_CSV))
+    for n in report.notes:
+        log.info(n)
+    return report
