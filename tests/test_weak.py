@@ -245,3 +245,78 @@ def test_localisation_auroc_ranks_windows_against_bouts():
     pred["p1"] = np.r_[1 - frac[:10], np.zeros(10)]
     assert localisation_auroc(pred, truth) == 0.0
     assert localisation_auroc(pred, truth, scope="all") > 0  # controls' windows count as off-bout
+
+
+# ----------------------------------------------------------------------------- --weak attention
+
+
+def test_attention_pooling_is_a_weighted_mean_and_one_window_is_the_plain_model():
+    from mouse_facial_expressions.models import create_model
+    from mouse_facial_expressions.models.mil import AttentionMIL
+
+    torch.manual_seed(0)
+    cfg = dict(backbone="resnet18", num_frames=3, d_model=32, num_layers=1, num_heads=2, ff_dim=32)
+    mil = create_model("advanced", **cfg, mil={"hidden": 16}).eval()
+    assert isinstance(mil, AttentionMIL) and mil.config["mil"] == {"hidden": 16}
+    rebuilt = create_model("advanced", **mil.config)
+    rebuilt.load_state_dict(mil.state_dict())
+    bags = torch.randn(2, 4, 3, 3, 32, 32)  # (B, K, T, C, H, W)
+    with torch.no_grad():
+        logits, a = mil.bag_logits(bags)
+        z = mil.embed(bags.reshape(8, 3, 3, 32, 32)).reshape(2, 4, -1)
+        by_hand = mil.face.head((a.unsqueeze(-1) * z).sum(1))
+        np.testing.assert_allclose(a.sum(1).numpy(), 1.0, atol=1e-6)
+        np.testing.assert_allclose(logits.numpy(), by_hand.numpy(), atol=1e-5)
+        one = bags[:, 0]  # a bag of one window: attention 1, the face model's own logits
+        np.testing.assert_allclose(mil.bag_logits(one[:, None])[0].numpy(), mil(one).numpy(), atol=1e-5)
+        np.testing.assert_allclose(mil(one).numpy(), mil.face(one).numpy(), atol=1e-6)
+        np.testing.assert_allclose(rebuilt.eval()(one).numpy(), mil(one).numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match="--model advanced"):
+        create_model("baseline", mil={"hidden": 8})
+
+
+def test_bags_hold_windows_of_one_video_and_keep_the_clip_budget():
+    from fake_clips import FakeBoutClips
+
+    from mouse_facial_expressions.training.weak import BagDataset, BagSampler
+
+    ds = FakeBoutClips(["m0", "m1", "m2"], windows_per_animal=6)
+    bags = BagDataset(ds, bag=4, seed=3)
+    for i in range(len(ds)):
+        idx = bags.bag_indices(i, 1)
+        assert idx[0] == i and len(idx) == 4 and len(set(ds._video[idx])) == 1 and len(set(idx)) == 4
+    np.testing.assert_array_equal(bags.bag_indices(5, 1), bags.bag_indices(5, 1))  # seeded
+    item = bags[7]
+    assert item["clip"].shape == (4, 3, 3, 32, 32) and item["label"] == ds[7]["label"] and item["video"] == ds._video[7]
+    small = BagDataset(FakeBoutClips(["m1"], windows_per_animal=2), bag=4)  # fewer windows than a bag: with replacement
+    assert len(small.bag_indices(0, 1)) == 4 and set(small.bag_indices(0, 1)) <= {0, 1}
+    sampler = BagSampler(list(range(18)), 4)
+    assert len(sampler) == 5 and list(sampler) == [0, 1, 2, 3, 4]
+
+
+def test_attention_mil_trains_on_bags_and_beats_chance(tmp_path):
+    from mouse_facial_expressions.models.mil import AttentionMIL
+    from mouse_facial_expressions.training.module import load_model_from_checkpoint
+
+    torch.set_num_threads(1)
+    summary = _run(tmp_path, _tiny_params(weak="attention", weak_fraction=None, weak_bag=3, epochs=4))
+    (fold,) = summary["folds"]
+    model, hp = load_model_from_checkpoint(fold["best_checkpoint"])
+    assert isinstance(model, AttentionMIL) and hp["model_cfg"]["mil"] == {"hidden": 128}
+    assert "weak_mean" not in fold["history"]["1"]  # no E-step
+    # validation scores single windows with the video's label: chance is 0.5, the ceiling 0.75
+    assert fold["val_acc"] > 0.6
+    pred = pd.read_csv(summary["predictions"])
+    test = fake_bout_datasets(None, 0, num_frames=3, frame_stride=1, image_size=32, train_augmentation=False,
+                              epoch_size=None, seed=0, val_windows_per_video=None, test_windows_per_video=None)["test"]
+    assert pred["p1"][test.bout].mean() > pred["p1"][~test.bout].mean() + 0.2
+
+
+def test_attention_params_are_checked():
+    from mouse_facial_expressions.training import make_params
+
+    assert make_params("advanced", weak="attention").model_config()["mil"] == {"hidden": 128}
+    with pytest.raises(ValueError, match="--model advanced"):
+        make_params("baseline", weak="attention")
+    with pytest.raises(ValueError, match="--weak attention only"):
+        make_params("advanced", weak="em", weak_bag=4)

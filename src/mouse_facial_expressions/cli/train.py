@@ -129,10 +129,15 @@ def add_train_arguments(parser: argparse.ArgumentParser, model: str | None = Non
     w = parser.add_argument_group(
         "weak supervision", "labels belong to videos, but a sick mouse does not grimace every second "
         "(training/weak.py)")
-    w.add_argument("--weak", choices=("em",), default=_S, help="em: each training window's target is re-estimated "
-                   "every --weak_every epochs from the model's scores: 0 in negative videos; in a positive video the "
-                   "scores rescaled so the video's mean target is --weak_fraction, its top window 1 (soft-label LDL "
-                   "loss; validation and test animals are never used) (default: none, every window takes its video's label)")
+    w.add_argument("--weak", choices=("em", "attention"), default=_S, help="em: each training window's target is "
+                   "re-estimated every --weak_every epochs from the model's scores: 0 in negative videos; in a positive "
+                   "video the scores rescaled so the video's mean target is --weak_fraction, its top window 1 (soft-label "
+                   "LDL loss; validation and test animals are never used). attention: attention-MIL, the comparison "
+                   "baseline (--model advanced): bags of --weak_bag windows of one video, their embeddings pooled by "
+                   "learned attention, trained on the video's label; a single window scores as a bag of one "
+                   "(models/mil.py) (default: none, every window takes its video's label)")
+    w.add_argument("--weak_bag", type=int, default=_S, help="--weak attention: windows per bag (default: 8); an epoch "
+                   "holds as many clips as without bags")
     w.add_argument("--weak_fraction", type=float, default=_S, help="the prior: expected fraction of a positive video's "
                    "windows in the affected state (default: 0.3)")
     w.add_argument("--weak_every", type=int, default=_S, help="epochs between E-steps (default: 1)")

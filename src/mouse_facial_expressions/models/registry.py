@@ -56,6 +56,8 @@ def create_model(name: str, **cfg) -> nn.Module:
     the FusionNet alone when ``face`` is not among its modalities). ``au={"targets": ...}``
     (``mfe train --targets au|au+class``) wraps it in
     :class:`~mouse_facial_expressions.models.au.AUHeads` (Mouse Grimace Scale action-unit heads).
+    ``mil={"hidden": ...}`` (``mfe train --weak attention``) wraps it in
+    :class:`~mouse_facial_expressions.models.mil.AttentionMIL` (attention pooling over bags of windows).
 
     Raises:
         ValueError: for an unknown model name.
@@ -66,6 +68,13 @@ def create_model(name: str, **cfg) -> nn.Module:
         raise ValueError(f"unknown model {name!r}; registered models: {', '.join(sorted(_REGISTRY))}")
     fusion = cfg.pop("fusion", None)
     au = cfg.pop("au", None)
+    mil = cfg.pop("mil", None)
+    if mil:  # mfe train --weak attention: attention-MIL pooling over bags of windows (models/mil.py)
+        if au or fusion:
+            raise ValueError("--weak attention cannot yet be combined with --targets au|au+class or --modalities")
+        from mouse_facial_expressions.models.mil import mil_model
+
+        return mil_model(_REGISTRY[name], cfg, mil)
     if au:  # mfe train --targets au|au+class: action-unit heads on the face model's embedding (models/au.py)
         if fusion:
             raise ValueError("AU heads (--targets au|au+class) cannot yet be combined with multimodal fusion (--modalities)")

@@ -118,7 +118,10 @@ class RecalibrateBatchNorm(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.num_batches > 0:
             ref = batch.get("ref_clip")  # baseline-relative models see a reference window too
-            self._kept.append(tuple(t.detach().to("cpu", torch.float16) for t in (batch["clip"], ref) if t is not None))  # (B, T, C, H, W), normalised
+            clip = batch["clip"]
+            if clip.dim() == 6:  # bags (--weak attention): (B, K, T, C, H, W) -> their windows
+                clip = clip.flatten(0, 1)
+            self._kept.append(tuple(t.detach().to("cpu", torch.float16) for t in (clip, ref) if t is not None))  # (B, T, C, H, W), normalised
             del self._kept[: -self.num_batches]
             if self._live is None:  # only layers that train: a frozen backbone (fine-tuning) keeps its statistics
                 self._live = [m for m in pl_module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training]

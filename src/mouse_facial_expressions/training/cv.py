@@ -93,10 +93,18 @@ def _loaders(data: dict, p: TrainParams) -> tuple[DataLoader, DataLoader, DataLo
     pin = torch.cuda.is_available()
     kw = dict(num_workers=p.workers, pin_memory=pin, persistent_workers=p.workers > 0, collate_fn=collate_clips)
     sampler = data.get("train_sampler")
-    n_train = len(sampler) if sampler is not None else len(data["train"])
+    train_ds, batch_size = data["train"], p.train_batch_size
+    if p.weak == "attention":  # bags of windows of one video, the same clips per epoch (training/weak.py)
+        from mouse_facial_expressions.training.weak import DEFAULT_BAG, BagDataset, BagSampler
+
+        bag = p.weak_bag or DEFAULT_BAG
+        train_ds, batch_size = BagDataset(train_ds, bag, p.seed), max(2, p.train_batch_size // bag)
+        sampler = BagSampler(sampler, bag) if sampler is not None else None
+        data["train_sampler"] = sampler  # SamplerEpoch advances it
+    n_train = len(sampler) if sampler is not None else len(train_ds)
     train = DataLoader(
-        data["train"], batch_size=p.train_batch_size, sampler=sampler, shuffle=sampler is None,
-        drop_last=n_train > p.train_batch_size,  # BatchNorm needs > 1 sample per batch
+        train_ds, batch_size=batch_size, sampler=sampler, shuffle=sampler is None,
+        drop_last=n_train > batch_size,  # BatchNorm needs > 1 sample per batch
         generator=torch.Generator().manual_seed(p.seed), **kw,
     )
     val = DataLoader(data["val"], batch_size=p.test_batch_size, shuffle=False, **kw)
@@ -409,7 +417,7 @@ def train_fold(
     resume = usable_resume_point(fold_dir / "last.ckpt", fold)
     # Order matters at an epoch's end: statistics are recalibrated before the resume point is written.
     callbacks = [RecalibrateBatchNorm(p.bn_recalibrate)] if p.bn_recalibrate else []
-    if p.weak is not None:  # first: the epoch's targets are set before anything else starts it
+    if p.weak == "em":  # first: the epoch's targets are set before anything else starts it
         callbacks.insert(0, _weak_callback(data["train"], p, fold))
     callbacks += [best_cb, LastCheckpoint(fold_dir / "last.ckpt"), SamplerEpoch(data.get("train_sampler"))]
     if not progress:

@@ -58,7 +58,7 @@ DEFAULT_RECIPE = "mfe2"
 
 #: Fields added after runs were named: left at None they stay out of the run name's hash, so
 #: earlier runs keep their names (and resume).
-_ADDED_FIELDS = {"baseline_recording", "weak", "weak_fraction", "weak_every", "weak_start", "modalities", "fusion",
+_ADDED_FIELDS = {"baseline_recording", "weak", "weak_fraction", "weak_every", "weak_start", "weak_bag", "modalities", "fusion",
                  "modality_dropout", "targets"}
 
 #: Fields that do not change what is learned (excluded from the run name's hash).
@@ -118,6 +118,8 @@ class TrainParams:
     weak_fraction: float | None = None
     weak_every: int | None = None
     weak_start: int | None = None  # epoch of the first E-step (None: 1)
+    # "attention" = attention-MIL pooling (models/mil.py) over bags of weak_bag windows of a video (None: 8)
+    weak_bag: int | None = None
     # Multimodal fusion (models/fusion.py): None = the face alone; else a comma-separated subset of
     # face, behaviour, physiology, fused "stacked" (per-modality heads weighed by a logistic
     # regression fit on the validation animals, the default), "late" (their mean) or "mid"
@@ -160,6 +162,13 @@ class TrainParams:
                 raise ValueError(f"unknown weak-supervision method {self.weak!r} (choose from {', '.join(WEAK_METHODS)})")
             if self.baseline_recording is not None:
                 raise ValueError("--weak cannot be combined with --baseline-recording")
+            if self.weak == "attention" and self.model != "advanced":
+                raise ValueError(f"--weak attention pools window embeddings, which the {self.model} model does not "
+                                 "have; use --model advanced (or --weak em, which works with any model)")
+            if self.weak == "attention" and self.targets is not None:
+                raise ValueError("--weak attention cannot yet be combined with --targets")
+        if self.weak_bag is not None and (self.weak != "attention" or self.weak_bag < 1):
+            raise ValueError(f"--weak_bag {self.weak_bag}: a bag size (>= 1) for --weak attention only")
         if self.weak_fraction is not None and not 0 < self.weak_fraction <= 1:
             raise ValueError(f"weak_fraction={self.weak_fraction} must be in (0, 1]")
         if self.weak_every is not None and self.weak_every < 1:
@@ -221,6 +230,8 @@ class TrainParams:
             cfg["relative"] = True
         if self.targets is not None:  # AU heads around the model (models/au.py); the checkpoint records them
             cfg["au"] = {"targets": self.targets}
+        if self.weak == "attention":  # attention pooling over bags (models/mil.py); the checkpoint records it
+            cfg["mil"] = {"hidden": 128}
         return cfg
 
     def fusion_config(self, aux_columns: dict[str, list[str]]) -> dict | None:
