@@ -8,9 +8,15 @@ lighting and camera noise, with a known answer.
 1. Contact sheet (``--sheet``): 4 frames (2 per recording) x levels 0, 0.5, 1, 1.5, 2, warped at full
    resolution and cropped around the eye (2.2 eye widths; one contrast stretch per row, from its open
    eye), for a reader to judge whether the warp looks like a squint.
-2. Check: the train recording's frames, each warped at ``--levels`` random levels in [0, 2], train a
-   level regressor (``build_backbone("resnet18", pretrained="none", in_channels=1)`` + a linear head,
-   AdamW from scratch, CPU, fp32) on square eye crops (centred on the midpoint of the eye corners, side
+2. Check: the train recording's frames, each warped at ``--levels`` random levels in [0, 2], train
+   ``--head au`` (default) the project's orbital-tightening head: ``models/au.py`` ``AUHeads`` on the
+   ``advanced`` model (resnet18 from scratch, 1 input channel, a clip of one frame, d_model 128,
+   1 Transformer layer; ``--targets au``), trained with the loss ``mfe train --targets au`` uses
+   (``masked_ldl_loss``: KL to the level's distribution over the scores {0, 1, 2}, split between
+   its two neighbours as ``data.au_targets.score_distribution`` splits a mean rating, only the
+   ``ot`` AU masked in), read out as the head's expected score; or ``--head regressor``, a plain
+   level regressor (``build_backbone("resnet18", pretrained="none", in_channels=1)`` + a linear
+   head, MSE). AdamW from scratch, CPU, fp32, on square eye crops (centred on the midpoint of the eye corners, side
    2.5 eye widths, ``--size`` px, grey; each draw with a random shift, scale, rotation, brightness,
    contrast, gamma and noise). The other recording's frames, warped at levels 0, 0.5, 1, 1.5, 2 and 3
    random ones, are scored without augmentation: Pearson r and RMSE (0-2 scale) between predicted and
@@ -22,7 +28,7 @@ fit of the level on the fraction of dark pixels in the crop's centre, fitted on 
 how much of the answer a trivial image cue gives. (A baseline from the moved lid points would be exact
 by construction, a check of the labels only, so none is printed: tests/test_eye_warp.py checks the gap.)
 
-    .venv/bin/python bench/bench_eye_warp.py [--seed 1 2 3] [--steps 80] [--size 64] [--levels 40]
+    .venv/bin/python bench/bench_eye_warp.py [--seed 1 2 3] [--head au|regressor] [--steps 80] [--size 64] [--levels 40]
         [--sheet docs/img/eye_warp_sheet.png] [--sheet_only] [--data DIR] [--threads 2]
 """
 
@@ -136,11 +142,49 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def train_and_score(train: list, test: list, a, seed: int) -> dict:
+def _model(head: str):
+    """``au``: the project's AU heads on the advanced model (one-frame clips, 1 channel);
+    ``regressor``: resnet18 + one linear output."""
+    import torch.nn as nn
+
+    if head == "au":
+        from mouse_facial_expressions.models import create_model
+
+        return create_model("advanced", backbone="resnet18", pretrained="none", in_channels=1, num_frames=1,
+                            d_model=128, num_layers=1, num_heads=4, ff_dim=256, dropout=0.1, au={"targets": "au"})
+    from mouse_facial_expressions.models.backbones import build_backbone
+
+    encoder = build_backbone("resnet18", pretrained="none", in_channels=1)
+    return nn.Sequential(encoder, nn.Linear(encoder.out_dim, 1))
+
+
+def _loss(model, x, level, head: str):
+    """``x (B, 1, S, S)``, ``level (B,)`` in 0..2 -> the training loss."""
     import torch
     import torch.nn as nn
 
-    from mouse_facial_expressions.models.backbones import build_backbone
+    if head != "au":
+        return nn.functional.mse_loss(model(x).squeeze(1), level)
+    from mouse_facial_expressions.data.au_targets import score_distribution
+    from mouse_facial_expressions.models.losses import masked_ldl_loss
+
+    logits = model.au_logits(model.embed(x[:, None]))  # (B, 5, 3): clips of one frame (B, 1, 1, S, S)
+    target = torch.zeros_like(logits)
+    target[:, 0] = torch.from_numpy(score_distribution(level.numpy())).float()  # ot: the applied level
+    mask = torch.zeros(logits.shape[:2])
+    mask[:, 0] = 1.0  # only orbital tightening has a target
+    return masked_ldl_loss(logits, target, mask)
+
+
+def _predict(model, x, head: str):
+    """The predicted level ``(B,)``: the ``ot`` head's expected score, or the regressor's output."""
+    if head != "au":
+        return model(x).squeeze(1)
+    return model.expected_scores(model.au_logits(model.embed(x[:, None])))[:, 0]
+
+
+def train_and_score(train: list, test: list, a, seed: int) -> dict:
+    import torch
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(seed)
@@ -157,8 +201,7 @@ def train_and_score(train: list, test: list, a, seed: int) -> dict:
     x_test = np.stack([crop(w, m, a.size) for w, m, _, _ in test_pool])
     y_test = np.array([lv for _, _, lv, _ in test_pool])
 
-    encoder = build_backbone("resnet18", pretrained="none", in_channels=1)
-    model = nn.Sequential(encoder, nn.Linear(encoder.out_dim, 1))
+    model = _model(a.head)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.weight_decay)
     warm = max(1, a.steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -170,8 +213,7 @@ def train_and_score(train: list, test: list, a, seed: int) -> dict:
         idx = rng.integers(len(pool), size=a.batch)
         xb = standardise(np.stack([crop(pool[j][0], pool[j][1], a.size, rng) for j in idx]))
         yb = torch.tensor([pool[j][2] for j in idx], dtype=torch.float32)
-        pred = model(torch.from_numpy(xb)).squeeze(1)
-        loss = nn.functional.mse_loss(pred, yb)
+        loss = _loss(model, torch.from_numpy(xb), yb, a.head)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -184,7 +226,7 @@ def train_and_score(train: list, test: list, a, seed: int) -> dict:
     model.eval()
     with torch.no_grad():
         xt = torch.from_numpy(standardise(x_test))
-        pred = torch.cat([model(xt[k: k + 128]).squeeze(1) for k in range(0, len(xt), 128)]).numpy().astype(float)
+        pred = torch.cat([_predict(model, xt[k: k + 128], a.head) for k in range(0, len(xt), 128)]).numpy().astype(float)
 
     # pixel baseline: dark fraction of the un-augmented train crops, linear fit
     x_fit = np.stack([crop(w, m, a.size) for w, m, _, _ in pool])
@@ -243,6 +285,9 @@ def main(argv=None) -> int:
     ap.add_argument("--train", default=TRAIN, help="recording to train on")
     ap.add_argument("--test", default=TEST, help="recording to score")
     ap.add_argument("--seed", type=int, nargs="+", default=[1], help="training seed(s): levels, augmentation, init")
+    ap.add_argument("--head", choices=("au", "regressor"), default="au",
+                    help="au: the project's orbital-tightening head (models/au.py) on the advanced model, LDL loss; "
+                         "regressor: resnet18 + a linear output, MSE")
     ap.add_argument("--steps", type=int, default=80,
                     help="optimizer steps (80: 390-430 s per seed on 2 CPU cores shared with other jobs)")
     ap.add_argument("--batch", type=int, default=32)
@@ -275,7 +320,7 @@ def main(argv=None) -> int:
               f"built in {res['pool_s']:.0f} s; final train loss {res['final_loss']:.3f})  | "
               f"pixel baseline r = {res['base_r']:.3f} RMSE = {res['base_rmse']:.3f}", flush=True)
     print(f"\n{a.train} -> {a.test}, {results[0]['n_test']} test crops, seeds {a.seed}, {a.steps} steps, "
-          f"size {a.size}")
+          f"size {a.size}, head {a.head}")
     print(f"Pearson r   {_fmt([r['r'] for r in results])}   (target >= 0.9: "
           f"{'met' if min(r['r'] for r in results) >= 0.9 else 'NOT met'} by every seed)")
     print(f"RMSE        {_fmt([r['rmse'] for r in results])}   (level, 0-2 scale)")

@@ -382,6 +382,10 @@ def test_au_class_training_predicts_mgs_that_follows_the_truth_and_is_evaluated(
     assert mgs.loc["total", "n_items"] > 20 and mgs.loc["total", "truth_n_windows"] == len(pred)
     assert 0 < mgs.loc["total", "ceiling_kappa"] <= 1  # 3 raters agree with each other, not perfectly
     assert "id='mgs'" in Path(results["paths"]["report"]).read_text()
+    sec = pd.read_csv(results["paths"]["predictions_second"])
+    assert {"video", "animal", "second", "coverage", "p1", "mgs"} <= set(sec.columns)
+    one = pred[pred["video"] == sec["video"].iloc[0]]
+    assert sec[sec["video"] == one["video"].iloc[0]]["mgs"].between(one["mgs"].min() - 1e-9, one["mgs"].max() + 1e-9).all()
 
 
 def test_au_only_training_selects_on_the_au_loss_and_reports_p1_as_mgs(au_project):

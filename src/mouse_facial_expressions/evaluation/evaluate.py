@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mouse_facial_expressions.data.predictions import AU_PREDICTION_COLUMNS
 from mouse_facial_expressions.evaluation.animal_table import DEFAULT_CLASS_NAMES, animal_scores_table
 from mouse_facial_expressions.evaluation.aggregate import aggregate_levels, validate_predictions
 from mouse_facial_expressions.evaluation.batch_effects import check_batch_effects
@@ -283,15 +284,34 @@ def metrics_long(results: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["level", "metric", "value", "ci_low", "ci_high"])
 
 
+def seconds_table(windows: pd.DataFrame) -> pd.DataFrame:
+    """Per second of each video (``inference.outputs.per_second``: the windows overlapping
+    ``[second, second + 1)``, weighted by overlap): ``video, animal, second, coverage, p1`` and, for
+    a run with action-unit heads, ``au_ot ... au_wc, mgs`` (as ``mfe predict``'s ``<video>_seconds.csv``)."""
+    from mouse_facial_expressions.inference.outputs import per_second
+
+    keep = [c for c in ("video", "start_time", "end_time", "p1", *AU_PREDICTION_COLUMNS) if c in windows.columns]
+    parts = []
+    for video, g in windows[keep].groupby("video", sort=True):
+        sec = per_second(g.sort_values("start_time"))
+        if "animal" in windows.columns:
+            sec.insert(1, "animal", windows.loc[g.index, "animal"].iloc[0])
+        parts.append(sec)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
 def write_results(results: dict, levels: dict[str, pd.DataFrame], out_dir: str | Path,
                   extra_paths: dict[str, str] | None = None) -> dict[str, str]:
-    """Write ``predictions_{window,video,animal}.csv``, ``breakdown.csv``, ``metrics.csv``,
+    """Write ``predictions_{window,video,animal}.csv``, ``predictions_second.csv`` (:func:`seconds_table`),
+    ``breakdown.csv``, ``metrics.csv``,
     ``animal_scores.csv`` (one row per animal-condition, in words: ``evaluation.animal_table``),
     ``mgs.csv`` (runs with action-unit heads) and, last, ``metrics.json`` (``results`` with ``paths``) into ``out_dir``; returns the paths."""
     out = Path(out_dir)
     paths: dict[str, str] = {}
     for level, df in levels.items():
         paths[f"predictions_{level}"] = str(write_csv(df, out / f"predictions_{level}.csv"))
+    if "window" in levels and len(levels["window"]):
+        paths["predictions_second"] = str(write_csv(seconds_table(levels["window"]), out / "predictions_second.csv"))
     if results.get("breakdown"):
         paths["breakdown"] = str(write_csv(pd.DataFrame(results["breakdown"]), out / "breakdown.csv"))
     paths["metrics_csv"] = str(write_csv(metrics_long(results), out / "metrics.csv"))
