@@ -60,7 +60,8 @@ R_TARGET, RMSE_TARGET = 0.90, 0.2
 #: Columns of bench_mgs.csv besides variant, cohort, target.
 STATS = ["kappa", "kappa_low", "kappa_high", "r", "r_low", "r_high", "rmse", "ceiling_kappa", "ceiling_kappa_low",
          "ceiling_kappa_high", "ceiling_r", "ceiling_r_low", "ceiling_r_high", "truth_r", "truth_r_low", "truth_r_high",
-         "truth_rmse", "truth_rmse_low", "truth_rmse_high", "n_items", "truth_n"]
+         "truth_rmse", "truth_rmse_low", "truth_rmse_high", "n_items", "truth_n", "loro_kappa", "loro_ceiling_kappa",
+         "loro_r", "loro_ceiling_r"]
 ORACLE, ONE_RATER = "oracle: mean rater", "one rater (mean over raters)"
 
 
@@ -243,6 +244,11 @@ def verdicts(results: pd.DataFrame) -> list[str]:
                    f"{tot['ceiling_kappa']:.3f} (r {tot['r']:.3f} vs {tot['ceiling_r']:.3f}): "
                    f"{met(tot['kappa'] >= tot['ceiling_kappa'])} (target: at or above); AUs at or above: "
                    f"{int((aus['kappa'] >= aus['ceiling_kappa']).sum())} of {len(aus)}")
+        if "loro_kappa" in g and g["loro_kappa"].notna().any():
+            loro = g.groupby("target", sort=False)[["loro_kappa", "loro_ceiling_kappa"]].mean().loc["total"]
+            out.append(f"{variant}: the fair comparison (leave one rater out: the model and each rater against the mean "
+                       f"of the other raters), MGS total kappa {loro['loro_kappa']:.3f} vs the left-out raters' "
+                       f"{loro['loro_ceiling_kappa']:.3f}: {met(loro['loro_kappa'] >= loro['loro_ceiling_kappa'])}")
         out.append(f"{variant}: MGS total RMSE with the truth {_fmt(g.loc[g['target'] == 'total', 'truth_rmse'])}: "
                    f"{met(tot['truth_rmse'] <= RMSE_TARGET)} (target <= {RMSE_TARGET}); AUs within it: "
                    f"{int((aus['truth_rmse'] <= RMSE_TARGET).sum())} of {len(aus)}")

@@ -279,6 +279,23 @@ def test_a_predictor_against_the_mean_rater_and_the_truth():
     assert res["rmse"] == mgs.vs_truth(A, B, groups=["m1", "m1", "m2", "m2", "m3"], n_boot=200, seed=1)["rmse"]
 
 
+def test_leave_one_rater_out_compares_model_and_rater_with_the_same_reference():
+    C = [2, 1, 0, 0, 1]
+    r = _ratings({"1": A, "2": B, "3": C})
+    x = np.array([0.5, 1.0, 1.5, 0.2, 1.8])
+    pred = pd.DataFrame({"item": [f"i{i}" for i in range(5)], "ot": x, "nb": 1.0, "cb": 1.0, "ep": 1.0, "wc": 1.0})
+    t = mgs.leave_one_rater_out(r, pred)
+    own = {"1": A, "2": B, "3": C}
+    rest = {k: np.mean([v for j, v in own.items() if j != k], axis=0) for k in own}
+    assert t.loc["ot", "loro_kappa"] == pytest.approx(np.nanmean([mgs.weighted_kappa(x, rest[k]) for k in own]))
+    assert t.loc["ot", "loro_ceiling_kappa"] == pytest.approx(np.nanmean([mgs.weighted_kappa(own[k], rest[k]) for k in own]))
+    assert t.loc["ot", "loro_r"] == pytest.approx(np.nanmean([mgs.pearson_r(x, rest[k]) for k in own]))
+    full = mgs.vs_mean_rater(r, pred, n_boot=0)
+    assert full.loc["ot", "loro_kappa"] == pytest.approx(t.loc["ot", "loro_kappa"])
+    one = mgs.vs_mean_rater(_ratings({"1": A}), pred, n_boot=0)  # one rater: no one to leave out
+    assert np.isnan(one.loc["ot", "loro_kappa"]) and mgs.leave_one_rater_out(_ratings({"1": A}), pred).empty
+
+
 def test_bootstrap_resamples_whole_animals():
     seen = []
     ci = mgs.bootstrap(lambda idx: seen.append(sorted(idx)) or float(len(idx)), ["a", "a", "b", None], n=50)

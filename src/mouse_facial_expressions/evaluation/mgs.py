@@ -12,6 +12,10 @@ Scores are on the MGS scale (0..2 per action unit; the total is the mean of the 
 * :func:`inter_rater`: mean pairwise kappa and r across raters, per AU and total: the ceiling
   a model can be expected to reach against any one rater.
 * :func:`vs_mean_rater`: a predictor against the mean of the raters, with the ceiling beside it.
+* :func:`leave_one_rater_out`: the fair version of that comparison: each rater in turn and the
+  predictor, both against the mean of the OTHER raters (the same reference), averaged over the
+  raters. The mean-rater comparison favours the predictor (a mean of K raters is less noisy than
+  the single raters of the ceiling); this one does not.
 * :func:`vs_truth`: Pearson r and RMSE against a truth vector (synthetic cohorts).
 * :func:`bootstrap`: percentile CI of any statistic, resampling animals with replacement
   (items without an animal are their own group).
@@ -167,7 +171,8 @@ def vs_mean_rater(ratings: pd.DataFrame, predictions: pd.DataFrame, n_boot: int 
                   level: float = 0.95) -> pd.DataFrame:
     """A predictor against the mean rater, per AU and total: weighted kappa, Pearson r and RMSE
     with bootstrap CIs over animals, and the inter-rater ceiling (``ceiling_kappa``,
-    ``ceiling_r``; nan with one rater) beside them."""
+    ``ceiling_r``; nan with one rater) beside them; plus :func:`leave_one_rater_out`'s
+    ``loro_*`` columns (the fair comparison; nan with one rater)."""
     truth = mean_rater(ratings)
     pred = _as_targets(predictions).reindex(truth.index)
     ceiling = inter_rater(ratings, n_boot=0) if ratings["rater"].nunique() > 1 else None
@@ -182,6 +187,41 @@ def vs_mean_rater(ratings: pd.DataFrame, predictions: pd.DataFrame, n_boot: int 
         rows.append(_row(cis, target=t, n_items=int((~np.isnan(a) & ~np.isnan(b)).sum()),
                          ceiling_kappa=float(ceiling.loc[t, "kappa"]) if ceiling is not None else float("nan"),
                          ceiling_r=float(ceiling.loc[t, "r"]) if ceiling is not None else float("nan")))
+    table = pd.DataFrame(rows).set_index("target")
+    loro = leave_one_rater_out(ratings, predictions)
+    for c in ("loro_kappa", "loro_r", "loro_ceiling_kappa", "loro_ceiling_r"):
+        table[c] = loro[c].reindex(table.index) if c in loro.columns else float("nan")
+    return table
+
+
+def leave_one_rater_out(ratings: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+    """Per AU and total, with ``K >= 2`` raters: for each rater ``k``, weighted kappa and Pearson r
+    of rater ``k`` and of the predictor against the mean of the other ``K - 1`` raters, on the
+    items rater ``k`` scored; averaged over ``k`` (a rater whose comparison is undefined, e.g.
+    the others' mean is constant, is left out of the average). Columns ``loro_kappa``, ``loro_r`` (the
+    predictor), ``loro_ceiling_kappa``, ``loro_ceiling_r`` (the raters); rows :data:`TARGETS`
+    present in ``predictions``; an empty table with fewer than two raters."""
+    pred = _as_targets(predictions)
+    raters = sorted(ratings["rater"].astype(str).unique())
+    if len(raters) < 2:
+        return pd.DataFrame(columns=["loro_kappa", "loro_r", "loro_ceiling_kappa", "loro_ceiling_r"])
+    rows = []
+    for t in TARGETS:
+        if t not in pred.columns:
+            continue
+        m = score_matrix(ratings.assign(rater=ratings["rater"].astype(str)), t)  # items x raters
+        x = pred[t].reindex(m.index).to_numpy(dtype=float)
+        vals = {k: [] for k in ("loro_kappa", "loro_r", "loro_ceiling_kappa", "loro_ceiling_r")}
+        for k in m.columns:
+            own = m[k].to_numpy(dtype=float)
+            rest = m.drop(columns=k).mean(axis=1, skipna=True).to_numpy(dtype=float)
+            ok = ~np.isnan(own) & ~np.isnan(rest) & ~np.isnan(x)  # the same items for both
+            vals["loro_kappa"].append(weighted_kappa(x[ok], rest[ok]))
+            vals["loro_r"].append(pearson_r(x[ok], rest[ok]))
+            vals["loro_ceiling_kappa"].append(weighted_kappa(own[ok], rest[ok]))
+            vals["loro_ceiling_r"].append(pearson_r(own[ok], rest[ok]))
+        rows.append({"target": t, **{k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+                                     for k, v in vals.items()}})
     return pd.DataFrame(rows).set_index("target")
 
 

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 PRED_OF = {**{a: f"au_{a}" for a in AUS}, "total": "mgs"}
 #: Columns of ``mgs.csv``.
 MGS_COLUMNS = ["target", "n_items", "kappa", "kappa_low", "kappa_high", "r", "r_low", "r_high", "rmse",
-               "ceiling_kappa", "ceiling_r", "truth_n_windows", "truth_r", "truth_r_low", "truth_r_high", "truth_rmse",
+               "ceiling_kappa", "ceiling_r", "loro_kappa", "loro_ceiling_kappa", "loro_r", "loro_ceiling_r", "truth_n_windows", "truth_r", "truth_r_low", "truth_r_high", "truth_rmse",
                "truth_rmse_low", "truth_rmse_high"]
 
 

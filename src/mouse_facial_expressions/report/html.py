@@ -334,12 +334,15 @@ def _mgs_section(mgs: dict | None) -> str:
              "kappa vs mean rater": fmt_ci(r.get("kappa"), r.get("kappa_low"), r.get("kappa_high")),
              "r vs mean rater": fmt_ci(r.get("r"), r.get("r_low"), r.get("r_high")), "RMSE": fmt(r.get("rmse")),
              "raters: kappa": fmt(r.get("ceiling_kappa")), "raters: r": fmt(r.get("ceiling_r")),
+             "left-out rater: model kappa": fmt(r.get("loro_kappa")), "left-out rater: rater kappa": fmt(r.get("loro_ceiling_kappa")),
              "r vs truth": fmt_ci(r.get("truth_r"), r.get("truth_r_low"), r.get("truth_r_high"))} for r in mgs["rows"]]
     return ("<h2 id='mgs'>Mouse Grimace Scale</h2><p class='sub'>The model's expected score per action unit (0..2) and "
             "the MGS total (their mean) on the test windows. Each rated frame takes the test window nearest it (within "
             f"{fmt(mgs.get('tolerance_s'), 2)} s; {mgs.get('n_matched_items', 0)} of {mgs.get('n_rated_items', 0)} rated "
             f"frames, {mgs.get('n_raters', 0)} raters): quadratic-weighted kappa and Pearson r against the mean rater; "
-            "'raters' is their mean pairwise agreement on the same frames, the ceiling. 'vs truth': against the "
+            "'raters' is their mean pairwise agreement on the same frames, the ceiling. That comparison favours the "
+            "model (the mean of several raters is less noisy than one rater); 'left-out rater' is the fair one: each "
+            "rater in turn and the model, both against the mean of the other raters, averaged. 'vs truth': against the "
             "synthetic cohort's true intensity, every test window. CIs resample animals.</p>" + table(rows))
 
 
