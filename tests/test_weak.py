@@ -101,6 +101,22 @@ def test_estep_negatives_stay_zero_and_positives_obey_the_prior():
     assert s["weak_videos"] == 3 and 0 < s["weak_pos_frac"] < 1
 
 
+def test_bayes_estep_is_the_posterior_a_balanced_score_implies():
+    videos = np.repeat(["neg", "pos"], [3, 5])
+    labels = np.repeat([0, 1], [3, 5])
+    scores = np.array([0.9, 0.2, 0.6, 0.35, 0.5, 0.7, 0.95, 0.6])
+    q = estep_posteriors(scores, videos, labels, fraction=0.3, posterior="bayes")
+    assert (q[:3] == 0).all()
+    # 1 - 0.7 (1 - s) / s by hand: s 0.35 -> < 0 -> 0; 0.5 -> 0.3; 0.7 -> 0.7; 0.6 -> 1 - 0.7 * 0.4 / 0.6
+    np.testing.assert_allclose(q[3:], [0.0, 0.3, 0.7, 1.0, 1 - 0.7 * 0.4 / 0.6], atol=1e-6)
+    assert q[6] == 1.0  # the top window (0.95 -> 0.963 by the formula) is set to 1: at least one positive
+    np.testing.assert_array_equal(q, estep_posteriors(scores, videos, labels, fraction=0.3, posterior="bayes"))
+    # a window scored like a negative video's (s = 1 - pi/2 ... below, with balanced classes) is 0
+    assert estep_posteriors(np.array([0.9, 0.41]), np.array(["v", "v"]), np.ones(2), 0.3, "bayes")[1] == 0.0
+    with pytest.raises(ValueError, match="weak_posterior"):
+        estep_posteriors(scores, videos, labels, posterior="nope")
+
+
 def _tiny_params(**kw):
     from mouse_facial_expressions.training import make_params
 
@@ -320,3 +336,16 @@ def test_attention_params_are_checked():
         make_params("baseline", weak="attention")
     with pytest.raises(ValueError, match="--weak attention only"):
         make_params("advanced", weak="em", weak_bag=4)
+    with pytest.raises(ValueError, match="--weak em only"):
+        make_params("advanced", weak="attention", weak_posterior="bayes")
+
+
+def test_bayes_em_trains_and_its_posteriors_find_the_bouts(tmp_path):
+    torch.set_num_threads(1)
+    summary = _run(tmp_path, _tiny_params(weak_posterior="bayes", weak_fraction=0.5, run_name="bayes"))
+    (fold,) = summary["folds"]
+    assert fold["val_acc"] > 0.6
+    ds = MADE_BOUT_TRAIN[0]
+    soft = np.asarray(ds._soft)
+    assert (soft[ds.labels == 0] == 0).all()
+    assert soft[ds.bout].mean() > soft[(ds.labels == 1) & ~ds.bout].mean() + 0.3

@@ -136,6 +136,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, model: str | None = Non
                    "baseline (--model advanced): bags of --weak_bag windows of one video, their embeddings pooled by "
                    "learned attention, trained on the video's label; a single window scores as a bag of one "
                    "(models/mil.py) (default: none, every window takes its video's label)")
+    w.add_argument("--weak_posterior", choices=("scaled", "bayes"), default=_S, help="--weak em's E-step: scaled (the "
+                   "scores rescaled to the prior's mass, see --weak) or bayes (the posterior a balanced video-label score "
+                   "implies under the prior --weak_fraction: 1 - (1 - f)(1 - s)/s, clipped; no fixed mass) (default: scaled)")
     w.add_argument("--weak_bag", type=int, default=_S, help="--weak attention: windows per bag (default: 8); an epoch "
                    "holds as many clips as without bags")
     w.add_argument("--weak_fraction", type=float, default=_S, help="the prior: expected fraction of a positive video's "

@@ -355,7 +355,7 @@ def _weak_callback(train_ds, p: TrainParams, fold: int):
         raise ValueError("--weak cannot be combined with baseline-relative training (--baseline-recording)")
     stride = max(1, window_span(p.num_frames or 1, p.frame_stride or 1) // 2) if hasattr(train_ds, "_rows") else 1
     return EStep(train_ds, p.weak_fraction or DEFAULT_FRACTION, p.weak_every or 1, p.test_batch_size, stride, fold,
-                 start=p.weak_start or 1)
+                 start=p.weak_start or 1, posterior=p.weak_posterior or "scaled")
 
 
 def train_fold(

@@ -58,7 +58,7 @@ DEFAULT_RECIPE = "mfe2"
 
 #: Fields added after runs were named: left at None they stay out of the run name's hash, so
 #: earlier runs keep their names (and resume).
-_ADDED_FIELDS = {"baseline_recording", "weak", "weak_fraction", "weak_every", "weak_start", "weak_bag", "modalities", "fusion",
+_ADDED_FIELDS = {"baseline_recording", "weak", "weak_fraction", "weak_every", "weak_start", "weak_bag", "weak_posterior", "modalities", "fusion",
                  "modality_dropout", "targets"}
 
 #: Fields that do not change what is learned (excluded from the run name's hash).
@@ -120,6 +120,7 @@ class TrainParams:
     weak_start: int | None = None  # epoch of the first E-step (None: 1)
     # "attention" = attention-MIL pooling (models/mil.py) over bags of weak_bag windows of a video (None: 8)
     weak_bag: int | None = None
+    weak_posterior: str | None = None  # the E-step: "scaled" (None) or "bayes" (training/weak.py)
     # Multimodal fusion (models/fusion.py): None = the face alone; else a comma-separated subset of
     # face, behaviour, physiology, fused "stacked" (per-modality heads weighed by a logistic
     # regression fit on the validation animals, the default), "late" (their mean) or "mid"
@@ -167,6 +168,8 @@ class TrainParams:
                                  "have; use --model advanced (or --weak em, which works with any model)")
             if self.weak == "attention" and self.targets is not None:
                 raise ValueError("--weak attention cannot yet be combined with --targets")
+        if self.weak_posterior is not None and (self.weak != "em" or self.weak_posterior not in ("scaled", "bayes")):
+            raise ValueError(f"--weak_posterior {self.weak_posterior}: scaled or bayes, for --weak em only")
         if self.weak_bag is not None and (self.weak != "attention" or self.weak_bag < 1):
             raise ValueError(f"--weak_bag {self.weak_bag}: a bag size (>= 1) for --weak attention only")
         if self.weak_fraction is not None and not 0 < self.weak_fraction <= 1:

@@ -27,6 +27,20 @@ The prior and the constraint: a positive video's windows are positive with expec
 fraction ``weak_fraction``; the scores only decide *which* windows carry that mass. The
 E-step is deterministic (no sampling; ties go to the earlier window).
 
+``weak_posterior: bayes`` (``--weak_posterior bayes``) reads the scores as what they estimate
+instead of rescaling them. A model trained on the videos' labels with classes balanced (the
+default sampler) estimates ``s = P(positive video | window)``. If a positive video's windows
+are affected with probability ``pi = weak_fraction`` (density ``p_a``) and otherwise look like a
+negative video's (``p_n``), then ``s / (1 - s) = pi p_a / p_n + (1 - pi)``, and the posterior
+of the affected state in a positive video is::
+
+    q = pi p_a / (pi p_a + (1 - pi) p_n) = 1 - (1 - pi) (1 - s) / s      (clipped to 0..1)
+
+A window scored like a negative video's (``s = 1 - pi / 2`` ... down) gets 0, one only positive
+videos show (``s -> 1``) gets 1; the top window of each positive video is still set to 1 (at
+least one positive window). No rescaling to a fixed mass: the video's posterior mass follows
+the scores. The windows of negative videos stay 0.
+
 Cost: on a real loader (training windows at every start position) only every ``stride``-th
 window of a positive video is scored (``stride``: half the window span in cv.py, so scored
 windows still overlap); the others take the posterior of the nearest scored window of the
@@ -64,6 +78,8 @@ import lightning.pytorch as pl  # noqa: E402
 WEAK_METHODS = ("em", "attention")
 #: Expected fraction of a positive video's windows in the affected state (the E-step's prior).
 DEFAULT_FRACTION = 0.3
+#: ``weak_posterior`` choices: how the E-step turns scores into posteriors.
+POSTERIORS = ("scaled", "bayes")
 #: Windows per bag of ``--weak attention``.
 DEFAULT_BAG = 8
 
@@ -154,7 +170,14 @@ def _scale_to_mass(s: np.ndarray, mass: float, iters: int = 80) -> np.ndarray:
     return np.clip(hi * s, 0, 1)
 
 
-def estep_posteriors(scores, videos, labels, fraction: float = DEFAULT_FRACTION) -> np.ndarray:
+def bayes_posterior(s, fraction: float) -> np.ndarray:
+    """``1 - (1 - pi) (1 - s) / s`` clipped to 0..1: the affected state's posterior in a positive
+    video from a balanced video-label score ``s`` and the prior ``pi`` (module docstring)."""
+    s = np.clip(np.asarray(s, dtype=np.float64), 1e-6, 1.0)
+    return np.clip(1.0 - (1.0 - fraction) * (1.0 - s) / s, 0.0, 1.0)
+
+
+def estep_posteriors(scores, videos, labels, fraction: float = DEFAULT_FRACTION, posterior: str = "scaled") -> np.ndarray:
     """Each window's posterior of the affected state given its video's label and the scores.
 
     Args:
@@ -162,6 +185,7 @@ def estep_posteriors(scores, videos, labels, fraction: float = DEFAULT_FRACTION)
         videos: video id per window ``(W,)``.
         labels: the video's label per window ``(W,)`` (0/1, or a soft label: > 0.5 = positive).
         fraction: the prior: expected fraction of a positive video's windows that are positive.
+        posterior: ``scaled`` (below) or ``bayes`` (:func:`bayes_posterior`, the top window 1).
 
     Returns:
         ``(W,)`` float32: 0 for negative videos' windows; for a positive video of ``n`` windows,
@@ -173,11 +197,18 @@ def estep_posteriors(scores, videos, labels, fraction: float = DEFAULT_FRACTION)
     positive = np.asarray(labels, dtype=np.float64) > 0.5
     if not 0 < fraction <= 1:
         raise ValueError(f"weak_fraction={fraction} must be in (0, 1]")
+    if posterior not in POSTERIORS:
+        raise ValueError(f"weak_posterior={posterior!r}: choose from {', '.join(POSTERIORS)}")
     q = np.zeros(len(scores), dtype=np.float64)
     for v in np.unique(videos[positive]):
         idx = np.flatnonzero((videos == v) & positive)
         s = scores[idx]
         top = int(np.argmax(s))  # first of ties
+        if posterior == "bayes":
+            out = bayes_posterior(s, fraction)
+            out[top] = 1.0
+            q[idx] = out
+            continue
         mass = max(fraction * len(idx), 1.0)
         rest = np.delete(np.arange(len(idx)), top)
         out = np.empty(len(idx))
@@ -248,12 +279,15 @@ class EStep(pl.Callback):
     """
 
     def __init__(self, dataset, fraction: float = DEFAULT_FRACTION, every: int = 1, batch_size: int = 32,
-                 stride: int = 1, fold: int | None = None, start: int = 1):
+                 stride: int = 1, fold: int | None = None, start: int = 1, posterior: str = "scaled"):
         if every < 1:
             raise ValueError(f"weak_every={every} must be >= 1")
         if start < 1:
             raise ValueError(f"weak_start={start} must be >= 1 (epoch 0 trains on the videos' labels)")
         self.start = int(start)
+        if posterior not in POSTERIORS:
+            raise ValueError(f"weak_posterior={posterior!r}: choose from {', '.join(POSTERIORS)}")
+        self.posterior = posterior
         self.dataset, self.fraction, self.every = dataset, float(fraction), int(every)
         self.batch_size, self.stride, self.fold = int(batch_size), max(1, int(stride)), fold
         self.videos = np.asarray(dataset._video).astype(str)
@@ -315,7 +349,7 @@ class EStep(pl.Callback):
         pos_idx = np.flatnonzero(positive)
         scored = _scored_subset(self.videos, self.starts, pos_idx, self.stride)
         s = self.score(pl_module, scored, trainer)
-        q_scored = estep_posteriors(s, self.videos[scored], self.labels[scored], self.fraction)
+        q_scored = estep_posteriors(s, self.videos[scored], self.labels[scored], self.fraction, self.posterior)
         q = np.zeros(len(self.videos), dtype=np.float32)
         q[pos_idx] = _nearest_fill(q_scored, scored, pos_idx, self.videos, self.starts)
         self.soft.copy_(torch.from_numpy(q))  # negatives: 0
