@@ -39,8 +39,9 @@ RECIPE_SEEDS ?= 1
 
 # make bench-weak: work folder, synthetic seeds (one demo cohort each, --bout-fraction 0.3), epochs
 WEAK_DIR    ?= bench_weak
-WEAK_SEEDS  ?= 1
+WEAK_SEEDS  ?= 1 2 3
 WEAK_EPOCHS ?= 4
+WEAK_START  ?= 2
 
 .PHONY: demo test bench bench-accuracy bench-accuracy-cohorts bench-eye-warp bench-fusion bench-mgs bench-recipe bench-shift bench-weak install clean-demo help
 
@@ -61,8 +62,8 @@ help:
 	@echo "make bench-shift - new-cohort robustness: zero-shot, baseline-relative, adabn, video_hist and"
 	@echo "             controls recalibration on shifted synthetic cohorts, and the recording-4 cue (SHIFT_SEED=$(SHIFT_SEED);"
 	@echo "             well over an hour on 2 CPU cores: building the cohorts took 10 min and scoring 26 min, plus 6 trainings)"
-	@echo "make bench-weak - video labels vs --weak em on demo cohorts whose sickness comes in bouts"
-	@echo "             (WEAK_SEEDS='$(WEAK_SEEDS)' WEAK_EPOCHS=$(WEAK_EPOCHS), fold 0: about 12 min per seed on 2 CPU cores)"
+	@echo "make bench-weak - video labels vs --weak em vs --weak attention on demo cohorts whose sickness comes in bouts"
+	@echo "             (WEAK_SEEDS='$(WEAK_SEEDS)' WEAK_EPOCHS=$(WEAK_EPOCHS) WEAK_START=$(WEAK_START), fold 0)"
 	@echo "make bench-recipe - training recipes side by side at 3 epochs x 160 clips on demo cohorts"
 	@echo "             (RECIPE_SYNTH='$(RECIPE_SYNTH)' RECIPES='$(RECIPES)' RECIPE_SEEDS='$(RECIPE_SEEDS)': about 1 h on 2 CPU cores, fp32)"
 
@@ -112,7 +113,7 @@ clean-demo:
 	rm -rf $(DEMO)
 
 bench-weak: $(STAMP)
-	$(PY) bench/bench_weak.py $(WEAK_DIR) --preset demo --seeds $(WEAK_SEEDS) --epochs $(WEAK_EPOCHS) --folds 0
+	$(PY) bench/bench_weak.py $(WEAK_DIR) --preset demo --seeds $(WEAK_SEEDS) --epochs $(WEAK_EPOCHS) --weak_start $(WEAK_START) --folds 0
 
 bench-recipe: $(STAMP)
 	$(PY) bench/bench_recipe.py --cohorts $(RECIPE_DIR) --synth_seeds $(RECIPE_SYNTH) --recipes $(RECIPES) \

@@ -1,4 +1,4 @@
-"""Weak supervision: plain video labels vs ``--weak em`` on a cohort whose sickness comes in bouts.
+"""Weak supervision: plain video labels vs ``--weak em`` and ``--weak attention`` on cohorts whose sickness comes in bouts.
 
 Each synthetic cohort (``mfe synth --preset P --seed S --bout-fraction 0.3``: a treated
 animal's face is affected only during bouts covering ~30% of its post-injection videos) goes
@@ -8,6 +8,9 @@ Then, per cohort, the same small advanced model (resnet18 from scratch), k-fold 
 
   plain   every window's target is its video's label (soft-label LDL, as today);
   em      ``--weak em`` (training/weak.py): targets re-estimated each epoch by the E-step.
+  em-bayes  ``--weak em --weak_posterior bayes``: the E-step's posterior from the scores under the prior.
+  attention  ``--weak attention`` (models/mil.py): attention-MIL over bags of ``--bag`` windows
+          of one video, trained on the video's label (same clips per epoch); windows scored alone.
 
 Printed per method, mean over cohorts (min-max): video accuracy (mean window p1 >= 0.5 vs the
 video's label, test animals), window bout AUROC (``evaluation/localisation.py``: within truly
@@ -17,6 +20,7 @@ bout AUROC of the window's mean true AUs). Targets: EM raises the window bout AU
 over plain and does not lose video accuracy.
 
     .venv/bin/python bench/bench_weak.py OUT [--preset demo] [--seeds 1] [--epochs 4] [--epoch_size 160]
+        [--methods plain em attention] [--weak_start 1] [--bag 8]
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-METHODS = ("plain", "em")
+METHODS = ("plain", "em", "em-bayes", "attention")
 AU = ["au_orbital", "au_ear", "au_nose", "au_cheek", "au_whisker"]
 
 
@@ -67,11 +71,15 @@ def train(task: str, models: Path, method: str, a) -> pd.DataFrame:
     from mouse_facial_expressions.training import make_params, train_cv
 
     quiet_third_party()
-    weak = {"weak": "em", "weak_fraction": a.fraction, "weak_start": a.weak_start} if method == "em" else {}
+    weak = ({"weak": "em", "weak_fraction": a.fraction, "weak_start": a.weak_start} if method.startswith("em")
+            else {"weak": "attention", "weak_bag": a.bag} if method == "attention" else {})
+    if method == "em-bayes":
+        weak["weak_posterior"] = "bayes"
     p = make_params("advanced", backbone="resnet18", image_size=a.image_size, epochs=a.epochs, epoch_size=a.epoch_size,
                     num_frames=a.num_frames, frame_stride=a.frame_stride, num_layers=1, d_model=128, ff_dim=256,
                     num_heads=4, workers=a.workers, seed=a.train_seed,
-                    run_name=f"{method}-t{a.train_seed}" + (f"-s{a.weak_start}" if method == "em" and a.weak_start != 1 else ""),
+                    run_name=f"{method}-t{a.train_seed}" + (f"-s{a.weak_start}" if method.startswith("em") and a.weak_start != 1 else "")
+                    + (f"-b{a.bag}" if method == "attention" else ""),
                     precision="32-true", folds=a.folds, **weak)
     summary = train_cv(task, p, models, track=False, progress=False)
     return pd.read_csv(summary["predictions"])
@@ -139,6 +147,7 @@ def main(argv=None) -> int:
     ap.add_argument("--bout", type=float, default=0.3, help="--bout-fraction of the cohorts")
     ap.add_argument("--fraction", type=float, default=0.3, help="--weak_fraction (the E-step's prior)")
     ap.add_argument("--weak_start", type=int, default=1, help="--weak_start (epoch of the first E-step)")
+    ap.add_argument("--bag", type=int, default=8, help="--weak_bag (windows per bag of --weak attention)")
     ap.add_argument("--n_folds", type=int, default=3)
     ap.add_argument("--folds", type=int, nargs="+", default=None, help="outer folds to run (default: all)")
     ap.add_argument("--epochs", type=int, default=4)
@@ -174,7 +183,7 @@ def main(argv=None) -> int:
     results.to_csv(a.out / "bench_weak.csv", index=False)
     print(f"\n{a.preset} cohorts, bout fraction {a.bout}, seeds {a.seeds}; advanced resnet18 (1 layer, d 128) from scratch "
           f"at {a.image_size} px, {a.num_frames} frames stride {a.frame_stride}, {a.epochs} epochs x {a.epoch_size} clips, "
-          f"folds {a.folds or 'all'} of {a.n_folds}, prior {a.fraction}, first E-step at epoch {a.weak_start}; wall {(time.time() - t_all) / 60:.1f} min")
+          f"folds {a.folds or 'all'} of {a.n_folds}, prior {a.fraction}, first E-step at epoch {a.weak_start}, bag {a.bag}; wall {(time.time() - t_all) / 60:.1f} min")
     print(table(results))
     by = results.groupby("method")
     if {"plain", "em"} <= set(by.groups):
@@ -182,6 +191,9 @@ def main(argv=None) -> int:
         d_acc = by["video_acc"].mean()["em"] - by["video_acc"].mean()["plain"]
         print(f"targets: EM window bout AUROC - plain = {d_auc:+.3f} (>= +0.10: {'met' if d_auc >= 0.10 else 'NOT met'}); "
               f"video accuracy {d_acc:+.3f} (>= 0: {'met' if d_acc >= 0 else 'NOT met'})")
+    if {"plain", "attention"} <= set(by.groups):
+        print(f"attention-MIL - plain: window bout AUROC {by['bout_auroc'].mean()['attention'] - by['bout_auroc'].mean()['plain']:+.3f}, "
+              f"video accuracy {by['video_acc'].mean()['attention'] - by['video_acc'].mean()['plain']:+.3f}")
     return 0
 
 
