@@ -420,7 +420,7 @@ def test_au_targets_need_a_task_with_ratings(au_project, tmp_path):
 
 
 def test_per_second_weights_each_window_by_its_overlap():
-    from mouse_facial_expressions.inference.outputs import per_second
+    from mouse_facial_expressions.data.predictions import per_second
 
     scores = pd.DataFrame({"video": "v", "start_time": [0.5, 1.0, 3.2], "end_time": [1.5, 1.8, 3.2],
                            "p1": [0.2, 0.8, 0.4], "mgs": [1.0, 2.0, 0.5]})

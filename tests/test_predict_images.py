@@ -23,6 +23,7 @@ from mouse_facial_expressions.inference.ensemble import load_ensemble
 from mouse_facial_expressions.inference.images import (AGREEMENT_CSV, PREVIEW_PNG, SCORES_CSV, crop_images, list_images,
                                                        predict_images, read_image_keypoints)
 from mouse_facial_expressions.io.ratings import AUS
+from mouse_facial_expressions.report.runs import score_images
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.slow
@@ -230,7 +231,7 @@ def test_agreement_with_the_raters_of_the_images(images, au_run, run, tmp_path):
 
     names = [p.name for p in list_images(images)]
     _, parquet, _ = import_ratings(_rating_sheet(tmp_path / "sheet.csv", [n.replace(".png", "") for n in names]), tmp_path)
-    report = predict_images(images, images / LABELS, au_run, tmp_path / "out", cfg=run.cfg, ratings=parquet, n_boot=20)
+    report = score_images(images, images / LABELS, au_run, tmp_path / "out", cfg=run.cfg, ratings=parquet, n_boot=20)
     a = pd.read_csv(tmp_path / "out" / AGREEMENT_CSV).set_index("target")
     assert list(a.index) == [*AUS, "total"] and (a["n_raters"] == 2).all()
     done = report.scores[report.scores["status"] == "done"]
@@ -252,7 +253,7 @@ def test_a_run_without_au_heads_says_why_there_is_no_agreement(images, run, tmp_
     from mouse_facial_expressions.io.ratings import import_ratings
 
     _, parquet, _ = import_ratings(_rating_sheet(tmp_path / "sheet.csv", [p.name for p in list_images(images)]), tmp_path)
-    report = predict_images(images, images / LABELS, run.run_dir, tmp_path / "out", cfg=run.cfg, ratings=parquet)
+    report = score_images(images, images / LABELS, run.run_dir, tmp_path / "out", cfg=run.cfg, ratings=parquet)
     assert report.agreement is None and not (tmp_path / "out" / AGREEMENT_CSV).exists()
     assert any("no action-unit heads" in n for n in report.notes) and "no action-unit heads" in report.summary()
 

@@ -198,7 +198,7 @@ def run_live(args: argparse.Namespace, cfg, out: Path) -> int:
 
 def run_images(args: argparse.Namespace, cfg, out: Path) -> int:
     """``--images FOLDER|FILE ...``: score still images (``inference.images``)."""
-    from mouse_facial_expressions.inference.images import predict_images
+    from mouse_facial_expressions.report.runs import score_images
 
     video_only = {"--window-step": args.window_step is not None, "--workers": bool(args.workers),
                   "--backend": args.backend != "auto", "--quantize": args.quantize != "none",
@@ -212,7 +212,7 @@ def run_images(args: argparse.Namespace, cfg, out: Path) -> int:
 
         torch.set_num_threads(args.threads)
     images = args.images[0] if len(args.images) == 1 and args.images[0].is_dir() else args.images
-    report = predict_images(images, args.keypoints, resolve_model(args.model, args), out, cfg=cfg, ratings=args.ratings,
+    report = score_images(images, args.keypoints, resolve_model(args.model, args), out, cfg=cfg, ratings=args.ratings,
                             batch_size=args.batch_size or 16, device=args.device, precision=args.precision,
                             individual=args.individual, preview=args.preview)
     print(report.summary())

@@ -18,3 +18,31 @@ def au_prediction_columns(scores) -> dict:
 
     s = np.asarray(scores, dtype=np.float64)
     return {**{f"au_{a}": s[:, j] for j, a in enumerate(AUS)}, "mgs": s.mean(axis=1)}
+
+
+def per_second(scores):
+    """A window table (``video, start_time, end_time`` and score columns, one video) -> one row per whole second of video that a window covers: ``video, second`` (the second
+    ``[s, s + 1)`` from the video's start), ``coverage`` (seconds of window time in it, summed
+    over windows) and each score column (``p1``, ``au_*``, ``mgs``) averaged over the windows
+    that overlap that second, weighted by how much of the second each covers. A window is the
+    interval between its first and last kept frame; one of zero length counts as a point."""
+    value_cols = [c for c in scores.columns if c == "p1" or c.startswith("au_") or c == "mgs"]
+    cols = ["video", "second", "coverage", *value_cols]
+    import numpy as np
+    import pandas as pd
+
+    if not len(scores):
+        return pd.DataFrame(columns=cols)
+    a = scores["start_time"].to_numpy(float)
+    b = np.maximum(scores["end_time"].to_numpy(float), a)
+    first, last = int(np.floor(a.min())), int(np.floor(b.max()))
+    seconds = np.arange(first, last + 1)  # (S,)
+    overlap = np.clip(np.minimum(b[None, :], seconds[:, None] + 1.0) - np.maximum(a[None, :], seconds[:, None]), 0, None)
+    point = (b == a)[None, :] & (np.floor(a)[None, :] == seconds[:, None])  # zero-length windows: weight 1e-6
+    weight = overlap + 1e-6 * point  # (S, W)
+    keep = weight.sum(axis=1) > 0
+    weight = weight[keep]
+    values = scores[value_cols].to_numpy(float)  # (W, V)
+    out = pd.DataFrame({"video": scores["video"].iloc[0], "second": seconds[keep], "coverage": overlap[keep].sum(axis=1)})
+    out[value_cols] = (weight @ values) / weight.sum(axis=1, keepdims=True)
+    return out[cols]

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mouse_facial_expressions.data.predictions import AU_PREDICTION_COLUMNS
+from mouse_facial_expressions.data.predictions import AU_PREDICTION_COLUMNS, per_second
 from mouse_facial_expressions.evaluation.animal_table import DEFAULT_CLASS_NAMES, animal_scores_table
 from mouse_facial_expressions.evaluation.aggregate import aggregate_levels, validate_predictions
 from mouse_facial_expressions.evaluation.batch_effects import check_batch_effects
@@ -285,11 +285,9 @@ def metrics_long(results: dict) -> pd.DataFrame:
 
 
 def seconds_table(windows: pd.DataFrame) -> pd.DataFrame:
-    """Per second of each video (``inference.outputs.per_second``: the windows overlapping
+    """Per second of each video (``data.predictions.per_second``: the windows overlapping
     ``[second, second + 1)``, weighted by overlap): ``video, animal, second, coverage, p1`` and, for
     a run with action-unit heads, ``au_ot ... au_wc, mgs`` (as ``mfe predict``'s ``<video>_seconds.csv``)."""
-    from mouse_facial_expressions.inference.outputs import per_second
-
     keep = [c for c in ("video", "start_time", "end_time", "p1", *AU_PREDICTION_COLUMNS) if c in windows.columns]
     parts = []
     for video, g in windows[keep].groupby("video", sort=True):

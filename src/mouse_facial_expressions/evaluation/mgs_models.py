@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -172,3 +172,60 @@ def task_mgs(task_dir: str | Path | None, pred: pd.DataFrame, n_boot: int = 1000
             truth = pd.read_parquet(project / "truth" / "truth.parquet", columns=["video", "time", *TRUTH_COLUMNS.values()])
     tol = spec.au.tolerance_s if spec is not None and spec.au is not None else 0.5
     return mgs_table(pred, ratings, targets, truth, tolerance_s=tol, n_boot=n_boot, seed=seed)
+
+
+def image_agreement(scores: pd.DataFrame, ratings: pd.DataFrame, n_boot: int = 1000,
+                    seed: int = 0) -> tuple[pd.DataFrame | None, list[str]]:
+    """The model's expected MGS scores on still images (``mfe predict --images``,
+    ``inference.images``) against the raters of the same images.
+
+    Rated items are joined to the scored images by file name: an item ``img3.png``,
+    ``photos/img3.png`` or ``img3`` rates the image ``img3.png`` (its stem). Only images scored
+    without error count, for the raters' ceiling too.
+
+    Args:
+        scores: ``images_scores.csv`` rows (``image``, ``status``, ``au_ot`` ... ``au_wc``, ``mgs``).
+        ratings: a ratings table (:func:`io.ratings.load_ratings`: one row per item, rater, AU).
+        n_boot: bootstrap resamples of the CIs (items without an animal are resampled alone).
+
+    Returns:
+        ``(table, notes)``: the table (None when no rated item is a scored image) has one row per
+        AU and ``total`` (the MGS score, mean of the AUs): ``target, n_images, n_raters``, then
+        :func:`evaluation.mgs.vs_mean_rater`'s ``kappa`` (quadratic-weighted Cohen's kappa),
+        ``r`` (Pearson), ``rmse`` with ``_low``/``_high`` CIs, and ``ceiling_kappa``,
+        ``ceiling_r`` (the raters' mean pairwise agreement; NaN with one rater).
+    """
+    from mouse_facial_expressions.evaluation.mgs import vs_mean_rater
+
+    done = scores[scores["status"] == "done"]
+    key_to_image: dict[str, str] = {}
+    for name in done["image"].astype(str):
+        key_to_image.setdefault(name, name)
+        key_to_image.setdefault(PurePosixPath(name).stem, name)
+    notes: list[str] = []
+    item_image: dict[str, str] = {}
+    taken: dict[str, str] = {}
+    for item in ratings["item"].astype(str).unique():
+        base = str(item).replace("\\", "/").rsplit("/", 1)[-1]
+        image = key_to_image.get(base) or key_to_image.get(PurePosixPath(base).stem)
+        if image is None:
+            continue
+        if image in taken:
+            notes.append(f"rated items {taken[image]!r} and {item!r} both name image {image}: only the first is used")
+            continue
+        taken[image], item_image[item] = item, image
+    n_items = ratings["item"].nunique()
+    if not item_image:
+        notes.append(f"none of the {n_items} rated items is a scored image (items are matched to image file names): "
+                     "no agreement")
+        return None, notes
+    if len(item_image) < n_items:
+        notes.append(f"{n_items - len(item_image)} of the {n_items} rated items are not scored images: left out")
+    matched = ratings[ratings["item"].astype(str).isin(item_image.keys())].copy()
+    matched["item"] = matched["item"].astype(str).map(item_image)
+    pred = done.set_index("image").loc[sorted(item_image.values())]
+    wide = pd.DataFrame({t: pred[PRED_OF[t]].to_numpy(float) for t in PRED_OF}).assign(item=list(pred.index))
+    table = vs_mean_rater(matched, wide, n_boot=n_boot, seed=seed)
+    table = table.rename(columns={"n_items": "n_images"}).reset_index()
+    table.insert(2, "n_raters", int(matched["rater"].nunique()))
+    return table, notes

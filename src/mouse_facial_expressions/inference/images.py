@@ -28,9 +28,11 @@ scored like a window of a video whose every frame is that image:
    the expected score of each MGS action unit and ``mgs``, their mean
    (:meth:`inference.ensemble.FoldEnsemble.predict_au`).
 
-Outputs in ``out_dir``: ``images_scores.csv`` (:func:`scores_columns`), with ``preview``
-``images_preview.png`` (a contact sheet of up to 24 crops), and with ``ratings``
-``images_agreement.csv`` (:func:`image_agreement`). One bad image (unreadable, no keypoints,
+Outputs in ``out_dir``: ``images_scores.csv`` (:func:`scores_columns`) and, with ``preview``,
+``images_preview.png`` (a contact sheet of up to 24 crops). The agreement with raters of the
+same images (``images_agreement.csv``) is computed above this layer:
+:func:`report.runs.score_images` with ``ratings`` (:func:`evaluation.mgs_models.image_agreement`).
+One bad image (unreadable, no keypoints,
 keypoints that cannot align it) fails alone with its reason in the ``error`` column.
 """
 
@@ -107,7 +109,7 @@ def list_images(images: str | Path | list) -> list[Path]:
     return paths
 
 
-def _label_name(label) -> str:
+def label_name(label) -> str:
     """The file name in a keypoint row label (``labeled-data/v/img3.png`` -> ``img3.png``)."""
     return str(label).replace("\\", "/").rsplit("/", 1)[-1]
 
@@ -143,7 +145,7 @@ def _canonical_images(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     names = [c[:-2] for c in df.columns if c.endswith("_x") and f"{c[:-2]}_y" in df.columns]
     if not names:
         raise ValueError(f"{path}: no <landmark>_x, <landmark>_y column pairs (columns: {list(df.columns)})")
-    out = pd.DataFrame({"image": df["image"].astype(str).map(_label_name)})
+    out = pd.DataFrame({"image": df["image"].astype(str).map(label_name)})
     for n in names:
         x = pd.to_numeric(df[f"{n}_x"], errors="coerce").to_numpy(np.float64)
         y = pd.to_numeric(df[f"{n}_y"], errors="coerce").to_numpy(np.float64)
@@ -186,7 +188,7 @@ def read_image_keypoints(path: str | Path, cfg: Config | None = None, individual
     if pd.api.types.is_integer_dtype(pose.data.index.dtype):
         raise ValueError(f"{path}: its rows are video frames (DeepLabCut/SLEAP analysis output), not images; give the "
                          "CollectedData_<scorer> file of the images' labeled-data folder, or a table with an image column")
-    names = [_label_name(label) for label in pose.data.index]
+    names = [label_name(label) for label in pose.data.index]
     by_position = dataclasses.replace(pose, data=pose.data.set_axis(pd.RangeIndex(len(pose.data)), axis=0))
     table = to_canonical(by_position, cfg.keypoints.bodyparts).drop(columns="frame")  # rows keep their order
     table.insert(0, "image", names)
@@ -366,65 +368,6 @@ def score_crops(crops: np.ndarray, ens: FoldEnsemble, batch_size: int = 16) -> t
     return p1, au
 
 
-# ----------------------------------------------------------------------------- agreement
-
-def image_agreement(scores: pd.DataFrame, ratings: pd.DataFrame, n_boot: int = 1000,
-                    seed: int = 0) -> tuple[pd.DataFrame | None, list[str]]:
-    """The model's expected MGS scores against the raters of the same images.
-
-    Rated items are joined to the scored images by file name: an item ``img3.png``,
-    ``photos/img3.png`` or ``img3`` rates the image ``img3.png`` (its stem). Only images scored
-    without error count, for the raters' ceiling too.
-
-    Args:
-        scores: ``images_scores.csv`` rows (``image``, ``status``, ``au_ot`` ... ``au_wc``, ``mgs``).
-        ratings: a ratings table (:func:`io.ratings.load_ratings`: one row per item, rater, AU).
-        n_boot: bootstrap resamples of the CIs (items without an animal are resampled alone).
-
-    Returns:
-        ``(table, notes)``: the table (None when no rated item is a scored image) has one row per
-        AU and ``total`` (the MGS score, mean of the AUs): ``target, n_images, n_raters``, then
-        :func:`evaluation.mgs.vs_mean_rater`'s ``kappa`` (quadratic-weighted Cohen's kappa),
-        ``r`` (Pearson), ``rmse`` with ``_low``/``_high`` CIs, and ``ceiling_kappa``,
-        ``ceiling_r`` (the raters' mean pairwise agreement; NaN with one rater).
-    """
-    from mouse_facial_expressions.evaluation.mgs import vs_mean_rater
-    from mouse_facial_expressions.evaluation.mgs_models import PRED_OF
-
-    done = scores[scores["status"] == "done"]
-    key_to_image: dict[str, str] = {}
-    for name in done["image"].astype(str):
-        key_to_image.setdefault(name, name)
-        key_to_image.setdefault(PurePosixPath(name).stem, name)
-    notes: list[str] = []
-    item_image: dict[str, str] = {}
-    taken: dict[str, str] = {}
-    for item in ratings["item"].astype(str).unique():
-        base = _label_name(item)
-        image = key_to_image.get(base) or key_to_image.get(PurePosixPath(base).stem)
-        if image is None:
-            continue
-        if image in taken:
-            notes.append(f"rated items {taken[image]!r} and {item!r} both name image {image}: only the first is used")
-            continue
-        taken[image], item_image[item] = item, image
-    n_items = ratings["item"].nunique()
-    if not item_image:
-        notes.append(f"none of the {n_items} rated items is a scored image (items are matched to image file names): "
-                     "no agreement")
-        return None, notes
-    if len(item_image) < n_items:
-        notes.append(f"{n_items - len(item_image)} of the {n_items} rated items are not scored images: left out")
-    matched = ratings[ratings["item"].astype(str).isin(item_image.keys())].copy()
-    matched["item"] = matched["item"].astype(str).map(item_image)
-    pred = done.set_index("image").loc[sorted(item_image.values())]
-    wide = pd.DataFrame({t: pred[PRED_OF[t]].to_numpy(float) for t in PRED_OF}).assign(item=list(pred.index))
-    table = vs_mean_rater(matched, wide, n_boot=n_boot, seed=seed)
-    table = table.rename(columns={"n_items": "n_images"}).reset_index()
-    table.insert(2, "n_raters", int(matched["rater"].nunique()))
-    return table, notes
-
-
 # ----------------------------------------------------------------------------- the call
 
 def scores_columns(names: list[str], has_au: bool) -> list[str]:
@@ -482,10 +425,9 @@ class ImagesReport:
         return "\n".join(lines)
 
 
-def predict_images(images, keypoints, model, out_dir, *, cfg: Config | None = None, ratings=None,
+def predict_images(images, keypoints, model, out_dir, *, cfg: Config | None = None,
                    batch_size: int = 16, device: str = "auto", precision: str | None = None,
-                   individual: str | None = None, preview: bool = False, progress: bool | None = None,
-                   n_boot: int = 1000) -> ImagesReport:
+                   individual: str | None = None, preview: bool = False, progress: bool | None = None) -> ImagesReport:
     """Score still images with a trained model (``mfe predict --images``); one bad image fails alone.
 
     Args:
@@ -496,8 +438,6 @@ def predict_images(images, keypoints, model, out_dir, *, cfg: Config | None = No
         out_dir: output folder (created).
         cfg: project config (the bodyparts mapping; extraction settings when the model's frame
             store is unreachable).
-        ratings: a ratings parquet (``mfe ratings import``) or table rating some of the images:
-            writes ``images_agreement.csv`` (:func:`image_agreement`) for a run with AU heads.
         batch_size: images per forward pass.
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
         precision: ``"32"``, ``"bf16"`` or None (bf16 on a GPU, fp32 on a CPU).
@@ -506,7 +446,6 @@ def predict_images(images, keypoints, model, out_dir, *, cfg: Config | None = No
         preview: also write ``images_preview.png`` (up to 24 crops, spread over the images;
             captioned ``<image stem> f<k>``, ``k`` its position in the scores).
         progress: a progress bar over the images (None: only on a terminal).
-        n_boot: bootstrap resamples of the agreement CIs.
 
     Returns:
         An :class:`ImagesReport`.
@@ -518,10 +457,7 @@ def predict_images(images, keypoints, model, out_dir, *, cfg: Config | None = No
     from mouse_facial_expressions.inference.predict import model_settings, resolve_device
     from mouse_facial_expressions.preprocess.preview import crop_sheet
 
-    from mouse_facial_expressions.io.ratings import load_ratings
-
     paths = list_images(images)
-    rated = None if ratings is None else ratings if isinstance(ratings, pd.DataFrame) else load_ratings(ratings)
     ens = model if isinstance(model, FoldEnsemble) else load_ensemble(model)
     ens.require_absolute("`mfe predict --images`")
     ens.require_face_only("`mfe predict --images`")
@@ -561,15 +497,4 @@ def predict_images(images, keypoints, model, out_dir, *, cfg: Config | None = No
                               "frame": sel.index.to_numpy(), "side": sel["side"].to_numpy(),  # f<k>: the k-th image
                               **{c: sel[c].to_numpy() for c in ("eye_x", "eye_y", "ear_x", "ear_y", "nose_x", "nose_y")}})
         report.files.append(crop_sheet(crops, index, out_dir / PREVIEW_PNG, n=len(index)))
-    if rated is not None:
-        if not ens.has_au:
-            report.notes.append(f"{ens.source}: the model has no action-unit heads (train with --targets au or au+class), "
-                                "so there are no MGS scores to compare with the ratings: no agreement written")
-        else:
-            report.agreement, notes = image_agreement(report.scores, rated, n_boot=n_boot)
-            report.notes += notes
-            if report.agreement is not None:
-                report.files.append(write_csv(report.agreement, out_dir / AGREEMENT_CSV))
-    for n in report.notes:
-        log.info(n)
     return report

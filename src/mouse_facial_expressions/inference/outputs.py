@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mouse_facial_expressions.config import Config
+from mouse_facial_expressions.data.predictions import au_prediction_columns, per_second
 from mouse_facial_expressions.io.atomic import atomic_path, write_csv
 from mouse_facial_expressions.preprocess import domain
 
@@ -33,8 +34,6 @@ def scores_table(windows: pd.DataFrame, per_member: np.ndarray, names: list[str]
                  au: np.ndarray | None = None) -> pd.DataFrame:
     """``video, start_time, end_time, p1`` (+ ``p1_<member>`` columns for an ensemble; + ``au_ot``
     ... ``au_wc`` and ``mgs`` when ``au``, the windows' expected AU scores ``(W, 5)``, is given)."""
-    from mouse_facial_expressions.data.predictions import au_prediction_columns
-
     df = windows[["video", "start_time", "end_time"]].reset_index(drop=True).copy()
     df["p1"] = per_member.mean(axis=1) if per_member.shape[1] else np.nan
     if len(names) > 1:
@@ -44,31 +43,6 @@ def scores_table(windows: pd.DataFrame, per_member: np.ndarray, names: list[str]
         for col, values in au_prediction_columns(np.asarray(au).reshape(-1, 5)).items():
             df[col] = values
     return df
-
-
-def per_second(scores: pd.DataFrame) -> pd.DataFrame:
-    """One row per whole second of video that a window covers: ``video, second`` (the second
-    ``[s, s + 1)`` from the video's start), ``coverage`` (seconds of window time in it, summed
-    over windows) and each score column (``p1``, ``au_*``, ``mgs``) averaged over the windows
-    that overlap that second, weighted by how much of the second each covers. A window is the
-    interval between its first and last kept frame; one of zero length counts as a point."""
-    value_cols = [c for c in scores.columns if c == "p1" or c.startswith("au_") or c == "mgs"]
-    cols = ["video", "second", "coverage", *value_cols]
-    if not len(scores):
-        return pd.DataFrame(columns=cols)
-    a = scores["start_time"].to_numpy(float)
-    b = np.maximum(scores["end_time"].to_numpy(float), a)
-    first, last = int(np.floor(a.min())), int(np.floor(b.max()))
-    seconds = np.arange(first, last + 1)  # (S,)
-    overlap = np.clip(np.minimum(b[None, :], seconds[:, None] + 1.0) - np.maximum(a[None, :], seconds[:, None]), 0, None)
-    point = (b == a)[None, :] & (np.floor(a)[None, :] == seconds[:, None])  # zero-length windows: weight 1e-6
-    weight = overlap + 1e-6 * point  # (S, W)
-    keep = weight.sum(axis=1) > 0
-    weight = weight[keep]
-    values = scores[value_cols].to_numpy(float)  # (W, V)
-    out = pd.DataFrame({"video": scores["video"].iloc[0], "second": seconds[keep], "coverage": overlap[keep].sum(axis=1)})
-    out[value_cols] = (weight @ values) / weight.sum(axis=1, keepdims=True)
-    return out[cols]
 
 
 def covered_seconds(start: np.ndarray, end: np.ndarray) -> float:

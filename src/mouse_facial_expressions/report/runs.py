@@ -284,3 +284,31 @@ def recalibrated_zeroshot(ens, task_dir: Path, pred: pd.DataFrame, meta: pd.Data
         rows.append(scoring_row(f"recalibrated ({method})", levels["animal"], thr))
     write_csv(pd.DataFrame(rows), out / "recalibration.csv")
     return {"level": "animal", "methods": details, "comparison": rows}
+
+
+def score_images(images, keypoints, model, out_dir, *, ratings=None, n_boot: int = 1000, **kwargs):
+    """``mfe predict --images``: :func:`inference.images.predict_images` and, with ``ratings`` (a
+    ratings parquet from ``mfe ratings import``, or its table), the agreement of the model's MGS
+    scores with the raters of the same images (:func:`evaluation.mgs_models.image_agreement`)
+    in ``images_agreement.csv``; a run without action-unit heads gets a note instead.
+
+    Returns:
+        The :class:`inference.images.ImagesReport` (``agreement`` set when written)."""
+    from mouse_facial_expressions.evaluation.mgs_models import image_agreement
+    from mouse_facial_expressions.inference.images import AGREEMENT_CSV, predict_images
+    from mouse_facial_expressions.io.ratings import load_ratings
+
+    rated = None if ratings is None else ratings if isinstance(ratings, pd.DataFrame) else load_ratings(ratings)
+    report = predict_images(images, keypoints, model, out_dir, **kwargs)
+    if rated is not None:
+        if not report.has_au:
+            report.notes.append(f"{model}: the model has no action-unit heads (train with --targets au or au+class), "
+                                "so there are no MGS scores to compare with the ratings: no agreement written")
+        else:
+            report.agreement, notes = image_agreement(report.scores, rated, n_boot=n_boot)
+            report.notes += notes
+            if report.agreement is not None:
+                report.files.append(write_csv(report.agreement, Path(out_dir) / AGREEMENT_CSV))
+    for n in report.notes:
+        log.info(n)
+    return report
