@@ -19,9 +19,14 @@ MODEL is a run folder (every fold's selected checkpoint: a fold ensemble, p1 = m
 folds) or one .ckpt file.
 
 Writes into --out: <video>_scores.csv (video, start_time, end_time, p1 and p1_fold<k> per
-ensemble member), <video>_timecourse.png and summary.csv (one row per video: windows, mean
-and median p1, fraction above 0.5, seconds scored; failed videos with their error), and with
---preview <video>_preview.png (a contact sheet of the scored face crops).
+ensemble member), <video>_seconds.csv (the same per second of video: the windows overlapping
+each second, weighted by overlap), <video>_timecourse.png and summary.csv (one row per video:
+windows, mean and median p1, fraction above 0.5, seconds scored; failed videos with their
+error), COLUMNS.md (what every column means), and with --preview <video>_preview.png (a
+contact sheet of the scored face crops). A run with Mouse Grimace Scale action-unit heads
+(mfe train --targets au|au+class) adds au_ot, au_nb, au_cb, au_ep, au_wc (each action unit's
+expected score, 0-2) and mgs (their mean) to the score tables, mean_mgs to summary.csv and an
+AU panel to the time course.
 A missing keypoint file or a bad video fails alone; the exit status is 1 when any failed.
 Errors about keypoints name your keypoint file. A keypoint file whose name does not match its
 video (DeepLabCut's <video>DLC_<scorer>.h5, SLEAP's <video>.predictions.slp, <video>.parquet)
