@@ -315,7 +315,7 @@ def test_attention_mil_trains_on_bags_and_beats_chance(tmp_path):
     from mouse_facial_expressions.training.module import load_model_from_checkpoint
 
     torch.set_num_threads(1)
-    summary = _run(tmp_path, _tiny_params(weak="attention", weak_fraction=None, weak_bag=3, epochs=4))
+    summary = _run(tmp_path, _tiny_params(weak="attention", weak_fraction=None, weak_bag=3, epochs=3))
     (fold,) = summary["folds"]
     model, hp = load_model_from_checkpoint(fold["best_checkpoint"])
     assert isinstance(model, AttentionMIL) and hp["model_cfg"]["mil"] == {"hidden": 128}
@@ -342,7 +342,7 @@ def test_attention_params_are_checked():
 
 def test_bayes_em_trains_and_its_posteriors_find_the_bouts(tmp_path):
     torch.set_num_threads(1)
-    summary = _run(tmp_path, _tiny_params(weak_posterior="bayes", weak_fraction=0.5, run_name="bayes"))
+    summary = _run(tmp_path, _tiny_params(weak_posterior="bayes", weak_fraction=0.5, run_name="bayes", epochs=3))
     (fold,) = summary["folds"]
     assert fold["val_acc"] > 0.6
     ds = MADE_BOUT_TRAIN[0]

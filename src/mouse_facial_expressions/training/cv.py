@@ -99,7 +99,10 @@ def _loaders(data: dict, p: TrainParams) -> tuple[DataLoader, DataLoader, DataLo
 
         bag = p.weak_bag or DEFAULT_BAG
         train_ds, batch_size = BagDataset(train_ds, bag, p.seed), max(2, p.train_batch_size // bag)
-        sampler = BagSampler(sampler, bag) if sampler is not None else None
+        if sampler is None:  # a plain shuffle, cut to 1 / bag of its length like any other sampler
+            sampler = torch.utils.data.RandomSampler(train_ds, generator=torch.Generator().manual_seed(p.seed))
+            sampler.balances_classes = False  # the class weights still apply (_class_weights)
+        sampler = BagSampler(sampler, bag)
         data["train_sampler"] = sampler  # SamplerEpoch advances it
     n_train = len(sampler) if sampler is not None else len(train_ds)
     train = DataLoader(
