@@ -35,14 +35,19 @@ def per_second(scores):
         return pd.DataFrame(columns=cols)
     a = scores["start_time"].to_numpy(float)
     b = np.maximum(scores["end_time"].to_numpy(float), a)
-    first, last = int(np.floor(a.min())), int(np.floor(b.max()))
-    seconds = np.arange(first, last + 1)  # (S,)
-    overlap = np.clip(np.minimum(b[None, :], seconds[:, None] + 1.0) - np.maximum(a[None, :], seconds[:, None]), 0, None)
-    point = (b == a)[None, :] & (np.floor(a)[None, :] == seconds[:, None])  # zero-length windows: weight 1e-6
-    weight = overlap + 1e-6 * point  # (S, W)
-    keep = weight.sum(axis=1) > 0
-    weight = weight[keep]
-    values = scores[value_cols].to_numpy(float)  # (W, V)
-    out = pd.DataFrame({"video": scores["video"].iloc[0], "second": seconds[keep], "coverage": overlap[keep].sum(axis=1)})
-    out[value_cols] = (weight @ values) / weight.sum(axis=1, keepdims=True)
+    # (window, second) pairs: each window touches only the few seconds it spans (no seconds x windows matrix)
+    lo = np.floor(a).astype(np.int64)
+    n = np.floor(b).astype(np.int64) - lo + 1
+    win = np.repeat(np.arange(len(a)), n)
+    sec = lo[win] + (np.arange(len(win)) - np.repeat(np.cumsum(n) - n, n))
+    overlap = np.clip(np.minimum(b[win], sec + 1.0) - np.maximum(a[win], sec), 0, None)
+    weight = overlap + 1e-6 * (b[win] == a[win])  # a zero-length window is a point in its one second
+    seconds, inv = np.unique(sec, return_inverse=True)
+    total = np.bincount(inv, weight, len(seconds))
+    keep = total > 0
+    values = scores[value_cols].to_numpy(float)[win]  # (pairs, V)
+    sums = np.stack([np.bincount(inv, weight * values[:, j], len(seconds)) for j in range(len(value_cols))], axis=1)
+    out = pd.DataFrame({"video": scores["video"].iloc[0], "second": seconds[keep],
+                        "coverage": np.bincount(inv, overlap, len(seconds))[keep]})
+    out[value_cols] = sums[keep] / total[keep, None]
     return out[cols]
