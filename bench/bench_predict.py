@@ -20,7 +20,12 @@ with decode + crop + scoring counted.
     settings (target_fps 10, non-overlapping windows) with ``--workers 0`` and ``2``, and with
     every frame kept (target_fps = the video's fps).
 
-Usage: python bench/bench_predict.py [--frames N] [--windows W] [--threads K] [--only-backends]
+(e) ``--static-int8``: the model alone (resnet18 at 112 px, 2 threads, batches 4, 16 and 48) in
+    torch fp32, onnxruntime fp32, dynamic int8 (``--quantize int8``) and static int8 (QDQ,
+    per-channel weights, activations calibrated on random clips: speed only, not scores), to
+    see whether calibrated int8 kernels pay on this CPU where dynamic int8 does not.
+
+Usage: python bench/bench_predict.py [--frames N] [--windows W] [--threads K] [--only-backends] [--static-int8]
 """
 
 from __future__ import annotations
@@ -69,7 +74,11 @@ def main() -> None:
     ap.add_argument("--only-backends", action="store_true", help="run only (d)")
     ap.add_argument("--videos", type=int, default=2, help="(d): copies of the video scored per predict call")
     ap.add_argument("--seconds", type=float, default=30.0, help="(d): video length in seconds")
+    ap.add_argument("--static-int8", action="store_true", help="run only (e)")
     args = ap.parse_args()
+    if args.static_int8:
+        static_int8()
+        return
     if args.only_backends:
         backends(args)
         return
@@ -173,6 +182,59 @@ def backends(args) -> None:
                     row.append(f"{args.videos * n / wall:{20 if not workers and not every else 12 if workers else 21}.1f} "
                                f"{video_s / wall:6.1f}")
                 print(" | ".join(row))
+
+
+def static_int8(threads: int = 2, repeats: int = 4) -> None:
+    """(e): torch fp32, onnx fp32, dynamic int8 and static (calibrated) int8, model alone."""
+    import logging
+
+    import numpy as np
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from mouse_facial_expressions.inference.export import export_onnx
+    from mouse_facial_expressions.inference.onnx_backend import quantize_int8
+
+    class RandomClips(CalibrationDataReader):
+        def __init__(self):
+            rng = np.random.default_rng(0)
+            self.it = iter([{"clip": rng.standard_normal((4, 10, 3, 112, 112)).astype(np.float32)} for _ in range(4)])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    torch.set_num_threads(threads)
+    level = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)  # the quantizer's per-tensor notes
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        ens = ensemble("resnet18", 112, torch.float32)
+        files = {"onnx fp32": export_onnx(ens, tmp / "m.onnx")}
+        files["onnx int8 dynamic"] = quantize_int8(files["onnx fp32"], tmp / "dyn.onnx")
+        quant_pre_process(str(files["onnx fp32"]), str(tmp / "pre.onnx"), skip_symbolic_shape=True)
+        quantize_static(str(tmp / "pre.onnx"), str(tmp / "static.onnx"), RandomClips(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+        files["onnx int8 static"] = tmp / "static.onnx"
+        logging.getLogger().setLevel(level)
+        sessions = {}
+        for name, f in files.items():
+            so = ort.SessionOptions()
+            so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+            sessions[name] = ort.InferenceSession(str(f), so, providers=["CPUExecutionProvider"])
+        print(f"(e) model alone, resnet18 112 px advanced, {threads} threads, frames/s (ratio to torch fp32)")
+        for bs in (4, 16, 48):
+            x = torch.randn(bs, 10, 3, 112, 112)
+            runs = {"torch fp32": lambda: ens.predict(x)}
+            runs.update({k: (lambda s=s: s.run(["p1_members"], {"clip": x.numpy()})) for k, s in sessions.items()})
+            rates = {}
+            for name, fn in runs.items():
+                fn()  # warm-up
+                t0 = time.perf_counter()
+                for _ in range(repeats):
+                    fn()
+                rates[name] = repeats * bs * 10 / (time.perf_counter() - t0)
+            print(f"batch {bs:>2}: " + ", ".join(f"{k} {v:.1f} ({v / rates['torch fp32']:.2f})" for k, v in rates.items()))
 
 
 if __name__ == "__main__":
