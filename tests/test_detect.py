@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -292,3 +293,54 @@ def test_real_deeplabcut_trains_on_the_synthetic_project_and_detect_feeds_import
     assert pose.bodyparts == list(CANONICAL_LANDMARKS) and len(pose) == len(pd.read_parquet(
         tiny_cohort / "truth" / "truth.parquet").query("video == @video.stem"))
     assert np.isfinite(pose.xyl("nose")).all() and (cfg.path("dlc") / "superseded" / f"{video.stem}{SCORER}.h5").is_file()
+    # mfe predict --live --dlc-config: the same snapshot, one frame at a time, gives analyze_videos' keypoints
+    import av
+
+    frame_pose = detect.load_frame_pose(config, device="cpu")
+    assert frame_pose.bodyparts == list(CANONICAL_LANDMARKS) and frame_pose.snapshot.suffix == ".pt"
+    with av.open(str(video)) as c:
+        for i, fr in zip(range(2), c.decode(video=0)):
+            want = np.stack([pose.xyl(bp)[i] for bp in frame_pose.bodyparts])
+            np.testing.assert_allclose(frame_pose(fr.to_ndarray(format="rgb24")), want, atol=1e-3)
+
+
+class _Pose:
+    bodyparts = ["snout", "eye_l", "eye_r"]
+    snapshot = "snapshot-best-040.pt"
+
+    def __call__(self, rgb):
+        return np.array([[10.0, 20.0, 0.9], [30.0, 40.0, 0.8], [50.0, 60.0, 0.7]])
+
+
+def test_a_pose_models_bodyparts_are_mapped_to_landmarks():
+    from mouse_facial_expressions.inference.streams import ModelKeypoints
+
+    with pytest.raises(ValueError, match=r"snapshot-best-040.pt: bodyparts \['ear_l'\].*keypoints.bodyparts"):
+        ModelKeypoints(_Pose(), {"nose": ["snout"], "left_eye": ["eye_l"], "left_ear": ["ear_l"]})
+    model = ModelKeypoints(_Pose(), {"nose": ["snout"], "eyes": ["eye_l", "eye_r"]})
+    row = model.row(7, np.zeros((4, 4, 3), np.uint8)).iloc[0]
+    assert row["frame"] == 7 and (row["nose_x"], row["nose_y"], row["nose_likelihood"]) == (10, 20, 0.9)
+    assert (row["eyes_x"], row["eyes_y"], row["eyes_likelihood"]) == (40, 50, 0.7)  # mean position, least sure
+
+
+def test_live_pose_model_without_deeplabcut_says_how_to_install(monkeypatch, tmp_path):
+    from mouse_facial_expressions.preprocess import detect
+
+    (tmp_path / "config.yaml").write_text("Task: x\n")
+    monkeypatch.setattr(detect, "dlc_available", lambda: False)
+    with pytest.raises(ImportError, match=re.escape(DLC_INSTALL)):
+        detect.load_frame_pose(tmp_path)
+    with pytest.raises(FileNotFoundError, match="DeepLabCut project config not found"):
+        detect.load_frame_pose(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["v.mp4", "--dlc-config", "dlc"], "--dlc-config is for --live"),
+    (["--live", "0"], "--keypoints FILE|DIR is required (or --dlc-config PATH with --live)"),
+    (["v.mp4"], "--keypoints FILE|DIR is required"),
+    (["--live", "0", "--keypoints", "kp.csv", "--dlc-config", "dlc"], "not both"),
+])
+def test_predict_keypoint_sources_are_checked_before_anything_loads(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no mfe.yaml here
+    assert main(["predict", *argv, "--model", "nowhere"]) == 1
+    assert message in capsys.readouterr().err

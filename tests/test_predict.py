@@ -256,3 +256,70 @@ def test_live_scoring_stops_when_the_keypoints_stop(run, tmp_path):
     rep = predict_live(str(_video(run, video)), growing, ens, tmp_path / "s.csv", model_settings(ens, run.cfg),
                        keypoint_timeout_s=0.5)
     assert rep.stopped_by.startswith("no keypoints for frame 10") and rep.n_frames == 11
+
+
+class _FakePose:
+    """Stands in for a DeepLabCut model (preprocess.detect.FramePose): each frame's pose is looked
+    up by the frame's pixels in the video's keypoint table; its bodyparts come in another order than
+    the landmarks, with one the mapping does not use."""
+
+    def __init__(self, video, kp: pd.DataFrame):
+        import av
+
+        landmarks = [c[:-2] for c in kp.columns if c.endswith("_x")]
+        self.bodyparts = ["tailbase", *reversed(landmarks)]
+        self.poses: dict[bytes, list[np.ndarray]] = {}
+        by_frame = kp.set_index("frame")
+        with av.open(str(video)) as c:
+            for i, fr in enumerate(c.decode(video=0)):
+                xyl = [[np.nan, np.nan, 0.0]] + [[by_frame.at[i, f"{bp}_{k}"] for k in ("x", "y", "likelihood")]
+                                                 for bp in self.bodyparts[1:]]
+                self.poses.setdefault(fr.to_ndarray(format="rgb24").tobytes(), []).append(np.array(xyl))
+        self.calls = 0
+
+    def __call__(self, rgb):
+        self.calls += 1
+        return self.poses[rgb.tobytes()].pop(0)
+
+
+def test_live_scoring_with_a_pose_model_gives_the_offline_scores(run, tmp_path):
+    """--live with --dlc-config: the model computes each kept frame's keypoints (and only those
+    frames'), and the windows and scores are those of the offline ``mfe predict``."""
+    from mouse_facial_expressions.inference.predict import model_settings, predict_videos
+    from mouse_facial_expressions.inference.streams import ModelKeypoints, predict_live
+
+    video = "m3_rec4_4h-postinjection"
+    kp = load_keypoints(run.cfg.path("keypoints") / f"{video}.parquet")
+    ens = load_ensemble(run.run_dir)
+    predict_videos(_video(run, video), run.cfg.path("keypoints") / f"{video}.parquet", ens, tmp_path / "off",
+                   cfg=run.cfg, progress=False)
+    want = pd.read_csv(tmp_path / "off" / f"{video}_scores.csv")
+    pose = _FakePose(_video(run, video), kp)
+    landmarks = pose.bodyparts[1:]
+    rep = predict_live(str(_video(run, video)), ModelKeypoints(pose, {lm: [lm] for lm in landmarks}), ens,
+                       tmp_path / "live.csv", model_settings(ens, run.cfg), name=video)
+    got = pd.read_csv(tmp_path / "live.csv")
+    assert rep.stopped_by == "end of stream" and rep.n_windows == len(got) == len(want) >= 2
+    assert rep.n_kept <= pose.calls < rep.n_frames  # the model ran on the kept-rate grid, not on every frame
+    np.testing.assert_allclose(got[["start_time", "end_time"]].to_numpy(), want[["start_time", "end_time"]].to_numpy(), atol=1e-6)
+    p1 = [c for c in want if c.startswith("p1")]
+    np.testing.assert_allclose(got[p1].to_numpy(), want[p1].to_numpy(), rtol=0, atol=1e-5)
+
+
+def test_cli_live_with_dlc_config_loads_the_projects_model(run, tmp_path, monkeypatch, capsys):
+    from mouse_facial_expressions.cli import main
+    from mouse_facial_expressions.preprocess import detect
+
+    video = "m1_rec1_preinjection"
+    pose = _FakePose(_video(run, video), load_keypoints(run.cfg.path("keypoints") / f"{video}.parquet"))
+    pose.snapshot = "snapshot-best-040.pt"
+    asked = []
+    monkeypatch.setattr(detect, "load_frame_pose", lambda config, **kw: asked.append((config, kw)) or pose)
+    out = tmp_path / "out"
+    assert main(["predict", "--live", str(_video(run, video)), "--dlc-config", str(tmp_path / "dlc"), "--dlc-shuffle", "2",
+                 "--model", str(run.run_dir), "--out", str(out), "--project", str(run.cfg.root), "--backend", "torch"]) == 0
+    assert asked == [(tmp_path / "dlc", {"shuffle": 2, "device": "cpu"})]
+    text = capsys.readouterr().out
+    assert "keypoints: DeepLabCut model snapshot-best-040.pt on each kept frame" in text
+    scores = pd.read_csv(out / f"{video}_live_scores.csv")
+    assert len(scores) >= 1 and pose.calls >= 10 and f"{len(scores)} windows" in text

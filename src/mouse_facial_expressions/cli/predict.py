@@ -80,11 +80,20 @@ def register(sub, formatter):
                    "that PyAV opens (a file works too). --keypoints is then a CSV that grows alongside (DeepLabCut-live "
                    "layout, or the canonical frame,<L>_x,<L>_y,<L>_likelihood); one row per window is written to "
                    "OUT/<source>_live_scores.csv as soon as the window is complete. Stops at the end of the stream, "
-                   "on Ctrl-C, or when the keypoints stop")
-    p.add_argument("--keypoints", type=Path, required=True, metavar="FILE|DIR",
+                   "on Ctrl-C, or when the keypoints stop. With --dlc-config instead of --keypoints, a DeepLabCut "
+                   "model computes the keypoints from the stream's frames")
+    p.add_argument("--keypoints", type=Path, default=None, metavar="FILE|DIR",
                    help="keypoints of the video (canonical .parquet or a DeepLabCut/SLEAP file), or a folder of them "
                         "matched to videos by name (<video>.parquet, <video>DLC_<scorer>.h5, ...); with --images, the "
                         "images' keypoint file")
+    live = p.add_argument_group("live keypoints from a DeepLabCut model (--live only; the [dlc] extra)")
+    live.add_argument("--dlc-config", "--dlc_config", dest="dlc_config", type=Path, default=None, metavar="PATH",
+                      help="a trained DeepLabCut 3 project (its config.yaml or folder): its model computes the "
+                      "keypoints of each kept frame of the --live stream (the snapshot `mfe keypoints detect` would "
+                      "use; bottom-up models; bodyparts mapped with keypoints.bodyparts of mfe.yaml), instead of a "
+                      "--keypoints file that DeepLabCut-live grows")
+    live.add_argument("--dlc-shuffle", "--dlc_shuffle", dest="dlc_shuffle", type=int, default=1, metavar="K",
+                      help="the DeepLabCut shuffle to load (default 1)")
     p.add_argument("--ratings", type=Path, default=None, metavar="PARQUET",
                    help="--images only: a ratings table from `mfe ratings import` that rates some of the images (items "
                    "matched by file name, with or without extension); writes OUT/images_agreement.csv when the run "
@@ -144,6 +153,13 @@ def run(args: argparse.Namespace) -> int:
 
         cfg = project_config(args)
     out = args.out or (cfg.path("reports") / "predict" if cfg is not None else Path("predictions"))
+    if args.dlc_config is not None and args.live is None:
+        raise ValueError("--dlc-config is for --live (keypoints computed as the stream plays); for recorded videos run "
+                         "`mfe keypoints detect --dlc-config PATH` once and pass the folder with --keypoints")
+    if args.keypoints is None and args.dlc_config is None:
+        raise ValueError("--keypoints FILE|DIR is required" + (" (or --dlc-config PATH with --live)" if args.live else ""))
+    if args.keypoints is not None and args.dlc_config is not None:
+        raise ValueError("give --keypoints (a file DeepLabCut-live grows) or --dlc-config (a model run here), not both")
     if args.images is not None:
         return run_images(args, cfg, out)
     if args.ratings is not None:
@@ -194,8 +210,16 @@ def run_live(args: argparse.Namespace, cfg, out: Path) -> int:
     cfg = cfg or Config()
     name = "camera" + args.live if args.live.isdigit() else Path(args.live.split("?")[0]).stem or "stream"
     out_csv = out / f"{name}_live_scores.csv"
+    keypoints = args.keypoints
+    if args.dlc_config is not None:
+        from mouse_facial_expressions.inference.streams import ModelKeypoints
+        from mouse_facial_expressions.preprocess.detect import load_frame_pose
+
+        pose = load_frame_pose(args.dlc_config, shuffle=args.dlc_shuffle, device="cuda" if dev.type == "cuda" else "cpu")
+        keypoints = ModelKeypoints(pose, cfg.keypoints.bodyparts)
+        print(f"keypoints: DeepLabCut model {pose.snapshot} on each kept frame")
     print(f"scoring {args.live} live -> {out_csv} (Ctrl-C stops)")
-    rep = predict_live(args.live, args.keypoints, ens, out_csv, model_settings(ens, cfg), bodyparts=cfg.keypoints.bodyparts,
+    rep = predict_live(args.live, keypoints, ens, out_csv, model_settings(ens, cfg), bodyparts=cfg.keypoints.bodyparts,
                        window_step=args.window_step, name=name)
     print(f"{rep.n_windows} windows from {rep.n_frames} frames ({rep.n_kept} kept); stopped: {rep.stopped_by}")
     return 0

@@ -7,8 +7,9 @@ host memory and non-blocking copies on CUDA). Per window the result does not dep
 mode: the same crops, the same ``to_model_input``, the same model.
 
 :func:`predict_live` scores one live source (a camera or an RTSP/HTTP URL that PyAV opens,
-or a file) while a keypoint CSV grows beside it, writing each window's score as soon as the
-window is complete.
+or a file) while a keypoint CSV grows beside it, or with a pose model computing each kept
+frame's keypoints from the frame itself (:class:`ModelKeypoints`), writing each window's score
+as soon as the window is complete.
 """
 
 from __future__ import annotations
@@ -200,6 +201,44 @@ class GrowingKeypoints:
         return pd.DataFrame([{c: r.get(c, np.nan) for c in cols}])
 
 
+class ModelKeypoints:
+    """Keypoints computed from the stream's own frames by a pose model, one kept frame at a time.
+
+    ``pose`` maps an RGB frame to ``(n_bodyparts, 3)`` (x, y, likelihood), its rows named by
+    ``pose.bodyparts`` (:class:`preprocess.detect.FramePose`: a DeepLabCut project's model).
+    ``bodyparts`` maps each landmark to the model's bodyparts (averaged; the likelihood is their
+    minimum), as ``keypoints.bodyparts`` in ``mfe.yaml`` and :class:`GrowingKeypoints` do.
+    Only frames on the ``target_fps`` grid are run through the model.
+    """
+
+    def __init__(self, pose, bodyparts: dict[str, list[str]] | None = None):
+        from mouse_facial_expressions.config import CANONICAL_LANDMARKS
+
+        self.pose = pose
+        self.bodyparts = bodyparts or {lm: [lm] for lm in CANONICAL_LANDMARKS}
+        self.landmarks = list(self.bodyparts)
+        names = list(pose.bodyparts)
+        where = {name: j for j, name in enumerate(names)}
+        missing = {lm: bps for lm, bps in self.bodyparts.items() if any(bp not in where for bp in bps)}
+        if missing:
+            raise ValueError(f"{getattr(pose, 'snapshot', 'the pose model')}: bodyparts "
+                             f"{sorted({bp for bps in missing.values() for bp in bps if bp not in where})} "
+                             f"(landmarks {', '.join(missing)}) are not among the model's {names}; map them with "
+                             "keypoints.bodyparts in mfe.yaml")
+        self._idx = {lm: [where[bp] for bp in bps] for lm, bps in self.bodyparts.items()}
+        self.n_calls = 0
+
+    def row(self, frame: int, rgb: np.ndarray) -> pd.DataFrame:
+        """The canonical one-row table of ``frame`` from the model's pose of ``rgb``."""
+        pose = np.asarray(self.pose(rgb), dtype=np.float64)
+        self.n_calls += 1
+        r = {"frame": frame}
+        for lm, idx in self._idx.items():
+            r[f"{lm}_x"], r[f"{lm}_y"] = pose[idx, 0].mean(), pose[idx, 1].mean()
+            r[f"{lm}_likelihood"] = pose[idx, 2].min()
+        return pd.DataFrame([r])
+
+
 def on_time_grid(i: int, fps: float, target_fps: float) -> bool:
     """Whether frame ``i`` is on ``select.time_grid`` (computed for one frame, for streams)."""
     if target_fps >= fps:
@@ -228,7 +267,8 @@ class LiveReport:
     stopped_by: str = "end of stream"
 
 
-def predict_live(source: str, keypoints: str | Path, ens: FoldEnsemble, out_csv: str | Path, settings: dict, *,
+def predict_live(source: str, keypoints: str | Path | ModelKeypoints, ens: FoldEnsemble, out_csv: str | Path,
+                 settings: dict, *,
                  bodyparts: dict | None = None, window_step: int | None = None, keypoint_timeout_s: float = 10.0,
                  poll_s: float = 0.02, name: str | None = None) -> LiveReport:
     """Score a live source as it plays; one CSV row per window as soon as the window is complete.
@@ -249,7 +289,8 @@ def predict_live(source: str, keypoints: str | Path, ens: FoldEnsemble, out_csv:
 
     Args:
         source: a camera index (``0`` -> ``/dev/video0``), an RTSP/HTTP URL or a file.
-        keypoints: the growing keypoint CSV (see :class:`GrowingKeypoints`).
+        keypoints: the growing keypoint CSV (see :class:`GrowingKeypoints`), or a
+            :class:`ModelKeypoints` that computes each kept frame's keypoints from the frame.
         settings: ``inference.predict.model_settings`` of the ensemble.
         keypoint_timeout_s: stop when frame ``i``'s keypoints have not appeared and the file
             has not grown for this long.
@@ -271,7 +312,8 @@ def predict_live(source: str, keypoints: str | Path, ens: FoldEnsemble, out_csv:
     out_csv = Path(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     name = name or Path(str(source)).stem
-    kp = GrowingKeypoints(keypoints, bodyparts)
+    model_kp = keypoints if isinstance(keypoints, ModelKeypoints) else None
+    kp = None if model_kp is not None else GrowingKeypoints(keypoints, bodyparts)
     T, stride = int(settings["num_frames"]), int(settings["frame_stride"])
     span = window_span(T, stride)
     step = window_step or span
@@ -319,7 +361,7 @@ def predict_live(source: str, keypoints: str | Path, ens: FoldEnsemble, out_csv:
         try:
             for i, frame in enumerate(container.decode(stream)):
                 report.n_frames = i + 1
-                while i not in kp.rows and kp.max_frame < i:  # wait for this frame's keypoints
+                while kp is not None and i not in kp.rows and kp.max_frame < i:  # wait for this frame's keypoints
                     if kp.poll() == 0 and i not in kp.rows and kp.max_frame < i:
                         if time.monotonic() - kp.last_growth > keypoint_timeout_s:
                             report.stopped_by = f"no keypoints for frame {i} within {keypoint_timeout_s:g} s"
@@ -327,9 +369,11 @@ def predict_live(source: str, keypoints: str | Path, ens: FoldEnsemble, out_csv:
                         time.sleep(poll_s)
                 t = i / fps
                 if not on_time_grid(i, fps, settings["target_fps"]):
-                    kp.rows.pop(i, None)
+                    if kp is not None:
+                        kp.rows.pop(i, None)
                     continue
-                geo = frame_geometry(kp.row(i), settings["pcutoff"], settings["crop_size"], size, settings.get("alignment"))
+                row = kp.row(i) if kp is not None else model_kp.row(i, frame.to_ndarray(format="rgb24"))
+                geo = frame_geometry(row, settings["pcutoff"], settings["crop_size"], size, settings.get("alignment"))
                 if not geo["usable"][0]:
                     continue
                 crop = geometry.warp_crop(_to_array(frame, "gray"), geo["matrix"][0], size)

@@ -15,6 +15,9 @@ where ``mfe keypoints import`` reads it unchanged.
 
 deeplabcut is imported only when a video needs it; without it the error says how to
 install it (:data:`DLC_INSTALL`).
+
+:func:`load_frame_pose` loads the same project's model for one frame at a time
+(``mfe predict --live SOURCE --dlc-config PATH``: keypoints computed from the stream itself).
 """
 
 from __future__ import annotations
@@ -157,12 +160,8 @@ def describe_detect(cfg, dlc_config=None, videos=None, dest=None, force: bool = 
 # --------------------------------------------------------------------------- running
 
 
-def load_analyze() -> Callable:
-    """``deeplabcut.analyze_videos``, imported now.
-
-    Raises:
-        ImportError: deeplabcut is missing (the message holds :data:`DLC_INSTALL`) or broken.
-    """
+def _import_deeplabcut():
+    """``deeplabcut``, imported now; a clear ImportError when it is missing or broken."""
     if not dlc_available():  # checked first: importing torchvision costs seconds
         raise ImportError(f"DeepLabCut 3 is not installed (detect runs it); install it with: {DLC_INSTALL}")
     from mouse_facial_expressions.compat import import_torchvision
@@ -175,7 +174,74 @@ def load_analyze() -> Callable:
             raise ImportError(f"deeplabcut is installed but cannot be imported ({err}); "
                               f"reinstall it with: {DLC_INSTALL}") from err
         raise ImportError(f"DeepLabCut 3 is not installed (detect runs it); install it with: {DLC_INSTALL}") from None
-    return deeplabcut.analyze_videos
+    return deeplabcut
+
+
+@dataclass
+class FramePose:
+    """A DeepLabCut model scoring one frame at a time: ``pose(rgb)`` -> ``(n_bodyparts, 3)``
+    (x, y, likelihood in the frame's pixels) of the first individual, in ``bodyparts`` order."""
+
+    bodyparts: list[str]
+    predict: Callable  # list of RGB (H, W, 3) uint8 frames -> list of DLC result dicts
+    snapshot: Path
+
+    def __call__(self, rgb):
+        import numpy as np
+
+        (res,) = self.predict([rgb])
+        pose = np.asarray(res["bodyparts"], dtype=np.float64)
+        if pose.ndim == 3:  # (individuals, bodyparts, coords): the first (one animal per face camera)
+            pose = pose[0]
+        return pose[:, :3]
+
+
+def load_frame_pose(config: str | Path, shuffle: int = 1, trainingsetindex: int = 0,
+                    snapshot_index: int | str | None = None, device: str = "auto") -> FramePose:
+    """The project's trained model (the snapshot ``analyze_videos`` would use) for single frames.
+
+    Bottom-up (single-animal) models only: a top-down model needs its detector on every frame;
+    run DeepLabCut-live for it and pass the CSV it grows with ``--keypoints``.
+
+    Raises:
+        ImportError: deeplabcut is missing (the message holds :data:`DLC_INSTALL`).
+        FileNotFoundError: no project config, or no trained snapshot for this shuffle.
+    """
+    config = Path(config)
+    if config.is_dir():
+        config = config / "config.yaml"
+    if not config.is_file():
+        raise FileNotFoundError(f"DeepLabCut project config not found: {config}")
+    _import_deeplabcut()
+    from deeplabcut.pose_estimation_pytorch.apis import utils
+    from deeplabcut.pose_estimation_pytorch.data import DLCLoader
+    from deeplabcut.pose_estimation_pytorch.task import Task
+
+    loader = DLCLoader(str(config), trainset_index=trainingsetindex, shuffle=shuffle)
+    if loader.pose_task != Task.BOTTOM_UP:
+        raise ValueError(f"{config}: shuffle {shuffle} is a {loader.pose_task.value} model, which needs its detector on "
+                         "every frame; run DeepLabCut-live on the stream and pass the keypoint CSV it writes with --keypoints")
+    index, _ = utils.parse_snapshot_index_for_analysis(loader.project_cfg, loader.model_cfg, snapshot_index, None)
+    try:
+        snapshot = utils.get_model_snapshots(index, loader.model_folder, loader.pose_task)[0]
+    except (FileNotFoundError, IndexError, ValueError) as err:
+        raise FileNotFoundError(f"{config}: no trained snapshot for shuffle {shuffle} under {loader.model_folder} "
+                                f"({err}); train it with deeplabcut.train_network first") from err
+    if device != "auto":
+        loader.model_cfg["device"] = device
+    runner = utils.get_pose_inference_runner(model_config=loader.model_cfg, snapshot_path=snapshot.path,
+                                             max_individuals=len(loader.model_cfg["metadata"]["individuals"]),
+                                             batch_size=1)
+    return FramePose(list(loader.model_cfg["metadata"]["bodyparts"]), runner.inference, Path(snapshot.path))
+
+
+def load_analyze() -> Callable:
+    """``deeplabcut.analyze_videos``, imported now.
+
+    Raises:
+        ImportError: deeplabcut is missing (the message holds :data:`DLC_INSTALL`) or broken.
+    """
+    return _import_deeplabcut().analyze_videos
 
 
 def _pid_alive(pid: int) -> bool:
