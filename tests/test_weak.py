@@ -146,7 +146,7 @@ def test_weak_params_keep_earlier_run_names_and_check_values():
         make_params("advanced", weak="em", weak_fraction=0.0)
 
 
-def test_em_trains_on_training_animals_only_and_beats_chance(tmp_path, monkeypatch):
+def test_em_trains_on_training_animals_only_and_beats_chance(tmp_path, monkeypatch, capsys):
     torch.set_num_threads(1)
     scored = []
     real = EStep.score
@@ -165,6 +165,8 @@ def test_em_trains_on_training_animals_only_and_beats_chance(tmp_path, monkeypat
     assert {a for a in train if int(a[1:]) % 2} == set().union(*scored)  # positive videos only
     hist = fold["history"]
     assert "weak_mean" in hist["1"] and hist["3"]["weak_mean"] == pytest.approx(0.5, abs=0.02)
+    out = capsys.readouterr().out  # one line per E-step (tqdm.write)
+    assert out.count("E-step on 2 positive training videos: mean posterior") == 3
     # Chance is 0.5; a sick animal's off-bout windows look like a control's, so 0.75 is the ceiling.
     assert fold["val_acc"] > 0.6
     ds = MADE_BOUT_TRAIN[0]
