@@ -237,7 +237,8 @@ def cue_jobs(out: Path, args) -> dict:
     """The recording-time cue cohorts (``--rec-cue 4:30``: every animal's recording 4 is brighter,
     treated or not), training seed and test seed, with task1 and task1_table."""
     cue = {"rec_cue": ((RECORDING, args.cue),)}
-    return {f"cue {role}": (str(out / f"cue-seed{s}"), args.preset, s, cue, None, args.n_folds, False, True)
+    # the cue is in the folder name: a finished cohort is reused by a rerun, never one of another cue
+    return {f"cue {role}": (str(out / f"cue{args.cue:g}-seed{s}"), args.preset, s, cue, None, args.n_folds, False, True)
             for role, s in (("train", args.seed), ("test", args.seed + 1))}
 
 
@@ -316,7 +317,7 @@ def _main() -> None:
     if normalize:
         todo[VH] = (train_tasks[VH], {})
     for name, (key, kw) in (CUE_MODELS.items() if args.confounds else ()):
-        todo[f"cue {name}"] = (cue_tasks["cue train"][key], kw)
+        todo[f"cue{args.cue:g} {name}"] = (cue_tasks["cue train"][key], kw)  # models of another cue are others
     with ProcessPoolExecutor(max(1, args.train_jobs)) as pool:
         futures = {name: pool.submit(train, task, models, _slug(name).replace(",", ""), args, **kw) for name, (task, kw) in todo.items()}
         runs = {name: f.result() for name, f in futures.items()}
@@ -325,7 +326,7 @@ def _main() -> None:
     rows, ref = in_cohort(runs, train_tasks, args)
     with ProcessPoolExecutor(max(1, args.train_jobs)) as pool:
         futures = [pool.submit(evaluate_cohort, name, test_tasks[name], runs, ref, args) for name in args.shifts]
-        cue = [pool.submit(score_cue, name, runs[f"cue {name}"], cue_tasks["cue test"], args)
+        cue = [pool.submit(score_cue, name, runs[f"cue{args.cue:g} {name}"], cue_tasks["cue test"], args)
                for name in (CUE_MODELS if args.confounds else ())]
         for f in futures:
             rows += f.result()
