@@ -72,34 +72,6 @@ def test_baseline_windows_never_cross_the_fold_boundary(tiny8_task):
             assert item["ref_clip"].shape == item["clip"].shape
 
 
-def test_reversed_pairs_teach_that_a_change_of_recording_alone_is_not_sickness(tiny8_task, tmp_path):
-    """With controls' later recordings labelled (task1_table), each training baseline window is
-    also an item, label 0, against one of the same animal's later windows; validation and test
-    are unchanged, and the epoch keeps the forward pairs' budget."""
-    from mouse_facial_expressions.config import load_config
-    from mouse_facial_expressions.data.sequences import window_span
-    from mouse_facial_expressions.data.tasks import make_task, preset
-
-    project = tmp_path / "project"
-    shutil.copytree(Path(tiny8_task).parent.parent, project)
-    task_dir = make_task(load_config(project), preset("task1_table", n_folds=2, num_frames=3, frame_stride=1, version="table"))
-    rec = _recording_of(load_task(task_dir))
-    on = fold_datasets(task_dir, 0, image_size=32, baseline_recording=1, clip_dtype="uint8")
-    off = fold_datasets(task_dir, 0, image_size=32, baseline_recording=1, clip_dtype="uint8", reverse_pairs=False)
-    ds = on["train"]
-    recs = np.array([rec[v] for v in ds.windows["video"]])
-    assert {rec[v] for v in off["train"].windows["video"]} == {4}  # forward pairs only
-    assert (recs == 4).sum() == len(off["train"]) and (recs == 1).sum() > 0
-    assert (ds.windows["label"][recs == 1] == 0).all()
-    for i in range(len(ds)):
-        ref_video = ds._ref_video[ds.reference_index(i)]
-        assert ref_video.split("_")[0] == ds._animal[i] and rec[ref_video] == (4 if recs[i] == 1 else 1)
-    span = window_span(3, 1)
-    assert on["train_sampler"].epoch_size == off["train_sampler"].epoch_size == int(np.ceil(len(off["train"]) / span))
-    for role in ("val", "test"):
-        pd.testing.assert_frame_equal(on[role].windows, off[role].windows)
-
-
 def test_an_animal_without_baseline_is_named(tiny8_task, tmp_path):
     task_dir = tmp_path / "task"
     shutil.copytree(tiny8_task, task_dir)

@@ -114,15 +114,14 @@ class ClipDataset(Dataset):
             raise ValueError(f"window table: windows of different lengths {sorted(lengths)}")
         t = lengths.pop() if lengths else 0
         self._rows = np.asarray(self.windows["rows"].tolist(), dtype=np.int64).reshape(len(self.windows), t)  # (W, T)
-        self._ref: dict[str, np.ndarray] | None = None  # reference pool -> indices into the baseline arrays
-        self._pool = _ref_pools(self.windows)
+        self._ref: dict[str, np.ndarray] | None = None  # animal -> indices into the baseline arrays
         if baseline is not None:
             b = baseline.reset_index(drop=True)
             self._ref_video = b["video"].astype(str).to_numpy()
             self._ref_rows = np.asarray(b["rows"].tolist(), dtype=np.int64).reshape(len(b), t)
-            pools = _ref_pools(b)
-            self._ref = {a: np.flatnonzero(pools == a) for a in np.unique(pools)}
-            lacking = sorted(set(self._pool) - set(self._ref))
+            animals = b["animal"].astype(str).to_numpy()
+            self._ref = {a: np.flatnonzero(animals == a) for a in np.unique(animals)}
+            lacking = sorted(set(self._animal) - set(self._ref))
             if lacking:
                 raise ValueError(f"baseline-relative windows: animal(s) {', '.join(lacking)} have no baseline window in their split")
         self._aux = None if aux is None else np.asarray(aux, dtype=np.float32)
@@ -193,7 +192,7 @@ class ClipDataset(Dataset):
     def reference_index(self, i: int) -> int:
         """Index (into the baseline windows) of item ``i``'s reference window: a random draw of the
         same animal's when augmenting, else a fixed one; never the item's own window if avoidable."""
-        choices = self._ref[self._pool[i]]
+        choices = self._ref[self._animal[i]]
         if self.augment:
             k = int(torch.randint(len(choices), (1,), generator=self._generator()))
         else:
@@ -342,30 +341,6 @@ class UniformWindowSampler(_EpochSampler):
 SAMPLERS = {"balanced": BalancedWindowSampler, "uniform": UniformWindowSampler}
 
 
-def _ref_pools(windows: pd.DataFrame) -> np.ndarray:
-    """Each window's reference pool: its ``ref_pool`` column (reversed pairs), else its animal."""
-    return (windows["ref_pool"] if "ref_pool" in windows.columns else windows["animal"]).astype(str).to_numpy()
-
-
-def reversed_pairs(items: pd.DataFrame, base: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Training items and references of a baseline-relative model with reversed pairs added.
-
-    Each baseline window becomes an item too (label 0), its reference one of the same animal's
-    later windows: ``embed(baseline) - embed(later)``. For a treated animal that is the sickness
-    change reversed, for a control the recording-to-recording change (lighting, handling) in the
-    other direction; both are "not a change to sickness". With only the forward pairs, a cohort
-    of a few animals gives one later video per animal, and the head sees too few "no change"
-    differences to learn that a change of recording alone is not one. Returns ``(items,
-    references)`` with a ``ref_pool`` column that keeps each item's references to the right side.
-    """
-    a_items, a_base = items["animal"].astype(str), base["animal"].astype(str)
-    both = pd.concat([items.assign(ref_pool=a_items + "|baseline"), base.assign(ref_pool=a_base + "|later")],
-                     ignore_index=True)
-    refs = pd.concat([base.assign(ref_pool=a_base + "|baseline"), items.assign(ref_pool=a_items + "|later")],
-                     ignore_index=True)
-    return both, refs
-
-
 def _other_recordings_hold_both_classes(frames: pd.DataFrame) -> bool:
     labels = set(pd.to_numeric(frames["label"], errors="coerce").dropna().astype(int))
     return {0, 1} <= labels
@@ -409,7 +384,6 @@ def fold_datasets(
     sampler: str = "balanced",
     baseline_recording: int | None = None,
     modalities: tuple[str, ...] = ("face",),
-    reverse_pairs: bool = True,
 ) -> dict:
     """Train/val/test clip datasets of one outer fold, and the balanced train sampler.
 
@@ -430,12 +404,9 @@ def fold_datasets(
     those hold both classes (controls' later recordings labelled 0, as in ``task1_table``):
     a baseline window against another window of the same video teaches "same video = no
     change", a shortcut that calls every control's later recording a change (measured: saline
-    rec4 at p1 0.45-0.56 on the demo cohort). Then, with ``reverse_pairs`` (the default), every
-    training baseline window is also an item, label 0, against one of the same animal's later
-    windows (:func:`reversed_pairs`); the epoch keeps the forward pairs' budget. Otherwise
-    (``task1``) training keeps recording K's windows as its "no change" items, with a warning.
-    ``out["test_baseline"]`` holds the test animals' recording-K windows, whose mean embedding
-    is each animal's reference at scoring.
+    rec4 at p1 0.45-0.56 on the demo cohort). Otherwise (``task1``) training keeps recording K's
+    windows as its "no change" items, with a warning. ``out["test_baseline"]`` holds the test
+    animals' recording-K windows, whose mean embedding is each animal's reference at scoring.
 
     ``modalities`` other than ``face`` (multimodal fusion): every split's items carry ``aux``,
     the raw features of those modalities (:func:`data.modalities.modality_features`, read from
@@ -480,7 +451,7 @@ def fold_datasets(
     for role in ("train", "val", "test"):
         frames = task.frames[task.frames["animal"].astype(str).isin(list(map(str, f[role])))]
         step = 1 if role == "train" else (eval_step or span)
-        base, reverse = None, False
+        base = None
         if baseline_recording is not None:
             is_base = baseline_frames(frames, baseline_recording)
             base = make_windows(frames[is_base], t, s, spec.max_gap_s, spec.short_runs, step=step)
@@ -490,7 +461,6 @@ def fold_datasets(
                                  f"{baseline_recording}, their baseline: exclude them from the task, or choose another --baseline-recording")
             if role != "train" or _other_recordings_hold_both_classes(frames[~is_base]):
                 frames = frames[~is_base]
-                reverse = role == "train" and reverse_pairs
             else:
                 log.warning("%s: fold %d: the training animals' recordings other than %d hold one class only, so the "
                             "baseline windows themselves are the 'no change' examples; such a pair often comes from one "
@@ -498,9 +468,6 @@ def fold_datasets(
                             "recordings (e.g. --preset task1_table) for a reliable baseline-relative model",
                             task_dir, fold, baseline_recording)
         w = make_windows(frames, t, s, spec.max_gap_s, spec.short_runs, step=step)
-        if base is not None and reverse:
-            n_forward = len(w)  # the epoch's budget stays that of the forward pairs
-            w, base = reversed_pairs(w, base)
         if role == "val":
             w = select_per_video(w, val_windows_per_video)
         elif role == "test":
@@ -524,7 +491,6 @@ def fold_datasets(
             out["test_baseline"] = ClipDataset(fdir, base, image_size, channels=channels, seed=seed, clip_dtype=clip_dtype)
     train_w = out["train"].windows
     if epoch_size is None:
-        n_train = len(train_w) if "ref_pool" not in train_w.columns else n_forward
-        epoch_size = max(1, int(np.ceil(n_train / span)))
+        epoch_size = max(1, int(np.ceil(len(train_w) / span)))
     out["train_sampler"] = SAMPLERS[sampler](train_w, epoch_size, seed=seed)
     return out

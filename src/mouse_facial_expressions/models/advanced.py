@@ -73,12 +73,15 @@ class AdvancedNet(nn.Module):
     difference also keeps the head's size and costs one extra backbone pass per training
     window; the mean reference at scoring is the expectation of the training references, so
     the head sees the same quantity with less noise (scoring against each baseline window and
-    averaging the probabilities gave the same calls on the demo cohort). Training also uses the
-    reversed pairs, ``embed(baseline) - embed(later window)`` labelled 0
-    (``data.datasets.reversed_pairs``): with one later video per animal the forward pairs alone
-    hold too few "no change" differences (demo cohort, two training seeds: in-cohort animal
-    accuracy 0.583 and 0.750 without them, 0.750 and 0.750 with them, AUROC 0.889 and 0.972 against
-    1.000 and 1.000).
+    averaging the probabilities gave the same calls on the demo cohort).
+
+    Only forward pairs (a later window against a baseline window) are trained on. Reversed
+    pairs (``embed(baseline) - embed(later)``, labelled 0) were tried: on the clean demo cohort
+    they raised in-cohort animal accuracy (0.583/0.750 -> 0.750/0.750 over two training seeds),
+    but with a recording-time cue (every recording 4 brighter by 60 grey levels) the model then
+    called all 6 control animals' recording 4 sick, against none without them. Reversed pairs
+    let the head separate pairs by the direction of any shift between recordings, the cue's
+    included; forward pairs force it to tell a control's shifted recording from a treated one.
 
     The defaults are the first ``mfe`` recipe's, so checkpoints saved before these settings
     existed load unchanged; ``mfe train`` passes its recipe's values (``training/params.py``).
