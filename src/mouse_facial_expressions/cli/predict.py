@@ -93,7 +93,7 @@ def register(sub, formatter):
                       "use; bottom-up models; bodyparts mapped with keypoints.bodyparts of mfe.yaml), instead of a "
                       "--keypoints file that DeepLabCut-live grows")
     live.add_argument("--dlc-shuffle", "--dlc_shuffle", dest="dlc_shuffle", type=int, default=1, metavar="K",
-                      help="the DeepLabCut shuffle to load (default 1)")
+                      help="the DeepLabCut shuffle to load")
     p.add_argument("--ratings", type=Path, default=None, metavar="PARQUET",
                    help="--images only: a ratings table from `mfe ratings import` that rates some of the images (items "
                    "matched by file name, with or without extension); writes OUT/images_agreement.csv when the run "
