@@ -72,6 +72,30 @@ def test_baseline_windows_never_cross_the_fold_boundary(tiny8_task):
             assert item["ref_clip"].shape == item["clip"].shape
 
 
+@pytest.mark.slow
+def test_a_relative_model_on_synth_tiny_ranks_unseen_animals_windows_above_chance(tiny8_task, tmp_path):
+    """synth tiny (8 mice), task1_table (controls' recording 4 labelled 0), both folds: windows of
+    the test animals (never trained on, nor used to pick the checkpoint) are ranked above chance.
+    Measured at these settings on training seeds 10, 11, 12: window AUROC 0.789, 0.631, 0.721."""
+    from sklearn.metrics import roc_auc_score
+
+    from mouse_facial_expressions.config import load_config
+    from mouse_facial_expressions.data.tasks import make_task, preset
+    from mouse_facial_expressions.training import make_params, train_cv
+
+    torch.set_num_threads(2)
+    project = tmp_path / "project"
+    shutil.copytree(Path(tiny8_task).parent.parent, project)
+    task_dir = make_task(load_config(project), preset("task1_table", n_folds=2, num_frames=3, frame_stride=1, version="table"))
+    p = make_params("advanced", backbone="resnet18", num_layers=1, num_heads=2, d_model=64, ff_dim=64, epochs=12,
+                    learning_rate=1e-3, train_batch_size=4, test_batch_size=8, num_frames=3, frame_stride=1, image_size=32,
+                    workers=0, precision="32-true", seed=10, baseline_recording=1, run_name="rel")
+    summary = train_cv(task_dir, p, tmp_path / "models", track=False, progress=False, folds=[0, 1])
+    pred = pd.read_csv(summary["predictions"])
+    assert set(pred["label"]) == {0, 1}  # saline and treated animals' recording 4
+    assert roc_auc_score(pred["label"], pred["p1"]) > 0.6  # chance is 0.5; 0.789 when written
+
+
 def test_an_animal_without_baseline_is_named(tiny8_task, tmp_path):
     task_dir = tmp_path / "task"
     shutil.copytree(tiny8_task, task_dir)
