@@ -206,37 +206,33 @@ class ModelKeypoints:
 
     ``pose`` maps an RGB frame to ``(n_bodyparts, 3)`` (x, y, likelihood), its rows named by
     ``pose.bodyparts`` (:class:`preprocess.detect.FramePose`: a DeepLabCut project's model).
-    ``bodyparts`` maps each landmark to the model's bodyparts (averaged; the likelihood is their
-    minimum), as ``keypoints.bodyparts`` in ``mfe.yaml`` and :class:`GrowingKeypoints` do.
-    Only frames on the ``target_fps`` grid are run through the model.
+    Each pose becomes a canonical row with ``io.keypoints.to_canonical`` and ``bodyparts``
+    (landmark -> the model's bodyparts, as ``keypoints.bodyparts`` in ``mfe.yaml``), the
+    mapping ``mfe keypoints import`` applies to the same model's files; a bodypart the model
+    lacks is an error here, before the stream opens. Only frames on the ``target_fps`` grid
+    are run through the model.
     """
 
     def __init__(self, pose, bodyparts: dict[str, list[str]] | None = None):
         from mouse_facial_expressions.config import CANONICAL_LANDMARKS
+        from mouse_facial_expressions.io.dlc import COORDS
 
         self.pose = pose
         self.bodyparts = bodyparts or {lm: [lm] for lm in CANONICAL_LANDMARKS}
-        self.landmarks = list(self.bodyparts)
-        names = list(pose.bodyparts)
-        where = {name: j for j, name in enumerate(names)}
-        missing = {lm: bps for lm, bps in self.bodyparts.items() if any(bp not in where for bp in bps)}
-        if missing:
-            raise ValueError(f"{getattr(pose, 'snapshot', 'the pose model')}: bodyparts "
-                             f"{sorted({bp for bps in missing.values() for bp in bps if bp not in where})} "
-                             f"(landmarks {', '.join(missing)}) are not among the model's {names}; map them with "
-                             "keypoints.bodyparts in mfe.yaml")
-        self._idx = {lm: [where[bp] for bp in bps] for lm, bps in self.bodyparts.items()}
-        self.n_calls = 0
+        self._columns = pd.MultiIndex.from_product([list(pose.bodyparts), COORDS])
+        self._source = Path(str(getattr(pose, "snapshot", "pose model")))
+        self._canonical(0, np.full((len(pose.bodyparts), 3), np.nan))  # checks the mapping now
+
+    def _canonical(self, frame: int, xyl: np.ndarray) -> pd.DataFrame:
+        from mouse_facial_expressions.io.dlc import Pose
+        from mouse_facial_expressions.io.keypoints import to_canonical
+
+        data = pd.DataFrame(np.asarray(xyl, dtype=np.float64).reshape(1, -1), index=[frame], columns=self._columns)
+        return to_canonical(Pose(data, self._source), self.bodyparts, extras=False)
 
     def row(self, frame: int, rgb: np.ndarray) -> pd.DataFrame:
         """The canonical one-row table of ``frame`` from the model's pose of ``rgb``."""
-        pose = np.asarray(self.pose(rgb), dtype=np.float64)
-        self.n_calls += 1
-        r = {"frame": frame}
-        for lm, idx in self._idx.items():
-            r[f"{lm}_x"], r[f"{lm}_y"] = pose[idx, 0].mean(), pose[idx, 1].mean()
-            r[f"{lm}_likelihood"] = pose[idx, 2].min()
-        return pd.DataFrame([r])
+        return self._canonical(frame, self.pose(rgb))
 
 
 def on_time_grid(i: int, fps: float, target_fps: float) -> bool:

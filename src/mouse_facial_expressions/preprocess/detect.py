@@ -31,6 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from mouse_facial_expressions.io.keypoints import video_name
 
 log = logging.getLogger(__name__)
@@ -186,9 +188,7 @@ class FramePose:
     predict: Callable  # list of RGB (H, W, 3) uint8 frames -> list of DLC result dicts
     snapshot: Path
 
-    def __call__(self, rgb):
-        import numpy as np
-
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
         (res,) = self.predict([rgb])
         pose = np.asarray(res["bodyparts"], dtype=np.float64)
         if pose.ndim == 3:  # (individuals, bodyparts, coords): the first (one animal per face camera)
