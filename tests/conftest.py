@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny synthetic cohort (generated once per session) and the real data."""
+"""Shared fixtures: a tiny synthetic cohort (generated once per session) and the real data
+committed under ``tests/data`` (see its README.md)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+REAL_DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="session")
@@ -30,11 +31,10 @@ def tiny_project(tiny_cohort: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The real, read-only data folder (``../shared/data``); skips when it is absent."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data folder {SHARED_DATA} not found")
-    return SHARED_DATA
+def real_data() -> Path:
+    """``tests/data``: small real files (DeepLabCut and facemap labels, images, a video, the seed's
+    tables, a SLEAP file), committed. Read-only: copy before modifying."""
+    return REAL_DATA
 
 
 @pytest.fixture(scope="session")

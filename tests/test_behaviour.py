@@ -261,7 +261,7 @@ def test_behaviour_import_cli(body_project, capsys):
     assert "behaviour.bodyparts" in capsys.readouterr().out
 
 
-def test_features_of_real_open_field_labels(shared_data):
+def test_features_of_real_open_field_labels(real_data):
     """A real DeepLabCut open-field project (snout, ears, tail base; no body-centre label): the
     centre maps to the mean of snout and tail base, and the body length is the hand-labelled
     snout-to-tail-base distance of each frame."""
@@ -269,7 +269,7 @@ def test_features_of_real_open_field_labels(shared_data):
     from mouse_facial_expressions.io.keypoints import read_pose, to_canonical
     from mouse_facial_expressions.preprocess.behaviour import frame_features
 
-    base = shared_data / "real" / "dlc_openfield" / "labeled-data" / "m4s1" / "CollectedData_Pranav"
+    base = real_data / "dlc_openfield" / "labeled-data" / "m4s1" / "CollectedData_Pranav"
     mapping = {"nose": ["snout"], "left_ear": ["leftear"], "right_ear": ["rightear"], "body_centre": ["snout", "tailbase"],
                "tail_base": ["tailbase"]}
     table = to_canonical(read_pose(base.with_suffix(".h5")), mapping, extras=False)

@@ -10,15 +10,9 @@ import pytest
 
 from mouse_facial_expressions.io.dlc import PoseFileError, read_dlc, read_dlc_table, write_dlc
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+REAL = Path(__file__).parent / "data"  # committed real fixtures (tests/data/README.md)
 OPENFIELD = REAL / "dlc_openfield" / "labeled-data" / "m4s1" / "CollectedData_Pranav"
 FACEMAP = REAL / "facemap_headfixed" / "labeled-data" / "cam1_G7c1_1" / "CollectedData_AVS"
-
-
-def _need(path: Path) -> Path:
-    if not path.is_file():
-        pytest.skip(f"real data not available: {path} (../shared/data is absent)")
-    return path
 
 
 def analysis_table(n=6, bodyparts=("nose", "left_eye"), seed=0) -> pd.DataFrame:
@@ -31,7 +25,7 @@ def analysis_table(n=6, bodyparts=("nose", "left_eye"), seed=0) -> pd.DataFrame:
 
 
 def test_old_layout_h5_values_match_file():
-    path = _need(OPENFIELD.with_suffix(".h5"))
+    path = OPENFIELD.with_suffix(".h5")
     raw = pd.read_hdf(path)
     pose = read_dlc(path)
     assert pose.bodyparts == ["snout", "leftear", "rightear", "tailbase"]
@@ -42,24 +36,24 @@ def test_old_layout_h5_values_match_file():
 
 
 def test_old_layout_csv_equals_h5():
-    h5 = read_dlc(_need(OPENFIELD.with_suffix(".h5")))
-    csv = read_dlc(_need(OPENFIELD.with_suffix(".csv")))
+    h5 = read_dlc(OPENFIELD.with_suffix(".h5"))
+    csv = read_dlc(OPENFIELD.with_suffix(".csv"))
     pd.testing.assert_frame_equal(h5.data, csv.data)
 
 
 def test_hand_labels_get_likelihood_one():
-    pose = read_dlc(_need(OPENFIELD.with_suffix(".h5")))
+    pose = read_dlc(OPENFIELD.with_suffix(".h5"))
     lik = pose.data.xs("likelihood", axis=1, level="coords").to_numpy()
     assert np.all(lik == 1.0)
 
 
 def test_old_layout_frames_come_from_image_names():
-    pose = read_dlc(_need(OPENFIELD.with_suffix(".csv")))
+    pose = read_dlc(OPENFIELD.with_suffix(".csv"))
     np.testing.assert_array_equal(pose.frames()[:5], [0, 1, 2, 3, 4])
 
 
 def test_new_layout_h5_values_match_file():
-    path = _need(FACEMAP.with_suffix(".h5"))
+    path = FACEMAP.with_suffix(".h5")
     raw = pd.read_csv(FACEMAP.with_suffix(".csv"), header=[0, 1, 2], index_col=[0, 1, 2])
     pose = read_dlc(path)
     label = "labeled-data/cam1_G7c1_1/img0397.png"
@@ -70,8 +64,8 @@ def test_new_layout_h5_values_match_file():
 
 
 def test_new_layout_csv_equals_h5():
-    h5 = read_dlc(_need(FACEMAP.with_suffix(".h5")))
-    csv = read_dlc(_need(FACEMAP.with_suffix(".csv")))
+    h5 = read_dlc(FACEMAP.with_suffix(".h5"))
+    csv = read_dlc(FACEMAP.with_suffix(".csv"))
     pd.testing.assert_frame_equal(h5.data, csv.data)
     assert csv.frames()[:2].tolist() == [192, 397]
 

@@ -11,7 +11,7 @@ import pytest
 
 from mouse_facial_expressions.synth.eye_warp import EYE_KEYS, close_eye, closed_points, facemap_eyes, lid_opening
 
-FACEMAP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "facemap_headfixed" / "labeled-data"
+FACEMAP = Path(__file__).parent / "data" / "facemap_headfixed" / "labeled-data"  # tests/data/README.md
 #: A tilted eye, 80 px wide, lid points not opposite each other (as on the real labels).
 EYE = {"front": (80.0, 100.0), "back": (160.0, 112.0), "top": (122.0, 66.0), "bottom": (112.0, 140.0)}
 
@@ -153,8 +153,7 @@ def test_bad_points_are_errors():
 
 def _facemap_folders() -> list[Path]:
     folders = sorted(p.parent for p in FACEMAP.glob("*/CollectedData_AVS.h5"))
-    if not folders:
-        pytest.skip(f"real facemap data not found under {FACEMAP}")
+    assert len(folders) == 2, FACEMAP
     return folders
 
 
@@ -187,4 +186,4 @@ def test_every_real_facemap_frame_warps_and_its_gap_matches_the_level():
                 assert np.abs(after - before).mean() < 3.0, (path.name, k)
                 assert np.abs(after - before).mean() < np.abs(stayed - before).mean(), (path.name, k)
             n += 1
-    assert n == 60  # 30 labelled frames per recording, none missing
+    assert n == 4  # 30 labelled frames per recording, of which 2 have their image committed (tests/data)

@@ -26,7 +26,7 @@ from mouse_facial_expressions.io.keypoints import (
 )
 from mouse_facial_expressions.project import init_project
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+REAL = Path(__file__).parent / "data"  # committed real fixtures (tests/data/README.md)
 FACEMAP = REAL / "facemap_headfixed" / "labeled-data" / "cam1_G7c1_1" / "CollectedData_AVS.h5"
 EYE = ["eye_top", "eye_front", "eye_bottom", "eye_back"]
 
@@ -94,8 +94,6 @@ def test_to_canonical_default_mapping_columns_and_values():
 
 
 def test_facemap_mapping_averages_eye_points():
-    if not FACEMAP.is_file():
-        pytest.skip(f"real data not available: {FACEMAP}")
     raw = pd.read_hdf(FACEMAP)
     mapping = {"left_eye": EYE, "nose": ["nose_tip"]}
     canon = to_canonical(read_dlc(FACEMAP), mapping)
@@ -246,12 +244,8 @@ def test_info_cli_prints_bodyparts_and_individuals(tmp_path, capsys):
         to_canonical(read_dlc(path, "a"), {"nose": ["nose"]}), tmp_path / "c.parquet"))
 
 
-def test_import_tiny_cohort(request, tmp_path):
-    try:
-        cohort = request.getfixturevalue("tiny_cohort")
-    except pytest.FixtureLookupError:
-        pytest.skip("tests/conftest.py provides no tiny_cohort fixture yet")
-    cfg = cohort if hasattr(cohort, "path") else load_config(cohort)
+def test_import_tiny_cohort(tiny_cohort, tmp_path):
+    cfg = load_config(tiny_cohort)
     expected = find_pose_files([cfg.path("dlc")])
     outputs = import_keypoints(cfg, out=tmp_path / "canonical")
     assert sorted(p.stem for p in outputs) == sorted(expected)

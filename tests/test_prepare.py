@@ -233,39 +233,34 @@ def test_raw_video_cut_short_mid_stream_fails(project):
     assert sorted(report.written) == ["f2_rec1_preinjection", "m1_rec1_preinjection"]
 
 
-REAL_VIDEO = (Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "dlc_openfield"
-              / "videos" / "m3v1mp4.mp4")
+REAL_VIDEO = Path(__file__).parent / "data" / "dlc_openfield" / "videos" / "m3v1mp4.mp4"
 
 
 def test_real_video_first_frame_is_the_frame_at_start(tmp_path):
-    """Real H.264 (keyframes at 0 and 182): output frame 0 is raw frame 60 (2 s at 30 fps),
-    not the keyframe before it."""
-    if not REAL_VIDEO.is_file():
-        pytest.skip(f"real test video not found at {REAL_VIDEO}")
+    """Real open-field footage (the first 40 frames of DeepLabCut's m3v1mp4.mp4, H.264 with one
+    keyframe, at frame 0): output frame 0 is raw frame 15 (0.5 s at 30 fps), not the keyframe
+    before it."""
     import shutil
 
     root = tmp_path / "proj"
     cfg = init_project(root)
     shutil.copy(REAL_VIDEO, cfg.path("raw_videos") / "top__1__20220101_120000.mp4")
-    write_metadata(root, ["m1,1,top,2022,1,1,12,0,0,0:02,0:02.5,0"])
+    write_metadata(root, ["m1,1,top,2022,1,1,12,0,0,0:00.5,0:01,0"])
     report = prepare_videos(cfg, progress=False)
     assert report.written == ["m1_rec1_preinjection"]
     out = [f.astype(float) for _, f in iter_frames(cfg.path("processed_videos") / "m1_rec1_preinjection.mp4")]
-    raw = {i: f.astype(float) for i, f in iter_frames(REAL_VIDEO, 55, 80)}
-    assert len(out) == 15  # frames 60..74
+    raw = {i: f.astype(float) for i, f in iter_frames(REAL_VIDEO, 0, 40)}
+    assert len(out) == 15  # frames 15..29
     for k in (0, 14):
         err = {i: np.abs(out[k] - raw[i]).mean() for i in raw}
-        assert min(err, key=err.get) == 60 + k
+        assert min(err, key=err.get) == 15 + k
 
 
-def test_tiny_cohort_stamps_match_truth(request):
+def test_tiny_cohort_stamps_match_truth(tiny_project):
     """On `synth tiny`, every processed frame carries the raw index the truth table expects."""
-    try:
-        project = request.getfixturevalue("tiny_project")
-    except pytest.FixtureLookupError:
-        pytest.skip("tests/conftest.py provides no tiny_project fixture yet")
     import pandas as pd
 
+    project = tiny_project
     report = prepare_videos(load_config(project), progress=False)
     truth = pd.read_parquet(project / "truth" / "truth.parquet", columns=["video", "frame", "raw_frame"])
     assert report.ok and sorted(report.written) == sorted(truth["video"].unique())

@@ -1,11 +1,17 @@
-"""SLEAP files through the optional sleap-io package."""
+"""SLEAP files through the optional sleap-io package (a test dependency: the ``test`` extra pins it).
+
+The committed fixtures in ``tests/data/sleap`` (written by ``tests/data/make_sleap_fixture.py``)
+check the reader on files this code did not just write; the other tests write their own.
+"""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import sleap_io as sio
 
 from mouse_facial_expressions.io.dlc import PoseFileError
 from mouse_facial_expressions.io.sleap import INSTALL_HINT, read_sleap
@@ -20,8 +26,11 @@ def test_missing_sleap_io_says_how_to_install(tmp_path, monkeypatch):
     assert "[sleap]" in INSTALL_HINT
 
 
+SLEAP = Path(__file__).parent / "data" / "sleap"
+FACE = ["nose", "left_eye", "right_eye", "left_ear", "right_ear"]
+
+
 def _write_slp(path, tracks=("mouse1",), frames=(0, 2, 5)):
-    sio = pytest.importorskip("sleap_io", reason="sleap-io (optional [sleap] extra) is not installed")
     skeleton = sio.Skeleton(["nose", "left_eye"])
     video = sio.Video(filename="/data/m1_rec1_preinjection.mp4", open_backend=False)
     track_objs = [sio.Track(t) for t in tracks]
@@ -71,7 +80,6 @@ def test_import_keypoints_reads_slp(tmp_path):
 
 
 def test_analysis_h5_is_told_apart_from_dlc_h5(tmp_path):
-    sio = pytest.importorskip("sleap_io", reason="sleap-io (optional [sleap] extra) is not installed")
     from mouse_facial_expressions.io.keypoints import read_pose
 
     labels = sio.load_slp(str(_write_slp(tmp_path / "p.slp")), open_videos=False)
@@ -80,3 +88,31 @@ def test_analysis_h5_is_told_apart_from_dlc_h5(tmp_path):
     pose = read_pose(path)
     assert pose.scorer == "SLEAP" and pose.bodyparts == ["nose", "left_eye"]
     np.testing.assert_allclose(pose.xyl("nose")[5], [5.0, 1.0, 0.9], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["m1_rec1_preinjection.mp4.predictions.slp",
+                                  "labels.000_m1_rec1_preinjection.analysis.h5"])
+def test_committed_sleap_files_read_with_their_values_and_gaps(name):
+    """make_sleap_fixture.py: node k on frame f at (100 + 10k + f, 50 + 5k), score 0.5 + 0.1k;
+    frame 2 unlabelled, right_ear missing on frame 3."""
+    pose = read_sleap(SLEAP / name)
+    assert pose.bodyparts == FACE and pose.individual == "mouse1" and pose.extra["video"] == "m1_rec1_preinjection"
+    np.testing.assert_array_equal(pose.frames(), np.arange(5))
+    for k, node in enumerate(FACE):
+        x, y, score = pose.xyl(node)[4]
+        assert (x, y) == (104.0 + 10 * k, 50.0 + 5 * k)
+        assert score == pytest.approx(0.5 + 0.1 * k, rel=1e-6)  # stored as float32
+    assert np.isnan(pose.xyl("nose")[2]).all()
+    assert np.isnan(pose.xyl("right_ear")[3]).all() and pose.xyl("left_ear")[3][0] == 133.0
+
+
+def test_import_keypoints_maps_the_committed_slp_to_the_canonical_face(tmp_path):
+    from mouse_facial_expressions.config import CANONICAL_LANDMARKS, Config
+    from mouse_facial_expressions.io.keypoints import import_keypoints, load_canonical
+
+    cfg = Config(root=tmp_path, keypoints={"bodyparts": {n: [n] for n in FACE}})
+    (out,) = import_keypoints(cfg, sources=[SLEAP / "m1_rec1_preinjection.mp4.predictions.slp"], out=tmp_path / "canon")
+    assert out.name == "m1_rec1_preinjection.parquet"
+    canon = load_canonical(out)
+    assert {f"{n}_x" for n in CANONICAL_LANDMARKS} <= set(canon.columns)
+    assert canon.set_index("frame").loc[1, "left_ear_x"] == 131.0
