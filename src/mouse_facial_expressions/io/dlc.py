@@ -12,6 +12,10 @@ Layouts read, as ``.h5`` (pandas HDF5, key ``df_with_missing``) or ``.csv``:
   bodyparts/coords``); ``individual=`` picks one. Unique bodyparts (individual ``single``)
   are added to the picked individual.
 
+``.h5`` files are read with :func:`~mouse_facial_expressions.io.pandas_hdf.read_pandas_hdf`,
+never with ``pd.read_hdf``: PyTables unpickles what a file holds, so a crafted ``.h5`` could
+run code; this reader refuses any pickle that names a Python object.
+
 Every reader returns a :class:`Pose`: per bodypart ``x, y, likelihood`` (float64). Files
 without a likelihood get 1.0 where x and y are present. A point whose x or y is missing is
 NaN in all three values.
@@ -27,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from mouse_facial_expressions.io.pandas_hdf import PandasHDFError, pandas_hdf_keys, read_pandas_hdf
 
 #: Column level names of DLC tables, single- and multi-animal.
 SINGLE_LEVELS = ("scorer", "bodyparts", "coords")
@@ -140,19 +146,12 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 
 def _read_h5(path: Path) -> pd.DataFrame:
+    """The table of a DLC ``.h5``, read without unpickling (see :mod:`.pandas_hdf`)."""
     try:
-        with pd.HDFStore(path, mode="r") as store:
-            keys = store.keys()
-            if not keys:
-                raise PoseFileError(f"{path}: HDF5 file holds no pandas table")
-            key = f"/{H5_KEY}" if f"/{H5_KEY}" in keys else keys[0]
-            df = store[key]
-    except PoseFileError:
-        raise
-    except Exception as err:  # tables/pandas raise many types for a foreign HDF5 file
-        raise PoseFileError(f"{path}: not a DeepLabCut HDF5 table ({type(err).__name__}: {err})") from err
-    if not isinstance(df, pd.DataFrame):
-        raise PoseFileError(f"{path}: expected a table, found {type(df).__name__}")
+        keys = pandas_hdf_keys(path)
+        df = read_pandas_hdf(path, H5_KEY if f"/{H5_KEY}" in keys else None)
+    except PandasHDFError as err:  # UnsafePickleError too: its message says nothing ran
+        raise PoseFileError(str(err)) from None
     if isinstance(df.index, pd.MultiIndex):
         df.index = ["/".join(str(p) for p in t) for t in df.index]
     return df

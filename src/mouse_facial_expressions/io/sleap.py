@@ -4,6 +4,9 @@
 same :class:`~mouse_facial_expressions.io.dlc.Pose` as the DeepLabCut reader: one row per
 frame from 0 to the last labelled frame (frames without an instance are NaN), per node
 ``x, y, likelihood`` where the likelihood is SLEAP's point score (1.0 for user labels).
+
+Nothing here unpickles: sleap-io reads ``.slp`` and analysis ``.h5`` with h5py (arrays, JSON
+strings; skeletons in jsonpickle form are parsed as JSON, no class is imported).
 """
 
 from __future__ import annotations
@@ -27,13 +30,19 @@ def _sleap_io():
 
 
 def is_sleap_analysis_h5(path: str | Path) -> bool:
-    """Whether an HDF5 file is a SLEAP analysis export (datasets ``tracks``, ``node_names``)."""
-    import tables
+    """Whether an HDF5 file is a SLEAP analysis export (datasets ``tracks``, ``node_names``).
 
+    Looks with h5py, never PyTables: PyTables unpickles a node's attributes when it opens the
+    node, so probing a crafted file with it could run code.
+    """
     try:
-        with tables.open_file(str(path), mode="r") as f:
-            return "/tracks" in f and "/node_names" in f
-    except Exception:  # not HDF5 at all: not SLEAP either
+        import h5py
+    except ImportError:  # without h5py neither sleap-io nor the .h5 reader works
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            return isinstance(f.get("tracks"), h5py.Dataset) and isinstance(f.get("node_names"), h5py.Dataset)
+    except OSError:  # not HDF5 at all: not SLEAP either
         return False
 
 

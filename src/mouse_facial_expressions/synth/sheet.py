@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mouse_facial_expressions.config import load_config
+from mouse_facial_expressions.io.dlc import read_dlc_table
 from mouse_facial_expressions.io.video import read_frames
 
 #: BGR colour per keypoint (left side red-ish, right side green-ish, nose yellow).
@@ -35,8 +36,7 @@ def _dlc(project: Path, dlc_dir: Path, video: str) -> pd.DataFrame:
     files = sorted(dlc_dir.glob(f"{video}DLC*.h5"))
     if not files:
         raise FileNotFoundError(f"{dlc_dir}: no DLC file for {video}")
-    df = pd.read_hdf(files[0], key="df_with_missing")
-    return df.droplevel("scorer", axis=1)
+    return read_dlc_table(files[0]).droplevel("scorer", axis=1)  # never pd.read_hdf: it unpickles
 
 
 def _tile(frame: np.ndarray, kp: pd.Series, row: pd.Series, crop: int, zoom: int) -> np.ndarray:
