@@ -15,6 +15,7 @@ from mouse_facial_expressions.config import CANONICAL_LANDMARKS, load_config
 from mouse_facial_expressions.io.video import VideoWriter
 from mouse_facial_expressions.preprocess import extract as ex
 from mouse_facial_expressions.io.keypoints import load_canonical, write_canonical
+from mouse_facial_expressions.preprocess.quality import FLAG_COLUMNS
 from mouse_facial_expressions.preprocess.store import is_complete as store_is_complete
 from mouse_facial_expressions.preprocess.store import load_index, open_frames
 from mouse_facial_expressions.project import init_project
@@ -98,6 +99,7 @@ def test_eye_lands_on_its_stored_crop_position_and_sides_are_mirrored(project):
     crops = open_frames(project.path("frames"), "m1_rec1_preinjection")
     assert len(idx) == 60 == len(crops)
     assert idx["side"].tolist() == [side_of(i) for i in idx["frame"]]
+    assert not idx[list(FLAG_COLUMNS)].any().any() and not report.results[0].warnings  # a clean face: no flag
     for r in idx.itertuples():
         x, y = _bright_spot(crops[r.row])
         assert abs(x - r.eye_x) <= 1.5 and abs(y - r.eye_y) <= 1.5, (r.frame, x, y, r.eye_x, r.eye_y)
@@ -131,6 +133,21 @@ def test_nan_keypoints_make_frames_unusable(project):
     ex.extract_videos(project)
     frames = set(load_index(project.path("frames"))["frame"])
     assert not frames & {5, 6, 30} and len(frames) == 57
+
+
+def test_a_face_centre_off_the_frame_is_dropped_and_a_landmark_off_it_flagged(project):
+    kp = make_video(project, "v")
+    kp.loc[kp["frame"] < 10, [c for c in kp.columns if c.endswith("_x")]] += 1000.0  # the whole face off the frame
+    kp.loc[kp["frame"].between(10, 19), "nose_x"] = -40.0  # the nose off it, the face centre still on it
+    write_canonical(kp, project.path("keypoints") / "v.parquet")
+    report = ex.extract_videos(project)
+    idx = load_index(project.path("frames"))
+    assert idx["frame"].min() == 10 and len(idx) == 50  # the 10 blank crops are not stored
+    assert idx.loc[idx["frame"] < 20, "flag_off_frame"].all() and not idx.loc[idx["frame"] >= 20, "flag_off_frame"].any()
+    (res,) = report.results
+    assert res.quality["centre_off_frame"] == 10 and res.quality["flag_off_frame"] == 10
+    assert any("face centre of 10 of the 60 frames with a face lies off the 192x144 video frame" in w for w in res.warnings)
+    assert any("10 of the 50 stored crops are flagged (10 with a landmark off the frame" in w for w in res.warnings)
 
 
 def test_seed_policy_keeps_the_n_sharpest_of_every_kth_frame(project):

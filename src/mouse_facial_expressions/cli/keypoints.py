@@ -20,6 +20,12 @@ labeled-data/<video>/CollectedData_<name>.h5 -> <video>. When a file exists as .
 .csv, the .h5 is read. Each table records the pose file's content hash, the bodypart mapping
 and the individual: a rerun skips fresh tables and redoes those whose source or mapping
 changed, and says why (--dry-run lists both without writing).
+
+A file that fails (unreadable, a bodypart missing, no frame that can be aligned) leaves no
+table to crop from: its previous <video>.parquet moves to <video>.parquet.stale and
+<video>.import-failed.json says why, so `mfe extract` refuses the video and `mfe task make`
+its old crops until an import of it succeeds. A pose file older than its processed video
+(made from an earlier cut of it?) is warned about, naming both files and their times.
 """
 
 DETECT_DESCRIPTION = """\

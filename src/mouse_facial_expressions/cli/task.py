@@ -23,7 +23,10 @@ def register(sub, formatter):
         description="Label the frame store with a task's rules, exclude animals/videos, make "
         "StratifiedGroupKFold folds by animal (each split again by animal into train and "
         "validation) and write task.yaml, frames.parquet, folds.json and README.md to "
-        "<paths.tasks>/task-<dataset_version>/. Errors name the rows, videos or animals involved.",
+        "<paths.tasks>/task-<dataset_version>/. Crops that mfe extract flagged (a landmark off the frame, a "
+        "likelihood below the cutoff, an implausible face geometry) are left out, and so is a video with too few "
+        "crops left for one window: each such video is printed with its counts and the reason, and listed in the "
+        "README's notes. Errors name the rows, videos or animals involved.",
         formatter_class=formatter,
     )
     add_project_arg(m)

@@ -8,7 +8,12 @@ several bodyparts is their mean position, its likelihood the minimum of theirs, 
 when any of them is missing.
 
 ``import_keypoints`` turns a folder of DeepLabCut/SLEAP files into
-``keypoints/canonical/<video>.parquet``, skipping outputs that are up to date.
+``keypoints/canonical/<video>.parquet``, skipping outputs that are up to date. A file that
+fails leaves no table to crop from: the previous ``<video>.parquet`` (made from an earlier pose
+file) moves to ``<video>.parquet.stale`` and ``<video>.import-failed.json`` says why
+(:func:`import_failure`; ``mfe extract`` refuses the video and ``mfe task make`` its old crops
+until an import succeeds). A pose file older than its processed video is warned about
+(:func:`pose_age_warning`): its keypoints may belong to an earlier cut of the video.
 """
 
 from __future__ import annotations
@@ -27,6 +32,15 @@ import pyarrow.parquet as pq
 from mouse_facial_expressions import provenance
 from mouse_facial_expressions.io.atomic import atomic_path
 from mouse_facial_expressions.io.dlc import Pose, PoseFileError, individuals_of, read_dlc, read_dlc_table
+from mouse_facial_expressions.io.keypoint_status import (
+    FAILED_SUFFIX,
+    STALE_SUFFIX,
+    clear_failed,
+    import_failure,
+    is_synthetic_project,
+    mark_failed,
+    pose_age_warning,
+)
 from mouse_facial_expressions.io.sleap import is_sleap_analysis_h5, read_sleap, sleap_tracks
 
 log = logging.getLogger(__name__)
@@ -272,6 +286,8 @@ def _settings(mapping: dict, individual: str | None) -> dict:
 
 def import_status(out: Path, src: Path, mapping: dict, individual: str | None) -> list[str]:
     """Why ``out`` must be (re)imported from ``src``: ``[]`` when fresh (see :mod:`provenance`)."""
+    if import_failure(out) is not None:
+        return ["last import failed"]
     if not out.is_file():
         return ["new"]
     try:
@@ -337,8 +353,11 @@ def import_keypoints(
 
     out_dir, mapping, individual, files = _plan(cfg, sources, individual, out)
     written, skipped, outputs, failures, redone = 0, 0, [], [], {}
+    videos_dir = None if is_synthetic_project(cfg) else cfg.path("processed_videos")
     for video, src in tqdm(sorted(files.items()), desc="keypoints", unit="file", disable=None):
         dst = out_dir / f"{video}.parquet"
+        if videos_dir is not None and (old := pose_age_warning(src, videos_dir / f"{video}.mp4")):
+            log.warning(old)
         reasons = import_status(dst, src, mapping, individual)
         if not reasons:
             skipped += 1
@@ -353,8 +372,10 @@ def import_keypoints(
         except (ValueError, ImportError, OSError) as err:
             msg = str(err)
             failures.append(f"  {msg}" if str(src) in msg else f"  {src}: {msg}")
+            mark_failed(dst, src, msg)  # the old table is of another pose file: never crop from it again
             continue
         write_canonical(table, dst, meta)
+        clear_failed(dst)
         written += 1
         outputs.append(dst)
         if reasons != ["new"]:
@@ -362,7 +383,9 @@ def import_keypoints(
     log.info("keypoints: %d written, %d up to date, %d failed -> %s%s", written, skipped, len(failures), out_dir,
              f"; {provenance.summarise(redone)}" if redone else "")
     if failures:
-        raise KeypointImportError(f"{len(failures)} of {len(files)} pose files failed:\n" + "\n".join(failures))
+        raise KeypointImportError(f"{len(failures)} of {len(files)} pose files failed (their previous tables, if any, "
+                                  f"moved to <video>{STALE_SUFFIX}; see <video>{FAILED_SUFFIX} in {out_dir}):\n"
+                                  + "\n".join(failures))
     return outputs
 
 

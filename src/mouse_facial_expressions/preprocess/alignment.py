@@ -169,6 +169,30 @@ def _point(xy: Mapping[str, np.ndarray], item: Sequence[str], side: str | None) 
     return np.mean([np.asarray(xy[n], float) for n in names], axis=0)
 
 
+def _picked(xy: Mapping[str, np.ndarray], item: Sequence[str], side: np.ndarray) -> np.ndarray:
+    """``(N, 2)``: the mean of ``item`` per frame, ``{side}`` resolved with each frame's side."""
+    if not any(SIDE_TOKEN in x for x in item):
+        return _point(xy, item, None)
+    return np.where((np.asarray(side) == geometry.RIGHT)[:, None], _point(xy, item, "right"), _point(xy, item, "left"))
+
+
+def used_points(alignment: Alignment, xy: Mapping[str, np.ndarray], side: np.ndarray) -> dict[str, np.ndarray]:
+    """Source coordinates of what aligns each frame (``side`` from :func:`frame_geometry`).
+
+    Returns:
+        ``front``, ``back``, ``centre`` ``(N, 2)``; ``required`` ``(N, R, 2)`` the required
+        landmarks of the visible side; ``snout`` ``(N, 2)`` the nose when the alignment requires it
+        off its axis (``dlc_face``), else absent. NaN where the frame has no side.
+    """
+    none = (np.asarray(side) == geometry.NO_SIDE)[:, None]
+    out = {"front": _picked(xy, alignment.axis[0], side), "back": _picked(xy, alignment.axis[1], side),
+           "centre": np.mean([_picked(xy, c, side) for c in alignment.centre], axis=0)}
+    out["required"] = np.stack([_picked(xy, (r,), side) for r in alignment.required], axis=1)  # (N, R, 2)
+    if "nose" in alignment.required and "nose" not in (*alignment.axis[0], *alignment.axis[1]):
+        out["snout"] = _picked(xy, ("nose",), side)
+    return {k: np.where(none[:, :, None] if v.ndim == 3 else none, np.nan, v) for k, v in out.items()}
+
+
 def frame_geometry(alignment: Alignment, xy: Mapping[str, np.ndarray], lik: Mapping[str, np.ndarray],
                    pcutoff: float, crop_size: float, out_size: int) -> dict[str, np.ndarray]:
     """Side, usability, alignment matrix and crop-space landmarks of every frame (vectorised).
@@ -211,9 +235,7 @@ def frame_geometry(alignment: Alignment, xy: Mapping[str, np.ndarray], lik: Mapp
         side = np.where(ok, code, geometry.NO_SIDE).astype(np.int8)
 
     def picked(item):  # (N, 2) per frame, the visible side's landmarks
-        if not any(SIDE_TOKEN in x for x in item):
-            return _point(xy, item, None)
-        return np.where((side == geometry.RIGHT)[:, None], _point(xy, item, "right"), _point(xy, item, "left"))
+        return _picked(xy, item, side)
 
     front, back = picked(alignment.axis[0]), picked(alignment.axis[1])
     centre = np.mean([picked(c) for c in alignment.centre], axis=0)

@@ -1,15 +1,9 @@
 """``mfe extract``: processed videos + canonical keypoints -> aligned, scored face crops.
 
-Per video (:func:`extract_video`):
-
-1. read the canonical keypoint table and the video header; reconcile their frame counts;
-2. compute the geometry of every frame at once (visible side, alignment matrix, crop-space
-   landmarks) and the candidate frames of the selection policy;
-3. decode the video in ONE sequential pass and warp only the candidates (one
-   ``cv2.warpAffine`` each), scoring sharpness and intensity;
-4. choose the stored frames, split them into runs, normalise their intensity
-   (``extract.normalize``, :mod:`preprocess.normalize`; ``none`` by default) and write the
-   frame store atomically.
+Per video (:func:`extract_video`): refuse a video whose last ``mfe keypoints import`` failed
+(:mod:`io.keypoint_status`), warn when its pose file is older than the video, crop it
+(:func:`preprocess.crop.crop_video`: one decode pass; frames whose face centre is off the video
+frame are dropped, the others carry quality flags) and write the frame store atomically.
 
 :func:`extract_videos` runs that over a project's videos, skipping complete ones,
 optionally over a process pool (``workers``) and one share of the videos (``shard``).
@@ -25,23 +19,28 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
 from mouse_facial_expressions import provenance
 from mouse_facial_expressions.config import Config
-from mouse_facial_expressions.io.keypoints import landmark_names, load_canonical, validate_canonical
-from mouse_facial_expressions.io.video import MAX_HEADER_SHORTFALL, VideoError, iter_frames, probe
+from mouse_facial_expressions.io import keypoint_status
+from mouse_facial_expressions.io.keypoints import canonical_meta
+from mouse_facial_expressions.io.video import VideoError
 from mouse_facial_expressions.preprocess import alignment as alignment_mod
-from mouse_facial_expressions.preprocess import domain, geometry, normalize, select, store
-from mouse_facial_expressions.preprocess.quality import crop_quality
+from mouse_facial_expressions.preprocess import domain, normalize, store
+from mouse_facial_expressions.preprocess.crop import (  # noqa: F401  (the one-video API, re-exported)
+    ExtractError,
+    check_landmarks,
+    crop_video,
+    frame_geometry,
+    landmark_quality,
+    read_keypoints,
+)
 
 log = logging.getLogger(__name__)
 
-
-class ExtractError(ValueError):
-    """A video cannot be extracted; the message names the file and the problem."""
+#: :func:`video_status`'s reason when the video's last ``mfe keypoints import`` failed.
+IMPORT_FAILED = "keypoints import failed"
 
 
 @dataclass
@@ -59,6 +58,7 @@ class VideoResult:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)  # why it was (re)done: "new", "keypoints changed", ...
+    quality: dict = field(default_factory=dict)  # landmark-quality counts (preprocess.crop.crop_video info)
 
 
 @dataclass
@@ -102,171 +102,7 @@ class ExtractReport:
         return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------- inputs
-
-def read_keypoints(path: str | Path | pd.DataFrame, where: str | Path | None = None) -> pd.DataFrame:
-    """Canonical keypoint table, one row per frame ``0..n-1`` (missing frames become NaN rows).
-
-    Read with :func:`mouse_facial_expressions.io.keypoints.load_canonical` (which checks the
-    columns and that frames strictly increase); ``path`` may also be a canonical table already
-    in memory, checked the same way, with ``where`` naming it in errors (the user's pose file).
-    Every landmark is kept; :func:`crop_video` checks that the alignment's are there.
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: a malformed table, naming the file.
-    """
-    if isinstance(path, pd.DataFrame):
-        where = Path(where) if where is not None else Path("keypoint table")
-        df = validate_canonical(path.reset_index(drop=True), str(where))
-    else:
-        where = Path(path)
-        df = load_canonical(where)
-    if len(df) and df["frame"].iloc[0] < 0:
-        raise ExtractError(f"{where}: negative frame number {int(df['frame'].iloc[0])}")
-    n = int(df["frame"].iloc[-1]) + 1 if len(df) else 0
-    return df.set_index("frame").reindex(np.arange(n)).rename_axis("frame").reset_index()
-
-
-def check_landmarks(kp: pd.DataFrame, alignment, where: str | Path) -> None:
-    """Raise :class:`ExtractError` naming ``where`` when ``kp`` lacks a landmark ``alignment`` needs."""
-    align = alignment_mod.resolve(alignment)
-    missing = alignment_mod.missing_landmarks(align, landmark_names(kp))
-    if missing:
-        raise ExtractError(f"{where}: keypoint table lacks landmarks {missing} that extract.alignment "
-                           f"{align.name!r} needs; it has {landmark_names(kp)} (map them in keypoints.bodyparts)")
-
-
-def frame_geometry(kp: pd.DataFrame, pcutoff: float, crop_size: float, out_size: int,
-                   alignment=None) -> dict[str, np.ndarray]:
-    """Per-frame side, usability, alignment matrix and crop-space landmarks (vectorised).
-
-    A frame is usable when the landmarks ``alignment`` requires (default ``dlc_face``: nose,
-    eye and ear of exactly one side) are above ``pcutoff`` and have finite coordinates (NaN
-    keypoints -> unusable); see :mod:`preprocess.alignment`.
-
-    Returns:
-        dict with ``side`` (N,) int8, ``usable`` (N,) bool, ``matrix`` (N, 2, 3),
-        ``min_likelihood`` (N,), ``axis_px`` (N,), and (N, 2) crop coordinates per landmark
-        (``eye``/``ear``/``nose`` for ``dlc_face``, with the side removed).
-    """
-    names = landmark_names(kp)
-    xy = {lm: kp[[f"{lm}_x", f"{lm}_y"]].to_numpy(float) for lm in names}
-    lik = {lm: kp[f"{lm}_likelihood"].to_numpy(float) for lm in names}
-    return alignment_mod.frame_geometry(alignment_mod.resolve(alignment), xy, lik, pcutoff, crop_size, out_size)
-
-
-def _check_counts(video_path: Path, kp_path: Path, n_video: int, n_kp: int, max_mismatch: int) -> str | None:
-    diff = abs(n_video - n_kp)
-    if diff > max_mismatch:
-        raise ExtractError(
-            f"{video_path.name}: the video has {n_video} frames but {kp_path} has {n_kp} keypoint rows "
-            f"(difference {diff} > extract.max_count_mismatch={max_mismatch})")
-    if diff:
-        return (f"{video_path.name}: {n_video} video frames vs {n_kp} keypoint rows; "
-                f"using the common range 0..{min(n_video, n_kp) - 1}")
-    return None
-
-
 # ----------------------------------------------------------------------------- one video
-
-def crop_video(video_path: str | Path, kp: pd.DataFrame, s: dict, video: str | None = None,
-               kp_path: str | Path | None = None) -> tuple[np.ndarray, pd.DataFrame, dict]:
-    """Decode a video once and return the crops and index rows the frame store keeps.
-
-    Shared by ``mfe extract`` (which stores the result) and ``mfe predict`` (which scores it
-    on the fly), so both see bit-identical crops for the same frames.
-
-    Args:
-        video_path: the processed video.
-        kp: canonical keypoints (:func:`read_keypoints`), one row per frame.
-        s: settings as :func:`_settings` gives them (policy, crop/out size, thresholds, pcutoff,
-            max_count_mismatch, alignment, normalize: absent means ``none``).
-        video: name for the ``video`` column (default: the file stem).
-        kp_path: keypoint file named in count-mismatch messages.
-
-    Returns:
-        ``(crops (N, S, S) uint8, index, info)``: ``index`` has the frame-store columns
-        (ARCHITECTURE.md); ``info`` has fps, n_video_frames, n_candidates, decode_seconds, warnings.
-        The crops are normalised with ``s["normalize"]`` over the kept crops of this video
-        (:func:`preprocess.normalize.normalize_video`); sharpness and intensity, which choose
-        the frames, are measured on the crops before normalisation.
-
-    Raises:
-        ExtractError: no frame rate, or keypoint rows and video frames differ by more than
-            ``max_count_mismatch`` (the message names both counts).
-    """
-    video_path = Path(video_path)
-    video = video or video_path.stem
-    kp_name = Path(kp_path) if kp_path is not None else Path(f"{video}.parquet")
-    info = probe(video_path)
-    if info.fps <= 0:
-        raise ExtractError(f"{video_path}: the header gives no frame rate")
-    n_header = info.n_frames or len(kp)  # no header count: the decode pass checks it below
-    warning = _check_counts(video_path, kp_name, n_header, len(kp), s["max_count_mismatch"])
-    n = min(n_header, len(kp))
-    check_landmarks(kp, s.get("alignment"), kp_name)
-
-    geo = frame_geometry(kp.iloc[:n], s["pcutoff"], s["crop_size"], s["out_size"], s.get("alignment"))
-    cand = select.candidates(s["policy"], geo["usable"], info.fps, target_fps=s["target_fps"], every_k=s["every_k"])
-    n_cand = len(cand)
-
-    # One sequential decode pass; warp only the candidates.
-    size = int(s["out_size"])
-    crops = np.empty((len(cand), size, size), np.uint8)
-    sharp = np.full(len(cand), np.nan)
-    inten = np.full(len(cand), np.nan)
-    mats = geo["matrix"]
-    wanted = np.zeros(n, bool)
-    wanted[cand] = True
-    k, n_decoded = 0, 0
-    t_loop = time.perf_counter()
-    # Decode to the end (the true frame count); only candidates are converted and warped.
-    for i, frame in iter_frames(video_path, wanted=wanted):
-        n_decoded = i + 1
-        if frame is not None:
-            crops[k] = geometry.warp_crop(frame, mats[i], size)
-            sharp[k], inten[k] = crop_quality(crops[k])
-            k += 1
-    decode_seconds = time.perf_counter() - t_loop
-    if info.n_frames and n_decoded < info.n_frames - MAX_HEADER_SHORTFALL:
-        # A video problem, not a keypoint problem: say so before comparing with the keypoints.
-        raise VideoError(f"{video_path}: decoding stopped after {n_decoded} of the {info.n_frames} frames its header "
-                         "announces: the file is truncated or corrupt (rerun `mfe prepare --overwrite` for it, or "
-                         "check the raw video)")
-    if n_decoded != n_header or k < len(cand):
-        # The header lied (or the file is cut short): check again against the decoded count.
-        warning = _check_counts(video_path, kp_name, n_decoded, len(kp), s["max_count_mismatch"])
-        if k < len(cand):
-            # candidates beyond the end of the video: drop them
-            cand, crops, sharp, inten = cand[:k], crops[:k], sharp[:k], inten[:k]
-
-    keep = select.final_choice(s["policy"], sharp, geo["min_likelihood"][cand], n_keep=s["n_sharpest"],
-                               min_sharpness=s["min_sharpness"], min_likelihood=s["min_likelihood"])
-    rows = cand[keep]
-    times = rows / info.fps
-    index = pd.DataFrame({
-        "video": video,
-        "row": np.arange(len(rows), dtype=np.int64),
-        "frame": rows.astype(np.int64),
-        "time": times,
-        "side": np.array([geometry.SIDE_NAMES[int(v)] for v in geo["side"][rows]], dtype=object),
-        "sharpness": sharp[keep],
-        "intensity": inten[keep],
-        "min_likelihood": geo["min_likelihood"][rows],
-        "run": select.split_runs(times, s["max_gap_s"]),
-    })
-    index["axis_px"] = geo["axis_px"][rows]
-    points = [k for k, v in geo.items() if isinstance(v, np.ndarray) and v.ndim == 2 and v.shape[1] == 2]
-    for name in dict.fromkeys(["eye", "ear", "nose", *points]):  # the store's fixed columns first
-        pts = geo[name][rows] if name in geo else np.full((len(rows), 2), np.nan)
-        index[f"{name}_x"], index[f"{name}_y"] = pts[:, 0], pts[:, 1]
-    info_out = {"fps": info.fps, "n_video_frames": n_decoded, "video_seconds": n_decoded / info.fps,
-                "n_candidates": n_cand, "decode_seconds": decode_seconds,
-                "warnings": [warning] if warning else []}
-    kept = normalize.normalize_video(np.ascontiguousarray(crops[keep]), s.get("normalize"))
-    return kept, index, info_out
-
 
 def extract_video(cfg: Config, video: str, fmt: str | None = None) -> VideoResult:
     """Extract one video into the frame store (overwrites its outputs).
@@ -278,23 +114,43 @@ def extract_video(cfg: Config, video: str, fmt: str | None = None) -> VideoResul
     video_path = cfg.path("processed_videos") / f"{video}.mp4"
     kp_path = cfg.path("keypoints") / f"{video}.parquet"
     res = VideoResult(video, "failed")
+    failed = keypoint_status.import_failure(kp_path)
+    if failed is not None:  # the table left (if any) was made from an earlier pose file
+        raise ExtractError(keypoint_status.failure_message(kp_path, failed))
     made_from = provenance.record(_inputs(cfg, video), _settings(cfg))  # fingerprinted before reading
     kp = read_keypoints(kp_path)
     res.n_keypoint_rows = len(kp)
     crops, index, info = crop_video(video_path, kp, _settings(cfg), video, kp_path)
     res.n_candidates, res.decode_seconds = info["n_candidates"], info["decode_seconds"]
-    res.n_video_frames = info["n_video_frames"]
-    for w in info["warnings"]:
+    res.n_video_frames, res.quality = info["n_video_frames"], info["quality"]
+    old_pose = _pose_age_warning(cfg, kp_path, video_path)
+    for w in ([old_pose] if old_pose else []) + info["warnings"]:
         res.warnings.append(w)
         log.warning(w)
     meta = {"fps": info["fps"], "n_video_frames": info["n_video_frames"], "n_keypoint_rows": len(kp), **_settings(cfg),
             "provenance": made_from}
     meta["domain"] = domain.video_summary(crops, index)  # the domain check's record (preprocess/domain.py)
     meta["synthetic"] = domain.is_synthetic_project(cfg.root)
+    meta["quality"] = info["quality"]
     store.write_video_frames(cfg.path("frames"), video, crops, index, meta, png=(fmt or cfg.extract.format) == "png")
     res.status, res.n_stored = "done", len(index)
     res.seconds = time.perf_counter() - t0
     return res
+
+
+def _pose_age_warning(cfg: Config, kp_path: Path, video_path: Path) -> str | None:
+    """:func:`io.keypoint_status.pose_age_warning` for the pose file a canonical table was imported
+    from (its ``source``; the recorded mtime when the file is gone); None in synthetic projects."""
+    if domain.is_synthetic_project(cfg.root):
+        return None
+    try:
+        meta = canonical_meta(kp_path)
+    except Exception:  # unreadable metadata: read_keypoints has read the table itself
+        return None
+    recorded = (meta.get("provenance") or {}).get("inputs", {}).get("pose file") or {}
+    if not meta.get("source") or not recorded:
+        return None  # written by hand or before provenance records
+    return keypoint_status.pose_age_warning(meta["source"], video_path, recorded.get("mtime_ns"))
 
 
 def _settings(cfg: Config) -> dict:
@@ -315,8 +171,11 @@ def _inputs(cfg: Config, video: str) -> dict[str, Path]:
 
 def video_status(cfg: Config, video: str) -> list[str]:
     """Why ``video`` must be (re)extracted: ``[]`` when its crops are fresh, else the reasons
-    (``["new"]``, ``["keypoints changed"]``, ``["settings changed: crop_size 128 -> 150"]``, ...)."""
+    (``["new"]``, ``["keypoints changed"]``, ``["settings changed: crop_size 128 -> 150"]``, ...;
+    :data:`IMPORT_FAILED` alone when the last keypoint import of the video failed)."""
     frames_dir = cfg.path("frames")
+    if keypoint_status.import_failure(cfg.path("keypoints") / f"{video}.parquet") is not None:
+        return [IMPORT_FAILED]  # extract refuses it; task make refuses crops it has from an earlier pose file
     if not store.index_path(frames_dir, video).is_file():
         return ["new"]
     if not store.is_complete(frames_dir, video):

@@ -7,8 +7,9 @@ Per video ``<video>``, inside ``frames_dir``:
   original layout, ``NNNNN`` = frame of the processed video;
 - ``<video>.parquet``: one row per crop (video, row, frame, time, side, sharpness,
   intensity, min_likelihood, run, eye/ear/nose crop coordinates, NaN where the alignment has no
-  such landmark; then optionally axis_px, the face size in source pixels, and the crop
-  coordinates of the other landmarks). Written last: its presence
+  such landmark; then optionally axis_px, the face size in source pixels, the crop
+  coordinates of the other landmarks and the quality flags ``flag_off_frame``,
+  ``flag_low_likelihood``, ``flag_geometry``: :mod:`preprocess.quality`). Written last: its presence
   marks the video complete. Its schema metadata carries the video's fps and the settings.
 
 Every file is written under a temporary name beside the old one and renamed when all are
@@ -36,6 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mouse_facial_expressions.io.atomic import atomic_path, write_json
+from mouse_facial_expressions.preprocess.quality import FLAG_COLUMNS
 from mouse_facial_expressions.provenance import fingerprint, same_file
 
 STORE_JSON = "store.json"
@@ -46,9 +48,10 @@ INDEX_COLUMNS = [
     "video", "row", "frame", "time", "side", "sharpness", "intensity", "min_likelihood", "run",
     "eye_x", "eye_y", "ear_x", "ear_y", "nose_x", "nose_y",
 ]
-#: Optional index columns after :data:`INDEX_COLUMNS`: the face size, and the crop coordinates
-#: (``<name>_x``, ``<name>_y``) of other alignment landmarks and of extra landmarks (whiskers, mouth).
-OPTIONAL_COLUMNS = ("axis_px",)
+#: Optional index columns after :data:`INDEX_COLUMNS`: the face size, the crop coordinates
+#: (``<name>_x``, ``<name>_y``) of other alignment landmarks and of extra landmarks (whiskers, mouth),
+#: and the landmark-quality flags (bool; absent in stores written before them: unflagged).
+OPTIONAL_COLUMNS = ("axis_px", *FLAG_COLUMNS)
 
 
 def index_columns(index: pd.DataFrame) -> list[str]:
@@ -207,6 +210,8 @@ def load_index(frames_dir: str | Path) -> pd.DataFrame:
     """The index of every complete video, concatenated (sorted by video, then row).
 
     Returns an empty frame with :data:`INDEX_COLUMNS` when the store holds no complete video.
+    Videos written before the quality flags existed count as unflagged (False) when other
+    videos of the store have them.
 
     Raises:
         FileNotFoundError: ``frames_dir`` does not exist.
@@ -219,7 +224,11 @@ def load_index(frames_dir: str | Path) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype=object if c in ("video", "side") else float)
                              for c in INDEX_COLUMNS})
-    return pd.concat(parts, ignore_index=True)
+    index = pd.concat(parts, ignore_index=True)
+    for c in FLAG_COLUMNS:
+        if c in index.columns:
+            index[c] = index[c].eq(True)  # missing (older videos) = unflagged
+    return index
 
 
 def open_frames(frames_dir: str | Path, video: str) -> np.ndarray:
