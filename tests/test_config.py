@@ -72,7 +72,8 @@ def test_init_writes_a_commented_config_that_loads_back(tmp_path):
     data = yaml.safe_load(text)
     assert data["extract"]["crop_size"] == cfg.extract.crop_size
     for name in type(cfg.paths).model_fields:
-        assert cfg.path(name).is_dir()
+        if getattr(cfg.paths, name) is not None:  # optional paths (onnx_cache) are unset, made when used
+            assert cfg.path(name).is_dir()
 
 
 def test_init_refuses_to_overwrite(tmp_path):

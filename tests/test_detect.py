@@ -120,6 +120,8 @@ def test_synth_cli_writes_the_dlc_project(tmp_path):
 
 def _project(tmp_path: Path, videos=("a", "b", "c")) -> tuple:
     """A project with processed 'videos' (never decoded by a fake DLC) and a DLC config file."""
+    if not (tmp_path / "mfe.yaml").exists():  # `-p` refuses a folder that is not a project
+        (tmp_path / "mfe.yaml").write_text("")
     cfg = load_config(tmp_path)
     folder = cfg.path("processed_videos")
     folder.mkdir(parents=True)

@@ -103,6 +103,7 @@ def test_mfe_train_takes_every_flag_of_the_brief():
 
 
 def test_missing_task_folder_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "mfe.yaml").write_text("")
     code = main(["train", "-p", str(tmp_path), "--dataset_version", "9"])
     assert code == 1
     assert "task-9" in capsys.readouterr().err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mouse_facial_expressions.cli import main
 from mouse_facial_expressions.config import load_config
 from mouse_facial_expressions.io.metadata import (
@@ -58,3 +60,64 @@ def test_init_prints_the_numbered_next_steps(tmp_path, capsys):
     for text in ("videos/raw/", "keypoints/dlc/", "mfe keypoints detect --dlc-config", "mfe keypoints import",
                  "extract.alignment", "headfixed_eye_nose", "dlc_face", "mfe predict"):
         assert text in out, text
+
+
+# --------------------------------------------------------------------------- -p must name a project
+
+COMMANDS_WITH_P = [
+    ["train"], ["extract"], ["prepare"], ["task", "make", "--preset", "task1"], ["keypoints", "import"],
+    ["keypoints", "detect"], ["behaviour", "import"], ["ratings", "import", "sheet.csv"], ["evaluate", "RUN"],
+    ["predict", "video.mp4", "--keypoints", "kp", "--model", "RUN"], ["export", "RUN", "--onnx"],
+    ["finetune", "--from", "RUN", "--task", "TASK"],
+]
+
+
+@pytest.mark.parametrize("argv", COMMANDS_WITH_P, ids=lambda a: " ".join(a[:2]))
+def test_a_project_folder_that_does_not_exist_is_refused(argv, tmp_path, capsys):
+    missing = tmp_path / "typo"
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "-p", str(missing)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{missing}: not an mfe project (no such folder); create one with `mfe init {missing}`" in err
+    assert "usage:" not in err  # one line, not the command's whole usage
+    assert list(tmp_path.iterdir()) == []  # not taken as a project rooted in its parent: nothing written
+
+
+@pytest.mark.parametrize("argv", [["train"], ["extract"], ["task", "make", "--preset", "task1"]], ids=lambda a: a[0])
+def test_a_folder_without_mfe_yaml_is_not_a_project(argv, tmp_path, capsys):
+    (tmp_path / "videos").mkdir()
+    with pytest.raises(SystemExit):
+        main([*argv, "--project", str(tmp_path)])
+    assert f"{tmp_path}: not an mfe project (no mfe.yaml); create one with `mfe init {tmp_path}`" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["videos"]
+
+
+def test_a_project_folder_or_its_mfe_yaml_is_accepted(tmp_path):
+    from mouse_facial_expressions.cli import build_parser
+    from mouse_facial_expressions.cli._common import project_config
+
+    init_project(tmp_path / "proj")
+    (tmp_path / "proj" / "mfe.yaml").write_text("project:\n  dataset_version: '7'\n")
+    for given in (tmp_path / "proj", tmp_path / "proj" / "mfe.yaml"):
+        cfg = project_config(build_parser().parse_args(["extract", "-p", str(given)]))
+        assert cfg.root == (tmp_path / "proj").resolve() and cfg.project.dataset_version == "7"
+
+
+def test_without_p_the_current_folder_is_used_even_without_mfe_yaml(tmp_path, monkeypatch):
+    from mouse_facial_expressions.cli import build_parser
+    from mouse_facial_expressions.cli._common import project_config
+
+    monkeypatch.chdir(tmp_path)
+    assert project_config(build_parser().parse_args(["extract"])).root == tmp_path.resolve()
+
+
+def test_load_config_of_a_folder_that_does_not_exist_is_rooted_there(tmp_path):
+    assert load_config(tmp_path / "new").path("frames") == (tmp_path / "new" / "frames").resolve()
+
+
+def test_init_makes_a_project_in_a_folder_that_does_not_exist(tmp_path):
+    assert main(["init", str(tmp_path / "a" / "proj")]) == 0
+    assert (tmp_path / "a" / "proj" / "mfe.yaml").is_file()
+    text = (tmp_path / "a" / "proj" / "mfe.yaml").read_text()
+    assert "onnx_cache: null" in text and not (tmp_path / "a" / "proj" / "onnx_cache").exists()

@@ -197,6 +197,7 @@ def test_the_synthetic_sheet_reimports_to_the_same_scores(tmp_path, capsys):
     project = tmp_path / "proj"
     (project / "truth").mkdir(parents=True)
     _truth().to_parquet(project / "truth" / "truth.parquet")
+    (project / "mfe.yaml").write_text("")  # `-p` names a project
     csv_path, json_path = write_rater_sheet(project, 3, every_s=2.0, seed=7)
     params = json.loads(json_path.read_text())["raters"]
     assert [p["rater"] for p in params] == ["1", "2", "3"] and {"bias", "noise", "mgs_total"} <= set(params[0])

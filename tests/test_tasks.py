@@ -19,9 +19,11 @@ from mouse_facial_expressions.data.tasks import (
     make_task,
     make_task_from_table,
     preset,
+    task_frames_dir,
 )
 
-SEED_TABLE = Path(__file__).resolve().parents[2] / "shared" / "seed" / "lps_task1_dataset_table.csv"
+# the real LPS task table (8,800 rows), gzipped: pandas reads it as it is
+SEED_TABLE = Path(__file__).parent / "data" / "seed" / "lps_task1_dataset_table.csv.gz"
 
 
 @pytest.fixture
@@ -39,7 +41,8 @@ def test_make_task_writes_the_folder(cohort):
     assert out == cfg.path("tasks") / "task-1"
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "folds.json", "frames.parquet", "provenance.json", "task.yaml"]
     task = load_task(out)
-    assert task.spec.num_frames == 10 and task.spec.frames_dir == str(cfg.path("frames"))
+    assert task.spec.num_frames == 10 and task.spec.frames_dir == "../../frames"  # relative: a copied project reads its own
+    assert task_frames_dir(out) == cfg.path("frames").resolve()
     assert json.loads((out / "folds.json").read_text())["n_folds"] == len(task.folds) == 4
     check_folds(task.folds, task.frames["animal"].unique())
     readme = (out / "README.md").read_text()
@@ -109,8 +112,6 @@ def test_spec_yaml_roundtrip(tmp_path):
 
 
 def test_real_table_duplicates_are_reported():
-    if not SEED_TABLE.is_file():
-        pytest.skip(f"real seed table not found at {SEED_TABLE}")
     from mouse_facial_expressions.data.flat_table import read_flat_table
 
     with pytest.raises(DuplicateRowsError) as err:
@@ -122,8 +123,6 @@ def test_real_table_duplicates_are_reported():
 
 
 def test_task1_on_the_real_table(tmp_path):
-    if not SEED_TABLE.is_file():
-        pytest.skip(f"real seed table not found at {SEED_TABLE}")
     cfg = Config(root=tmp_path)
     out = make_task_from_table(cfg, preset("task1"), SEED_TABLE, dedupe=True)
     task = load_task(out)
@@ -138,10 +137,9 @@ def test_task1_on_the_real_table(tmp_path):
 
 
 def test_cli_task_make_reports_duplicates_and_show(tmp_path, capsys):
-    if not SEED_TABLE.is_file():
-        pytest.skip(f"real seed table not found at {SEED_TABLE}")
     from mouse_facial_expressions.cli import main
 
+    (tmp_path / "mfe.yaml").write_text("{}\n")  # -p names a project: a folder with mfe.yaml (the defaults)
     assert main(["task", "make", "-p", str(tmp_path), "--from-table", str(SEED_TABLE)]) == 1
     assert "f3_rec4_4h-postinjection" in capsys.readouterr().err
     assert main(["task", "make", "-p", str(tmp_path), "--from-table", str(SEED_TABLE), "--dedupe",
@@ -171,6 +169,7 @@ def test_cli_task_make_from_project_metadata_and_store(tmp_path, capsys):
     (meta / "raw_videos.csv").write_text("\n".join(raw) + "\n")
     (meta / "treatments.csv").write_text("\n".join(trt) + "\n")
     frame_store(tmp_path / "frames", pd.DataFrame(rows), n=30, size=8)
+    (tmp_path / "mfe.yaml").write_text("{}\n")  # -p names a project: a folder with mfe.yaml (the defaults)
     assert main(["task", "make", "-p", str(tmp_path), "--preset", "task1"]) == 0
     task = load_task(tmp_path / "tasks" / "task-1")
     assert task.frames["animal"].nunique() == 6 and len(task.folds) == 3

@@ -81,6 +81,7 @@ class PathsConfig(_Section):
     tasks: Path = Path("tasks")  # task-<version>/
     models: Path = Path("models")  # checkpoints*/, runs/, mlruns.db
     reports: Path = Path("reports")
+    onnx_cache: Path | None = Field(None, description="Where mfe predict keeps the ONNX export of a run's fold ensemble (the CPU backend; one file of about 100-300 MB per run and quantization, made on first use and reused): null = inside the run folder (<run>/onnx/); a folder (relative to the project) holds one subfolder per run.")
 
 
 class VideoConfig(_Section):
@@ -217,8 +218,15 @@ class Config(_Section):
     root: Path = Field(default=Path("."), exclude=True, description="Folder the relative paths are resolved against (not part of the YAML).")
 
     def path(self, name: str) -> Path:
-        """Absolute path of a ``paths`` entry, e.g. ``cfg.path("frames")``."""
-        p = Path(getattr(self.paths, name))
+        """Absolute path of a ``paths`` entry, e.g. ``cfg.path("frames")``.
+
+        Raises:
+            ConfigError: an optional entry (``onnx_cache``) that is not set.
+        """
+        value = getattr(self.paths, name)
+        if value is None:
+            raise ConfigError(f"paths.{name} is not set (mfe.yaml)")
+        p = Path(value)
         return p if p.is_absolute() else (self.root / p).resolve()
 
     @field_validator("root")
@@ -261,15 +269,17 @@ def load_config(
 
     Args:
         path: ``mfe.yaml`` or the project folder holding it. ``None`` looks in the current
-            folder; with no file there, defaults and environment variables are used.
+            folder; with no file there (or a folder that does not exist), defaults and
+            environment variables are used, relative to that folder. The CLI's ``-p`` refuses
+            a folder without ``mfe.yaml`` (:func:`project_file`).
         environ: environment to read ``MFE_*`` variables from (default ``os.environ``).
 
     Raises:
         ConfigError: on unknown keys or invalid values, naming the file and the key.
     """
     p = Path(path) if path is not None else Path.cwd()
-    if p.is_dir():
-        p = p / CONFIG_NAME
+    if p.is_dir() or (not p.exists() and p.suffix.lower() not in (".yaml", ".yml")):
+        p = p / CONFIG_NAME  # a project folder (one that does not exist: its defaults, rooted there)
     root = p.parent
     data: dict = {}
     if p.is_file():
@@ -293,6 +303,25 @@ def load_config(
         return Config(root=root, **merged)
     except ValidationError as err:
         raise ConfigError(_format_validation_error(err, str(p))) from err
+
+
+def project_file(path: str | Path) -> Path:
+    """The ``mfe.yaml`` of a project named explicitly (``mfe <command> -p PATH``): the folder's,
+    or ``PATH`` itself when it names a ``.yaml`` file.
+
+    Raises:
+        ConfigError: naming the folder when it holds no ``mfe.yaml`` (or does not exist), and
+            saying how to make one.
+    """
+    p = Path(path)
+    if p.suffix.lower() in (".yaml", ".yml") and not p.is_dir():
+        if not p.is_file():
+            raise ConfigError(f"{p}: no such configuration file")
+        return p
+    if (p / CONFIG_NAME).is_file():
+        return p / CONFIG_NAME
+    why = "no such folder" if not p.exists() else "not a folder" if not p.is_dir() else f"no {CONFIG_NAME}"
+    raise ConfigError(f"{p}: not an mfe project ({why}); create one with `mfe init {p}`")
 
 
 def config_to_yaml(cfg: Config) -> str:

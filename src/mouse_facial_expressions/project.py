@@ -89,6 +89,7 @@ def init_project(folder: str | Path, force: bool = False) -> Config:
     tmp.replace(cfg_path)
     cfg = load_config(cfg_path)  # round-trip: what we wrote must load
     for name in type(cfg.paths).model_fields:
-        cfg.path(name).mkdir(parents=True, exist_ok=True)
+        if getattr(cfg.paths, name) is not None:  # optional folders (onnx_cache) are made when used
+            cfg.path(name).mkdir(parents=True, exist_ok=True)
     write_metadata_templates(cfg.path("metadata"))  # header + a commented example row; never overwrites
     return cfg

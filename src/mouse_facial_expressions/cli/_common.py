@@ -6,16 +6,26 @@ import argparse
 import sys
 from pathlib import Path
 
-from mouse_facial_expressions.config import Config, load_config
+from mouse_facial_expressions.config import Config, ConfigError, load_config, project_file
+
+
+def project_folder(text: str) -> Path:
+    """``-p PATH``: a folder holding ``mfe.yaml`` (or an existing ``.yaml`` file); anything else is
+    a usage error naming it (a folder without ``mfe.yaml`` is never taken as a project)."""
+    try:
+        project_file(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return Path(text)
 
 
 def add_project_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-p",
         "--project",
-        type=Path,
+        type=project_folder,
         default=None,
-        help="project folder holding mfe.yaml (default: the current folder); "
+        help="project folder holding mfe.yaml (default: the current folder, whose mfe.yaml is optional); "
         "MFE_* environment variables fill settings the file does not set",
     )
 
@@ -26,7 +36,9 @@ def add_encoding_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def project_config(args: argparse.Namespace) -> Config:
-    cfg = load_config(getattr(args, "project", None))
+    """The project's configuration: ``-p`` (which must hold ``mfe.yaml``), else the current folder."""
+    project = getattr(args, "project", None)
+    cfg = load_config(project_file(project) if project is not None else None)
     if getattr(args, "encoding", None):
         cfg.metadata.encoding = args.encoding  # validated: an unknown encoding is an error
     return cfg
@@ -53,3 +65,10 @@ class BothSpellingsParser(argparse.ArgumentParser):
                         break
             out.append(a)
         return super().parse_known_args(out, namespace)
+
+    def error(self, message):
+        """A ``-p`` that names no project: its one line, without the usage (it is not a usage slip)."""
+        prefix = "argument -p/--project: "
+        if message.startswith(prefix):
+            self.exit(2, f"{self.prog}: error: {message[len(prefix):]}\n")
+        super().error(message)

@@ -43,13 +43,14 @@ next steps (run the commands in {root}, or add --project {root}):
 def run(args) -> int:
     cfg = init_project(args.dir, force=args.force)
     print(f"project ready: {cfg.root / 'mfe.yaml'}")
-    for name in type(cfg.paths).model_fields:
+    names = [n for n in type(cfg.paths).model_fields if getattr(cfg.paths, n) is not None]  # set paths only
+    for name in names:
         print(f"  {name:<17} {cfg.path(name)}")
     for name, text in METADATA_TEMPLATES.items():
         path = cfg.path("metadata") / name
         print(f"  {path}: " + ("template (header + a commented example row)"
                                if path.read_text(encoding="utf-8") == text else "yours, kept"))
-    rel = {name: _rel(cfg.path(name), cfg.root) for name in type(cfg.paths).model_fields}
+    rel = {name: _rel(cfg.path(name), cfg.root) for name in names}
     print(NEXT_STEPS.format(root=cfg.root, **rel), end="")
     return 0
 

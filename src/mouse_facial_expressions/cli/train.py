@@ -175,7 +175,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, model: str | None = Non
     r.add_argument("--workers", type=int, default=_S, help="data loader worker processes (default: 2)")
     r.add_argument("--limit_batches", type=_number, default=_S, help="cap train/val batches per epoch (int) or fraction (float), for quick checks")
     r.add_argument("--out", type=Path, default=_S, help="output folder for checkpoints*/, runs/, mlruns.db (default: paths.models)")
-    r.add_argument("--run_name", default=_S, help="run folder name under <out>/runs (default: <model>-<backbone>-<hash of the parameters>; a rerun resumes it)")
+    r.add_argument("--run_name", default=_S, help="run folder name under <out>/runs: one folder name, without '/', '\\' or '..' "
+                   "(default: <model>-<backbone>-<hash of the parameters>; a rerun resumes it)")
     r.add_argument("--tracking_uri", default=_S, help="MLflow tracking URI (default: train.tracking_uri, else sqlite:///<out>/mlruns.db)")
     r.add_argument("--experiment", default=_S, help="MLflow experiment name (default: mfe)")
     r.add_argument("--no_tracking", action="store_true", default=_S, help="do not log to MLflow")
@@ -188,7 +189,10 @@ def run_training(args: argparse.Namespace, model: str | None = None) -> int:
     """Resolve parameters, then one library call: :func:`training.train_cv`."""
     from mouse_facial_expressions.cli._common import project_config
     from mouse_facial_expressions.training import make_params, train_cv
+    from mouse_facial_expressions.training.runs import check_run_name
 
+    if getattr(args, "run_name", None) is not None:
+        check_run_name(args.run_name)  # before the project or the task is read
     for name in ("lightning.pytorch", "lightning.fabric"):  # they have their own handlers: no double lines
         logging.getLogger(name).propagate = False
     cfg = project_config(args)

@@ -418,7 +418,7 @@ def fold_datasets(
     split's items carry ``au`` and ``au_mask`` (:func:`data.au_targets.match_windows` with the
     task's ``match`` and ``tolerance_s``); windows without a rated frame nearby get mask 0.
     """
-    from mouse_facial_expressions.data.tasks import load_task
+    from mouse_facial_expressions.data.tasks import load_task, task_frames_dir
 
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r} (choose from {', '.join(SAMPLERS)})")
@@ -430,7 +430,7 @@ def fold_datasets(
         raise ValueError(f"{task_dir}: this task was made from a flat table, not a frame store: no clips to read")
     t = num_frames or spec.num_frames
     s = frame_stride or spec.frame_stride
-    fdir = Path(frames_dir) if frames_dir is not None else Path(spec.frames_dir or "")
+    fdir = Path(frames_dir) if frames_dir is not None else (task_frames_dir(task_dir, spec) or Path(""))
     if frames_dir is None and not fdir.is_dir():  # project moved: try <project>/frames
         moved = Path(task_dir).resolve().parent.parent / "frames"
         if not moved.is_dir():

@@ -4,11 +4,16 @@
 ``task.yaml`` (the resolved :class:`TaskSpec`), ``frames.parquet`` (labelled frame rows),
 ``folds.json`` and ``README.md``; with an AU target (``spec.au``) also ``au_targets.parquet`` and
 ``au_ratings.parquet`` (``data/au_targets.py``). ``load_task`` reads it back and re-runs the leakage check.
+
+Crops that ``mfe extract`` flagged (keypoints that cannot give a face) are left out, and so is
+every video with too few crops left for one window (``data/frame_quality.py``); each such video
+is logged and named in the README's notes with its counts and the reason.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mouse_facial_expressions.data import folds as F
 from mouse_facial_expressions.data.au_targets import AUTargetSpec
 from mouse_facial_expressions.data.flat_table import DuplicateRowsError
+from mouse_facial_expressions.data.frame_quality import leave_out_unusable
 from mouse_facial_expressions.data.rules import RuleError, apply_rules, parse_rule
 from mouse_facial_expressions.data.soft_labels import SoftLabelSpec, soft_p1
 
@@ -48,7 +54,8 @@ class TaskSpec(BaseModel):
     frame_stride: int = Field(2, ge=1, description="Kept frames between consecutive window frames.")
     max_gap_s: float = Field(0.5, gt=0, description="A window never bridges a time gap longer than this.")
     short_runs: Literal["resample", "drop"] = Field("resample", description="Runs shorter than a window: resample (original) or drop.")
-    frames_dir: str | None = Field(None, description="Frame store the task was made from (set by make_task).")
+    frames_dir: str | None = Field(None, description="Frame store the task was made from, relative to the task folder (set by make_task; older tasks: absolute).")
+    frames_dir_made: str | None = Field(None, description="Where the frame store was when the task was made (absolute): used only when frames_dir does not resolve, i.e. the task folder alone was moved out of its project.")
     baseline_recording: int | None = Field(None, description="Recording that is each animal's own baseline (e.g. 1, "
                                            "pre-injection): models trained on this task score windows relative to it "
                                            "(mfe train --baseline-recording). None: absolute scores.")
@@ -171,6 +178,36 @@ def load_task(task_dir: str | Path) -> Task:
     return Task(path=task_dir, spec=spec, frames=frames, folds=folds)
 
 
+def task_frames_dir(task_dir: str | Path, spec: TaskSpec | None = None) -> Path | None:
+    """The frame store a task's windows read (``task.yaml`` ``frames_dir``); None for a task made
+    from a flat table.
+
+    Tasks record it relative to the task folder, so a copied project reads its own crops; when
+    that does not resolve (the task folder alone was moved), the store where the task was made.
+    Older tasks recorded an absolute path: when it lies outside the task's own project, the same
+    folder inside this project wins when it exists.
+    """
+    task_dir = Path(task_dir)
+    spec = spec if spec is not None else load_spec(task_dir / "task.yaml")
+    if not spec.frames_dir:
+        return None
+    p = Path(spec.frames_dir)
+    if not p.is_absolute():
+        here = Path(os.path.normpath(task_dir.resolve() / p))
+        made = Path(spec.frames_dir_made) if spec.frames_dir_made else None
+        return made if not here.is_dir() and made is not None and made.is_dir() else here  # the task alone moved
+    for project in task_dir.resolve().parents:  # the nearest folder holding mfe.yaml is the project
+        if (project / "mfe.yaml").is_file():
+            if project in p.parents:
+                return p
+            for i in range(1, len(p.parts)):  # the longest tail of the old path that exists here
+                local = project.joinpath(*p.parts[i:])
+                if local.is_dir():
+                    return local
+            break
+    return p
+
+
 def check_duplicate_videos(videos: pd.DataFrame, *, dedupe: bool = False, where: str = "the video table") -> pd.DataFrame:
     """One metadata row per video, or an error naming the repeated videos and their counts.
 
@@ -257,10 +294,20 @@ def make_task(
         from mouse_facial_expressions.data._store import load_index
 
         index = load_index(frames_dir)
-    spec = spec.model_copy(update={"version": version, "frames_dir": str(Path(frames_dir).resolve()) if store else None})
+    out = Path(out) if out is not None else cfg.path("tasks") / f"task-{version}"
+    # the frame store relative to the task folder, so a copied or moved project reads its own store
+    rel = os.path.relpath(Path(frames_dir).resolve(), out.resolve()) if store else None
+    spec = spec.model_copy(update={"version": version, "frames_dir": Path(rel).as_posix() if rel else None,
+                                   "frames_dir_made": str(Path(frames_dir).resolve()) if store else None})
     frames, info = label_frames(index, videos, spec, dedupe=dedupe)
     if store and frames_dir == cfg.path("frames"):
         _refuse_stale_store(cfg, sorted(frames["video"].unique()))
+    frames, quality = leave_out_unusable(frames, spec, index, videos, frames_dir if store else None)
+    for c in (0, 1):
+        if not (frames["label"] == c).any():
+            raise TaskError(f"class {c} is empty once flagged crops and videos too short for a window are left out:\n  "
+                            + "\n  ".join(quality))
+    notes = [*(notes or []), *quality]
     if info["absent_exclusions"]:
         log.warning("exclusions that match no animal or video of the data (check the ids): %s",
                     ", ".join(map(str, info["absent_exclusions"])))
@@ -276,7 +323,6 @@ def make_task(
         au = task_au_targets(spec, cfg.root, frames, set(index["video"].astype(str)) | set(videos["video"].astype(str)),
                              raw_sources(cfg.path("processed_videos")))
         notes = [*(notes or []), *au.notes]
-    out = Path(out) if out is not None else cfg.path("tasks") / f"task-{version}"
     from mouse_facial_expressions.data.task_readme import task_readme
     from mouse_facial_expressions.io.atomic import atomic_path
 
@@ -301,14 +347,25 @@ PROVENANCE_FILE = "provenance.json"
 
 
 def _refuse_stale_store(cfg, videos: list[str]) -> None:
-    """A task is never made from crops whose keypoints, video or settings changed since extraction."""
-    from mouse_facial_expressions.preprocess.extract import video_status
+    """A task is never made from crops whose keypoints, video or settings changed since extraction,
+    nor from crops of a video whose last keypoint import failed (they come from an earlier pose file)."""
+    from mouse_facial_expressions.io.keypoint_status import failure_message, import_failure
+    from mouse_facial_expressions.preprocess.extract import IMPORT_FAILED, video_status
 
-    stale = {}
+    stale, failed = {}, []
     for v in videos:
-        changed = [r for r in video_status(cfg, v) if "changed" in r]  # "missing" inputs or old stores: not a change
+        reasons = video_status(cfg, v)
+        if IMPORT_FAILED in reasons:
+            table = cfg.path("keypoints") / f"{v}.parquet"
+            failed.append(failure_message(table, import_failure(table) or {}))
+            continue
+        changed = [r for r in reasons if "changed" in r]  # "missing" inputs or old stores: not a change
         if changed:
             stale[v] = changed
+    if failed:
+        raise TaskError(f"{len(failed)} video(s) of the frame store have crops from an earlier pose file, whose "
+                        "keypoint import failed since:\n  " + "\n  ".join(failed[:8])
+                        + "\nimport them again (then `mfe extract`), or leave them out with exclude_videos")
     if stale:
         lines = [f"{v}: {', '.join(r)}" for v, r in list(stale.items())[:8]]
         raise TaskError(f"{cfg.path('frames')}: {len(stale)} video(s) of the frame store are stale (their inputs changed "

@@ -137,11 +137,11 @@ def run_mgs(run_folder: str | Path, pred: pd.DataFrame, n_boot: int = 1000, seed
     if not has_au_predictions(pred):
         return None
     run_folder = Path(run_folder)
-    try:
-        task_dir = Path(json.loads((run_folder / "params.json").read_text())["task_dir"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        log.warning("%s: no MGS comparison with the raters: the run's task cannot be read (%s)", run_folder, err)
-        task_dir = None
+    from mouse_facial_expressions.training.runs import run_task_dir
+
+    task_dir = run_task_dir(run_folder)
+    if task_dir is None:
+        log.warning("%s: no MGS comparison with the raters: params.json names no task", run_folder)
     return task_mgs(task_dir, pred, n_boot, seed)
 
 
@@ -153,7 +153,7 @@ def task_mgs(task_dir: str | Path | None, pred: pd.DataFrame, n_boot: int = 1000
     if not has_au_predictions(pred):
         return None
     from mouse_facial_expressions.data.au_targets import load_au_ratings, load_au_targets
-    from mouse_facial_expressions.data.tasks import load_spec
+    from mouse_facial_expressions.data.tasks import load_spec, task_frames_dir
 
     spec = None
     if task_dir is not None:
@@ -167,7 +167,8 @@ def task_mgs(task_dir: str | Path | None, pred: pd.DataFrame, n_boot: int = 1000
     targets = load_au_targets(task_dir) if task_dir is not None else None
     truth = None
     if spec is not None:
-        project = Path(spec.frames_dir).parent if spec.frames_dir else task_dir.parent.parent
+        fdir = task_frames_dir(task_dir, spec)
+        project = fdir.parent if fdir is not None else task_dir.parent.parent
         if (project / "truth" / "truth.parquet").is_file():
             truth = pd.read_parquet(project / "truth" / "truth.parquet", columns=["video", "time", *TRUTH_COLUMNS.values()])
     tol = spec.au.tolerance_s if spec is not None and spec.au is not None else 0.5

@@ -1,7 +1,9 @@
 """A trained run's fold models as one scorer: load, check, average ``p1`` over folds.
 
 A run folder holds one model per outer fold; each fold's selected checkpoint is found by
-:func:`training.runs.fold_checkpoints`.
+:func:`training.runs.fold_checkpoints`. The members' ``data["task_dir"]`` (the task they were
+trained on) is the run's own task folder: in a copied or moved project, the copy's
+(:func:`training.runs.run_task_dir`, :func:`training.runs.checkpoint_task_dir`).
 
 :class:`FoldEnsemble` scores normalised clips ``(B, T, C, H, W)`` with every member and
 returns the per-fold probabilities; the ensemble's ``p1`` is their mean. A run with Mouse
@@ -19,7 +21,7 @@ import numpy as np
 import torch
 
 from mouse_facial_expressions.training.module import load_model_from_checkpoint
-from mouse_facial_expressions.training.runs import fold_checkpoints
+from mouse_facial_expressions.training.runs import checkpoint_task_dir, fold_checkpoints, run_task_dir
 
 
 #: Data settings every member of an ensemble must share.
@@ -215,9 +217,21 @@ def load_ensemble(model: str | Path) -> FoldEnsemble:
     p = Path(model)
     if p.is_file():
         m, hp = load_model_from_checkpoint(p)
-        return FoldEnsemble([m], [hp], [p.stem], source=p)
+        ens = FoldEnsemble([m], [hp], [p.stem], source=p)
+        _own_task(ens, checkpoint_task_dir(ens.data.get("task_dir"), p))
+        return ens
     if p.is_dir():
         pairs = fold_checkpoints(p)
         loaded = [load_model_from_checkpoint(c) for _, c in pairs]
-        return FoldEnsemble([m for m, _ in loaded], [h for _, h in loaded], [f"fold{k}" for k, _ in pairs], source=p)
+        ens = FoldEnsemble([m for m, _ in loaded], [h for _, h in loaded], [f"fold{k}" for k, _ in pairs], source=p)
+        _own_task(ens, run_task_dir(p) or checkpoint_task_dir(ens.data.get("task_dir"), pairs[0][1]))
+        return ens
     raise FileNotFoundError(f"{p}: not a checkpoint (.ckpt) or a run folder (models/runs/<run>)")
+
+
+def _own_task(ens: FoldEnsemble, task_dir: Path | None) -> None:
+    """Point the members' ``data["task_dir"]`` at ``task_dir`` (the run's own task folder) when it exists."""
+    if task_dir is None or not task_dir.is_dir() or not ens.data.get("task_dir"):
+        return
+    for d in [ens.data] + [h.get("data") for h in ens.hparams if isinstance(h.get("data"), dict)]:
+        d["task_dir"] = str(task_dir)

@@ -1,11 +1,14 @@
 """ONNX Runtime scoring on the CPU: ``mfe predict --backend onnx [--quantize int8]``.
 
 The fold ensemble is exported once (:func:`inference.export.export_onnx`: one graph, every
-member, ``p1_members`` out) and cached beside the run, under a name keyed by the content
-hashes of the checkpoints, the clip shape and the quantization:
-``<run>/onnx/ensemble-<key>[-int8].onnx``. Unchanged checkpoints reuse the file; a changed
-checkpoint gives another key, and the stale file is removed. When the run folder is not
-writable the cache lives in ``~/.cache/mouse-facial-expressions/onnx/``.
+member, ``p1_members`` out) and cached, under a name keyed by the content hashes of the
+checkpoints, the clip shape and the quantization: ``<run>/onnx/ensemble-<key>[-int8].onnx``.
+Unchanged checkpoints reuse the file; a changed checkpoint gives another key, and the stale
+file is removed. Writing one is logged with its path and size (100-300 MB for a full-size
+run). ``paths.onnx_cache`` in the project's ``mfe.yaml`` (the project holding the run, or the
+``cache_dir`` a caller passes) moves the cache to ``<onnx_cache>/<run>-<hash of the run's
+path>/``: one folder per run, so two runs never share or remove each other's files. When the
+folder is not writable the cache lives in ``~/.cache/mouse-facial-expressions/onnx/<run>-<hash>/``.
 
 :class:`OnnxEnsemble` stands in for :class:`~inference.ensemble.FoldEnsemble` wherever
 windows are scored (``predict`` returns the same ``(B, K)`` per-member probabilities), so
@@ -96,20 +99,61 @@ def cache_key(ens: FoldEnsemble, quantize: str = "none") -> str | None:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _cache_dir(ens: FoldEnsemble) -> Path:
-    src = Path(ens.source)
-    run_dir = src.parent if src.is_file() else src
-    here = run_dir / "onnx"
+def run_identity(ens: FoldEnsemble) -> str:
+    """``<run or checkpoint name>-<8 hex digits of its absolute path>``: the folder of one run's
+    files in a shared cache (two runs, or two copies of a project, never share one)."""
+    src = Path(os.path.abspath(ens.source))
+    return f"{src.stem if src.is_file() else src.name}-{hashlib.sha256(str(src).encode()).hexdigest()[:8]}"
+
+
+def onnx_cache_dir(cfg) -> Path | None:
+    """``paths.onnx_cache`` of a project's :class:`~config.Config` as an absolute folder (relative:
+    under the project root); None when it is not set (the cache lives in the run folder)."""
+    return cfg.path("onnx_cache") if cfg is not None and cfg.paths.onnx_cache is not None else None
+
+
+def project_cache_dir(ens: FoldEnsemble) -> Path | None:
+    """:func:`onnx_cache_dir` of the project holding the run (the first ``mfe.yaml`` in the four
+    folders above it: ``<project>/models/runs/<run>``, ``<project>/models/checkpoints*/<run>/<file>``)."""
+    from mouse_facial_expressions.config import CONFIG_NAME, ConfigError, load_config
+
+    src = Path(os.path.abspath(ens.source))
+    for folder in list(src.parents)[:4]:
+        if (folder / CONFIG_NAME).is_file():
+            try:
+                return onnx_cache_dir(load_config(folder / CONFIG_NAME))
+            except ConfigError as err:
+                log.warning("onnx cache: %s; keeping the export in the run folder", err)
+                return None
+    return None
+
+
+def _writable(folder: Path) -> bool:
     try:
-        here.mkdir(exist_ok=True)
-        probe = here / f".write-test-{os.getpid()}"
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
         probe.touch()
         probe.unlink()
-        return here
+        return True
     except OSError:
-        user = Path.home() / ".cache" / "mouse-facial-expressions" / "onnx"
-        user.mkdir(parents=True, exist_ok=True)
-        return user
+        return False
+
+
+def _cache_dir(ens: FoldEnsemble, cache_dir: str | Path | None = None) -> Path:
+    """Where ``ens``'s exports live: ``cache_dir`` (else the run's project's ``paths.onnx_cache``)
+    ``/<run identity>``, else ``<run>/onnx``; the user cache when that is not writable."""
+    root = Path(cache_dir) if cache_dir is not None else project_cache_dir(ens)
+    if root is not None:
+        here = root / run_identity(ens)
+    else:
+        src = Path(ens.source)
+        here = (src.parent if src.is_file() else src) / "onnx"
+    if _writable(here):
+        return here
+    user = Path.home() / ".cache" / "mouse-facial-expressions" / "onnx" / run_identity(ens)
+    log.warning("onnx cache: %s is not writable; using %s", here, user)
+    user.mkdir(parents=True, exist_ok=True)
+    return user
 
 
 class _DropRecords(logging.Filter):
@@ -136,8 +180,10 @@ def quantize_int8(fp32: Path, out: Path) -> Path:
     return out
 
 
-def exported_model(ens: FoldEnsemble, quantize: str = "none") -> tuple[Path, bool]:
-    """The cached ONNX file of ``ens`` (written when missing): ``(path, reused)``."""
+def exported_model(ens: FoldEnsemble, quantize: str = "none", cache_dir: str | Path | None = None) -> tuple[Path, bool]:
+    """The cached ONNX file of ``ens`` (written when missing, which is logged with its size):
+    ``(path, reused)``. ``cache_dir``: the cache folder (a project's ``paths.onnx_cache``,
+    :func:`onnx_cache_dir`); default: the run's project's setting, else the run folder."""
     if quantize not in QUANTIZE:
         raise ValueError(f"quantize must be one of {QUANTIZE}, got {quantize!r}")
     key = cache_key(ens, quantize)
@@ -145,7 +191,7 @@ def exported_model(ens: FoldEnsemble, quantize: str = "none") -> tuple[Path, boo
         folder = Path(tempfile.mkdtemp(prefix="mfe-onnx-"))
         path = folder / "ensemble.onnx"
     else:
-        folder = _cache_dir(ens)
+        folder = _cache_dir(ens, cache_dir)
         path = folder / f"ensemble-{key}{'-int8' if quantize == 'int8' else ''}.onnx"
         if path.is_file():
             return path, True
@@ -158,7 +204,14 @@ def exported_model(ens: FoldEnsemble, quantize: str = "none") -> tuple[Path, boo
             quantize_int8(export_onnx(ens, Path(tmp) / "fp32.onnx"), path)
     else:
         export_onnx(ens, path)
+    if key is not None:
+        log.info("onnx backend: wrote %s (%.1f MB), the fold ensemble exported for onnxruntime; reused until a "
+                 "checkpoint changes (paths.onnx_cache in mfe.yaml keeps these files elsewhere)", path, _mb(path))
     return path, False
+
+
+def _mb(path: Path) -> float:
+    return path.stat().st_size / 1e6
 
 
 class OnnxEnsemble:
@@ -211,24 +264,27 @@ class OnnxEnsemble:
         return self.predict(clips).mean(axis=1)
 
 
-def onnx_ensemble(ens: FoldEnsemble, quantize: str = "none", threads: int | None = None) -> OnnxEnsemble:
-    """``ens`` exported (or taken from the cache) and loaded in onnxruntime; says which in the log."""
+def onnx_ensemble(ens: FoldEnsemble, quantize: str = "none", threads: int | None = None,
+                  cache_dir: str | Path | None = None) -> OnnxEnsemble:
+    """``ens`` exported (or taken from the cache, :func:`exported_model`) and loaded in onnxruntime;
+    says which in the log."""
     _ort()  # a clear error before any export work
-    path, reused = exported_model(ens, quantize)
-    log.info("onnx backend: %s %s (%s)", "reusing" if reused else "exported", path,
-             "int8" if quantize == "int8" else "fp32")
+    path, reused = exported_model(ens, quantize, cache_dir)
+    if reused:  # a new export was logged when it was written
+        log.info("onnx backend: reusing %s (%s, %.1f MB)", path, "int8" if quantize == "int8" else "fp32", _mb(path))
     return OnnxEnsemble(ens, path, threads)
 
 
 def scoring_ensemble(ens: FoldEnsemble, backend: str, device: torch.device, quantize: str = "none",
-                     threads: int | None = None) -> tuple[FoldEnsemble | OnnxEnsemble, str]:
+                     threads: int | None = None, cache_dir: str | Path | None = None) -> tuple[FoldEnsemble | OnnxEnsemble, str]:
     """The scorer ``mfe predict`` uses and one line saying which: ``backend`` ``auto`` is
-    onnxruntime on a CPU and torch on a GPU; ``threads`` sets either backend's CPU threads."""
+    onnxruntime on a CPU and torch on a GPU; ``threads`` sets either backend's CPU threads;
+    ``cache_dir``: where the ONNX export is kept (:func:`exported_model`)."""
     backend = resolve_backend(backend, device)
     if quantize != "none" and backend != "onnx":
         raise ValueError(f"--quantize {quantize} needs the onnx backend (got --backend {backend})")
     if backend == "onnx":
-        scorer = onnx_ensemble(ens, quantize, threads)
+        scorer = onnx_ensemble(ens, quantize, threads, cache_dir)
         return scorer, f"backend onnxruntime ({'int8' if quantize == 'int8' else 'fp32'}, {scorer.threads} threads)"
     if threads:
         torch.set_num_threads(int(threads))

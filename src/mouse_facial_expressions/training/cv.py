@@ -13,6 +13,12 @@ score the fold's test animals once with that checkpoint. Outputs (``out`` = the 
     <out>/runs/<run_name>/fold{k}/fold.json           selection + test accuracy
     <out>/runs/<run_name>/predictions.csv, summary.json, params.json, mlflow.json
 
+Paths in ``fold.json``, ``summary.json`` and ``params.json`` are relative to the run folder
+(``best_checkpoint``: ``../../checkpoints_advanced/<run_name>/advanced-fold0-...ckpt``;
+``params.json``'s ``task_dir``: ``../../../tasks/task-1``), so a copied
+or moved project uses its own files (``training.runs`` reads both forms back). The dicts
+:func:`train_cv` and :func:`train_fold` return hold absolute paths.
+
 Checkpoints have one folder per run, so two runs training at once never replace or delete
 each other's files.
 
@@ -53,6 +59,8 @@ from mouse_facial_expressions.training.callbacks import (EpochLine, FoldTimeEsti
                                                           RecalibrateBatchNorm, SamplerEpoch)
 from mouse_facial_expressions.training.domain import fold_domain  # noqa: E402
 from mouse_facial_expressions.training.module import ClipClassifier, auto_precision, model_from_checkpoint  # noqa: E402
+from mouse_facial_expressions.training.runs import (check_run_name, record_path, resolve_recorded,  # noqa: E402
+                                                    run_roots)
 from mouse_facial_expressions.training.selection import SELECT_DESCRIPTIONS  # noqa: E402
 from mouse_facial_expressions.training.params import TrainParams  # noqa: E402
 from mouse_facial_expressions.training.tracking import MlflowEpochLogger, Tracker, default_tracking_uri  # noqa: E402
@@ -393,7 +401,7 @@ def train_fold(
     channels_last = p.channels_last if p.channels_last is not None else "bf16" in precision
     meta = dict(
         num_frames=p.num_frames, frame_stride=p.frame_stride, image_size=p.image_size, norm_mean=norm[0],
-        norm_std=norm[1], in_channels=p.in_channels, task_dir=str(task_dir), fold=fold,
+        norm_std=norm[1], in_channels=p.in_channels, task_dir=str(Path(os.path.abspath(task_dir))), fold=fold,
         train_animals=list(fold_spec.get("train", [])), val_animals=list(fold_spec.get("val", [])),
         test_animals=list(fold_spec.get("test", [])), run_name=run_dir.name, pretrained=p.pretrained,
         domain=fold_domain(task_dir, fold_spec.get("train", [])),  # the training videos' crops (training/domain.py)
@@ -446,7 +454,7 @@ def train_fold(
             "schedule reached its end; for a fixed time budget pass --epochs %d (or fewer)",
             fold, p.max_time, done, p.epochs, max(1, done),
         )
-    best = best_cb.best_model_path or str(fold_dir / "last.ckpt")
+    best = os.path.abspath(best_cb.best_model_path or str(fold_dir / "last.ckpt"))
     ckpt = load_weights_only(best)
     best_epoch = int(ckpt.get("epoch", -1))
     best_val = module.val_history.get(best_epoch)  # [val_acc, val_loss] of the selected epoch
@@ -483,7 +491,7 @@ def train_fold(
         **({"targets": p.targets} if p.targets is not None else {}),
         history={str(e): h for e, h in sorted(module.history.items())},
     )
-    write_text(fold_dir / "fold.json", json.dumps(record, indent=1))
+    write_text(fold_dir / "fold.json", json.dumps(_stored_record(record, run_dir), indent=1))
     write_csv(preds, fold_dir / "predictions_test.csv")  # last: marks the fold finished
     last = fold_dir / "last.ckpt"
     if last.is_file() and Path(best) != last:
@@ -493,6 +501,18 @@ def train_fold(
         tracker.log_artifact(run_id, fold_dir / "predictions_test.csv")
         tracker.end_run(run_id)
     return record
+
+
+def _stored_record(rec: dict, run_dir: Path) -> dict:
+    """A fold record as ``fold.json`` / ``summary.json`` store it: ``best_checkpoint`` relative to the run folder."""
+    return {**rec, "best_checkpoint": record_path(rec["best_checkpoint"], run_dir)} if rec.get("best_checkpoint") else rec
+
+
+def _loaded_record(rec: dict, run_dir: Path) -> dict:
+    """A stored fold record with ``best_checkpoint`` as an absolute path here (older runs: re-rooted)."""
+    if not rec.get("best_checkpoint"):
+        return rec
+    return {**rec, "best_checkpoint": str(resolve_recorded(rec["best_checkpoint"], run_dir, run_roots(run_dir, project=False)))}
 
 
 def train_cv(
@@ -530,6 +550,8 @@ def train_cv(
         The summary dict (also ``<out>/runs/<run_name>/summary.json``): run_name, run_dir,
         per-fold records, mean test/val accuracy.
     """
+    if params.run_name is not None:
+        check_run_name(params.run_name)  # before anything is read or written
     task_dir, out_dir = Path(task_dir), Path(out_dir)
     params = dataclasses.replace(params)
     if params.baseline_recording is None and (task_dir / "task.yaml").is_file():
@@ -559,10 +581,13 @@ def train_cv(
     if wanted is not None and len(specs) != len(set(wanted)):
         have = sorted(int(s["fold"]) for s in fold_specs)
         raise ValueError(f"--folds {wanted}: the task {task_dir} has folds {have}")
-    run_name = params.run_name or params.default_run_name()
-    run_dir = out_dir / "runs" / run_name
+    run_name = check_run_name(params.run_name or params.default_run_name())
+    run_dir = Path(os.path.abspath(out_dir / "runs" / run_name))
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_text(run_dir / "params.json", json.dumps({**params.to_dict(), "task_dir": str(task_dir)}, indent=1, default=str))
+    task_abs = Path(os.path.abspath(task_dir))
+    # task_dir relative to the run folder; training.runs.run_task_dir reads it (and older runs' absolute paths)
+    write_text(run_dir / "params.json", json.dumps({**params.to_dict(), "task_dir": record_path(task_abs, run_dir)},
+                                                   indent=1, default=str))
     progress = (os.isatty(2) if progress is None else progress)
 
     tracker, parent, fold_runs = None, None, {}
@@ -580,7 +605,7 @@ def train_cv(
         fold = int(spec["fold"])
         done = run_dir / f"fold{fold}" / "predictions_test.csv"
         rec_path = done.parent / "fold.json"
-        rec = json.loads(rec_path.read_text()) if done.is_file() and rec_path.is_file() else {"fold": fold}
+        rec = _loaded_record(json.loads(rec_path.read_text()), run_dir) if done.is_file() and rec_path.is_file() else {"fold": fold}
         if done.is_file() and rec.get("task") is not None and not _same_content(rec["task"], current_task):
             tqdm.write(f"fold {fold}: redone: the task changed since it was trained ({task_dir})")
             done.unlink()
@@ -604,7 +629,7 @@ def train_cv(
     by_fold = {int(r["fold"]): r for r in records}
     for f in finished:
         if int(f.parent.name[4:]) not in by_fold and (f.parent / "fold.json").is_file():
-            by_fold[int(f.parent.name[4:])] = json.loads((f.parent / "fold.json").read_text())
+            by_fold[int(f.parent.name[4:])] = _loaded_record(json.loads((f.parent / "fold.json").read_text()), run_dir)
     records = [by_fold[k] for k in sorted(by_fold)]
     frames = [pd.read_csv(f) for f in finished]
     if frames:
@@ -613,12 +638,14 @@ def train_cv(
     test_accs = [r["test_acc"] for r in records if r.get("test_acc") is not None]
     val_accs = [r["val_acc"] for r in records if r.get("val_acc") is not None]
     summary = dict(
-        run_name=run_name, run_dir=str(run_dir), model=params.model, task_dir=str(task_dir), folds=records,
+        run_name=run_name, run_dir=str(run_dir), model=params.model, task_dir=str(task_abs), folds=records,
         mean_test_acc=float(np.mean(test_accs)) if test_accs else None,
         mean_val_acc=float(np.mean(val_accs)) if val_accs else None,
         predictions=str(run_dir / "predictions.csv"),
     )
-    write_text(run_dir / "summary.json", json.dumps(summary, indent=1))
+    stored = {**summary, "run_dir": ".", "task_dir": record_path(task_abs, run_dir), "predictions": "predictions.csv",
+              "folds": [_stored_record(r, run_dir) for r in records]}  # paths relative to the run folder
+    write_text(run_dir / "summary.json", json.dumps(stored, indent=1))
     if tracker is not None:
         if summary["mean_test_acc"] is not None:
             tracker.log_metrics(parent, {"mean_test_acc": summary["mean_test_acc"]})

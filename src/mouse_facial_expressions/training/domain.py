@@ -20,9 +20,9 @@ log = logging.getLogger(__name__)
 def task_frames_dir(task_dir: Path) -> Path | None:
     """The frame store a task was made from (``task.yaml`` ``frames_dir``, else ``../../frames``)."""
     from mouse_facial_expressions.data.tasks import load_spec
+    from mouse_facial_expressions.data.tasks import task_frames_dir as frames_of
 
-    spec = load_spec(task_dir / "task.yaml")
-    fdir = Path(spec.frames_dir) if spec.frames_dir else None
+    fdir = frames_of(task_dir, load_spec(task_dir / "task.yaml"))
     if fdir is None or not fdir.is_dir():
         moved = task_dir.resolve().parent.parent / "frames"
         fdir = moved if moved.is_dir() else None

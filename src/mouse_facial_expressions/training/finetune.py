@@ -32,6 +32,7 @@ from mouse_facial_expressions.io.atomic import write_json
 from mouse_facial_expressions.training import cv
 from mouse_facial_expressions.training.module import ClipClassifier, load_model_from_checkpoint
 from mouse_facial_expressions.training.params import TrainParams, make_params
+from mouse_facial_expressions.training.runs import record_path
 
 log = logging.getLogger(__name__)
 
@@ -224,10 +225,11 @@ def finetune(
                              **train_kwargs)
     with start_from(state, freeze_backbone):
         summary = cv.train_cv(task_dir, params, out, folds=folds, track=track, progress=progress, **cv_kwargs)
-    info = {"source_checkpoint": str(ckpt), "freeze_backbone": freeze_backbone, "learning_rate": params.learning_rate,
+    info = {"source_checkpoint": str(Path(ckpt).resolve()), "freeze_backbone": freeze_backbone, "learning_rate": params.learning_rate,
             "overlap": {str(k): a for k, a in overlap.items()}, "warnings": warnings}
-    if summary.get("run_dir"):
-        write_json(Path(summary["run_dir"]) / "finetune.json", info)
+    if summary.get("run_dir"):  # the source relative to the run folder when it lies in the same project
+        run_dir = Path(summary["run_dir"])
+        write_json(run_dir / "finetune.json", {**info, "source_checkpoint": record_path(ckpt, run_dir, within=Path(out).resolve().parent)})
     return {**summary, **info}
 
 
