@@ -66,3 +66,18 @@ def test_the_batch_effect_caveat_says_whether_the_ranking_held():
     assert "Scores of B" in moved and "threshold problem" in moved and "recalibrate" in moved
     (lost,) = with_verdict("lost")
     assert "Scores of B" in lost and "signal is lost" in lost and "recalibrate" not in lost
+
+
+def test_headline_gives_the_sensitivity_ci_or_says_why_there_is_none():
+    r = _results()
+    r["confusion"]["animal"] = [[12, 0], [0, 1]]
+    r["metrics"]["animal"]["recall"] = {"value": 1.0, "low": None, "high": None, "n_undefined": 330, "n_resamples": 1000}
+    r["metrics"]["animal"]["accuracy"].update(n_undefined=12, n_resamples=1000)
+    text = headline(r)
+    assert "(sensitivity 1.00 [n/a (330 of 1000 resamples undefined)])" in text
+    assert "[0.00," not in text
+    assert "Animal-level accuracy 0.83 [0.68, 1.00];" in text  # a few undefined: counted in the table only
+
+    r["metrics"]["animal"]["recall"] = {"value": 0.75, "low": 0.5, "high": 1.0, "n_undefined": 0, "n_resamples": 1000}
+    r["confusion"]["animal"] = [[12, 0], [1, 3]]
+    assert "(sensitivity 0.75 [0.50, 1.00])" in headline(r)

@@ -50,10 +50,20 @@ def test_other_threshold_matches_sklearn():
     assert M.accuracy(Y, P, threshold=0.7) == pytest.approx(skm.accuracy_score(Y, (P >= 0.7).astype(int)))
 
 
-def test_zero_division_gives_zero_like_sklearn():
+def test_precision_without_a_positive_call_is_nan_like_sklearn_zero_division_nan():
     y, p = np.array([0, 1, 1]), np.array([0.1, 0.2, 0.3])  # nothing called positive
-    assert M.precision(y, p) == skm.precision_score(y, (p >= 0.5).astype(int), zero_division=0) == 0.0
-    assert M.f1(y, p) == 0.0
+    assert np.isnan(M.precision(y, p))
+    assert np.isnan(skm.precision_score(y, (p >= 0.5).astype(int), zero_division=np.nan))
+    assert M.recall(y, p) == 0.0 and M.f1(y, p) == 0.0  # both positives missed: defined, and 0
+
+
+def test_recall_f1_and_specificity_are_nan_where_there_is_nothing_to_count():
+    controls = np.array([0, 0, 0]), np.array([0.2, 0.7, 0.1])  # one control called positive
+    assert np.isnan(M.recall(*controls)) and np.isnan(M.f1(*controls))
+    assert M.precision(*controls) == 0.0 and M.specificity(*controls) == pytest.approx(2 / 3)
+    assert np.isnan(M.specificity([1, 1], [0.9, 0.2]))
+    out = M.binary_metrics(*controls)
+    assert np.isnan(out["recall"]) and np.isnan(out["f1"])
 
 
 def test_auroc_with_one_class_is_nan():
@@ -132,12 +142,51 @@ def test_bootstrap_resamples_animals_not_rows():
     assert ci.low <= 0.25 and ci.high >= 0.75
 
 
-def test_bootstrap_skips_undefined_resamples():
+def test_bootstrap_counts_undefined_resamples_and_gives_no_interval_when_many():
     # Two animals, one per class: half the resamples have a single class (AUROC undefined).
     df = pd.DataFrame({"animal": ["a", "a", "b", "b"], "label": [0, 0, 1, 1], "p1": [0.1, 0.2, 0.8, 0.9]})
     ci = M.bootstrap_ci(df, "auroc", n=200, seed=0)
     assert ci.value == 1.0
-    assert 0 < ci.n_boot < 200
+    assert 0 < ci.n_boot < 200 and ci.n_boot + ci.n_undefined == ci.n_resamples == 200
+    assert np.isnan(ci.low) and np.isnan(ci.high)
+    assert str(ci) == f"1.000 [n/a ({ci.n_undefined} of 200 resamples undefined)]"
+
+
+def _one_positive_among(n_controls: int) -> pd.DataFrame:
+    """One positive animal (caught) among controls (all called negative), 2 rows each."""
+    animals = ["pos"] + [f"c{i}" for i in range(n_controls)]
+    return pd.DataFrame({"animal": np.repeat(animals, 2), "label": np.repeat([1] + [0] * n_controls, 2),
+                         "p1": np.repeat([0.9] + [0.2] * n_controls, 2)})
+
+
+@pytest.mark.parametrize("metric", ["recall", "f1", "precision"])
+def test_resamples_without_a_positive_are_left_out_not_counted_as_zero(metric):
+    # 5 animals: a resample misses the positive with probability (4/5)^5 = 0.33. Recall, F1 and
+    # precision are 1 whenever defined, so counting undefined resamples as 0 gave [0.000, 1.000].
+    df = _one_positive_among(4)
+    ci = M.bootstrap_ci(df, metric, n=500, seed=0)
+    assert ci.value == 1.0
+    assert 0.25 * 500 < ci.n_undefined < 0.42 * 500  # about a third
+    assert np.isnan(ci.low) and np.isnan(ci.high)  # more than MAX_UNDEFINED: no interval
+    assert "0.000" not in str(ci) and f"n/a ({ci.n_undefined} of 500 resamples undefined)" in str(ci)
+
+
+def test_a_few_undefined_resamples_are_left_out_and_the_interval_kept():
+    # 40 animals: a resample misses the positive with probability (39/40)^40 = 0.36 -- too many;
+    # 3 positives among 40 (caught, controls clean): (37/40)^40 = 0.04, below MAX_UNDEFINED.
+    df = _one_positive_among(37)
+    df.loc[df["animal"].isin(["c0", "c1"]), ["label", "p1"]] = [1, 0.9]
+    ci = M.bootstrap_ci(df, "recall", n=500, seed=0)
+    assert 0 < ci.n_undefined <= M.MAX_UNDEFINED * 500
+    assert ci.low == ci.high == 1.0  # the undefined ones did not enter as 0
+    assert str(ci) == f"1.000 [1.000, 1.000] ({ci.n_undefined} of 500 resamples undefined)"
+
+
+def test_format_ci_reads_na_only_for_the_interval_or_a_lone_dash_for_an_undefined_value():
+    assert M.format_ci(0.5, 0.25, 0.75) == "0.500 [0.250, 0.750]"
+    assert M.format_ci(0.5, float("nan"), float("nan"), 300, 1000) == "0.500 [n/a (300 of 1000 resamples undefined)]"
+    assert M.format_ci(0.5, None, None) == "0.500"  # no bootstrap at all
+    assert M.format_ci(float("nan"), float("nan"), float("nan"), 1000, 1000, missing="–") == "–"
 
 
 def test_bootstrap_accepts_a_callable_and_rejects_unknown_names():
@@ -146,3 +195,24 @@ def test_bootstrap_accepts_a_callable_and_rejects_unknown_names():
     assert ci.value == pytest.approx(df["p1"].mean())
     with pytest.raises(ValueError, match="unknown metric"):
         M.bootstrap_ci(df, "acuracy")
+
+
+def test_breakdown_group_of_controls_only_shows_nan_not_zero():
+    from mouse_facial_expressions.evaluation.breakdown import group_metrics
+
+    df = pd.DataFrame({"animal": ["c1", "c2", "c3", "p1", "c4"], "label": [0, 0, 0, 1, 0],
+                       "p1": [0.2, 0.7, 0.1, 0.8, 0.3], "cohort": ["A", "A", "A", "B", "B"]})
+    table = group_metrics(df, "cohort", metrics=("accuracy", "f1", "recall", "precision")).set_index("group")
+    assert np.isnan(table.loc["A", "f1"]) and np.isnan(table.loc["A", "recall"])
+    assert table.loc["A", "precision"] == 0.0  # c2 was called positive wrongly: defined, and 0
+    assert table.loc["A", "accuracy"] == pytest.approx(2 / 3)
+    assert table.loc["B", "f1"] == 1.0
+
+
+def test_breakdown_with_bootstrap_counts_the_undefined_resamples():
+    from mouse_facial_expressions.evaluation.breakdown import group_metrics
+
+    df = _one_positive_among(4).assign(cohort="A")
+    row = group_metrics(df, "cohort", metrics=("recall",), n_boot=200).iloc[0]
+    assert row["recall"] == 1.0 and np.isnan(row["recall_low"])
+    assert row["recall_resamples"] == 200 and 0 < row["recall_undefined"] < 200

@@ -219,3 +219,75 @@ def test_without_metadata_the_batch_check_says_why(tmp_path):
     text = (tmp_path / "report.html").read_text()
     assert "no &#x27;cohort&#x27; column" in text and "id='fig-cohorts'" not in text
     assert text.count(IMG) == 5  # roc, confusion, calibration, animal scores, time course
+
+
+NAMES = ["baseline (pre-injection)", "sick (LPS high, 4 h)"]
+GENERIC = ("label 0", "label 1", "pred 0", "pred 1", "true 0", "true 1", "class 0", "class 1", "class-1")
+
+
+def _figure_texts(monkeypatch, draw) -> str:
+    """Every text of the Figure a figure function draws (axis labels, ticks, legends, titles)."""
+    from matplotlib.text import Text
+
+    monkeypatch.setattr(F, "_png", lambda fig: fig)  # keep the Figure instead of its PNG
+    fig = draw()
+    return "\n".join(t.get_text() for t in fig.findobj(Text))
+
+
+def _levels():
+    from mouse_facial_expressions.evaluation.aggregate import aggregate_levels
+
+    pred, meta = fake_predictions(seed=0)
+    windows = pred.merge(meta.drop(columns="animal"), on="video", how="left")  # cohort, treatment
+    return aggregate_levels(windows.assign(label=windows["label"].astype(float)))
+
+
+@pytest.mark.parametrize("name", ["roc", "confusion", "calibration", "animal_strip", "timecourse", "cohort", "saliency"])
+def test_figures_speak_the_task_class_names(monkeypatch, name):
+    levels = _levels()
+    draw = {
+        "roc": lambda: F.roc_figure(levels, class_names=NAMES),
+        "confusion": lambda: F.confusion_figure(levels, class_names=NAMES),
+        "calibration": lambda: F.calibration_figure(levels, class_names=NAMES),
+        "animal_strip": lambda: F.animal_strip_figure(levels["animal"], class_names=NAMES),
+        "timecourse": lambda: F.timecourse_figure(levels["window"], class_names=NAMES),
+        "cohort": lambda: F.cohort_figure(levels["animal"], class_names=NAMES),
+        "saliency": lambda: F.saliency_figure(_saliency_items(), class_names=NAMES),
+    }[name]
+    text = _figure_texts(monkeypatch, draw)
+    flat = " ".join(text.split())  # tick labels of long names are wrapped over two lines
+    assert "sick (LPS high, 4 h)" in flat
+    if name in ("roc", "confusion", "animal_strip", "timecourse", "cohort"):
+        assert "baseline (pre-injection)" in flat
+    assert not [g for g in GENERIC if g in text]
+
+
+def test_report_captions_use_the_class_names():
+    from mouse_facial_expressions.report.html import render_report
+
+    png = F.saliency_figure([])
+    text = render_report({"summary": {}, "settings": {}, "class_names": ["baseline", "sick"]},
+                         {"calibration": png, "saliency": png})
+    assert "the fraction of sick actually in it" in text
+    assert "Grad-CAM map of the sick score" in text
+    assert "class 1" not in text and "class-1" not in text and "{pos}" not in text
+
+
+def test_report_says_why_a_ci_is_missing():
+    from mouse_facial_expressions.report.html import render_report
+
+    recall = {"value": 1.0, "low": None, "high": None, "n_undefined": 330, "n_resamples": 1000}
+    auroc = {"value": 0.9, "low": 0.8, "high": 1.0, "n_undefined": 20, "n_resamples": 1000}
+    results = {"summary": {}, "settings": {"n_boot": 1000}, "class_names": ["baseline", "sick"],
+               "metrics": {"animal": {"accuracy": {"value": 0.8, "low": 0.6, "high": 1.0}, "recall": recall,
+                                      "auroc": auroc, "n": 5, "n_pos": 1, "n_animals": 5}},
+               "breakdown": [{"level": "animal", "column": "cohort", "group": "A", "n": 3, "n_animals": 3, "n_pos": 0,
+                              "n_neg": 3, "auroc": None, "auroc_low": None, "auroc_high": None,
+                              "auroc_undefined": 200, "auroc_resamples": 200, "accuracy": 0.5, "accuracy_low": None,
+                              "accuracy_high": None, "accuracy_undefined": 150, "accuracy_resamples": 200}]}
+    text = render_report(results, {})
+    assert "1.000 [n/a (330 of 1000 resamples undefined)]" in text
+    assert "0.900 [0.800, 1.000] (20 of 1000 resamples undefined)" in text
+    assert "0.500 [n/a (150 of 200 resamples undefined)]" in text
+    assert "(200 of 200" not in text  # an AUROC undefined on the group itself is just –
+    assert "0.000" not in text

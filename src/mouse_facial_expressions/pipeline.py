@@ -26,6 +26,7 @@ class DemoSettings:
     num_frames: int = 8
     frame_stride: int = 1
     seed: int = 0
+    n_folds: int = 3  # asked for; the task may get fewer (data.folds.make_folds)
     extra_train: dict = field(default_factory=dict)
 
 
@@ -71,6 +72,7 @@ def run_pipeline(cfg, s: DemoSettings, timings: dict | None = None) -> dict:
     The same calls a lab makes on its own project (``mfe prepare``, ``mfe keypoints import``,
     ``mfe extract``, ``mfe task make --preset task1``, ``mfe train``, ``mfe evaluate``).
     """
+    from mouse_facial_expressions.data.folds import read_folds
     from mouse_facial_expressions.data.tasks import make_task, preset
     from mouse_facial_expressions.evaluation.evaluate import headline
     from mouse_facial_expressions.report.runs import report_run
@@ -97,10 +99,11 @@ def run_pipeline(cfg, s: DemoSettings, timings: dict | None = None) -> dict:
         if not rep.ok:
             raise RuntimeError(f"extract failed for {len(rep.failed)} videos")
     with _step("task: task1 preset (rec1 -> 0, high dose at rec4 -> 1), folds by animal", timings):
-        task_dir = make_task(cfg, preset("task1", n_folds=3, num_frames=s.num_frames, frame_stride=s.frame_stride))
+        task_dir = make_task(cfg, preset("task1", n_folds=s.n_folds, num_frames=s.num_frames, frame_stride=s.frame_stride))
+        n_folds = len(read_folds(task_dir / "folds.json"))  # fewer than asked when a class has few animals
         out["task"] = str(task_dir)
-        print(f"   {task_dir} (README.md describes it)")
-    with _step(f"train: {s.model} ({s.backbone}, {s.image_size} px), 3-fold CV by animal", timings):
+        print(f"   {task_dir} (README.md describes it), {n_folds} folds by animal")
+    with _step(f"train: {s.model} ({s.backbone}, {s.image_size} px), {n_folds}-fold CV by animal", timings):
         params = make_params(
             s.model, backbone=s.backbone, image_size=s.image_size, epochs=s.epochs,
             num_frames=s.num_frames, frame_stride=s.frame_stride, seed=s.seed, **s.extra_train,

@@ -3,25 +3,45 @@
 from __future__ import annotations
 
 import sys
+import textwrap
 from pathlib import Path
 
 from mouse_facial_expressions.cli._common import add_project_arg, project_config
+from mouse_facial_expressions.config import ALIGNMENT_PRESETS, AlignmentConfig, ExtractConfig
+
+
+def _description() -> str:
+    """The command's help, with the alignment presets and the keys of a custom set taken from
+    the config (``ExtractConfig.alignment``), so a new preset shows up here by itself."""
+    what = (
+        "For every processed video (videos/processed/<video>.mp4) with a canonical keypoint table "
+        "(keypoints/canonical/<video>.parquet): keep the frames where the alignment's landmarks are "
+        "seen (above keypoints.pcutoff; with dlc_face, side portraits: exactly one side's nose, eye "
+        "and ear), rotate so the alignment's axis is horizontal with the snout left, crop "
+        "extract.crop_size px around its centre, resize to extract.out_size, mirror right-facing "
+        "frames, score sharpness and intensity, and write frames/<video>.npy + <video>.parquet "
+        "(+ store.json). Each video records what it was made from (its keypoint table, its processed "
+        "video, every extract setting): a rerun skips fresh videos and redoes stale ones (e.g. "
+        "keypoints re-imported, video re-trimmed, settings changed) and says why; new outputs replace "
+        "old ones only when complete. A video that fails does not stop the others; the exit code is 1 "
+        "if any failed."
+    )
+    field = ExtractConfig.model_fields["alignment"]
+    presets = ", ".join(f"{name} (default)" if name == field.default else name for name in ALIGNMENT_PRESETS)
+    align = (f"Alignment (extract.alignment in mfe.yaml). {field.description} Presets: {presets}. "
+             "A custom set is a mapping with these keys:")
+    keys = [textwrap.fill(f"{key}: {f.description}", 78, initial_indent="  ", subsequent_indent="    ")
+            for key, f in AlignmentConfig.model_fields.items()]
+    example = ("e.g. in mfe.yaml:\n  extract:\n    alignment:\n      axis: [nose, '{side}_eye']\n"
+               "      centre: [nose, '{side}_eye', '{side}_ear']\n      side: auto")
+    return "\n\n".join([textwrap.fill(what, 78), textwrap.fill(align, 78), "\n".join(keys), example])
 
 
 def register(sub, formatter):
     p = sub.add_parser(
         "extract",
         help="align + crop faces, score quality -> frame store",
-        description="For every processed video (videos/processed/<video>.mp4) with a canonical "
-        "keypoint table (keypoints/canonical/<video>.parquet): keep side-portrait frames (exactly "
-        "one side's nose, eye and ear above keypoints.pcutoff), rotate so the eye->ear line is "
-        "horizontal, crop extract.crop_size px around the face, resize to extract.out_size, mirror "
-        "right-facing frames, score sharpness and intensity, and write frames/<video>.npy + "
-        "<video>.parquet (+ store.json). Each video records what it was made from (its keypoint table, "
-        "its processed video, every extract setting): a rerun skips fresh videos and redoes stale ones "
-        "(e.g. keypoints re-imported, video re-trimmed, settings changed) and says why; new outputs "
-        "replace old ones only when complete. A video that fails does not stop the others; the exit "
-        "code is 1 if any failed.",
+        description=_description(),
         formatter_class=formatter,
     )
     add_project_arg(p)

@@ -55,11 +55,14 @@ def group_metrics(
         by: the metadata column to split on.
         metrics: names from :data:`METRICS`, plus ``mean_p1`` (the mean score).
         n_boot: bootstrap resamples over animals for ``<metric>_low``/``<metric>_high``
-            (0: no intervals).
+            (0: no intervals), with ``<metric>_undefined`` resamples of ``<metric>_resamples``
+            where the metric was undefined (the interval is NaN when they are too many, see
+            ``metrics.bootstrap_ci``).
 
     Returns:
         Columns ``column, group, n, n_animals, n_pos, n_neg`` then each metric (and its CI).
-        Metrics undefined in a group (AUROC with one class) are NaN.
+        Metrics undefined in a group are NaN, not 0: AUROC with one class, F1 in a group of
+        controls only.
     """
     if by not in df.columns:
         raise ValueError(f"cannot break down by {by!r}: no such column (have {list(df.columns)})")
@@ -84,6 +87,7 @@ def group_metrics(
             if n_boot > 0:
                 ci = bootstrap_ci(lab, name, group=group, n=n_boot, seed=seed, threshold=threshold)
                 row[name], row[f"{name}_low"], row[f"{name}_high"] = ci.value, ci.low, ci.high
+                row[f"{name}_undefined"], row[f"{name}_resamples"] = ci.n_undefined, ci.n_resamples
             else:
                 row[name] = METRICS[name](lab["label"], lab["p1"], threshold)
         rows.append(row)

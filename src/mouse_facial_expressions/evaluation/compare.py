@@ -10,6 +10,7 @@ import pandas as pd
 
 from mouse_facial_expressions.evaluation.aggregate import aggregate_levels, validate_predictions
 from mouse_facial_expressions.evaluation.evaluate import _run_metadata, compute_results, read_metadata, read_predictions
+from mouse_facial_expressions.evaluation.metrics import format_ci
 
 KEY_METRICS = ("accuracy", "balanced_accuracy", "auroc", "f1", "ece")
 
@@ -48,6 +49,7 @@ def compare_runs(
         for m in metrics:
             d = (ms or {}).get(m, {})
             row[m], row[f"{m}_low"], row[f"{m}_high"] = d.get("value"), d.get("low"), d.get("high")
+            row[f"{m}_undefined"], row[f"{m}_resamples"] = d.get("n_undefined"), d.get("n_resamples")
         row["batch_warnings"] = len(res.get("warnings", []))
         rows.append(row)
     return pd.DataFrame(rows)
@@ -57,12 +59,8 @@ def format_compare(df: pd.DataFrame, metrics: tuple[str, ...] = KEY_METRICS, dig
     """The comparison as a plain-text table with ``value [low, high]`` cells."""
 
     def cell(r, m):
-        v, lo, hi = r.get(m), r.get(f"{m}_low"), r.get(f"{m}_high")
-        if v is None or pd.isna(v):
-            return "-"
-        if lo is None or pd.isna(lo):
-            return f"{v:.{digits}f}"
-        return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+        return format_ci(r.get(m), r.get(f"{m}_low"), r.get(f"{m}_high"), r.get(f"{m}_undefined") or 0,
+                         r.get(f"{m}_resamples") or 0, digits, missing="-")
 
     table = pd.DataFrame(
         {

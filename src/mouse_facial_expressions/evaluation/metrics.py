@@ -2,9 +2,12 @@
 
 Every metric takes ``y`` (true labels, 0/1) and ``p`` (predicted probability of class 1) so
 that one signature fits all: threshold metrics call a window/video/animal positive when
-``p >= threshold``. The functions agree with scikit-learn's (``zero_division=0`` for
-precision, recall and F1) and return ``nan`` where a metric is undefined (AUROC or balanced
-accuracy with a single class present).
+``p >= threshold``. The functions agree with scikit-learn's and return ``nan`` where a metric
+is undefined (scikit-learn's ``zero_division=np.nan``): precision when nothing is called
+positive, recall and F1 without positives, specificity without negatives, AUROC with a single
+class present. (scikit-learn gives F1 = 0 for negatives only, some called positive; here it
+is ``nan``, as recall is: a group of controls says nothing about finding positives.) A 0 there would
+read as "always wrong" and drag bootstrap intervals down (see :func:`bootstrap_ci`).
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ def _arrays(y, p=None) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def _safe_div(a: float, b: float) -> float:
-    return float(a) / float(b) if b else 0.0
+    """``a / b``, or ``nan`` (undefined, not 0) when ``b`` is 0."""
+    return float(a) / float(b) if b else float("nan")
 
 
 def confusion_matrix(y, y_pred) -> np.ndarray:
@@ -58,7 +62,7 @@ def _cm(y: np.ndarray, p: np.ndarray, threshold: float) -> np.ndarray:
 
 def _accuracy(y, p, threshold):
     cm = _cm(y, p, threshold)
-    return _safe_div(np.trace(cm), cm.sum()) if cm.sum() else float("nan")
+    return _safe_div(np.trace(cm), cm.sum())
 
 
 def _precision(y, p, threshold):
@@ -78,6 +82,8 @@ def _specificity(y, p, threshold):
 
 def _f1(y, p, threshold):
     cm = _cm(y, p, threshold)
+    if not cm[1].sum():  # no positives: recall is undefined, so is their harmonic mean
+        return float("nan")
     return _safe_div(2 * cm[1, 1], 2 * cm[1, 1] + cm[0, 1] + cm[1, 0])
 
 
@@ -142,10 +148,10 @@ def _public(impl, doc: str):
 
 
 accuracy = _public(_accuracy, "Fraction of correct calls at ``p >= threshold``.")
-precision = _public(_precision, "TP / (TP + FP); 0 when nothing is called positive.")
-recall = _public(_recall, "Sensitivity: TP / (TP + FN); 0 without positives.")
-specificity = _public(_specificity, "TN / (TN + FP); 0 without negatives.")
-f1 = _public(_f1, "Harmonic mean of precision and recall; 0 when undefined.")
+precision = _public(_precision, "TP / (TP + FP); ``nan`` when nothing is called positive.")
+recall = _public(_recall, "Sensitivity: TP / (TP + FN); ``nan`` without positives.")
+specificity = _public(_specificity, "TN / (TN + FP); ``nan`` without negatives.")
+f1 = _public(_f1, "2 TP / (2 TP + FP + FN); ``nan`` without positives.")
 balanced_accuracy = _public(_balanced_accuracy, "Mean recall over the classes present (scikit-learn's definition).")
 auroc = _public(_auroc, "Area under the ROC curve (Mann-Whitney U; ties count one half). ``nan`` with one class.")
 brier = _public(_brier, "Mean squared error of p1.")
@@ -247,17 +253,80 @@ def binary_metrics(y, p, threshold: float = THRESHOLD) -> dict[str, float]:
     return out
 
 
+#: Largest fraction of bootstrap resamples where the metric may be undefined and still give an
+#: interval. The percentiles of the defined resamples describe only resamples that happen to hold
+#: (say) a positive animal; past this fraction that is no longer the population the point
+#: estimate speaks for, so the interval reads n/a.
+MAX_UNDEFINED = 0.10
+
+
+def format_ci(value, low, high, n_undefined: int | None = 0, n_resamples: int | None = 0, digits: int = 3,
+              missing: str = "n/a") -> str:
+    """``value [low, high]`` as text, saying how many resamples were undefined.
+
+    ``missing`` alone stands for an undefined point estimate. Without an interval, ``n/a (k of n
+    resamples undefined)`` when resamples were undefined, else the value alone (no bootstrap).
+    """
+    def absent(v) -> bool:  # None, NaN or pd.NA (JSON null, an empty table cell)
+        return v is None or v is pd.NA or np.isnan(float(v))
+
+    def num(v) -> str:
+        return missing if absent(v) else f"{float(v):.{digits}f}"
+
+    def count(c) -> int:  # no count (a cell without a bootstrap) is 0
+        return 0 if absent(c) else int(c)
+
+    k, n = count(n_undefined), count(n_resamples)
+    undefined = f"{k} of {n} resamples undefined"
+    if num(value) == missing:  # undefined on the data itself: an interval would say nothing more
+        return missing
+    if num(low) == missing or num(high) == missing:
+        return f"{num(value)} [n/a ({undefined})]" if k else num(value)
+    return f"{num(value)} [{num(low)}, {num(high)}]" + (f" ({undefined})" if k else "")
+
+
 @dataclass(frozen=True)
 class CI:
-    """A point estimate with its bootstrap percentile interval."""
+    """A point estimate with its bootstrap percentile interval.
+
+    ``low``/``high`` are ``nan`` without resamples, or when more than :data:`MAX_UNDEFINED` of
+    them left the metric undefined (the interval reads n/a, with the count).
+    """
 
     value: float
     low: float
     high: float
     n_boot: int  # resamples where the metric was defined
+    n_undefined: int = 0  # resamples where it was not (left out of the percentiles)
+
+    @property
+    def n_resamples(self) -> int:
+        return self.n_boot + self.n_undefined
+
+    def as_dict(self) -> dict:
+        """``value, low, high, n_undefined, n_resamples``: the form results files keep."""
+        return {"value": self.value, "low": self.low, "high": self.high,
+                "n_undefined": self.n_undefined, "n_resamples": self.n_resamples}
 
     def __str__(self) -> str:
-        return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
+        return format_ci(self.value, self.low, self.high, self.n_undefined, self.n_resamples)
+
+
+def percentile_ci(value: float, stats: np.ndarray, level: float = 0.95,
+                  max_undefined: float = MAX_UNDEFINED) -> CI:
+    """The :class:`CI` of ``value`` from bootstrap statistics, ``nan`` where undefined.
+
+    Undefined resamples are left out of the percentiles and counted; if they are more than
+    ``max_undefined`` of all, there is no interval (``low = high = nan``).
+    """
+    stats = np.asarray(stats, dtype=float)
+    ok = stats[~np.isnan(stats)]
+    n_undefined = int(len(stats) - len(ok))
+    if len(ok) == 0 or n_undefined > max_undefined * len(stats):
+        return CI(value, float("nan"), float("nan"), int(len(ok)), n_undefined)
+    a = (1.0 - level) / 2.0
+    low, high = np.percentile(ok, [100 * a, 100 * (1 - a)])
+    return CI(value, float(low), float(high), int(len(ok)), n_undefined)
 
 
 def bootstrap_ci(
@@ -276,8 +345,10 @@ def bootstrap_ci(
 
     All rows of a drawn animal enter the resample together (as often as the animal is
     drawn), so the interval reflects variation between animals, not between windows.
-    Resamples where the metric is undefined (e.g. AUROC with one class) are skipped;
-    ``CI.n_boot`` says how many were used.
+    Resamples where the metric is undefined (AUROC with one class, recall without a positive
+    animal, ...) are left out and counted in ``CI.n_undefined``; when they are more than
+    :data:`MAX_UNDEFINED` of all, the interval is n/a (``low = high = nan``). ``CI.n_boot``
+    says how many resamples were used.
 
     Args:
         df: rows with columns ``group``, ``label`` and ``score``.
@@ -308,9 +379,4 @@ def bootstrap_ci(
     for b in range(n):
         idx = np.concatenate([members[g] for g in draws[b]])
         stats[b] = fn(y[idx], p[idx], threshold)
-    ok = stats[~np.isnan(stats)]
-    if len(ok) == 0:
-        return CI(value, float("nan"), float("nan"), 0)
-    a = (1.0 - level) / 2.0
-    low, high = np.percentile(ok, [100 * a, 100 * (1 - a)])
-    return CI(value, float(low), float(high), int(len(ok)))
+    return percentile_ci(value, stats, level)

@@ -29,7 +29,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from mouse_facial_expressions.evaluation.metrics import CI
+from mouse_facial_expressions.evaluation.metrics import CI, percentile_ci
 from mouse_facial_expressions.io.ratings import AUS
 
 #: Rows of the agreement tables: the five AUs, then the MGS total (mean of the AUs).
@@ -83,7 +83,8 @@ def bootstrap(stat: Callable[[np.ndarray], float], groups, n: int = 1000, seed: 
               level: float = 0.95) -> CI:
     """Percentile bootstrap CI of ``stat(rows)`` (``rows``: an index array into the data),
     drawing the groups of ``groups`` (animal per row; None/NaN: the row alone) with replacement.
-    Resamples where the statistic is nan are skipped (``CI.n_boot`` counts the rest)."""
+    Resamples where the statistic is nan are left out and counted (``CI.n_undefined``); past
+    ``metrics.MAX_UNDEFINED`` of them the interval is n/a, as in ``metrics.bootstrap_ci``."""
     members = _groups(groups)
     value = float(stat(np.arange(sum(len(m) for m in members))))
     if n <= 0 or not members:
@@ -91,12 +92,7 @@ def bootstrap(stat: Callable[[np.ndarray], float], groups, n: int = 1000, seed: 
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(members), size=(n, len(members)))
     stats = np.array([stat(np.concatenate([members[g] for g in d])) for d in draws], dtype=float)
-    ok = stats[~np.isnan(stats)]
-    if not len(ok):
-        return CI(value, float("nan"), float("nan"), 0)
-    a = (1.0 - level) / 2.0
-    low, high = np.percentile(ok, [100 * a, 100 * (1 - a)])
-    return CI(value, float(low), float(high), int(len(ok)))
+    return percentile_ci(value, stats, level)
 
 
 # --- tables of ratings -------------------------------------------------------------------------

@@ -12,6 +12,9 @@ the end). Rows with ``discard == 1`` are skipped (an empty ``discard`` counts as
 
     mouse,date_of_birth,treatment,injection_time,notes
 
+The delimiter (comma, semicolon or tab, as spreadsheets in different locales save "CSV") is
+sniffed from the header: the one that splits it into the most required columns.
+
 Extra columns in either file (``cohort``, ``sex``, ``Notes`` ...) are kept. Column names are
 case-sensitive and stripped of surrounding spaces; a header-less first column (a pandas index
 written by ``to_csv``) is dropped. Blank lines and lines whose first cell starts with ``#``
@@ -52,6 +55,8 @@ _TIME_PARTS = ("year", "month", "day", "hour", "minutes", "seconds")
 _SEX_PREFIX = re.compile(r"^([fFmM])[_-]?\d")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # animal ids and labels become file names
 INDEX_NAME = "csv_line"
+#: Delimiters a metadata (or rating) sheet may use, as spreadsheets in different locales save them.
+DELIMITERS = (",", ";", "\t")
 
 
 class MetadataError(ValueError):
@@ -126,6 +131,29 @@ def _to_int(series: pd.Series, column: str, problems: list[str], required: bool 
 
 
 # --------------------------------------------------------------------------- reading files
+def sniff_delimiter(text: str, expected: Iterable[str] = ()) -> str:
+    """The delimiter of a CSV among :data:`DELIMITERS` (comma, semicolon, tab).
+
+    With ``expected`` column names, the delimiter that splits the first non-blank line into
+    the most of them wins (a header names its columns exactly, while a free-text cell may hold
+    any delimiter). Otherwise, or when none finds one, ``csv.Sniffer`` decides on the first 50
+    lines, and failing that the delimiter most frequent in the first line (as ``io.ratings``).
+    """
+    lines = text.splitlines()
+    first = next((line for line in lines if line.strip()), "")
+    wanted = set(expected)
+    if wanted:
+        hits = {d: len(wanted & {c.strip() for c in next(csv.reader([first], delimiter=d), [])})
+                for d in DELIMITERS}
+        best = max(DELIMITERS, key=lambda d: hits[d])  # ties keep the order of DELIMITERS
+        if hits[best]:
+            return best
+    try:
+        return csv.Sniffer().sniff("\n".join(lines[:50]), delimiters="".join(DELIMITERS)).delimiter
+    except csv.Error:
+        return max(DELIMITERS, key=first.count)
+
+
 def _read_csv(path: str | Path, required: tuple[str, ...], encoding: str = "utf-8") -> pd.DataFrame:
     """CSV -> DataFrame of stripped strings (NaN for empty), indexed by CSV line number."""
     path = Path(path)
@@ -145,7 +173,9 @@ def _read_csv(path: str | Path, required: tuple[str, ...], encoding: str = "utf-
 def _parse_csv(path: Path, required: tuple[str, ...], encoding: str) -> pd.DataFrame:
     codec = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding  # a BOM is not a column
     with open(path, newline="", encoding=codec) as fh:
-        reader = csv.reader(fh)
+        delimiter = sniff_delimiter(fh.read(64 * 1024), required)
+        fh.seek(0)
+        reader = csv.reader(fh, delimiter=delimiter)
         header = next(reader, None)
         if header is None:
             raise MetadataError(f"{path}: empty file (expected columns {', '.join(required)})")
@@ -198,10 +228,16 @@ def _normalise_raw(df: pd.DataFrame, file) -> pd.DataFrame:
     bad_discard = ~df["discard"].isin([0, 1])
     if bad_discard.any():
         problems.append(f"column 'discard' must be 0, 1 or empty at {_lines(df.index[bad_discard])}")
+    short_year = df.index[(df["year"] > 0) & (df["year"] < 1000)]
+    if len(short_year):
+        problems.append(f"column 'year' must have 4 digits (e.g. 2024, not 24) at {_lines(short_year)}")
     stamps, bad_time = [], []
     for line, r in df.iterrows():
-        try:
-            stamps.append(pd.Timestamp(*(int(r[c]) for c in _TIME_PARTS)))
+        if line in short_year:
+            stamps.append(pd.NaT)
+            continue
+        try:  # as_unit: a date that datetime64[ns] cannot hold (before 1677) fails here, on its line
+            stamps.append(pd.Timestamp(*(int(r[c]) for c in _TIME_PARTS)).as_unit("ns"))
         except (ValueError, OverflowError):
             stamps.append(pd.NaT)
             bad_time.append(line)

@@ -2,17 +2,21 @@
 
 Inputs are the tables of :mod:`mouse_facial_expressions.evaluation` (columns ``label``, ``p1``,
 ``animal``, ``video``, ``start_time``, ``end_time`` and optional metadata such as ``cohort``).
+Figures that show classes take ``class_names`` (the task's names of label 0 and label 1,
+``results["class_names"]``), so axes and legends speak of "baseline" and "sick", not 0 and 1.
 """
 
 from __future__ import annotations
 
 import io
+import textwrap
 
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from mouse_facial_expressions.evaluation.animal_table import DEFAULT_CLASS_NAMES
 from mouse_facial_expressions.evaluation.metrics import (
     THRESHOLD,
     auroc,
@@ -41,6 +45,12 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+def _names(class_names) -> tuple[str, str]:
+    """``(name of label 0, name of label 1)``; the defaults when none are given."""
+    neg, pos = (list(class_names) if class_names else list(DEFAULT_CLASS_NAMES))[:2]
+    return str(neg), str(pos)
+
+
 def _labelled(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["label"].notna()] if "label" in df.columns else df.iloc[:0]
 
@@ -50,8 +60,9 @@ def _no_data(fig: Figure, ax, text: str) -> None:
     ax.set_axis_off()
 
 
-def roc_figure(levels: dict[str, pd.DataFrame]) -> bytes:
+def roc_figure(levels: dict[str, pd.DataFrame], class_names=None) -> bytes:
     """ROC curves, one per level, AUROC in the legend."""
+    neg, pos = _names(class_names)
     fig = _figure(4.8, 4.4)
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], ls="--", color="#bbb", lw=1, label="chance")
@@ -68,14 +79,17 @@ def roc_figure(levels: dict[str, pd.DataFrame]) -> bytes:
     if not drawn:
         _no_data(fig, ax, "ROC needs both classes")
         return _png(fig)
-    ax.set(xlabel="false positive rate (1 - specificity)", ylabel="true positive rate (sensitivity)", xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), title="ROC")
+    ax.set(xlabel=f"false positive rate (1 - specificity):\n{neg} called {pos}",
+           ylabel=f"true positive rate (sensitivity):\n{pos} called {pos}", xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), title="ROC")
     ax.legend(loc="lower right", fontsize=8)
     ax.set_aspect("equal")
     return _png(fig)
 
 
-def confusion_figure(levels: dict[str, pd.DataFrame], threshold: float = THRESHOLD) -> bytes:
-    """Confusion matrices side by side, one per level (counts and row percentages)."""
+def confusion_figure(levels: dict[str, pd.DataFrame], threshold: float = THRESHOLD, class_names=None) -> bytes:
+    """Confusion matrices side by side, one per level (counts and row percentages); rows are
+    the true class, columns the class called, both in the task's class names."""
+    neg, pos = _names(class_names)
     names = [n for n, df in levels.items() if len(_labelled(df))]
     fig = _figure(3.3 * max(len(names), 1), 3.3)
     if not names:
@@ -89,14 +103,17 @@ def confusion_figure(levels: dict[str, pd.DataFrame], threshold: float = THRESHO
         ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
         for (r, c), v in np.ndenumerate(cm):
             ax.text(c, r, f"{v}\n({100 * frac[r, c]:.0f}%)", ha="center", va="center", color="white" if frac[r, c] > 0.6 else "black", fontsize=10)
-        ax.set_xticks([0, 1], ["pred 0", "pred 1"])
-        ax.set_yticks([0, 1], ["true 0", "true 1"])
+        ticks = [textwrap.fill(n, 16, break_on_hyphens=False) for n in (neg, pos)]  # long names on two lines
+        ax.set_xticks([0, 1], ticks, fontsize=8)
+        ax.set_yticks([0, 1], ticks, fontsize=8, rotation=90, va="center")
+        ax.set(xlabel="called", ylabel="true class" if i == 0 else "")
         ax.set_title(f"{name} (n={cm.sum()})", fontsize=10)
     return _png(fig)
 
 
-def calibration_figure(levels: dict[str, pd.DataFrame], n_bins: int = 10) -> bytes:
+def calibration_figure(levels: dict[str, pd.DataFrame], n_bins: int = 10, class_names=None) -> bytes:
     """Reliability curves (observed fraction positive vs mean predicted p1) and a p1 histogram."""
+    _, pos = _names(class_names)
     fig = _figure(4.8, 5.6)
     gs = fig.add_gridspec(2, 1, height_ratios=[3, 1], hspace=0.08)
     ax = fig.add_subplot(gs[0])
@@ -111,24 +128,27 @@ def calibration_figure(levels: dict[str, pd.DataFrame], n_bins: int = 10) -> byt
                 ms=4, **LEVEL_STYLE.get(name, {}))
         hist.hist(lab["p1"], bins=np.linspace(0, 1, n_bins + 1), color=LEVEL_COLORS.get(name), histtype="step",
                   density=True, **LEVEL_STYLE.get(name, {}))
-    ax.set(ylabel="observed fraction of class 1", xlim=(0, 1), ylim=(-0.02, 1.02), title="Calibration (reliability)")
+    ax.set(ylabel=f"observed fraction: {pos}", xlim=(0, 1), ylim=(-0.02, 1.02), title="Calibration (reliability)")
     ax.tick_params(labelbottom=False)
     ax.legend(loc="upper left", fontsize=8)
-    hist.set(xlabel="predicted probability p1", ylabel="density")
+    hist.set(xlabel=f"predicted probability of {pos} (p1)", ylabel="density")
     hist.set_yticks([])
     return _png(fig)
 
 
-def animal_strip_figure(animals: pd.DataFrame, threshold: float = THRESHOLD, color_by: str = "cohort", seed: int = 0) -> bytes:
-    """One dot per animal (and label): its mean p1, by condition, coloured by cohort."""
+def animal_strip_figure(animals: pd.DataFrame, threshold: float = THRESHOLD, color_by: str = "cohort", seed: int = 0,
+                        class_names=None) -> bytes:
+    """One dot per animal (and label): its mean p1, by condition (the class names), coloured by cohort."""
+    neg, pos = _names(class_names)
     df = animals.copy()
     if df["label"].notna().any():
-        df["condition"] = df["label"].map({0.0: "label 0 (negative)", 1.0: "label 1 (positive)"}).fillna("unlabelled")
+        df["condition"] = df["label"].map({0.0: neg, 1.0: pos}).fillna("unlabelled")
     elif "treatment" in df.columns:
         df["condition"] = df["treatment"].astype(str)
     else:
         df["condition"] = "all animals"
-    conds = sorted(df["condition"].unique())
+    order = {neg: 0, pos: 1, "unlabelled": 2}  # label 0 first, whatever the names sort as
+    conds = sorted(df["condition"].unique(), key=lambda c: (order.get(c, 3), c))
     fig = _figure(max(4.0, 1.9 * len(conds) + 1.8), 4.2)
     ax = fig.add_subplot()
     rng = np.random.default_rng(seed)
@@ -144,7 +164,7 @@ def animal_strip_figure(animals: pd.DataFrame, threshold: float = THRESHOLD, col
             for xi, (_, r) in zip(x, part.iterrows()):
                 ax.annotate(str(r["animal"]), (xi, r["p1"]), fontsize=6, xytext=(4, 0), textcoords="offset points", va="center", color="#444")
     ax.axhline(threshold, ls="--", color="#888", lw=1)
-    ax.set_xticks(range(len(conds)), conds)
+    ax.set_xticks(range(len(conds)), [textwrap.fill(c, 20, break_on_hyphens=False) for c in conds])
     ax.set(ylim=(-0.03, 1.03), xlim=(-0.6, len(conds) - 0.4), ylabel="animal score (mean p1)", title="Per-animal scores (bar = median)")
     if color_by in df.columns:
         for g in groups:
@@ -161,17 +181,20 @@ def _pick_videos(videos: pd.DataFrame, max_videos: int) -> list[str]:
     return v["video"].iloc[np.unique(take)].tolist()
 
 
-def timecourse_figure(windows: pd.DataFrame, max_videos: int = 12, threshold: float = THRESHOLD, ncols: int = 4) -> bytes:
-    """Small multiples: p1 of each window over its start time, one panel per video."""
+def timecourse_figure(windows: pd.DataFrame, max_videos: int = 12, threshold: float = THRESHOLD, ncols: int = 4,
+                      class_names=None) -> bytes:
+    """Small multiples: p1 of each window over its start time, one panel per video (its class
+    name in the title)."""
+    names = _names(class_names)
     vids = windows.groupby("video", as_index=False).agg(label=("label", "first"), animal=("animal", "first"))
-    names = _pick_videos(vids, max_videos)
-    ncols = min(ncols, len(names))
-    nrows = int(np.ceil(len(names) / ncols))
+    videos = _pick_videos(vids, max_videos)
+    ncols = min(ncols, len(videos))
+    nrows = int(np.ceil(len(videos) / ncols))
     fig = _figure(3.2 * ncols, 2.2 * nrows + 0.3)
     axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
-    for ax in axes.ravel()[len(names):]:
+    for ax in axes.ravel()[len(videos):]:
         ax.set_axis_off()
-    for ax, name in zip(axes.ravel(), names):
+    for ax, name in zip(axes.ravel(), videos):
         w = windows[windows["video"] == name].sort_values("start_time")
         lab = w["label"].iloc[0]
         color = LABEL_COLORS[None if pd.isna(lab) else int(lab)]
@@ -180,7 +203,7 @@ def timecourse_figure(windows: pd.DataFrame, max_videos: int = 12, threshold: fl
             k = max(3, len(w) // 10)
             ax.plot(w["start_time"], w["p1"].rolling(k, center=True, min_periods=1).mean(), color=color, lw=1.8)
         ax.axhline(threshold, ls="--", color="#999", lw=0.8)
-        tag = "" if pd.isna(lab) else f"  [label {int(lab)}]"
+        tag = "" if pd.isna(lab) else f"  [{names[int(lab)]}]"
         ax.set_title(f"{name}{tag}", fontsize=8)
         ax.set_ylim(-0.03, 1.03)
         ax.tick_params(labelsize=7)
@@ -193,7 +216,7 @@ def timecourse_figure(windows: pd.DataFrame, max_videos: int = 12, threshold: fl
 
 
 def cohort_figure(animals: pd.DataFrame, cohort: str = "cohort", threshold: float = THRESHOLD, seed: int = 0,
-                  flagged: list[str] | None = None) -> bytes:
+                  flagged: list[str] | None = None, class_names=None) -> bytes:
     """Control animals' scores per cohort: the animals the batch-effect check looks at
     (label 0; unlabelled: control treatments; failing both: all animals). Cohorts in
     ``flagged`` (the check's verdict) have their positive rate in red."""
@@ -206,7 +229,8 @@ def cohort_figure(animals: pd.DataFrame, cohort: str = "cohort", threshold: floa
     df = animals[animals[cohort].notna()]
     mask, how = control_mask(df)
     df = df[mask]
-    who = {"label": "controls (label 0)", "treatment": "control-treated animals", "all": "all animals"}[how]
+    neg, pos = _names(class_names)
+    who = {"label": f"controls ({neg})", "treatment": "control-treated animals", "all": "all animals"}[how]
     cohorts = sorted(df[cohort].astype(str).unique())
     fig = _figure(max(3.5, 1.3 * len(cohorts) + 1.5), 3.6)
     ax = fig.add_subplot()
@@ -216,10 +240,11 @@ def cohort_figure(animals: pd.DataFrame, cohort: str = "cohort", threshold: floa
         rate = np.mean(p >= threshold)
         ax.scatter(i + rng.uniform(-0.15, 0.15, len(p)), p, s=30, color=f"C{i % 10}", edgecolor="k", lw=0.5, zorder=3)
         ax.hlines(p.mean(), i - 0.3, i + 0.3, color="k", lw=2)
-        ax.text(i, 1.06, f"{100 * rate:.0f}% pos", ha="center", fontsize=8, color="#b00" if c in set(map(str, flagged or [])) else "#333")
+        ax.text(i, 1.06, f"{100 * rate:.0f}%", ha="center", fontsize=8, color="#b00" if c in set(map(str, flagged or [])) else "#333")
     ax.axhline(threshold, ls="--", color="#888", lw=1)
     ax.set_xticks(range(len(cohorts)), cohorts)
-    ax.set(ylim=(-0.03, 1.12), xlim=(-0.6, len(cohorts) - 0.4), xlabel=cohort, ylabel="animal score (mean p1)", title=f"Scores of {who} by {cohort} (bar = mean)")
+    ax.set(ylim=(-0.03, 1.12), xlim=(-0.6, len(cohorts) - 0.4), xlabel=f"{cohort} (above: % called {pos})",
+           ylabel="animal score (mean p1)", title=f"Scores of {who} by {cohort} (bar = mean)")
     return _png(fig)
 
 
@@ -243,7 +268,7 @@ def overlay(frame: np.ndarray, heat: np.ndarray, alpha: float = 0.45, cmap: str 
     return (1 - a) * f + a * color
 
 
-def saliency_figure(items: list[dict], max_frames: int = 6) -> bytes:
+def saliency_figure(items: list[dict], max_frames: int = 6, class_names=None) -> bytes:
     """Grid of crops with Grad-CAM overlays: one row per example, one column per frame.
 
     Args:
@@ -276,6 +301,6 @@ def saliency_figure(items: list[dict], max_frames: int = 6) -> bytes:
 
     cax = fig.add_axes((0.92, 0.15, 0.015, 0.7))
     bar = fig.colorbar(cm.ScalarMappable(norm=colors.Normalize(0, 1), cmap="jet"), cax=cax)
-    bar.set_label("Grad-CAM: share of the frame's strongest\nevidence for the class-1 score", fontsize=7)
+    bar.set_label(f"Grad-CAM: share of the frame's strongest\nevidence for the {_names(class_names)[1]} score (p1)", fontsize=7)
     bar.ax.tick_params(labelsize=7)
     return _png(fig)

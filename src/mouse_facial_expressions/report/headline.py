@@ -15,6 +15,7 @@ holds:
 from __future__ import annotations
 
 from mouse_facial_expressions.evaluation.animal_table import DEFAULT_CLASS_NAMES
+from mouse_facial_expressions.evaluation.metrics import format_ci
 
 #: Window-level expected calibration error above which the report says the scores are mis-calibrated.
 ECE_LIMIT = 0.1
@@ -27,9 +28,21 @@ def _v(metrics: dict, level: str, name: str) -> float | None:
     return d.get("value") if isinstance(d, dict) else d
 
 
+def _with_ci(d, value: float) -> str:
+    """``value`` to 2 decimals, with the metric's bootstrap CI from ``d`` when it has one, or
+    ``[n/a (k of n resamples undefined)]`` when too many resamples left it undefined (a few
+    undefined ones are counted in the metrics table, not in this sentence)."""
+    if not isinstance(d, dict):
+        return format_ci(value, None, None, digits=2)
+    has_ci = all(isinstance(x, (int, float)) and x == x for x in (d.get("low"), d.get("high")))  # x == x: not NaN
+    return format_ci(value, d.get("low"), d.get("high"), 0 if has_ci else d.get("n_undefined"),
+                     d.get("n_resamples"), 2)
+
+
 def headline(results: dict) -> str:
     """One paragraph: the task, how many animals and folds, animal-level accuracy with its CI,
-    and the errors in the task's class names."""
+    and the errors in the task's class names (sensitivity and specificity with their CIs, where
+    the results have them)."""
     names = results.get("class_names") or list(DEFAULT_CLASS_NAMES)
     task = results.get("task") or {}
     s = results.get("summary", {})
@@ -41,16 +54,15 @@ def headline(results: dict) -> str:
     a = m["animal"]
     acc = a["accuracy"]
     text = (f"{what} {a['n']} animal-conditions (one animal in one condition) from {s.get('n_animals')} mice, "
-            f"{s.get('n_folds')} folds by animal. Animal-level accuracy {acc['value']:.2f}")
-    if acc.get("low") is not None:
-        text += f" [{acc['low']:.2f}, {acc['high']:.2f}]"
+            f"{s.get('n_folds')} folds by animal. Animal-level accuracy {_with_ci(acc, acc.get('value'))}")
     (tn, fp), (fn, tp) = results.get("confusion", {}).get("animal", [[0, 0], [0, 0]])
     parts = []
     if tp + fn:
         parts.append(f"{fn} of {tp + fn} {names[1]} animal-conditions were called {names[0]} "
-                     f"(sensitivity {tp / (tp + fn):.2f})")
+                     f"(sensitivity {_with_ci(a.get('recall'), tp / (tp + fn))})")
     if tn + fp:
-        parts.append(f"{fp} of {tn + fp} {names[0]} were called {names[1]} (specificity {tn / (tn + fp):.2f})")
+        parts.append(f"{fp} of {tn + fp} {names[0]} were called {names[1]} "
+                     f"(specificity {_with_ci(a.get('specificity'), tn / (tn + fp))})")
     return text + ("; " + "; ".join(parts) if parts else "") + "."
 
 
