@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from math import comb
 
 import numpy as np
 import pandas as pd
@@ -65,16 +66,52 @@ def test_per_cohort_rates_and_cis():
 
 
 def test_cohort_is_predictable_from_a_batch_shifted_score():
+    # Controls: 8 animals per cohort, all of B's above all of A's: U = 64 of 64 pairs, and the
+    # exact two-sided Mann-Whitney p is its smallest attainable value, 2 / C(16, 8).
     res = check_batch_effects(_animals(control_score_b=0.9), n_boot=10)
     pred = res["predictability"]
-    assert pred["available"] and pred["balanced_accuracy"] == pytest.approx(1.0)
-    assert pred["auroc"] == pytest.approx(1.0) and pred["p_value"] < 0.01
+    assert pred["available"] and pred["unit"] == "animals" and pred["n"] == 16
+    assert pred["auroc"] == 1.0 and pred["cohort"] == "B" and pred["direction"] == "higher"
+    assert pred["p_value"] == pytest.approx(2 / comb(16, 8)) and pred["min_p"] == pytest.approx(2 / comb(16, 8))
+    assert pred["separates"] and "tells the cohorts apart" in pred["text"] and "100% of pairs" in pred["text"]
 
 
 def test_cohort_is_not_predictable_from_a_balanced_score():
     pred = check_batch_effects(_animals(control_score_b=0.2, seed=1), n_boot=10)["predictability"]
-    assert pred["p_value"] > 0.05
-    assert pred["balanced_accuracy"] < 0.8
+    assert pred["p_value"] > 0.05 and not pred["separates"]
+    assert pred["auroc"] < 0.8 and "No detectable difference" in pred["text"]
+
+
+def test_predictability_auroc_and_p_come_from_the_same_animals():
+    # Two rows per animal, averaged first: A's animals 0.1, 0.3, 0.5, 0.7; B's 0.4, 0.6, 0.8, 0.9.
+    # Pairs where B outscores A: 0.4 > 0.1, 0.3; 0.6 > 3; 0.8 > 4; 0.9 > 4 -> U = 13 of 16.
+    means = {"a0": 0.1, "a1": 0.3, "a2": 0.5, "a3": 0.7, "b0": 0.4, "b1": 0.6, "b2": 0.8, "b3": 0.9}
+    rows = [{"animal": a, "cohort": a[0].upper(), "p1": m + d} for a, m in means.items() for d in (-0.05, 0.05)]
+    pred = cohort_predictability(pd.DataFrame(rows))
+    assert pred["n"] == 8 and pred["n_per_cohort"] == {"A": 4, "B": 4}
+    assert pred["auroc"] == pytest.approx(13 / 16) and pred["cohort"] == "B"
+    assert pred["auroc_by_cohort"] == pytest.approx({"A": 3 / 16, "B": 13 / 16})
+    # exact two-sided p of U = 13 at 4 vs 4: of the C(8, 4) = 70 rank splits, 1 + 1 + 2 + 3 give
+    # U = 16, 15, 14, 13, so 2 * 7 / 70
+    assert pred["p_value"] == pytest.approx(14 / 70) and not pred["separates"]
+    assert "13/16" not in pred["text"] and "81% of pairs" in pred["text"]
+
+
+def test_predictability_says_too_few_animals_when_p_cannot_reach_alpha():
+    # 2 against 3 animals: the smallest two-sided p is 2 / C(5, 2) = 0.2, even for a clean split.
+    df = pd.DataFrame({"animal": list("abcde"), "cohort": ["A", "A", "B", "B", "B"], "p1": [0.1, 0.2, 0.7, 0.8, 0.9]})
+    pred = cohort_predictability(df)
+    assert pred["auroc"] == 1.0 and pred["min_p"] == pytest.approx(0.2) and pred["p_value"] == pytest.approx(0.2)
+    assert not pred["separates"] and pred["text"].startswith("Too few animals to tell")
+
+
+def test_predictability_of_three_cohorts_uses_one_vs_rest_ranks():
+    # ranks: A 1, 2; B 3, 4; C 5, 6. A vs rest: 0 of 8 pairs; C vs rest: 8 of 8 -> headline C, 1.0.
+    df = pd.DataFrame({"animal": list("abcdef"), "cohort": list("AABBCC"), "p1": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]})
+    pred = cohort_predictability(df)
+    assert pred["test"] == "Kruskal-Wallis" and pred["min_p"] is None
+    assert pred["auroc_by_cohort"] == pytest.approx({"A": 0.0, "B": 0.5, "C": 1.0})
+    assert pred["auroc"] == 1.0 and pred["cohort"] in ("A", "C")
 
 
 def test_unlabelled_data_uses_control_treatments():

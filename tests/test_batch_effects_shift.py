@@ -44,32 +44,33 @@ BALANCED = ([0.10, 0.15, 0.20, 0.25], [0.80, 0.85, 0.90, 0.95])
 
 
 def test_controls_shifted_up_is_flagged_with_ranking_intact_and_recalibration():
-    # 2 of 8 controls called positive (25%) against 0 of 16 in training; positives untouched.
-    up = _table("U", [0.10, 0.15, 0.20, 0.30, 0.35, 0.45, 0.60, 0.70], [0.80, 0.85, 0.90, 0.95])
+    # 3 of 8 controls called positive (38%) against 0 of 16 in training; positives untouched.
+    up = _table("U", [0.10, 0.15, 0.20, 0.30, 0.35, 0.55, 0.60, 0.70], [0.80, 0.85, 0.90, 0.95])
     res = _check(up, _table("OK", *BALANCED))
     assert res["flagged"] == ["U"] and res["reference"]["source"] == "training"
     r = _row(res, "U")
     assert r["directions"] == ["controls_up"] and r["controls_shifted"] and not r["positives_shifted"]
-    assert r["fp_rate"] == 0.25 and r["reference_fp_rate"] == 0.0
-    assert r["controls"]["rule"] == "rate"  # the median moved < 1 logit: the rate rule catches it
-    assert r["controls"]["rate_p"] == pytest.approx(28 / 276)  # Fisher: P(both FPs among these 8 of 24)
+    assert r["fp_rate"] == 0.375 and r["reference_fp_rate"] == 0.0
+    assert r["controls"]["rule"] == "calls"
+    assert r["controls"]["rate_p"] == pytest.approx(56 / 2024)  # Fisher: P(all 3 FPs among these 8 of 24)
     assert r["auroc"] == 1.0 and r["reference_auroc"] == 1.0
     assert r["verdict"] == "intact" and r["verdict_text"] == "ranking intact, threshold moved"
-    assert "--recalibrate controls" in r["remedy"] and "--recalibrate adabn" in r["remedy"]
+    assert "--recalibrate controls" not in r["remedy"] and "--recalibrate adabn" in r["remedy"]
     assert "--baseline-recording 1" in r["remedy"] and "finetune" not in r["remedy"]
     (w,) = res["warnings"]
-    assert "cohort U" in w and "2/8" in w and "shifted up" in w and "AUROC 1.00" in w
+    assert "cohort U" in w and "3/8" in w and "shifted up" in w and "AUROC 1.00" in w
     assert "ranking is intact" in w and "recording conditions" not in w
 
 
-def test_one_of_three_or_four_controls_positive_is_flagged():
-    res = _check(_table("T", [0.10, 0.20, 0.60], [0.80, 0.90, 0.95]))
+def test_one_odd_control_of_three_is_not_flagged_but_two_are():
+    # 1 of 3 against 0 of 16: Fisher p = 3/19 = 0.16, one odd animal
+    r = _row(_check(_table("T", [0.10, 0.20, 0.60], [0.80, 0.90, 0.95])), "T")
+    assert not r["flagged"] and r["fp_rate"] == pytest.approx(1 / 3) and r["controls"]["rate_p"] == pytest.approx(3 / 19)
+    # 2 of 3: p = C(3, 2) / C(19, 2) = 3/171
+    res = _check(_table("T", [0.10, 0.55, 0.60], [0.80, 0.90, 0.95]))
     r = _row(res, "T")
     assert res["flagged"] == ["T"] and r["directions"] == ["controls_up"]
-    assert r["fp_rate"] == pytest.approx(1 / 3) and r["controls"]["rate_p"] == pytest.approx(3 / 19)
-    # 1 of 4 against 0 of 16: Fisher p = 4/20, exactly the 0.2 limit
-    r = _row(_check(_table("Q", [0.10, 0.15, 0.20, 0.60], [0.80, 0.90])), "Q")
-    assert r["flagged"] and r["fp_rate"] == 0.25 and r["controls"]["rate_p"] == pytest.approx(0.2)
+    assert r["controls"]["rate_p"] == pytest.approx(3 / 171)
 
 
 def test_positives_shifted_down_is_flagged_as_misses():
@@ -81,20 +82,21 @@ def test_positives_shifted_down_is_flagged_as_misses():
     assert r["miss_rate"] == 0.75 and r["reference_miss_rate"] == 0.0
     assert r["positive_shift_logit"] < -1 and r["positives"]["shift_p"] < 0.05
     assert r["auroc"] == 1.0 and r["verdict"] == "intact"
-    assert "--recalibrate adabn" in r["remedy"] and "only as far as the controls moved" in r["remedy"]
+    assert "--recalibrate adabn" in r["remedy"] and "--recalibrate controls" not in r["remedy"]
     (w,) = res["warnings"]
     assert "positives (label 1) shifted down: 3/4 missed (75%)" in w
 
 
 def test_lost_signal_is_flagged_with_finetuning():
-    # Controls and positives interleave around .5: 9 of 16 pairs ordered right.
+    # Controls and positives interleave around .5: 9 of 16 pairs ordered right. 2 of 4 controls
+    # positive (Fisher p = 6/190): flagged; 1 of 4 positives missed (p = 4/20): not.
     lost = _table("L", [0.30, 0.45, 0.55, 0.70], [0.35, 0.50, 0.60, 0.65])
     res = _check(lost, _table("OK", *BALANCED))
     assert res["flagged"] == ["L"]
     r = _row(res, "L")
     assert r["auroc"] == pytest.approx(9 / 16) and r["reference_auroc"] == 1.0
     assert r["verdict"] == "lost" and r["signal_lost"]
-    assert set(r["directions"]) == {"controls_up", "positives_down"}
+    assert r["directions"] == ["controls_up"]
     assert "mfe finetune" in r["remedy"] and "--recalibrate" not in r["remedy"]
     assert "signal is lost" in res["warnings"][0]
 
@@ -162,7 +164,7 @@ def test_without_a_reference_the_other_cohorts_are_pooled():
 def test_shift_test_directions_and_rules():
     ref = np.linspace(0.05, 0.30, 16)
     up = shift_test([0.6, 0.7, 0.8, 0.9], ref, up=True)
-    assert up["flagged"] and up["rule"] == "rate+shift" and up["shift_logit"] > 2
+    assert up["flagged"] and up["rule"] == "calls" and up["shift_logit"] > 2
     same = shift_test(ref[::2], ref, up=True)
     assert not same["flagged"] and same["rate"] == 0.0
     # positives: a shift up is no miss

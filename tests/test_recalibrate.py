@@ -129,6 +129,114 @@ def test_adabn_on_the_tiny_runs_ensemble(run):
     assert not np.allclose(adapted.predict(clips[0]), ens.predict(clips[0]))
 
 
+# ----------------------------------------------------------------------------- adabn per recording cohort
+
+def _group_batches(mean: float, n: int, seed: int) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return [mean + torch.randn(4, 1, 8, 8, generator=gen) for _ in range(n)]
+
+
+def test_adabn_per_group_uses_each_groups_own_statistics():
+    from mouse_facial_expressions.inference.adabn import adapt_groups
+
+    model = _bn_model()
+    data = {"A": _group_batches(-3.0, 2, 1), "B": _group_batches(4.0, 2, 2), "tiny": _group_batches(0.5, 1, 3)}
+    adapted, info = adapt_groups([model], {g: (lambda b=b: iter(b)) for g, b in data.items()}, own={"A", "B"})
+    conv = model[1]
+    with torch.no_grad():
+        mean_of = {g: conv(torch.cat(b)).mean(dim=(0, 2, 3)) for g, b in data.items()}
+        pooled = conv(torch.cat([x for b in data.values() for x in b])).mean(dim=(0, 2, 3))
+    (a,), (b,), (t,) = adapted["A"], adapted["B"], adapted["tiny"]
+    # each group with statistics of its own gets exactly its own channel means ...
+    torch.testing.assert_close(a[2].running_mean, mean_of["A"], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(b[2].running_mean, mean_of["B"], atol=1e-5, rtol=1e-5)
+    assert (a[2].running_mean - pooled).abs().max() > 1.0 and (b[2].running_mean - pooled).abs().max() > 1.0
+    # ... and the small group falls back to the whole task's (all groups' batches together)
+    torch.testing.assert_close(t[2].running_mean, pooled, atol=1e-5, rtol=1e-5)
+    assert info["n_clips_by_group"] == {"A": 8, "B": 8, "(whole task)": 20}
+    # each group's crops are normalised with its own statistics: A's clips through A's copy equal
+    # the original network with A's mean and variance put in by hand
+    x = data["A"][0]
+    by_hand = _bn_model()
+    by_hand[2].running_mean.copy_(a[2].running_mean)
+    by_hand[2].running_var.copy_(a[2].running_var)
+    with torch.no_grad():
+        torch.testing.assert_close(a(x), by_hand(x))
+        assert not torch.allclose(a(x), t(x), atol=1e-3)  # pooled statistics score A's clips differently
+
+
+def _windows(groups: dict[str, tuple[int, int]]) -> tuple[pd.DataFrame, dict]:
+    """Windows of ``{group: (animals, windows per animal)}``, one video per animal."""
+    rows, group_of = [], {}
+    for g, (animals, per) in groups.items():
+        for i in range(animals):
+            video = f"{g}_m{i}_rec1"
+            group_of[video] = g
+            rows += [{"video": video, "animal": f"{g}_m{i}", "start_time": float(k)} for k in range(per)]
+    return pd.DataFrame(rows), group_of
+
+
+def test_plan_groups_falls_back_to_the_whole_task_for_a_small_group():
+    from mouse_facial_expressions.inference.adabn import MIN_GROUP_ANIMALS, MIN_GROUP_WINDOWS, plan_groups
+
+    assert (MIN_GROUP_ANIMALS, MIN_GROUP_WINDOWS) == (2, 16)
+    windows, group_of = _windows({"A": (3, 10), "B": (2, 8), "C": (1, 40), "D": (2, 7)})
+    group_of["D_m1_rec1"] = None  # no cohort value: whole task
+    plan = plan_groups(windows, group_of).set_index("group")
+    assert plan.loc["A", "statistics"] == "own" and plan.loc["B", "statistics"] == "own"  # 2 animals, 16 windows
+    assert plan.loc["C", "statistics"] == "task" and plan.loc["C", "reason"] == "1 animal(s) < 2"
+    assert plan.loc["D", "statistics"] == "task" and plan.loc["D", "reason"] == "1 animal(s) < 2"
+    assert plan.loc["(none)", "statistics"] == "task" and plan.loc["(none)", "n_windows"] == 7
+    few = plan_groups(_windows({"A": (3, 10), "B": (3, 5)})[0], _windows({"A": (3, 10), "B": (3, 5)})[1])
+    assert few.set_index("group").loc["B", "reason"] == "15 windows < 16"
+    one = plan_groups(*_windows({"A": (4, 10)}))
+    assert list(one["statistics"]) == ["task"] and "only group" in one["reason"].iloc[0]
+    whole = plan_groups(windows, None)
+    assert list(whole["group"]) == ["(whole task)"] and whole["n_windows"].iloc[0] == len(windows)
+
+
+def test_adabn_grouping_column_and_the_recorded_choice():
+    from mouse_facial_expressions.report.runs import _grouping_text, adabn_groups
+
+    meta = pd.DataFrame({"video": ["v1", "v2", "v3"], "cohort": ["A", "A", "B"], "setup": ["x", "y", "y"]})
+    assert adabn_groups(meta, None) == ({"v1": "A", "v2": "A", "v3": "B"}, "cohort")
+    assert adabn_groups(meta, "setup") == ({"v1": "x", "v2": "y", "v3": "y"}, "setup")
+    assert adabn_groups(meta, "none") == (None, "none")
+    assert adabn_groups(meta.drop(columns="cohort"), None) == (None, "none")  # no cohort column: the whole task
+    with pytest.raises(ValueError, match="--recalibrate-by room.*cohort, setup"):
+        adabn_groups(meta, "room")
+    text = _grouping_text("cohort", [
+        {"group": "A", "n_animals": 3, "n_windows": 30, "statistics": "own", "reason": ""},
+        {"group": "C", "n_animals": 1, "n_windows": 40, "statistics": "task", "reason": "1 animal(s) < 2"}])
+    assert text == ("per cohort: A (3 animals, 30 windows): own; "
+                    "C (1 animals, 40 windows): whole task's, 1 animal(s) < 2")
+    assert _grouping_text("none", []) == "one set over the whole task"
+
+
+@pytest.mark.slow
+def test_predict_task_adabn_scores_each_cohort_with_its_own_statistics(run):
+    from mouse_facial_expressions.inference.adabn import adapt_ensemble, predict_task_adabn
+    from mouse_facial_expressions.inference.ensemble import load_ensemble
+    from mouse_facial_expressions.inference.zeroshot import predict_task, task_clips, task_windows
+
+    ens = load_ensemble(run.run_dir)
+    _, _, windows = task_windows(ens, run.task_dir)
+    videos = sorted(windows["video"].astype(str).unique())
+    cohort_of = {v: "A" if v.startswith(("m1", "m2")) else "B" for v in videos}  # two animals each
+    pred, info = predict_task_adabn(ens, run.task_dir, cohort_of, batch_size=8)
+    plan = {g["group"]: g for g in info["groups"]}
+    assert set(plan) == {"A", "B"} and all(g["statistics"] == "own" and g["n_animals"] == 2 for g in plan.values())
+    assert list(pred["video"]) == list(windows["video"].astype(str))  # the whole task's window order
+    for group in ("A", "B"):
+        mine = sorted(v for v, g in cohort_of.items() if g == group)
+        own, _ = adapt_ensemble(ens, task_clips(ens, run.task_dir, batch_size=8, videos=mine))
+        want = predict_task(own, run.task_dir, batch_size=8, videos=mine)
+        got = pred[pred["video"].isin(mine)].reset_index(drop=True)
+        np.testing.assert_allclose(got["p1"], want["p1"], atol=1e-6)
+    pooled, _ = adapt_ensemble(ens, task_clips(ens, run.task_dir, batch_size=8))
+    assert not np.allclose(pred["p1"], predict_task(pooled, run.task_dir, batch_size=8)["p1"], atol=1e-6)
+
+
 # ----------------------------------------------------------------------------- CLI / report
 
 @pytest.mark.slow
@@ -170,7 +278,15 @@ def test_cli_recalibrate_writes_raw_and_recalibrated(run, tmp_path, capsys):
     assert (called["called_positive"] == (called["p1"] >= d["new_threshold"])).all()
     adabn = pd.read_csv(out / "predictions_recalibrated_adabn.csv")
     assert len(adabn) == len(pred) and not np.allclose(adabn["p1"], pred["p1"])
+    assert list(adabn[["video", "start_time"]].itertuples(index=False)) == list(pred[["video", "start_time"]].itertuples(index=False))
+    by = pd.read_csv(out / "recalibration.csv").set_index("scoring")["recalibrated_by"]
+    assert by["recalibrated (adabn)"].startswith("per cohort: ")  # the tiny cohort: one cohort, the whole task's
+    assert "adabn: no labels" in text and "per cohort: " in text
     assert res["batch_effects"]["reference"]["source"] == "training"  # compared with the run's own CV scores
+    assert res["batch_effects"]["setting"] == "zero-shot"
+    for m in ("controls", "adabn"):  # what each recalibration left flagged shapes the raw warning's remedy
+        after = json.loads((out / f"recalibrated-{m}" / "metrics.json").read_text())["batch_effects"]
+        assert res["recalibration"]["methods"][m]["flagged_after"] == after["flagged"]
 
 
 @pytest.mark.slow

@@ -23,7 +23,7 @@ from mouse_facial_expressions.evaluation.animal_table import DEFAULT_CLASS_NAMES
 from mouse_facial_expressions.evaluation.aggregate import aggregate_levels, validate_predictions
 from mouse_facial_expressions.evaluation.batch_effects import check_batch_effects
 from mouse_facial_expressions.evaluation.breakdown import add_sex, breakdown
-from mouse_facial_expressions.evaluation.metrics import METRICS, THRESHOLD, bootstrap_ci, confusion_matrix
+from mouse_facial_expressions.evaluation.metrics import METRICS, THRESHOLD, bootstrap_ci, confusion_matrix, format_ci
 from mouse_facial_expressions.io.atomic import write_csv, write_text
 
 log = logging.getLogger(__name__)
@@ -92,17 +92,14 @@ def _run_metadata(run_folder: Path) -> pd.DataFrame | None:
     """``<run>/metadata.csv``, else the metadata of the task named in ``<run>/params.json``."""
     if (run_folder / "metadata.csv").is_file():
         return read_metadata(run_folder / "metadata.csv")
-    params = run_folder / "params.json"
-    if params.is_file():
-        try:
-            task_dir = json.loads(params.read_text()).get("task_dir")
-        except (json.JSONDecodeError, AttributeError):
-            return None
-        if task_dir:
-            meta = metadata_from_task(task_dir)
-            if meta is None:
-                log.info("no metadata: task folder %s (from %s) has no frames.parquet", task_dir, params)
-            return meta
+    from mouse_facial_expressions.training.runs import run_task_dir
+
+    task_dir = run_task_dir(run_folder)
+    if task_dir is not None:
+        meta = metadata_from_task(task_dir)
+        if meta is None:
+            log.info("no metadata: task folder %s (from %s) has no frames.parquet", task_dir, run_folder / "params.json")
+        return meta
     return None
 
 
@@ -139,7 +136,7 @@ def _level_metrics(df: pd.DataFrame, n_boot: int, seed: int, threshold: float) -
     for name in METRICS:
         if name in CI_METRICS:
             ci = bootstrap_ci(df, name, n=n_boot, seed=seed, threshold=threshold)
-            out[name] = {"value": ci.value, "low": ci.low, "high": ci.high}
+            out[name] = ci.as_dict()  # value, low, high, n_undefined, n_resamples
         else:
             out[name] = {"value": METRICS[name](df["label"], df["p1"], threshold), "low": None, "high": None}
     out.update(n=len(df), n_pos=int((df["label"] == 1).sum()), n_animals=int(df["animal"].nunique()))
@@ -181,6 +178,7 @@ def compute_results(
     recalibration: dict | None = None,
     modalities: dict | None = None,
     mgs: dict | None = None,
+    shift_context: dict | None = None,
 ) -> tuple[dict, dict[str, pd.DataFrame]]:
     """All numbers of an evaluation, without writing anything (``warnings``: lines from
     earlier stages, e.g. a fine-tuning overlap, shown with the batch-effect warnings; ``domain``:
@@ -200,6 +198,8 @@ def compute_results(
             kept as ``modalities`` for the report.
         mgs: a run with action-unit heads: its Mouse Grimace Scale table
             (:func:`evaluation.mgs_models.mgs_table`), kept as ``mgs`` (written to ``mgs.csv``).
+        shift_context: what shapes the cohort check's remedy (``setting``, ``relative``,
+            ``recalibrated``, ``recalibrations``: :func:`evaluation.batch_effects.check_batch_effects`).
 
     Returns:
         ``(results, levels)``: the JSON-safe results (``summary``, ``settings``, ``metrics``
@@ -247,7 +247,8 @@ def compute_results(
             bd = breakdown(levels["animal"], cols, metrics=("mean_p1",)).assign(level="animal")
             results["breakdown"] = bd.to_dict(orient="records")
     be = check_batch_effects(levels["animal"], cohort, threshold=threshold, n_boot=n_boot, seed=seed,
-                             reference=reference, reference_name=reference_name, default_cohort=default_cohort)
+                             reference=reference, reference_name=reference_name, default_cohort=default_cohort,
+                             **(shift_context or {}))
     results["batch_effects"] = be
     results["warnings"] = list(warnings or []) + list(be.get("warnings", []))
     if domain is not None:
@@ -410,15 +411,16 @@ def run_task(run_folder: Path) -> dict:
     """What the report says about a run's task (``params.json`` -> ``task.yaml``): ``name``,
     ``description``, ``class_names`` and ``synthetic`` (its frame store's project was made by
     ``mfe synth``); ``{}`` when the task cannot be read."""
-    from mouse_facial_expressions.data.tasks import load_spec
+    from mouse_facial_expressions.data.tasks import load_spec, task_frames_dir
     from mouse_facial_expressions.preprocess.domain import is_synthetic_project
+    from mouse_facial_expressions.training.runs import run_task_dir
 
     try:
-        task_dir = Path(json.loads((run_folder / "params.json").read_text()).get("task_dir"))
+        task_dir = run_task_dir(run_folder)
         spec = load_spec(task_dir / "task.yaml")
     except (OSError, ValueError, AttributeError, TypeError):
         return {}
-    frames = Path(spec.frames_dir) if spec.frames_dir else task_dir.parent.parent / "frames"
+    frames = task_frames_dir(task_dir, spec) or task_dir.parent.parent / "frames"
     return {"name": spec.name, "description": spec.description, "class_names": list(spec.class_names),
             "synthetic": bool(is_synthetic_project(frames.parent))}
 
@@ -474,9 +476,7 @@ def headline(results: dict, level: str = "animal") -> str:
         parts = []
         for name in ("accuracy", "balanced_accuracy", "auroc", "ece"):
             d = ms[lv][name]
-            v = "nan" if d["value"] is None else f"{d['value']:.3f}"
-            ci = "" if d["low"] is None else f" [{d['low']:.3f}, {d['high']:.3f}]"
-            parts.append(f"{name} {v}{ci}")
+            parts.append(f"{name} {format_ci(d['value'], d['low'], d['high'], d.get('n_undefined') or 0, d.get('n_resamples') or 0)}")
         unit = " animal-conditions" if lv == "animal" else ""  # one animal in one condition
         lines.append(f"{lv:>7} (n={ms[lv]['n']}{unit}): " + ", ".join(parts))
     if not ms:

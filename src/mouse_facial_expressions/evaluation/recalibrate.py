@@ -17,6 +17,11 @@ this uses the control animals' treatment labels, and the metrics of those same a
 recalibration are not an independent test. Training controls: the control-treated animals
 when the run's metadata names them, else its label-0 rows.
 
+Not recommended (``mfe evaluate --help``, and the cohort check no longer suggests it): the one
+offset assumes every score moved alike, but on the synthetic shift benchmark the controls moved
+further than the positives, and the moved threshold (0.85-0.95) called no animal positive on 6 of
+10 shifted cohorts. It stays for comparison beside ``adabn`` and ``baseline``.
+
 Pure functions on score tables (animal-level tables as ``evaluation.aggregate.to_animal``
 gives them); ``report.runs.report_zeroshot`` applies them, and ``inference.adabn`` holds the
 label-free alternative.

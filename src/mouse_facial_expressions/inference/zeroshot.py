@@ -15,7 +15,7 @@ in batches, for ``inference.adabn`` (``--recalibrate adabn``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 
 
 def _frames_dir(task) -> Path:
-    fdir = Path(task.spec.frames_dir) if task.spec.frames_dir else None
+    from mouse_facial_expressions.data.tasks import task_frames_dir
+
+    fdir = task_frames_dir(task.path, task.spec)  # relative to the task; older absolute paths re-rooted
     if fdir is None or not fdir.is_dir():
         moved = Path(task.path).resolve().parent.parent / "frames"
         if not moved.is_dir():
@@ -79,10 +81,12 @@ def domain_check(ens: FoldEnsemble, task_dir: str | Path) -> dict:
     return {"n_videos": len(videos), "warnings": found, "note": None}
 
 
-def task_windows(ens: FoldEnsemble, task_dir: str | Path, window_step: int | None = None):
+def task_windows(ens: FoldEnsemble, task_dir: str | Path, window_step: int | None = None,
+                 videos: Collection[str] | None = None):
     """``(task, frame store folder, windows)``: the windows of another task's frame store that
     zero-shot scoring scores (the model's ``num_frames``/``frame_stride``, the task's
-    ``max_gap_s``/``short_runs``, every ``window_step`` kept frames: default the window span)."""
+    ``max_gap_s``/``short_runs``, every ``window_step`` kept frames: default the window span);
+    ``videos``: only these videos' windows (one recording cohort, ``inference.adabn``)."""
     from mouse_facial_expressions.data.tasks import load_task
 
     task = load_task(task_dir)
@@ -94,6 +98,8 @@ def task_windows(ens: FoldEnsemble, task_dir: str | Path, window_step: int | Non
     if "label" in frames.columns:
         frames["label"] = pd.to_numeric(frames["label"], errors="coerce").astype(float)
     windows = make_windows(frames, ens.num_frames, ens.frame_stride, task.spec.max_gap_s, task.spec.short_runs, step=step)
+    if videos is not None:
+        windows = windows[windows["video"].astype(str).isin({str(v) for v in videos})].reset_index(drop=True)
     return task, fdir, windows
 
 
@@ -109,23 +115,23 @@ def _crops_reader(fdir: Path):
 
 
 def task_clips(ens: FoldEnsemble, task_dir: str | Path, *, window_step: int | None = None,
-               batch_size: int = 16) -> Iterator[torch.Tensor]:
+               batch_size: int = 16, videos: Collection[str] | None = None) -> Iterator[torch.Tensor]:
     """The clips :func:`predict_task` scores, ``(B, T, C, H, W)`` float32 batches in window order
-    (what ``inference.adabn`` recomputes BatchNorm statistics from)."""
-    _, fdir, windows = task_windows(ens, task_dir, window_step)
+    (what ``inference.adabn`` recomputes BatchNorm statistics from); ``videos``: only theirs."""
+    _, fdir, windows = task_windows(ens, task_dir, window_step, videos)
     for _, clips in clip_batches(windows, ens, batch_size, crops_of=_crops_reader(fdir)):
         yield clips
 
 
 def predict_task(ens: FoldEnsemble, task_dir: str | Path, *, window_step: int | None = None,
-                 batch_size: int = 16) -> pd.DataFrame:
-    """Score every window of a task's frame store with the ensemble.
+                 batch_size: int = 16, videos: Collection[str] | None = None) -> pd.DataFrame:
+    """Score every window of a task's frame store (``videos``: of these videos only) with the ensemble.
 
     Returns:
         The predictions table (``fold`` = -1, ``label`` NaN where unlabelled) plus one
         ``p1_<member>`` column per ensemble member.
     """
-    task, fdir, windows = task_windows(ens, task_dir, window_step)
+    task, fdir, windows = task_windows(ens, task_dir, window_step, videos)
     for w in check_store_compatible(ens, fdir):
         log.warning(w)
     crops_of = _crops_reader(fdir)

@@ -10,7 +10,11 @@ import html
 import math
 from pathlib import Path
 
-#: Figure id -> (title, "how to read this"). The report shows figures in this order.
+from mouse_facial_expressions.evaluation.animal_table import DEFAULT_CLASS_NAMES
+from mouse_facial_expressions.evaluation.metrics import MAX_UNDEFINED, format_ci
+
+#: Figure id -> (title, "how to read this"). The report shows figures in this order. ``{neg}`` and
+#: ``{pos}`` in a text stand for the task's class names (label 0, label 1).
 FIGURES: dict[str, tuple[str, str]] = {
     "roc": (
         "ROC curves",
@@ -28,7 +32,7 @@ FIGURES: dict[str, tuple[str, str]] = {
     "calibration": (
         "Calibration curve",
         "Predictions are binned by p1 (equal-width bins); each point is a bin's mean predicted "
-        "probability against the fraction of class 1 actually in it. On the dashed diagonal a score "
+        "probability against the fraction of {pos} actually in it. On the dashed diagonal a score "
         "of 0.8 means 80% are positive. Points below the diagonal: over-confident positives; above: "
         "under-confident. The histogram below shows where the scores fall. ECE in the table is the "
         "count-weighted mean gap between points and diagonal.",
@@ -48,14 +52,14 @@ FIGURES: dict[str, tuple[str, str]] = {
     ),
     "cohorts": (
         "Control scores by cohort (batch-effect check)",
-        "Scores of the animals that should be negative (label 0), per recording cohort. They should sit "
+        "Scores of the animals that should be negative (the controls), per recording cohort. They should sit "
         "low and at the same level in every cohort. A cohort whose controls score high across the board "
         "has moved: if its positives still score higher still (AUROC inside the cohort in the table above), "
         "the ranking survived and only the threshold is off (recalibrate); if not, the signal is lost there.",
     ),
     "saliency": (
         "Saliency maps (Grad-CAM)",
-        "Aligned face crops with the Grad-CAM map of the class-1 score on top (red = regions that raise "
+        "Aligned face crops with the Grad-CAM map of the {pos} score (p1) on top (red = regions that raise "
         "the score most). Every crop faces the same way, so eye, ear and nose sit in the same place across "
         "rows. Maps on the eye and ear agree with the grimace scale; maps on the background or the crop "
         "border suggest the model uses something other than the face.",
@@ -110,10 +114,10 @@ def fmt(v, digits: int = 3) -> str:
     return str(v)
 
 
-def fmt_ci(value, low, high, digits: int = 3) -> str:
-    if low is None or high is None or any(isinstance(x, float) and math.isnan(x) for x in (low, high)):
-        return fmt(value, digits)
-    return f"{fmt(value, digits)} [{fmt(low, digits)}, {fmt(high, digits)}]"
+def fmt_ci(value, low, high, digits: int = 3, n_undefined=None, n_resamples=None) -> str:
+    """``value [low, high]`` for a table cell; ``–`` for an undefined value, and ``[n/a (k of n
+    resamples undefined)]`` when too many resamples were undefined for an interval."""
+    return format_ci(value, low, high, n_undefined, n_resamples, digits, missing="–")
 
 
 def table(rows: list[dict], columns: list[str] | None = None, headers: dict[str, str] | None = None) -> str:
@@ -131,9 +135,12 @@ def table(rows: list[dict], columns: list[str] | None = None, headers: dict[str,
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def figure_html(fig_id: str, png: bytes, title: str | None = None, how: str | None = None) -> str:
+def figure_html(fig_id: str, png: bytes, title: str | None = None, how: str | None = None,
+                class_names=None) -> str:
+    """A figure with its title and "how to read this", in the task's ``class_names``."""
     t, h = FIGURES.get(fig_id, (fig_id, ""))
-    title, how = title or t, how if how is not None else h
+    neg, pos = (list(class_names) if class_names else list(DEFAULT_CLASS_NAMES))[:2]
+    title, how = title or t, how if how is not None else h.format(neg=neg, pos=pos)
     data = base64.b64encode(png).decode("ascii")
     return (
         f"<figure id='fig-{_e(fig_id)}'><h3>{_e(title)}</h3>"
@@ -151,14 +158,18 @@ def _metrics_table(metrics: dict) -> str:
         row = {"metric": name}
         for lv in levels:
             d = metrics[lv].get(m, {})
-            row[lv] = fmt_ci(d.get("value"), d.get("low"), d.get("high"))
+            row[lv] = fmt_ci(d.get("value"), d.get("low"), d.get("high"), n_undefined=d.get("n_undefined"),
+                             n_resamples=d.get("n_resamples"))
         rows.append(row)
     counts = {"metric": "n (positives) / animals"}
     for lv in levels:
         counts[lv] = f"{metrics[lv].get('n')} ({metrics[lv].get('n_pos')}) / {metrics[lv].get('n_animals')}"
     note = ("<p class='sub'>n counts the units of each level: windows (clips of consecutive frames), videos, and "
             "at animal level animal-conditions, i.e. one animal in one condition (an animal filmed at baseline and "
-            "when sick counts twice); CIs resample whole animals.</p>")
+            "when sick counts twice); CIs resample whole animals. A metric can be undefined (–) on the data or in a "
+            "resample: precision with no positive call, recall and F1 without a positive, AUROC with one class. Such "
+            "resamples are left out and counted; when they are more than "
+            f"{100 * MAX_UNDEFINED:.0f}% the CI reads n/a, as the rest no longer stand for the data.</p>")
     return table(rows + [counts], ["metric"] + levels) + note
 
 
@@ -228,15 +239,15 @@ def _batch_section(be: dict, figures: dict) -> str:
     rules = be.get("rules", {})
     ref = be.get("reference", {})
     if not be.get("warnings"):
-        out.append("<p class='ok'>No cohort's controls score higher, nor its positives lower, than "
-                   f"{_e(ref.get('description', 'the reference'))}.</p>")
+        out.append("<p class='ok'>No cohort's calls change: its controls are called positive, and its positives "
+                   f"missed, no more often than in {_e(ref.get('description', 'the reference'))}.</p>")
     out.append(
         "<p class='sub'>Each cohort against " + _e(ref.get("description", "the reference")) + ": its controls "
-        "(false positives: called positive) and its positives (misses: called negative), at the threshold and as "
-        "the median logit of the animal scores. A group is flagged when its error rate exceeds the reference's by "
-        f"&ge; {fmt(rules.get('min_rate_excess'), 2)} (one-sided Fisher p &le; {fmt(rules.get('max_rate_p'), 2)}) or "
-        f"its median logit moved &ge; {fmt(rules.get('min_shift_logit'), 1)} the wrong way (one-sided Mann-Whitney "
-        f"p &le; {fmt(rules.get('alpha'), 2)}). The AUROC inside the cohort (controls vs positives) tells a moved "
+        "(false positives: called positive) and its positives (misses: called negative) at the threshold; the median "
+        "logit shift of the animal scores is shown but warns of nothing while no call changes. A group is flagged "
+        f"when its error rate exceeds the reference's by &ge; {fmt(rules.get('min_rate_excess'), 2)} with a one-sided "
+        f"Fisher exact p &le; {fmt(rules.get('alpha'), 2)}, and only where that p is attainable at its animal counts. "
+        "The AUROC inside the cohort (controls vs positives) tells a moved "
         f"threshold (AUROC &ge; {fmt(rules.get('intact_auroc'), 2)}: recalibrate) from a lost signal (AUROC &le; "
         f"{fmt(rules.get('lost_auroc'), 2)}: fine-tune).</p>")
     if ref.get("source") == "training":
@@ -264,14 +275,17 @@ def _batch_section(be: dict, figures: dict) -> str:
     out.append("<h3>Can the cohort be predicted from the score?</h3>")
     if pred.get("available"):
         out.append(
-            "<p class='sub'>Cross-validated logistic regression from the animal score to the cohort, among "
-            f"{_e(pred.get('subset'))}. Near chance is good: the score should not know the cohort.</p>"
+            f"<p class='sub'>One score per animal (the mean of its rows), among {_e(pred.get('subset'))}; the AUROC "
+            f"and the {_e(pred['test'])} p-value come from the same ranks of the same {pred['n']} animals. AUROC 0.5: "
+            "the score does not know the cohort, as it should not.</p>"
         )
+        quiet = not pred.get("separates") and (pred.get("min_p") or 0) <= pred.get("alpha", 0.05)
+        out.append(f"<p class='{'ok' if quiet else 'note'}'>{_e(pred.get('text', ''))}</p>")
         out.append(table([
-            {"measure": "accuracy", "value": pred["accuracy"], "chance": pred["chance_accuracy"]},
-            {"measure": "balanced accuracy", "value": pred["balanced_accuracy"], "chance": pred["chance_balanced_accuracy"]},
-            {"measure": "AUROC (cross-validated)", "value": pred["auroc"], "chance": 0.5},
+            {"measure": f"AUROC, cohort {pred['cohort']} vs the {'other' if len(pred['cohorts']) == 2 else 'rest'} (animals)",
+             "value": pred["auroc"], "chance": 0.5},
             {"measure": f"{pred['test']} p-value", "value": pred["p_value"], "chance": None},
+            {"measure": "smallest attainable p at these animal counts", "value": pred.get("min_p"), "chance": None},
         ]))
     else:
         out.append(f"<p class='note'>{_e(pred.get('reason', 'not available'))}</p>")
@@ -350,8 +364,8 @@ def _breakdown_section(rows: list[dict]) -> str:
     if not rows:
         return ""
     out = ["<h2 id='breakdown'>Breakdown by metadata</h2>",
-           "<p class='sub'>Metrics within each group (threshold as above); AUROC and balanced accuracy are "
-           "undefined (–) in groups with one class. Animal level unless marked; CIs resample animals.</p>"]
+           "<p class='sub'>Metrics within each group (threshold as above); AUROC is undefined (–) in groups with "
+           "one class. Animal level unless marked; CIs resample animals.</p>"]
     for level in dict.fromkeys(r["level"] for r in rows):
         for col in dict.fromkeys(r["column"] for r in rows if r["level"] == level):
             part = [r for r in rows if r["level"] == level and r["column"] == col]
@@ -360,7 +374,9 @@ def _breakdown_section(rows: list[dict]) -> str:
                 c = {"group": str(r["group"]), "n": r["n"], "animals": r["n_animals"], "pos": r["n_pos"], "neg": r["n_neg"]}
                 for m in ("accuracy", "balanced_accuracy", "auroc", "mean_p1"):
                     if m in r:
-                        c[METRIC_NAMES.get(m, "mean score")] = fmt_ci(r.get(m), r.get(f"{m}_low"), r.get(f"{m}_high"))
+                        c[METRIC_NAMES.get(m, "mean score")] = fmt_ci(r.get(m), r.get(f"{m}_low"), r.get(f"{m}_high"),
+                                                                      n_undefined=r.get(f"{m}_undefined"),
+                                                                      n_resamples=r.get(f"{m}_resamples"))
                 cells.append(c)
             out.append(f"<h3>by {_e(col)} ({_e(level)} level)</h3>" + table(cells))
     return "".join(out)
@@ -378,10 +394,10 @@ def _regions_table(rows: list[dict]) -> str:
             "CIs resample windows (first fold's test animals).</p>" + table(cells))
 
 
-def _saliency_section(figures: dict, regions: list[dict] | None = None) -> str:
+def _saliency_section(figures: dict, regions: list[dict] | None = None, class_names=None) -> str:
     out = ["<h2 id='saliency'>Saliency</h2>", _regions_table(regions or [])]
     if "saliency" in figures:
-        out.append(figure_html("saliency", figures["saliency"]))
+        out.append(figure_html("saliency", figures["saliency"], class_names=class_names))
     else:
         out.append("<p class='note'>No saliency maps in this report: they need the trained model and the "
                    "face crops (see <code>mouse_facial_expressions.inference.saliency.grad_cam</code>).</p>")
@@ -414,19 +430,20 @@ def render_report(results: dict, figures: dict[str, bytes]) -> str:
     parts.append(_modality_section(results.get("modalities")))
     parts.append(_mgs_section(results.get("mgs")))
     parts.append("<h2 id='figures'>Figures</h2>")
-    pair = [figure_html(f, figures[f]) for f in ("roc", "calibration") if f in figures]
+    names = results.get("class_names")
+    pair = [figure_html(f, figures[f], class_names=names) for f in ("roc", "calibration") if f in figures]
     if pair:
         parts.append(f"<div class='grid'>{''.join(pair)}</div>")
     for fid in ("confusion", "animal_scores", "timecourse"):
         if fid in figures:
-            parts.append(figure_html(fid, figures[fid]))
+            parts.append(figure_html(fid, figures[fid], class_names=names))
     animals = results.get("animal_scores", [])
     if animals:
         cols = [c for c in ("animal", "label", "p1", "called_positive", "n_videos", "n_windows", "cohort", "treatment", "sex", "fold") if c in animals[0]]
         parts.append(f"<details {'open' if not results.get('metrics') else ''}><summary>Per-animal scores ({len(animals)} rows)</summary>{table(animals, cols)}</details>")
     parts.append(_breakdown_section(results.get("breakdown", [])))
     parts.append(_batch_section(results.get("batch_effects", {}), figures))
-    parts.append(_saliency_section(figures, results.get("regions")))
+    parts.append(_saliency_section(figures, results.get("regions"), names))
     folds = results.get("per_fold", [])
     if folds:
         heads = {"balanced_accuracy": "balanced accuracy", "auroc": "AUROC"}
@@ -435,7 +452,7 @@ def render_report(results: dict, figures: dict[str, bytes]) -> str:
     known = set(FIGURES)
     for fid, png in figures.items():  # figures the report has no slot for still appear
         if fid not in known:
-            parts.append(figure_html(fid, png))
+            parts.append(figure_html(fid, png, class_names=names))
     parts.append("</main></body></html>")
     return "\n".join(p for p in parts if p)
 

@@ -29,21 +29,22 @@ def make_figures(results: dict, levels: dict[str, pd.DataFrame], saliency: list[
     """The report's figures (PNG bytes by id) from :func:`compute_results`' output."""
     thr = results["settings"]["threshold"]
     cohort = results["settings"]["cohort_column"]
+    names = results.get("class_names")  # the task's names of label 0 and label 1
     figs: dict[str, bytes] = {}
     if results["summary"]["labelled"]:
-        figs["roc"] = F.roc_figure(levels)
-        figs["confusion"] = F.confusion_figure(levels, thr)
-        figs["calibration"] = F.calibration_figure(levels, results["settings"]["n_bins"])
-    figs["animal_scores"] = F.animal_strip_figure(levels["animal"], thr, color_by=cohort)
-    figs["timecourse"] = F.timecourse_figure(levels["window"], threshold=thr)
+        figs["roc"] = F.roc_figure(levels, class_names=names)
+        figs["confusion"] = F.confusion_figure(levels, thr, class_names=names)
+        figs["calibration"] = F.calibration_figure(levels, results["settings"]["n_bins"], class_names=names)
+    figs["animal_scores"] = F.animal_strip_figure(levels["animal"], thr, color_by=cohort, class_names=names)
+    figs["timecourse"] = F.timecourse_figure(levels["window"], threshold=thr, class_names=names)
     be = results["batch_effects"]
     if be.get("available"):
         animals = levels["animal"]
         if be.get("default_cohort") and cohort not in animals.columns:  # a zero-shot task without cohorts: one
             animals = animals.assign(**{cohort: be["default_cohort"]})
-        figs["cohorts"] = F.cohort_figure(animals, cohort, thr, flagged=be.get("flagged"))
+        figs["cohorts"] = F.cohort_figure(animals, cohort, thr, flagged=be.get("flagged"), class_names=names)
     if saliency:
-        figs["saliency"] = F.saliency_figure(saliency)
+        figs["saliency"] = F.saliency_figure(saliency, class_names=names)
     return figs
 
 
@@ -82,10 +83,21 @@ def report_run(run_dir: str | Path, out_dir: str | Path | None = None,
     kwargs.setdefault("training", run_training(run_folder))
     kwargs.setdefault("modalities", run_modalities(run_folder))
     kwargs.setdefault("mgs", run_mgs(run_folder, pred, kwargs.get("n_boot", 1000)))  # runs with action-unit heads
+    kwargs.setdefault("shift_context", {"setting": "in-cohort", "relative": _run_is_relative(run_folder)})
     if report and "saliency" not in kwargs and list(run_folder.glob("fold*/fold.json")):
         kwargs["saliency"] = _run_saliency(run_folder)
         kwargs.setdefault("regions", _run_regions(run_folder, kwargs["task"].get("class_names")))
     return report_predictions(pred, meta, out_dir or run_folder / "evaluation", report=report, **kwargs)
+
+
+def _run_is_relative(run_folder: Path) -> bool:
+    """Whether a run scores windows against each animal's baseline (``params.json``'s ``baseline_recording``)."""
+    import json
+
+    try:
+        return json.loads((run_folder / "params.json").read_text()).get("baseline_recording") is not None
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _run_saliency(run_folder: Path) -> list[dict] | None:
@@ -111,7 +123,7 @@ def _run_regions(run_folder: Path, class_names) -> list[dict] | None:
 def report_zeroshot(run_dir: str | Path, task_dir: str | Path, out_dir: str | Path | None = None, *,
                     window_step: int | None = None, batch_size: int = 16, precision: str = "32",
                     recalibrate: str | list[str] | tuple[str, ...] | None = None, baseline_recording: int = 1,
-                    **kwargs) -> dict:
+                    recalibrate_by: str | None = None, **kwargs) -> dict:
     """``mfe evaluate RUN --task OTHER``: the run's fold ensemble scores every window of another
     cohort's task (:func:`inference.zeroshot.predict_task`), then evaluation and the report.
 
@@ -123,6 +135,8 @@ def report_zeroshot(run_dir: str | Path, task_dir: str | Path, out_dir: str | Pa
         recalibrate: ``"controls"``, ``"adabn"`` and/or ``"baseline"`` (:func:`recalibrated_zeroshot`):
             each is evaluated NEXT TO the raw zero-shot numbers, never instead of them.
         baseline_recording: the recording that is each animal's baseline (``baseline``).
+        recalibrate_by: the metadata column whose groups ``adabn`` recalibrates separately
+            (default: the ``cohort`` column; ``"none"``: the whole task at once).
 
     Returns:
         The results (``metrics`` when labelled, else ``animal_scores``; ``recalibration`` with
@@ -142,6 +156,8 @@ def report_zeroshot(run_dir: str | Path, task_dir: str | Path, out_dir: str | Pa
     reference = run_reference(run_dir)
     if "controls" in methods:  # refused before anything is scored
         _check_controls_possible(meta, reference, run_dir, task_dir)
+    if "adabn" in methods:
+        adabn_groups(meta, recalibrate_by, kwargs.get("cohort", "cohort"))  # a --recalibrate-by column the task lacks
     if reference is None:
         log.warning("%s: no predictions.csv of the run found: the cohort check compares cohorts with each other", run_dir)
     ens = load_ensemble(run_dir)
@@ -160,11 +176,15 @@ def report_zeroshot(run_dir: str | Path, task_dir: str | Path, out_dir: str | Pa
     kwargs.setdefault("mgs", task_mgs(task_dir, pred, n_boot=kwargs.get("n_boot", 1000)))  # runs with action-unit heads
     info = {"run": str(run_dir), "task": str(task_dir), "members": ens.names, "n_windows": len(pred), "domain": checked,
             "reference": None if reference is None else reference.attrs.get("source")}
+    context = {"setting": "zero-shot", "relative": bool(ens.relative)}
     if methods:
         kwargs["recalibration"] = recalibrated_zeroshot(
             ens, task_dir, pred, meta, reference, methods, out, window_step=window_step, batch_size=batch_size,
-            baseline_recording=baseline_recording, **{k: kwargs[k] for k in ("threshold", "n_boot", "seed", "cohort") if k in kwargs})
+            baseline_recording=baseline_recording, recalibrate_by=recalibrate_by,
+            **{k: kwargs[k] for k in ("threshold", "n_boot", "seed", "cohort") if k in kwargs})
         info["recalibration"] = kwargs["recalibration"]["methods"]
+        context["recalibrations"] = {m: d["flagged_after"] for m, d in kwargs["recalibration"]["methods"].items()}
+    kwargs.setdefault("shift_context", context)
     write_json(out / "zeroshot.json", info)
     results = report_predictions(pred, meta, out, **kwargs)
     results["paths"]["predictions"] = str(out / "predictions.csv")
@@ -215,6 +235,22 @@ def _check_controls_possible(meta: pd.DataFrame | None, reference: pd.DataFrame 
         raise ValueError(f"{task_dir}: {err}") from None
 
 
+def adabn_groups(meta: pd.DataFrame | None, by: str | None, cohort: str = "cohort") -> tuple[dict | None, str]:
+    """video -> group for ``--recalibrate adabn`` and the column used (``"none"``: the whole task).
+
+    ``by``: a metadata column, ``"none"``, or None (the ``cohort`` column when the task has one,
+    else the whole task). An explicit column the task lacks is refused."""
+    if by is not None and by.lower() in ("none", "task"):
+        return None, "none"
+    column = by or cohort
+    if meta is None or column not in meta.columns or meta[column].isna().all():
+        if by is not None:
+            have = ", ".join(c for c in (meta.columns if meta is not None else []) if c != "video") or "none"
+            raise ValueError(f"--recalibrate-by {by}: the task's metadata has no such column (columns: {have})")
+        return None, "none"
+    return dict(zip(meta["video"].astype(str), meta[column])), column
+
+
 def _animals(pred: pd.DataFrame, meta: pd.DataFrame | None) -> pd.DataFrame:
     return aggregate_levels(join_metadata(validate_predictions(pred), meta))["animal"]
 
@@ -222,20 +258,24 @@ def _animals(pred: pd.DataFrame, meta: pd.DataFrame | None) -> pd.DataFrame:
 def recalibrated_zeroshot(ens, task_dir: Path, pred: pd.DataFrame, meta: pd.DataFrame | None,
                           reference: pd.DataFrame | None, methods: list[str], out: Path, *,
                           window_step: int | None = None, batch_size: int = 16, threshold: float = 0.5,
-                          n_boot: int = 1000, seed: int = 0, cohort: str = "cohort", baseline_recording: int = 1) -> dict:
+                          n_boot: int = 1000, seed: int = 0, cohort: str = "cohort", baseline_recording: int = 1,
+                          recalibrate_by: str | None = None) -> dict:
     """Each recalibration of the raw zero-shot predictions ``pred``, evaluated beside them.
 
     - ``controls``: the same scores at the threshold moved by the new cohort's control animals
       (:func:`evaluation.recalibrate.controls_threshold`, against ``reference``, the run's
       cross-validated predictions; needed).
     - ``adabn``: the task scored again by copies of the ensemble whose BatchNorm statistics were
-      recomputed on its clips (:func:`inference.adabn.adapt_ensemble`), at the same threshold.
+      recomputed per recording cohort (``recalibrate_by``, :func:`adabn_groups`; a group too small
+      gets the whole task's: :func:`inference.adabn.predict_task_adabn`), at the same threshold.
     - ``baseline``: each animal's scores moved by its own ``baseline_recording`` windows
       (:func:`evaluation.recalibrate.baseline_shift`; no labels); baseline windows not scored.
 
     Writes per method ``predictions_recalibrated_<method>.csv`` (window predictions, with the
     ``threshold`` applied) and ``recalibrated-<method>/`` (the evaluation files, metrics.json
-    with CIs), and ``recalibration.csv`` (the comparison rows).
+    with CIs), and ``recalibration.csv`` (the comparison rows; ``recalibrated_by``: adabn's
+    grouping, each group's statistics). Each method's details hold ``flagged_after``: the
+    cohorts its own cohort check still flags.
 
     Returns:
         ``{"level": "animal", "methods": {method: details}, "comparison": [rows]}``: rows
@@ -244,7 +284,7 @@ def recalibrated_zeroshot(ens, task_dir: Path, pred: pd.DataFrame, meta: pd.Data
     from mouse_facial_expressions.evaluation.recalibrate import controls_threshold, scoring_row
 
     raw = _animals(pred, meta)
-    rows = [scoring_row("zero-shot (raw)", raw, threshold)]
+    rows = [{**scoring_row("zero-shot (raw)", raw, threshold), "recalibrated_by": ""}]
     details: dict[str, dict] = {}
     for method in methods:
         if method == "controls":
@@ -264,26 +304,40 @@ def recalibrated_zeroshot(ens, task_dir: Path, pred: pd.DataFrame, meta: pd.Data
                      baseline_recording, len(d["offsets_logit"]),
                      f"; no baseline: {', '.join(d['dropped_animals'])}" if d["dropped_animals"] else "")
         else:
-            from mouse_facial_expressions.inference.adabn import adapt_ensemble
-            from mouse_facial_expressions.inference.zeroshot import predict_task, task_clips
+            from mouse_facial_expressions.inference.adabn import predict_task_adabn
 
-            adapted, d = adapt_ensemble(ens, task_clips(ens, task_dir, window_step=window_step, batch_size=batch_size))
-            d.update(method="adabn", threshold=threshold, new_threshold=threshold,
-                     uses="no labels: the BatchNorm statistics of every fold model were recomputed on the new cohort's "
-                          f"{d['n_clips']} clips (all its windows)")
-            new_pred, thr = predict_task(adapted, task_dir, window_step=window_step, batch_size=batch_size), threshold
+            groups, by = adabn_groups(meta, recalibrate_by, cohort)
+            new_pred, d = predict_task_adabn(ens, task_dir, groups, window_step=window_step, batch_size=batch_size)
+            d.update(method="adabn", threshold=threshold, new_threshold=threshold, by=by,
+                     recalibrated_by=_grouping_text(by, d["groups"]),
+                     uses=f"no labels: the BatchNorm statistics of every fold model were recomputed on the new cohort's "
+                          f"{d['n_clips']} clips, {_grouping_text(by, d['groups'])}")
+            thr = threshold
         called = new_pred.assign(threshold=thr, called_positive=new_pred["p1"] >= thr)
         write_csv(called, out / f"predictions_recalibrated_{method}.csv")
         res, levels = compute_results(new_pred, meta, n_boot=n_boot, seed=seed, threshold=thr, cohort=cohort,
                                       reference=reference, default_cohort=task_dir.name,
                                       source=f"{ens.source} on {task_dir}, recalibrated ({method})",
-                                      title=f"mfe zero-shot, recalibrated ({method})")
+                                      title=f"mfe zero-shot, recalibrated ({method})",
+                                      shift_context={"setting": "zero-shot", "relative": bool(ens.relative),
+                                                     "recalibrated": method})
+        d["flagged_after"] = list(res["batch_effects"].get("flagged", []))
         res["recalibration"] = {"method": method, **d}
         write_results(res, levels, out / f"recalibrated-{method}")
         details[method] = d
-        rows.append(scoring_row(f"recalibrated ({method})", levels["animal"], thr))
+        rows.append({**scoring_row(f"recalibrated ({method})", levels["animal"], thr),
+                     "recalibrated_by": d.get("recalibrated_by", "")})
     write_csv(pd.DataFrame(rows), out / "recalibration.csv")
     return {"level": "animal", "methods": details, "comparison": rows}
+
+
+def _grouping_text(by: str, groups: list[dict]) -> str:
+    """Which statistics each group got, in words (the printed line and ``recalibration.csv``)."""
+    if by == "none":
+        return "one set over the whole task"
+    parts = [f"{g['group']} ({g['n_animals']} animals, {g['n_windows']} windows): "
+             + ("own" if g["statistics"] == "own" else f"whole task's, {g['reason']}") for g in groups]
+    return f"per {by}: " + "; ".join(parts)
 
 
 def score_images(images, keypoints, model, out_dir, *, ratings=None, n_boot: int = 1000, **kwargs):
