@@ -450,7 +450,7 @@ def test_predict_gives_the_au_scores_of_the_evaluation_per_window_and_per_second
         assert report.ok, report.summary()
         for v in videos:
             got = pd.read_csv(out / f"{v}_scores.csv")
-            assert list(got.columns) == ["video", "start_time", "end_time", "p1", *au_cols, "mgs"]
+            assert list(got.columns) == ["video", "start_time", "end_time", "p1", *au_cols, "mgs", "no_face", "no_face_reason"]
             both = pred[pred["video"] == v].merge(got, on=["video", "start_time"], suffixes=("_eval", ""))
             assert len(both) == (pred["video"] == v).sum() > 0
             for c in ["p1", *au_cols, "mgs"]:

@@ -284,6 +284,7 @@ def test_predict_fills_the_domain_warning_column(run, cohorts, tmp_path, caplog)
     assert summary.loc[same.stem, "domain_warning"] == ""
     assert summary.loc[zoomed.stem, "domain_warning"].startswith("face size")
     assert summary.loc["cam1", "domain_warning"].startswith("synthetic model, real video")
+    assert (summary["n_no_face"] == 0).all()  # other mice, a 1.3x zoom: faces all the same (preprocess.facecheck)
     logged = [r.getMessage() for r in caplog.records]
     assert any(zoomed.stem in m and "face size" in m for m in logged)
     assert "outside the training data: synthetic model, real video" in report.summary()

@@ -36,3 +36,44 @@ def test_time_course_png_names_the_class(tmp_path, monkeypatch):
     scores, windows = _scores()
     path = plot_timecourse(scores, tmp_path / "t.png", "v", windows, class_name="sick (LPS high, 4 h)")
     assert path.is_file() and labels == ["P(sick (LPS high, 4 h))"]
+
+
+# ----------------------------------------------------------------------------- names, too short (inference.checks)
+
+def test_output_names_stay_the_stem_unless_two_files_share_it(tmp_path):
+    from mouse_facial_expressions.inference.checks import output_names, source_key
+
+    a, b, c = tmp_path / "day1" / "cam.mp4", tmp_path / "day2" / "cam.mp4", tmp_path / "day2" / "m1.mp4"
+    assert output_names([a, c]) == {a: "cam", c: "m1"}  # the common case: unchanged
+    assert output_names([a, b, c]) == {a: "day1__cam", b: "day2__cam", c: "m1"}
+    # an earlier call scored day1/cam.mp4 as "cam": day2's gets its folder, day1's keeps its name
+    assert output_names([b], {"cam": source_key(a)}) == {b: "day2__cam"}
+    assert output_names([a], {"cam": source_key(a), "day2__cam": source_key(b)}) == {a: "cam"}
+    assert output_names([a], {"cam": ""}) == {a: "cam"}  # a summary without sources: taken as the same file
+
+
+def test_a_video_shorter_than_one_window_is_too_short():
+    from mouse_facial_expressions.inference.checks import too_short
+
+    s = {"num_frames": 10, "frame_stride": 2, "target_fps": 10.0}
+    assert too_short(19, s) is None  # (10 - 1) x 2 + 1 kept frames: one window
+    why = too_short(1, s)
+    assert why.startswith("too short: 1 usable frame(s) kept, one window needs 19") and "not scored" in why
+
+
+def test_summary_rows_are_replaced_by_source_as_well_as_name(tmp_path):
+    from mouse_facial_expressions.inference.outputs import merge_summary
+
+    path = tmp_path / "summary.csv"
+    pd.DataFrame({"video": ["cam", "x"], "status": ["done", "done"], "source": ["/d1/cam.mp4", "/x.mp4"]}).to_csv(path, index=False)
+    new = pd.DataFrame({"video": ["d1__cam"], "status": ["failed"], "source": ["/d1/cam.mp4"]})
+    merged = merge_summary(path, new)
+    assert list(merged["video"]) == ["d1__cam", "x"]
+
+
+def test_a_failed_row_claims_no_name(tmp_path):
+    from mouse_facial_expressions.inference.checks import previous_sources
+
+    path = tmp_path / "summary.csv"
+    pd.DataFrame({"video": ["cam", "m1"], "status": ["failed", "done"], "source": ["/a/cam.mp4", "/a/m1.mp4"]}).to_csv(path, index=False)
+    assert previous_sources(path) == {"m1": "/a/m1.mp4"}  # rerunning a fixed cam.mp4 from elsewhere replaces the row

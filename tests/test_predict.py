@@ -59,7 +59,9 @@ def test_run_folder_scores_with_the_fold_ensemble(run, tmp_path):
     video = sorted(preds["video"].unique())[0]
     predict_videos(_video(run, video), run.cfg.path("keypoints"), run.run_dir, tmp_path, progress=False)
     scores = pd.read_csv(tmp_path / f"{video}_scores.csv")
-    assert list(scores.columns) == ["video", "start_time", "end_time", "p1", "p1_fold0", "p1_fold1"]
+    assert list(scores.columns) == ["video", "start_time", "end_time", "p1", "p1_fold0", "p1_fold1", "no_face",
+                                    "no_face_reason"]
+    assert not scores["no_face"].any()  # the face check passed every window of a training-like video
     np.testing.assert_allclose(scores["p1"], scores[["p1_fold0", "p1_fold1"]].mean(axis=1))
     ref = preds[preds["video"] == video].merge(scores, on="start_time")
     np.testing.assert_allclose(ref["p1_fold0"], ref["p1_x"], atol=1e-5)  # fold 0's own test windows
@@ -323,3 +325,80 @@ def test_cli_live_with_dlc_config_loads_the_projects_model(run, tmp_path, monkey
     assert "keypoints: DeepLabCut model snapshot-best-040.pt on each kept frame" in text
     scores = pd.read_csv(out / f"{video}_live_scores.csv")
     assert len(scores) >= 1 and pose.calls >= 10 and f"{len(scores)} windows" in text
+
+
+# ----------------------------------------------------------------------------- names, short videos, alignment (issue 29)
+
+def test_two_videos_of_the_same_name_in_two_folders_keep_both_outputs(run, tmp_path):
+    _, ckpt = _fold0(run)
+    out = tmp_path / "out"
+    day1, day2 = tmp_path / "day1" / "cam.mp4", tmp_path / "day2" / "cam.mp4"
+    for path, v in ((day1, "m1_rec1_preinjection"), (day2, "m4_rec1_preinjection")):
+        path.parent.mkdir()
+        shutil.copy(_video(run, v), path)
+        shutil.copy(run.cfg.path("keypoints") / f"{v}.parquet", path.with_suffix(".parquet"))
+    assert predict_videos(day1, day1.with_suffix(".parquet"), ckpt, out, progress=False).ok
+    first = pd.read_csv(out / "cam_scores.csv")
+    assert predict_videos(day2, day2.with_suffix(".parquet"), ckpt, out, progress=False).ok
+    pd.testing.assert_frame_equal(pd.read_csv(out / "cam_scores.csv"), first)  # not replaced
+    second = pd.read_csv(out / "day2__cam_scores.csv")
+    assert (second["video"] == "day2__cam").all() and not second["p1"].equals(first["p1"])
+    s = pd.read_csv(out / "summary.csv").set_index("video")
+    assert list(s.index) == ["cam", "day2__cam"]
+    assert s.loc["cam", "source"] == str(day1.resolve()) and s.loc["day2__cam", "source"] == str(day2.resolve())
+    # day1 again: its own row and files are replaced, day2's stay
+    assert predict_videos(day1, day1.with_suffix(".parquet"), ckpt, out, progress=False).results[0].video == "cam"
+    assert len(pd.read_csv(out / "summary.csv")) == 2
+    # both in one call: each named with its folder
+    kp = tmp_path / "kp"
+    kp.mkdir()
+    shutil.copy(day1.with_suffix(".parquet"), kp / "cam.parquet")
+    both = predict_videos([day1, day2], kp, ckpt, tmp_path / "both", progress=False)
+    assert [r.video for r in both.results] == ["day1__cam", "day2__cam"]
+    assert (tmp_path / "both" / "day1__cam_scores.csv").is_file() and (tmp_path / "both" / "day2__cam_scores.csv").is_file()
+
+
+def test_a_video_shorter_than_one_window_is_not_scored(run, tmp_path):
+    from mouse_facial_expressions.cli import main
+    from mouse_facial_expressions.io.video import iter_frames, probe, write_video
+
+    src = _video(run, "m1_rec1_preinjection")
+    short = tmp_path / "short.mp4"
+    frames = [f for i, f in iter_frames(src) if i < 1]  # a 1-frame video
+    write_video(short, frames, fps=probe(src).fps)
+    kp = pd.read_parquet(run.cfg.path("keypoints") / "m1_rec1_preinjection.parquet").iloc[:1]
+    kp.to_parquet(tmp_path / "short.parquet")
+    _, ckpt = _fold0(run)
+    out = tmp_path / "out"
+    assert main(["predict", str(short), "--keypoints", str(tmp_path / "short.parquet"), "--model", str(ckpt),
+                 "--out", str(out)]) == 1
+    row = pd.read_csv(out / "summary.csv").iloc[0]
+    assert row["status"] == "failed" and row["error"].startswith("too short: 1 usable frame(s) kept, one window needs 3")
+    assert not (out / "short_scores.csv").exists()
+
+
+def test_keypoints_without_the_models_landmarks_are_refused_up_front_naming_its_alignment(run, tmp_path):
+    from mouse_facial_expressions.config import Config
+
+    _, ckpt = _fold0(run)
+    video = "m1_rec1_preinjection"
+    kp = pd.read_parquet(run.cfg.path("keypoints") / f"{video}.parquet")
+    headfixed = kp[["frame"]].copy()  # a head-fixed rig: one eye and the nose, no ears
+    for role, src in (("eye", "left_eye"), ("nose", "nose")):
+        for c in ("x", "y", "likelihood"):
+            headfixed[f"{role}_{c}"] = kp[f"{src}_{c}"]
+    headfixed.to_parquet(tmp_path / f"{video}.parquet")
+    with pytest.raises(ValueError) as err:
+        predict_videos(_video(run, video), tmp_path / f"{video}.parquet", ckpt, tmp_path / "out", progress=False)
+    text = str(err.value)
+    assert "trained on crops aligned with extract.alignment 'dlc_face'" in text and "left_ear" in text
+    assert "a model for this rig must be trained on crops from it" in text and "'headfixed_eye_nose' fits" in text
+    assert "map them in keypoints.bodyparts" not in text
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+    # a project set up for another alignment: said up front, the model's alignment is used
+    cfg = Config.model_validate({"extract": {"alignment": "headfixed_eye_nose"}})
+    report = predict_videos(_video(run, video), run.cfg.path("keypoints") / f"{video}.parquet", ckpt, tmp_path / "b",
+                            cfg=cfg, progress=False)
+    assert report.ok and len(report.notes) == 1
+    assert "this project's extract.alignment is 'headfixed_eye_nose'" in report.notes[0]
+    assert f"note: {report.notes[0]}" in report.summary()

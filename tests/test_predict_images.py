@@ -102,7 +102,8 @@ def test_video_keypoints_are_refused_naming_the_file(run):
 def test_a_class_run_scores_each_image_and_has_no_au_columns(images, run, tmp_path):
     report = predict_images(images, images / LABELS, run.run_dir, tmp_path, cfg=run.cfg)
     s = _scores(tmp_path)
-    assert list(s.columns) == ["image", "status", "p1", "p1_fold0", "p1_fold1", "side", "sharpness", "error"]
+    assert list(s.columns) == ["image", "status", "p1", "p1_fold0", "p1_fold1", "side", "sharpness",
+                                "domain_warning", "no_face", "no_face_reason", "error"]
     assert list(s["image"]) == [p.name for p in list_images(images)]
     done = s[s["status"] == "done"]
     assert len(done) == report.n_scored >= 6 and set(done["side"]) == {"left", "right"}  # right faces are mirrored
@@ -146,7 +147,8 @@ def test_the_score_is_the_models_score_of_the_repeated_crop(images, run, tmp_pat
 def test_an_au_run_adds_the_action_units_and_mgs(images, au_run, run, tmp_path):
     report = predict_images(images, images / LABELS, au_run, tmp_path, cfg=run.cfg)
     s = _scores(tmp_path)
-    assert list(s.columns) == ["image", "status", "p1", *AU_PREDICTION_COLUMNS, "side", "sharpness", "error"]  # one fold
+    assert list(s.columns) == ["image", "status", "p1", *AU_PREDICTION_COLUMNS, "side", "sharpness", "domain_warning",
+                               "no_face", "no_face_reason", "error"]  # one fold
     done = s[s["status"] == "done"]
     au = done[[f"au_{a}" for a in AUS]]
     assert au.notna().all().all() and ((au >= 0) & (au <= 2)).all().all()
@@ -177,7 +179,9 @@ def test_bad_rows_fail_their_image_alone_with_the_file_and_row(images, run, tmp_
     alone = predict_images(images, images / LABELS, run.run_dir, tmp_path / "alone", cfg=run.cfg).scores.set_index("image")
     rest = [n for n in good[3:] if alone.loc[n, "status"] == "done"]
     assert rest and (s.loc[rest, "status"] == "done").all()
-    np.testing.assert_allclose(s.loc[rest, "p1"], alone.loc[rest, "p1"], rtol=0, atol=1e-9)
+    # float32 scores from batches of different sizes: the CPU's GEMM kernels may round differently
+    # (3e-8 seen on AVX-512); another image's crop or a shifted row would move p1 by far more
+    np.testing.assert_allclose(s.loc[rest, "p1"], alone.loc[rest, "p1"], rtol=0, atol=1e-6)
 
 
 def test_video_hist_uses_each_images_own_table(images, run):
@@ -293,26 +297,25 @@ def test_cli_help_teaches_images():
 
 # ----------------------------------------------------------------------------- real data
 
-def test_real_headfixed_images_are_aligned_and_cropped(shared_data):
+def test_real_headfixed_images_are_aligned_and_cropped(real_data):
     """facemap's head-fixed mouse face images with their hand labels (CollectedData_AVS.csv):
     eye contour, nose, whiskers and mouth points, no ears. Mapped to the headfixed_eye_nose
     alignment (eye = mean of the 4 eye-contour points, nose = the nose tip)."""
     from mouse_facial_expressions.config import Config
 
-    folder = shared_data / "real" / "facemap_headfixed" / "labeled-data" / "cam1_G7c1_1"
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not found")
+    folder = real_data / "facemap_headfixed" / "labeled-data" / "cam1_G7c1_1"  # 30 labelled frames, 2 images
     cfg = Config(keypoints={"bodyparts": {"eye": ["eye_top", "eye_front", "eye_bottom", "eye_back"], "nose": ["nose_tip"]}},
                  extract={"alignment": "headfixed_eye_nose", "crop_size": 600})  # 864x646 images, eye-nose ~450 px
     paths = list_images(folder)
     kp = read_image_keypoints(folder / "CollectedData_AVS.csv", cfg)
-    assert sorted(kp["image"]) == [p.name for p in paths] and len(paths) > 20  # every image labelled, matched by name
+    assert len(kp) == 30 and len(paths) == 2 and {p.name for p in paths} <= set(kp["image"])  # matched by name
     pd.testing.assert_frame_equal(read_image_keypoints(folder / "CollectedData_AVS.h5", cfg), kp)
     x = cfg.extract
     s = dict(crop_size=x.crop_size, out_size=x.out_size, pcutoff=cfg.keypoints.pcutoff, alignment=x.alignment,
              normalize=x.normalize, min_sharpness=x.min_sharpness, min_likelihood=x.min_likelihood)
     crops, rows, warnings = crop_images(paths, kp, s, folder / "CollectedData_AVS.csv")
-    assert [r["status"] for r in rows] == ["done"] * len(paths) and not warnings
+    assert [r["status"] for r in rows] == ["done"] * len(paths)
+    assert len(warnings) == 1 and "28 keypoint row(s) label no image given" in warnings[0]  # the 28 images not committed
     assert crops.shape == (len(paths), x.out_size, x.out_size) and crops.dtype == np.uint8
     assert (crops.reshape(len(crops), -1).std(axis=1) > 5).all()  # a face, not a border colour
     eye = np.array([[r["eye_x"], r["eye_y"]] for r in rows])

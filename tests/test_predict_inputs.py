@@ -110,3 +110,21 @@ def test_preview_writes_a_sheet_of_the_scored_crops_and_only_when_asked(run, ckp
     report = predict_videos(_video(run), kp, ckpt, tmp_path / "without", progress=False)
     assert report.ok and report.results[0].preview_png is None
     assert not list((tmp_path / "without").glob("*preview*"))
+
+
+def test_head_fixed_pose_files_for_a_dlc_face_model_are_refused_naming_its_alignment(run, ckpt, tmp_path):
+    """A DeepLabCut file of a head-fixed rig (one eye, the nose; no ears), mapped by its project's
+    keypoints.bodyparts: the error says which alignment the model was trained with, before any
+    video is decoded, instead of asking to map the ears."""
+    from mouse_facial_expressions.config import Config
+
+    pose = _pose(run)
+    headfixed = pose[["left_eye", "nose"]].rename(columns={"left_eye": "eye_centre", "nose": "nose_tip"}, level=0)
+    mine = write_dlc(tmp_path / f"{VIDEO}DLC_rig.h5", headfixed)
+    cfg = Config.model_validate({"keypoints": {"bodyparts": {"eye": ["eye_centre"], "nose": ["nose_tip"]}},
+                                 "extract": {"alignment": "headfixed_eye_nose"}})
+    with pytest.raises(ValueError) as err:
+        predict_videos(_video(run), mine, ckpt, tmp_path / "out", cfg=cfg, progress=False)
+    text = str(err.value)
+    assert str(mine) in text and "trained on crops aligned with extract.alignment 'dlc_face'" in text
+    assert "['left_eye', 'right_eye', 'left_ear', 'right_ear']" in text and "must be trained on crops from it" in text

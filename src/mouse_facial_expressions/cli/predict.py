@@ -27,6 +27,17 @@ contact sheet of the scored face crops). A run with Mouse Grimace Scale action-u
 (mfe train --targets au|au+class) adds au_ot, au_nb, au_cb, au_ep, au_wc (each action unit's
 expected score, 0-2) and mgs (their mean) to the score tables, mean_mgs to summary.csv and an
 AU panel to the time course.
+Outputs are named after the video file's stem; when two videos of one call share a stem, or
+summary.csv already holds a scored video of that stem from another file, the parent folder is
+prefixed (day2/cam.mp4 -> day2__cam_scores.csv), so no output is replaced by another video's;
+summary.csv's source column holds each video's path.
+Keypoints without the landmarks that the model's alignment (the extract.alignment of the frame
+store it was trained on) needs are refused before anything is decoded, and a project whose
+extract.alignment differs from the model's gets a note. A video with fewer usable frames than
+one window spans is reported as too short and not scored. Each window goes through a face
+check (landmark distance ratios, grey-level mean and SD, sharpness against the model's
+training crops): windows without a face are not scored (no_face, empty p1), and a video with
+more than half of them gets no score (status failed, error "no face: ...").
 A missing keypoint file or a bad video fails alone; the exit status is 1 when any failed.
 Errors about keypoints name your keypoint file. A keypoint file whose name does not match its
 video (DeepLabCut's <video>DLC_<scorer>.h5, SLEAP's <video>.predictions.slp, <video>.parquet)
@@ -40,7 +51,9 @@ column (the file name) and <landmark>_x, <landmark>_y[, <landmark>_likelihood] c
 matched to images by file name. Each image is aligned and cropped as a video frame would be
 (the model's frame-store settings); its crop repeated num_frames times is the clip. Writes
 OUT/images_scores.csv (image, status, p1, p1_<fold> per ensemble member, au_ot ... au_wc and
-mgs for a run with action-unit heads, side, sharpness, error), with --preview
+mgs for a run with action-unit heads, side, sharpness, domain_warning (the domain check of the
+images' crops together, as for a video; also logged), no_face and no_face_reason (the face
+check of each crop; no score without a face), error) and OUT/COLUMNS.md, with --preview
 OUT/images_preview.png, and with --ratings OUT/images_agreement.csv (per AU and the MGS total:
 n_images, weighted kappa, Pearson r and RMSE against the mean rater, and the raters' own mean
 pairwise agreement as the ceiling). An image without keypoints, or whose keypoints cannot

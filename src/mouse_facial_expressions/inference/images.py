@@ -28,7 +28,15 @@ scored like a window of a video whose every frame is that image:
    the expected score of each MGS action unit and ``mgs``, their mean
    (:meth:`inference.ensemble.FoldEnsemble.predict_au`).
 
-Outputs in ``out_dir``: ``images_scores.csv`` (:func:`scores_columns`) and, with ``preview``,
+Checks, as for videos (:mod:`inference.checks`): keypoints without the landmarks the model's
+alignment needs are refused up front (naming the model's alignment), and a project whose
+``extract.alignment`` differs gets a warning; the crops of the call, taken together, get the
+domain check (:func:`preprocess.domain.compare`: a log warning and the ``domain_warning``
+column); each crop gets the face check (:mod:`preprocess.facecheck`): a crop without a face is
+not scored (``no_face``, NaN scores).
+
+Outputs in ``out_dir``: ``images_scores.csv`` (:func:`scores_columns`), ``COLUMNS.md`` (what its
+columns hold, :func:`inference.outputs.image_column_descriptions`) and, with ``preview``,
 ``images_preview.png`` (a contact sheet of up to 24 crops). The agreement with raters of the
 same images (``images_agreement.csv``) is computed above this layer:
 :func:`report.runs.score_images` with ``ratings`` (:func:`evaluation.mgs_models.image_agreement`).
@@ -38,8 +46,6 @@ keypoints that cannot align it) fails alone with its reason in the ``error`` col
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -53,11 +59,15 @@ from tqdm import tqdm
 from mouse_facial_expressions.config import Config
 from mouse_facial_expressions.data.augment import to_model_input
 from mouse_facial_expressions.data.predictions import AU_PREDICTION_COLUMNS, au_prediction_columns
+from mouse_facial_expressions.inference import checks
 from mouse_facial_expressions.inference.ensemble import FoldEnsemble, load_ensemble
-from mouse_facial_expressions.io.atomic import write_csv
-from mouse_facial_expressions.io.keypoints import read_pose, to_canonical
+from mouse_facial_expressions.inference.image_inputs import (  # noqa: F401  (re-exported: part of this module's API)
+    _canonical_images, _is_dlc_csv, keypoint_file, label_name, match_keypoints, read_image_keypoints)
+from mouse_facial_expressions.inference.outputs import image_column_descriptions
+from mouse_facial_expressions.io.atomic import write_csv, write_text
+from mouse_facial_expressions.io.keypoints import landmark_names
 from mouse_facial_expressions.preprocess import alignment as alignment_mod
-from mouse_facial_expressions.preprocess import geometry
+from mouse_facial_expressions.preprocess import domain, facecheck, geometry
 from mouse_facial_expressions.preprocess import normalize as norm
 from mouse_facial_expressions.preprocess.extract import check_landmarks, frame_geometry
 from mouse_facial_expressions.preprocess.quality import crop_quality
@@ -69,6 +79,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 SCORES_CSV = "images_scores.csv"
 AGREEMENT_CSV = "images_agreement.csv"
 PREVIEW_PNG = "images_preview.png"
+COLUMNS_MD = "COLUMNS.md"
 #: Crops on the preview sheet.
 PREVIEW_MAX = 24
 
@@ -107,126 +118,6 @@ def list_images(images: str | Path | list) -> list[Path]:
                              "and written to the scores by file name, so score them in separate calls")
         seen[q.name] = q
     return paths
-
-
-def label_name(label) -> str:
-    """The file name in a keypoint row label (``labeled-data/v/img3.png`` -> ``img3.png``)."""
-    return str(label).replace("\\", "/").rsplit("/", 1)[-1]
-
-
-def keypoint_file(path: str | Path) -> Path:
-    """``path``, or for a folder (a DeepLabCut labeled-data folder) its one
-    ``CollectedData_<scorer>`` file (``.h5`` before ``.csv``)."""
-    folder = Path(path)
-    if not folder.is_dir():
-        return folder
-    for suffix in (".h5", ".csv"):
-        found = sorted(folder.glob(f"CollectedData_*{suffix}"))
-        if len(found) == 1:
-            return found[0]
-        if len(found) > 1:
-            raise ValueError(f"{folder}: several label files ({', '.join(p.name for p in found)}); pass the one "
-                             "to use as --keypoints")
-    raise FileNotFoundError(f"{folder}: no CollectedData_<scorer>.h5|.csv; pass the keypoint file itself")
-
-
-def _is_dlc_csv(path: Path) -> bool:
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        first = next(csv.reader(fh), [""])
-    return bool(first) and first[0].strip() == "scorer"
-
-
-def _canonical_images(df: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """``image`` + landmark triplets from a user table with ``image`` and ``<L>_x, <L>_y[, <L>_likelihood]``."""
-    if "image" not in df.columns:
-        raise ValueError(f"{path}: no 'image' column; a keypoint table for images has an image column (the file "
-                         "name) and <landmark>_x, <landmark>_y[, <landmark>_likelihood] columns, or is a DeepLabCut "
-                         "CollectedData file")
-    names = [c[:-2] for c in df.columns if c.endswith("_x") and f"{c[:-2]}_y" in df.columns]
-    if not names:
-        raise ValueError(f"{path}: no <landmark>_x, <landmark>_y column pairs (columns: {list(df.columns)})")
-    out = pd.DataFrame({"image": df["image"].astype(str).map(label_name)})
-    for n in names:
-        x = pd.to_numeric(df[f"{n}_x"], errors="coerce").to_numpy(np.float64)
-        y = pd.to_numeric(df[f"{n}_y"], errors="coerce").to_numpy(np.float64)
-        given = np.isfinite(x) & np.isfinite(y)
-        lik = (pd.to_numeric(df[f"{n}_likelihood"], errors="coerce").to_numpy(np.float64)
-               if f"{n}_likelihood" in df.columns else np.ones(len(df)))
-        out[f"{n}_x"], out[f"{n}_y"] = np.where(given, x, np.nan), np.where(given, y, np.nan)
-        out[f"{n}_likelihood"] = np.where(given, lik, np.nan)
-    return out.reset_index(drop=True)
-
-
-def read_image_keypoints(path: str | Path, cfg: Config | None = None, individual: str | None = None) -> pd.DataFrame:
-    """The keypoints of still images as one table: ``image`` (the file name each row labels) and
-    ``<L>_x, <L>_y, <L>_likelihood`` per landmark (float64), row ``i`` = data row ``i`` of the file.
-
-    Args:
-        path: a DeepLabCut hand-label file (``CollectedData_<scorer>.h5|.csv``; its bodyparts are
-            mapped with ``cfg.keypoints.bodyparts``; no likelihood: 1.0 where a point is
-            labelled, NaN where it was left empty), or a ``.csv`` / ``.parquet`` table with an
-            ``image`` column (see the module docstring).
-        cfg: project config (the bodyparts mapping; default :class:`Config` defaults).
-        individual: multi-animal DeepLabCut files: the animal to read (default
-            ``cfg.keypoints.individual``).
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: an unreadable file, bodyparts the mapping needs but the file lacks, or a
-            DeepLabCut file whose rows are video frames (analysis output), not images.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such keypoint file")
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return _canonical_images(pd.read_parquet(path), path)
-    if suffix == ".csv" and not _is_dlc_csv(path):
-        return _canonical_images(pd.read_csv(path), path)
-    cfg = cfg or Config()
-    pose = read_pose(path, individual if individual is not None else cfg.keypoints.individual)
-    if pd.api.types.is_integer_dtype(pose.data.index.dtype):
-        raise ValueError(f"{path}: its rows are video frames (DeepLabCut/SLEAP analysis output), not images; give the "
-                         "CollectedData_<scorer> file of the images' labeled-data folder, or a table with an image column")
-    names = [label_name(label) for label in pose.data.index]
-    by_position = dataclasses.replace(pose, data=pose.data.set_axis(pd.RangeIndex(len(pose.data)), axis=0))
-    table = to_canonical(by_position, cfg.keypoints.bodyparts).drop(columns="frame")  # rows keep their order
-    table.insert(0, "image", names)
-    return table
-
-
-def match_keypoints(images: list[Path], table: pd.DataFrame, where: str | Path) -> tuple[dict[Path, int | str], list[str]]:
-    """Which keypoint row labels each image: by file name, else by stem.
-
-    Returns:
-        ``({image: row index, or the reason it has none}, warnings)``: an image without a row,
-        or labelled by several rows, gets a message naming it, the file and the rows; rows that
-        label none of the images are one warning (naming their rows).
-    """
-    by_name: dict[str, list[int]] = {}
-    by_stem: dict[str, list[int]] = {}
-    for i, name in enumerate(table["image"].astype(str)):
-        by_name.setdefault(name, []).append(i)
-        by_stem.setdefault(PurePosixPath(name).stem, []).append(i)
-    out: dict[Path, int | str] = {}
-    used: set[int] = set()
-    for img in images:
-        rows = by_name.get(img.name) or by_stem.get(img.stem) or []
-        used.update(rows)
-        if not rows:
-            out[img] = f"{img.name}: no keypoints for this image in {where} (rows are matched by file name)"
-        elif len(rows) > 1:
-            out[img] = (f"{img.name}: rows {', '.join(map(str, rows))} of {where} all label this image; keep one "
-                        "(data rows counted from 0)")
-        else:
-            out[img] = rows[0]
-    unused = [i for i in range(len(table)) if i not in used]
-    warnings = []
-    if unused:
-        listed = ", ".join(f"row {i} ({table['image'].iloc[i]})" for i in unused[:5])
-        warnings.append(f"{where}: {len(unused)} keypoint row(s) label no image given: {listed}"
-                        f"{' ...' if len(unused) > 5 else ''}; not scored")
-    return out, warnings
 
 
 # ----------------------------------------------------------------------------- crops
@@ -285,7 +176,7 @@ def crop_image(image: np.ndarray, kp_row: pd.DataFrame, settings: dict) -> tuple
     crop = geometry.warp_crop(image, geo["matrix"][0], size)
     sharp, inten = crop_quality(crop)
     info = {"side": geometry.SIDE_NAMES[int(geo["side"][0])], "min_likelihood": float(geo["min_likelihood"][0]),
-            "sharpness": sharp, "intensity": inten}
+            "sharpness": sharp, "intensity": inten, "axis_px": float(geo["axis_px"][0])}
     for role in ("eye", "ear", "nose"):
         pt = geo[role][0] if role in geo else (np.nan, np.nan)
         info[f"{role}_x"], info[f"{role}_y"] = float(pt[0]), float(pt[1])
@@ -370,12 +261,24 @@ def score_crops(crops: np.ndarray, ens: FoldEnsemble, batch_size: int = 16) -> t
 
 # ----------------------------------------------------------------------------- the call
 
+def image_domain(crops: np.ndarray, index: pd.DataFrame, train: dict | None, paths: list[Path], cfg) -> str:
+    """The domain check (:func:`preprocess.domain.compare`) of the images' crops taken together,
+    as ``mfe predict`` checks a video's: '' when inside or without a training summary."""
+    if train is None or not len(crops):
+        return ""
+    synthetic = domain.video_is_synthetic(paths[0], cfg.root if cfg is not None else None)
+    return "; ".join(domain.compare(train, domain.video_summary(crops, index), video_synthetic=synthetic))
+
+
 def scores_columns(names: list[str], has_au: bool) -> list[str]:
     """Columns of ``images_scores.csv``: ``image, status, p1`` (mean over members), ``p1_<member>``
     (ensembles), ``au_ot ... au_wc, mgs`` (AU heads), ``side`` (the face side seen; right is
-    mirrored), ``sharpness`` (of the crop), ``error`` (why a failed image failed)."""
+    mirrored), ``sharpness`` (of the crop), ``domain_warning`` (the domain check of the images'
+    crops together), ``no_face``, ``no_face_reason`` (the face check of each crop), ``error``
+    (why a failed image failed); ``COLUMNS.md`` beside it says so in words."""
     return (["image", "status", "p1"] + ([f"p1_{n}" for n in names] if len(names) > 1 else [])
-            + (AU_PREDICTION_COLUMNS if has_au else []) + ["side", "sharpness", "error"])
+            + (AU_PREDICTION_COLUMNS if has_au else []) + ["side", "sharpness", "domain_warning", "no_face",
+                                                           "no_face_reason", "error"])
 
 
 @dataclass
@@ -409,6 +312,8 @@ class ImagesReport:
         line = f"images -> {self.out_dir}: {self.n_scored} scored, {len(self.failed)} failed"
         if len(done):
             line += f"; mean p1 {done['p1'].mean():.3f}"
+            if done["no_face"].eq(True).any():
+                line += f" ({int(done['no_face'].eq(True).sum())} without a face, not scored)"
             if self.has_au:
                 line += f", mean mgs {done['mgs'].mean():.3f} (0..2)"
         lines = [line]
@@ -468,14 +373,33 @@ def predict_images(images, keypoints, model, out_dir, *, cfg: Config | None = No
     settings = model_settings(ens, cfg)
     kp_path = keypoint_file(keypoints)
     table = read_image_keypoints(kp_path, cfg, individual)
+    unfit = checks.alignment_fit(landmark_names(table), settings["alignment"], kp_path)
+    if unfit:
+        raise ValueError(unfit)
+    other = checks.alignment_mismatch(settings["alignment"], cfg)
     crops, rows, warnings = crop_images(paths, table, settings, kp_path, progress)
-    for w in warnings:
-        log.warning(w)
-    p1, au = score_crops(crops, ens, batch_size)
+    warnings = ([other] if other else []) + warnings
+    train, note = domain.training_summary(ens.hparams)
     done = np.array([r["crop"] for r in rows if r["status"] == "done"], dtype=np.int64)
     df = pd.DataFrame(rows)
-    df["p1"] = np.nan
     is_done = (df["status"] == "done").to_numpy()
+    index = df[is_done].reset_index(drop=True).assign(video="images")
+    dom = image_domain(crops, index, train, paths, cfg)
+    limits, face_note = facecheck.training_limits(train)
+    no_face = facecheck.check_windows(facecheck.frame_features(crops, index),
+                                      pd.DataFrame({"rows": [[i] for i in range(len(crops))]}), limits)
+    if dom:
+        warnings.append(f"outside the training data: {dom}")
+    for w in [n for n in (note, None if note else face_note) if n] + warnings:
+        log.warning(w)
+    face = np.array([not r for r in no_face], bool)  # crops to score
+    p1, au = score_crops(crops[face], ens, batch_size)
+    p1, au = checks.expand(p1, face), checks.expand(au, face)
+    df["domain_warning"] = dom
+    df["no_face"], df["no_face_reason"] = None, None
+    df.loc[is_done, "no_face"] = [bool(r) for r in no_face]
+    df.loc[is_done, "no_face_reason"] = no_face
+    df["p1"] = np.nan
     df.loc[is_done, "p1"] = p1[done].mean(axis=1)
     if len(ens) > 1:
         for j, name in enumerate(ens.names):
@@ -490,6 +414,8 @@ def predict_images(images, keypoints, model, out_dir, *, cfg: Config | None = No
     report = ImagesReport(out_dir, settings, df.reindex(columns=scores_columns(ens.names, ens.has_au)), ens.has_au,
                           warnings=warnings)
     report.files.append(write_csv(report.scores, out_dir / SCORES_CSV))
+    report.files.append(write_text(out_dir / COLUMNS_MD, image_column_descriptions(settings["class_names"], ens.has_au,
+                                                                                   ens.names)))
     if preview and len(done):
         pick = np.unique(np.linspace(0, len(done) - 1, min(PREVIEW_MAX, len(done))).round().astype(int))
         sel = df[is_done].iloc[pick]

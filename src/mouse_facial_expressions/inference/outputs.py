@@ -25,15 +25,17 @@ from mouse_facial_expressions.preprocess import domain
 log = logging.getLogger(__name__)
 
 SUMMARY_COLUMNS = ["video", "status", "n_windows", "mean_p1", "median_p1", "frac_positive", "seconds_scored",
-                   "n_frames_kept", "video_seconds", "elapsed_s", "error", "domain_warning"]
+                   "n_frames_kept", "video_seconds", "elapsed_s", "error", "domain_warning", "n_no_face", "source"]
 #: ``summary.csv``'s extra column when the run has action-unit heads: the mean window MGS total.
 AU_SUMMARY_COLUMN = "mean_mgs"
 
 
 def scores_table(windows: pd.DataFrame, per_member: np.ndarray, names: list[str],
-                 au: np.ndarray | None = None) -> pd.DataFrame:
+                 au: np.ndarray | None = None, no_face: list[str] | None = None) -> pd.DataFrame:
     """``video, start_time, end_time, p1`` (+ ``p1_<member>`` columns for an ensemble; + ``au_ot``
-    ... ``au_wc`` and ``mgs`` when ``au``, the windows' expected AU scores ``(W, 5)``, is given)."""
+    ... ``au_wc`` and ``mgs`` when ``au``, the windows' expected AU scores ``(W, 5)``, is given;
+    + ``no_face`` (bool) and ``no_face_reason`` when ``no_face``, the face check's reason per window
+    ('' = a face), is given: windows without a face have NaN scores)."""
     df = windows[["video", "start_time", "end_time"]].reset_index(drop=True).copy()
     df["p1"] = per_member.mean(axis=1) if per_member.shape[1] else np.nan
     if len(names) > 1:
@@ -42,6 +44,9 @@ def scores_table(windows: pd.DataFrame, per_member: np.ndarray, names: list[str]
     if au is not None:
         for col, values in au_prediction_columns(np.asarray(au).reshape(-1, 5)).items():
             df[col] = values
+    if no_face is not None:
+        df["no_face"] = [bool(r) for r in no_face]
+        df["no_face_reason"] = list(no_face)
     return df
 
 
@@ -59,6 +64,8 @@ def covered_seconds(start: np.ndarray, end: np.ndarray) -> float:
 
 
 def summarise(scores: pd.DataFrame, threshold: float = 0.5) -> dict:
+    """The summary row's numbers over the scored windows (windows without a face, NaN, left out)."""
+    scores = scores[scores["p1"].notna()]
     p = scores["p1"].to_numpy(float)
     return {"n_windows": len(p), "mean_p1": float(np.mean(p)) if len(p) else np.nan,
             "median_p1": float(np.median(p)) if len(p) else np.nan,
@@ -159,6 +166,8 @@ class VideoPrediction:
     domain_warning: str = ""  # why its crops lie outside the model's training data ('' = inside or unchecked)
     mean_mgs: float = float("nan")  # mean window MGS total (runs with action-unit heads only)
     seconds_csv: Path | None = None
+    n_no_face: int = 0  # windows the face check marked (not scored)
+    source: str = ""  # the video's absolute path (summary.csv rows are keyed by it)
 
 
 @dataclass
@@ -170,6 +179,7 @@ class PredictReport:
     results: list[VideoPrediction] = field(default_factory=list)
     video_frames_per_s: float = 0.0  # decoded video frames per wall-clock second, end to end
     wall_s: float = 0.0  # wall-clock seconds of the whole call
+    notes: list[str] = field(default_factory=list)  # about the whole call (e.g. alignment settings)
 
     @property
     def failed(self) -> list[VideoPrediction]:
@@ -186,10 +196,12 @@ class PredictReport:
     def summary(self) -> str:
         done = [r for r in self.results if r.status == "done"]
         lines = [f"predict -> {self.out_dir}: {len(done)} videos scored, {len(self.failed)} failed"]
+        lines += [f"  note: {n}" for n in self.notes]
         for r in done:
             mgs = f", mean MGS {r.mean_mgs:.2f} (0-2)" if np.isfinite(r.mean_mgs) else ""
+            nf = f", {r.n_no_face} without a face (not scored)" if r.n_no_face else ""
             lines.append(f"  {r.video}: {r.n_windows} windows, mean p1 {r.mean_p1:.3f}, "
-                         f"{100 * r.frac_positive:.0f}% > 0.5, {r.seconds_scored:.1f} s scored{mgs}")
+                         f"{100 * r.frac_positive:.0f}% > 0.5, {r.seconds_scored:.1f} s scored{mgs}{nf}")
             lines += [f"  warning: {w}" for w in r.warnings]
             lines += [f"  preview: {r.preview_png}"] if r.preview_png else []
         for r in self.failed:
@@ -199,19 +211,27 @@ class PredictReport:
 
 def finish_video(name: str, frames: pd.DataFrame, info: dict, windows: pd.DataFrame, per_member: np.ndarray,
                  names: list[str], out_dir: Path, class_name: str = "class 1",
-                 au: np.ndarray | None = None) -> VideoPrediction:
+                 au: np.ndarray | None = None, no_face: list[str] | None = None,
+                 no_score: str | None = None) -> VideoPrediction:
     """One scored video's outputs: ``<video>_scores.csv`` (per window), ``<video>_seconds.csv``
     (per second, :func:`per_second`), ``<video>_timecourse.png`` and its summary row; ``au``:
-    the windows' expected action-unit scores ``(W, 5)`` of a run with AU heads."""
-    scores = scores_table(windows, per_member, names, au)
-    res = VideoPrediction(name, "done", n_frames_kept=len(frames), video_seconds=info["video_seconds"],
-                          decode_seconds=info["decode_seconds"], warnings=list(info["warnings"]), **summarise(scores))
-    if au is not None and len(scores):
+    the windows' expected action-unit scores ``(W, 5)`` of a run with AU heads; ``no_face``: the
+    face check's reason per window ('' = a face; those windows have NaN rows in ``per_member``);
+    ``no_score``: why the video gets no score at all (status ``failed``, every score NaN)."""
+    if no_score:
+        per_member = np.full_like(np.asarray(per_member, float), np.nan)
+        au = None if au is None else np.full_like(np.asarray(au, float), np.nan)
+    scores = scores_table(windows.assign(video=name), per_member, names, au, no_face)
+    res = VideoPrediction(name, "failed" if no_score else "done", n_frames_kept=len(frames),
+                          video_seconds=info["video_seconds"], decode_seconds=info["decode_seconds"],
+                          warnings=list(info["warnings"]), error=no_score, **summarise(scores))
+    res.n_no_face = sum(bool(r) for r in no_face or [])
+    if au is not None and scores["mgs"].notna().any():
         res.mean_mgs = float(scores["mgs"].mean())
     if not len(windows):
         res.warnings.append(f"{name}: no window to score ({len(frames)} usable frames kept)")
     res.scores_csv = write_csv(scores, out_dir / f"{name}_scores.csv")
-    res.seconds_csv = write_csv(per_second(scores), out_dir / f"{name}_seconds.csv")
+    res.seconds_csv = write_csv(per_second(scores[scores["p1"].notna()]), out_dir / f"{name}_seconds.csv")
     res.timecourse_png = plot_timecourse(scores, out_dir / f"{name}_timecourse.png", name, windows, class_name)
     return res
 
@@ -227,7 +247,7 @@ def write_preview(crops: np.ndarray, frames: pd.DataFrame, windows: pd.DataFrame
 
 
 def domain_warning(video: Path, crops: np.ndarray, frames: pd.DataFrame, train: dict | None, cfg: Config | None,
-                   warnings: list[str]) -> str:
+                   warnings: list[str], name: str | None = None) -> str:
     """The domain check of one scored video: why its crops lie outside the training summary
     ``train`` ('' when inside, or without a summary); logged and added to ``warnings``."""
     if train is None:
@@ -236,7 +256,7 @@ def domain_warning(video: Path, crops: np.ndarray, frames: pd.DataFrame, train: 
     reasons = domain.compare(train, domain.video_summary(crops, frames), video_synthetic=synthetic)
     if reasons:
         text = "; ".join(reasons)
-        log.warning("%s lies outside the model's training data: %s", video.stem, text)
+        log.warning("%s lies outside the model's training data: %s", name or video.stem, text)
         warnings.append(f"outside the training data: {text}")
     return "; ".join(reasons)
 
@@ -251,6 +271,25 @@ AU_COLUMNS_TEXT = """- `au_ot`, `au_nb`, `au_cb`, `au_ep`, `au_wc`: the expected
 """
 
 
+FACE_TEXT = """- `no_face`: True when the window's crops do not look like the faces the model was trained on
+  (the face check, `preprocess/facecheck.py`): the ratios of the crop's landmark distances
+  (nose-eye and nose-ear over eye-ear) or its grey-level mean, grey-level SD or sharpness lie
+  outside the training crops' range, widened. Such a window is not scored: its score columns are
+  empty (NaN), and it counts in no summary number.
+- `no_face_reason`: which quantity lay outside, its value and the limits (empty for a face).
+  Both columns are absent when the model carries no summary of its training crops (trained
+  before mfe recorded one): then nothing is checked.
+"""
+
+
+def _header(class_names, what: str) -> str:
+    neg, pos = (str(n) for n in class_names)
+    return f"""# Columns of the files `{what}` wrote here
+
+Class 1 is **{pos}**; class 0 is **{neg}** (the model's task).
+"""
+
+
 def column_descriptions(class_names, threshold: float = 0.5, au: bool = False) -> str:
     """``COLUMNS.md``: what each column of ``<video>_scores.csv``, ``<video>_seconds.csv`` and
     ``summary.csv`` holds, in the task's class names (a CSV header cannot say what ``p1`` is the
@@ -258,17 +297,16 @@ def column_descriptions(class_names, threshold: float = 0.5, au: bool = False) -
     neg, pos = (str(n) for n in class_names)
     au_text = AU_COLUMNS_TEXT if au else ""
     au_summary = "- `mean_mgs`: the mean window MGS total (0 to 2).\n" if au else ""
-    return f"""# Columns of the files `mfe predict` wrote here
-
-Class 1 is **{pos}**; class 0 is **{neg}** (the model's task).
-
-## `<video>_scores.csv` (one row per scored window)
+    return f"""{_header(class_names, "mfe predict")}
+## `<video>_scores.csv` (one row per window; `<video>` is the video's file name without its
+extension, prefixed with its folder, `day2__cam`, when another video of the same name was
+scored into this folder)
 - `video`: the video's file name without its extension.
 - `start_time`, `end_time`: the window's first and last kept frame, seconds from the video's start.
 - `p1`: the probability that the window shows **{pos}** rather than **{neg}**, the mean over
   the run's fold models. Read it as a ranking unless the run's report says the scores are calibrated.
 - `p1_fold<k>`: the same from fold model k alone (their spread shows how much the folds agree).
-{au_text}
+{au_text}{FACE_TEXT}
 ## `<video>_seconds.csv` (one row per second of video that a window covers)
 - `second`: the second `[second, second + 1)` from the video's start.
 - `coverage`: seconds of window time inside that second, summed over the windows that overlap it.
@@ -276,8 +314,11 @@ Class 1 is **{pos}**; class 0 is **{neg}** (the model's task).
   those windows, each weighted by how much of the second it covers.
 
 ## `summary.csv` (one row per video, merged across calls)
-- `status`: done or failed (`error` says why).
+- `status`: done or failed (`error` says why: e.g. a video too short for one window, or one in
+  which more than half of the windows have no face, which gets no score).
 - `n_windows`: windows scored; `seconds_scored`: seconds of video they cover.
+- `n_no_face`: windows not scored because the face check found no face in them (`no_face`).
+- `source`: the video file's absolute path (a row is replaced only by a later call on the same file).
 - `mean_p1`, `median_p1`: the mean and median window `p1` (probability of **{pos}**).
 - `frac_positive`: the share of windows with `p1` above {threshold:g}, i.e. called **{pos}**.
 - `n_frames_kept`: frames kept for scoring (side portraits of good quality); `video_seconds`: the video's length.
@@ -286,9 +327,36 @@ Class 1 is **{pos}**; class 0 is **{neg}** (the model's task).
 {au_summary}"""
 
 
+def image_column_descriptions(class_names, au: bool = False, names=()) -> str:
+    """``COLUMNS.md`` beside ``images_scores.csv`` (``mfe predict --images``): its columns, in the
+    task's class names; ``names``: the ensemble's members (``p1_<member>``)."""
+    neg, pos = (str(n) for n in class_names)
+    members = f"- `p1_<member>` ({', '.join(f'`p1_{n}`' for n in names)}): the same from each fold model alone.\n" \
+        if len(names) > 1 else ""
+    return f"""{_header(class_names, "mfe predict --images")}
+## `images_scores.csv` (one row per image)
+- `image`: the image's file name.
+- `status`: done or failed (`error` says why).
+- `p1`: the probability that the image shows **{pos}** rather than **{neg}**, the mean over the
+  run's fold models (the crop repeated as a clip). Read it as a ranking unless the run's report says
+  the scores are calibrated.
+{members}{AU_COLUMNS_TEXT if au else ""}- `side`: the side of the face seen (left or right; right crops are mirrored).
+- `sharpness`: the crop's sharpness (variance of the Laplacian).
+- `domain_warning`: why the images' crops, taken together, lie outside the model's training data (the
+  domain check of `mfe predict` for videos: synthetic vs real, grey-level histogram, face size,
+  sharpness, keypoint likelihood); empty: inside, or not checked. The same for every image of a call.
+- `no_face`: True when the image's crop does not look like the faces the model was trained on (ratios
+  of its landmark distances, grey-level mean or SD, or sharpness outside the training crops' range,
+  widened); its scores are then empty (NaN).
+- `no_face_reason`: which quantity lay outside, its value and the limits (empty for a face).
+- `error`: why a failed image failed.
+"""
+
+
 def merge_summary(path: Path, new: pd.DataFrame) -> pd.DataFrame:
-    """``summary.csv`` after this call: rows of ``new`` replace earlier rows of the same video,
-    other videos' rows stay (a rerun of only the failed videos completes the summary)."""
+    """``summary.csv`` after this call: rows of ``new`` replace earlier rows of the same video (same
+    name or same ``source`` file), other videos' rows stay (a rerun of only the failed videos
+    completes the summary)."""
     if not path.is_file():
         return new
     try:
@@ -299,6 +367,9 @@ def merge_summary(path: Path, new: pd.DataFrame) -> pd.DataFrame:
     if "video" not in old.columns:
         log.warning("%s: no 'video' column; it is replaced by this call's videos only", path)
         return new
-    old = old[~old["video"].astype(str).isin(set(new["video"].astype(str)))]
+    drop = old["video"].astype(str).isin(set(new["video"].astype(str)))
+    if "source" in old.columns and "source" in new.columns:  # the same file under another name
+        drop |= old["source"].astype(str).isin(set(new["source"].dropna().astype(str)) - {""})
+    old = old[~drop]
     merged = pd.concat([old.reindex(columns=new.columns), new], ignore_index=True) if len(old) else new
     return merged.sort_values("video", kind="stable").reset_index(drop=True)

@@ -19,12 +19,22 @@ Per video:
    (a fold ensemble: ``p1`` = mean over folds), in batches; on a CPU through onnxruntime by
    default (``inference.onnx_backend``).
 
+Checks (:mod:`inference.checks`): keypoints without the landmarks the model's alignment needs
+are refused up front (the message names the model's alignment; a project whose
+``extract.alignment`` differs from the model's gets a note); a video with fewer kept frames than
+one window spans is not scored (``failed``, "too short"); each window's crops go through the face
+check (:mod:`preprocess.facecheck`): windows without a face are not scored (NaN scores,
+``no_face``), and a video with more than half of them gets no score (``failed``, "no face").
+
 Outputs in ``out_dir``: ``<video>_scores.csv`` (video, start_time, end_time, p1 and one
 ``p1_<fold>`` column per ensemble member; a run with action-unit heads adds ``au_ot`` ...
-``au_wc`` and ``mgs``), ``<video>_seconds.csv`` (the same per second of video),
+``au_wc`` and ``mgs``; ``no_face``, ``no_face_reason``), ``<video>_seconds.csv`` (the same per second of video),
 ``<video>_timecourse.png``, ``summary.csv``
 (one row per video, failures included) and, with ``preview``, ``<video>_preview.png`` (a
 contact sheet of the scored crops); what they hold is written by ``inference.outputs``.
+``<video>`` is the file stem, prefixed with the parent folder (``day2__cam``) when two videos of
+the call share a stem or ``summary.csv`` already holds the stem for another file
+(:func:`inference.checks.output_names`); ``summary.csv`` rows carry the file's path (``source``).
 
 Memory: the kept crops of one video are held (``out_size``\\ :sup:`2` bytes each, 12.5 kB
 at 112 px: about 340 MB for an hour at 7.5 fps) because the ``seed`` policy chooses frames
@@ -45,6 +55,7 @@ from tqdm import tqdm
 from mouse_facial_expressions.config import Config
 from mouse_facial_expressions.data.augment import to_model_input
 from mouse_facial_expressions.data.sequences import make_windows, window_span
+from mouse_facial_expressions.inference import checks
 from mouse_facial_expressions.inference.decode import load_keypoints  # noqa: F401  (re-exported: part of this module's API)
 from mouse_facial_expressions.inference.ensemble import FoldEnsemble, load_ensemble
 from mouse_facial_expressions.inference.onnx_backend import OnnxEnsemble, scoring_ensemble
@@ -53,7 +64,7 @@ from mouse_facial_expressions.inference.outputs import (SUMMARY_COLUMNS, Predict
                                                         write_preview)
 from mouse_facial_expressions.io.atomic import write_csv, write_text
 from mouse_facial_expressions.io.keypoints import VIDEO_SUFFIXES, find_pose_files, video_name
-from mouse_facial_expressions.preprocess import domain, store
+from mouse_facial_expressions.preprocess import domain, facecheck, store
 from mouse_facial_expressions.preprocess.alignment import resolve as resolve_alignment
 
 log = logging.getLogger(__name__)
@@ -279,24 +290,38 @@ def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = No
     train_domain, note = domain.training_summary(ens.hparams)  # the domain check (preprocess/domain.py)
     if note:
         log.warning(note)
+    limits, face_note = facecheck.training_limits(train_domain)  # the face check (preprocess/facecheck.py)
+    if face_note and not note:  # without any summary the domain check's note says it already
+        log.warning(face_note)
     if inputs is not None:
         settings["modalities"] = inputs.line()
     kp_files = _keypoint_files(keypoints)
     if isinstance(kp_files, Path) and len(paths) > 1:
         raise ValueError(f"{keypoints}: one keypoint file for {len(paths)} videos; pass a folder of keypoint files")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    jobs, mismatch = [], {}
+    names = checks.output_names(paths, checks.previous_sources(out_dir / "summary.csv"))
+    jobs, mismatch, unfit = [], {}, []
     for vp in paths:
         kp = kp_files if isinstance(kp_files, Path) else kp_files.get(vp.stem) or kp_files.get(video_name(vp))
         error = (f"{vp.name}: no keypoint file for video {vp.stem!r} in {keypoints}" if kp is None
                  else f"{vp}: no such video" if not vp.is_file() else None)
+        if kp is not None and error is None:
+            have = checks.keypoint_landmarks(kp, cfg or Config(), resolve_alignment(settings["alignment"]).landmarks(),
+                                             individual)
+            error = checks.alignment_fit(have, settings["alignment"], kp)
+            unfit += [error] if error else []
         if kp is not None and video_name(kp) not in (vp.stem, video_name(vp)):
             mismatch[vp] = (f"{vp.name}: the keypoint file {kp} is named for video {video_name(kp)!r}, not "
                             f"{vp.stem!r}; check that it belongs to this video")
             log.warning(mismatch[vp])
         jobs.append(Job(vp, kp, error, individual))
+    if unfit and len(unfit) == len(jobs):  # no video could be aligned as the model's crops were
+        raise ValueError(unfit[0])
+    out_dir.mkdir(parents=True, exist_ok=True)
     report = PredictReport(out_dir, settings)
+    if (other := checks.alignment_mismatch(settings["alignment"], cfg)) is not None:
+        log.warning(other)
+        report.notes.append(other)
     scorer = WindowScorer(ens, batch_size or default_batch_size(dev))
     results: dict[Path, VideoPrediction] = {}
     pending: dict[Path, tuple] = {}
@@ -305,44 +330,57 @@ def predict_videos(videos, keypoints, model, out_dir, *, cfg: Config | None = No
 
     def finish(ready) -> None:
         for vp, per_member, au in ready:
-            dec, windows, t0 = pending.pop(vp)
+            dec, windows, t0, no_face, keep, verdict = pending.pop(vp)
+            name = names[vp]
             try:
-                res = finish_video(vp.stem, dec.frames, dec.info, windows, per_member, ens.names, out_dir,
-                                   settings["class_names"][1], au)
-                res.domain_warning = domain_warning(vp, dec.crops, dec.frames, train_domain, cfg, res.warnings)
+                res = finish_video(name, dec.frames, dec.info, windows, checks.expand(per_member, keep), ens.names,
+                                   out_dir, settings["class_names"][1], checks.expand(au, keep),
+                                   no_face if limits else None, verdict)
+                res.domain_warning = domain_warning(vp, dec.crops, dec.frames, train_domain, cfg, res.warnings, name)
+                if verdict:
+                    log.error("%s: %s", name, verdict)
                 if preview:
-                    res.preview_png = write_preview(dec.crops, dec.frames, windows, out_dir / f"{vp.stem}_preview.png")
+                    res.preview_png = write_preview(dec.crops, dec.frames, windows[keep], out_dir / f"{name}_preview.png")
             except Exception as err:  # e.g. the disk filled while writing its outputs
                 log.error("%s: %s", vp, err)
-                res = VideoPrediction(vp.stem, "failed", error=f"{type(err).__name__}: {err}")
+                res = VideoPrediction(name, "failed", error=f"{type(err).__name__}: {err}")
             finally:
                 dec.release()
             res.elapsed_s = time.perf_counter() - t0
+            res.source = checks.source_key(vp)
             results[vp] = res
             bar.update()
+
+    def fail(dec, error: str) -> None:
+        log.error("%s: %s", dec.video, error)
+        results[dec.video] = VideoPrediction(names[dec.video], "failed", error=error, elapsed_s=dec.seconds,
+                                             source=checks.source_key(dec.video))
+        dec.release()
+        bar.update()
 
     try:
         for dec in decoded_videos(jobs, settings, cfg, workers):
             t0 = time.perf_counter() - dec.seconds
             if dec.error:
-                log.error("%s: %s", dec.video, dec.error)
-                results[dec.video] = VideoPrediction(dec.video.stem, "failed", error=dec.error, elapsed_s=dec.seconds)
-                bar.update()
+                fail(dec, dec.error)
                 continue
             frames_decoded += int(dec.info.get("n_video_frames", 0))
+            if (short := checks.too_short(len(dec.frames), settings)) is not None:
+                fail(dec, short)
+                continue
             windows = windows_for(dec.frames, settings, window_step)
             aux = None
             if inputs is not None:
                 try:
                     aux = window_features(inputs, dec.video.stem, windows, float(dec.info["fps"]))
                 except (OSError, ValueError, KeyError) as err:  # this video's body file or physiology row
-                    log.error("%s: %s", dec.video, err)
-                    results[dec.video] = VideoPrediction(dec.video.stem, "failed", error=str(err), elapsed_s=dec.seconds)
-                    dec.release()
-                    bar.update()
+                    fail(dec, str(err))
                     continue
-            pending[dec.video] = (dec, windows, t0)
-            scorer.add(dec.video, dec.crops, windows, aux)
+            no_face = facecheck.check_windows(facecheck.frame_features(dec.crops, dec.frames), windows, limits)
+            verdict = facecheck.video_verdict(no_face)
+            keep = np.array([not r and not verdict for r in no_face], bool)  # windows to score
+            pending[dec.video] = (dec, windows, t0, no_face, keep, verdict)
+            scorer.add(dec.video, dec.crops, windows[keep], None if aux is None else np.asarray(aux)[keep])
             finish(scorer.run())
             bar.set_postfix_str(f"{frames_decoded / max(time.perf_counter() - t_start, 1e-9):.0f} video frames/s")
         finish(scorer.run(final=True))

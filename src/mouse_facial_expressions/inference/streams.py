@@ -283,6 +283,9 @@ def predict_live(source: str, keypoints: str | Path | ModelKeypoints, ens: FoldE
     converges to the whole video's as the stream goes on (a window that completes with the
     last kept crop gets exactly the offline table).
 
+    The face check (:mod:`preprocess.facecheck`) marks each window as offline: a window without a
+    face is written with ``no_face`` True and empty scores, without running the model.
+
     Args:
         source: a camera index (``0`` -> ``/dev/video0``), an RTSP/HTTP URL or a file.
         keypoints: the growing keypoint CSV (see :class:`GrowingKeypoints`), or a
@@ -296,7 +299,7 @@ def predict_live(source: str, keypoints: str | Path | ModelKeypoints, ens: FoldE
     """
     from mouse_facial_expressions.data.sequences import window_span
     from mouse_facial_expressions.io.video import _to_array
-    from mouse_facial_expressions.preprocess import geometry
+    from mouse_facial_expressions.preprocess import domain, facecheck, geometry
     from mouse_facial_expressions.preprocess import normalize as norm
     from mouse_facial_expressions.preprocess.extract import frame_geometry
     from mouse_facial_expressions.preprocess.quality import crop_quality
@@ -321,7 +324,9 @@ def predict_live(source: str, keypoints: str | Path | ModelKeypoints, ens: FoldE
         from mouse_facial_expressions.data.predictions import AU_PREDICTION_COLUMNS
 
         cols += AU_PREDICTION_COLUMNS
-    seg: list[tuple[float, np.ndarray]] = []  # kept frames of the current run not yet behind a window: (time, crop)
+    limits, _ = facecheck.training_limits(domain.training_summary(getattr(ens, "hparams", []))[0])
+    cols += ["no_face", "no_face_reason"] if limits else []
+    seg: list[tuple] = []  # kept frames of the current run not yet behind a window: (time, crop, index row)
     next_start = 0  # index into seg of the next window's first frame
     windowed = False  # the current run reached a full window (it is not a short run)
     max_gap = min(float(settings["max_gap_s"]), float(settings.get("window_max_gap_s", settings["max_gap_s"])))
@@ -334,12 +339,21 @@ def predict_live(source: str, keypoints: str | Path | ModelKeypoints, ens: FoldE
             crops = np.stack([seg[r][1] for r in rows])
             if running is not None:
                 crops = running.apply(crops)
-            clip = to_model_input(torch.from_numpy(crops), ens.image_size, ens.channels)
-            p, au = ens.predict_au(clip[None]) if has_au else (ens.predict(clip[None]), None)
-            p = p[0]  # (K,)
+            why = ""
+            if limits:  # the face check, on the window's distinct crops as offline
+                u, first = np.unique(rows, return_index=True)
+                feats = facecheck.frame_features(crops[first], pd.DataFrame([seg[r][2] for r in u]))
+                why = facecheck.check_windows(feats, pd.DataFrame({"rows": [list(range(len(u)))]}), limits)[0]
+            if why:
+                p, au = np.full(len(ens), np.nan), (np.full((1, 5), np.nan) if has_au else None)
+            else:
+                clip = to_model_input(torch.from_numpy(crops), ens.image_size, ens.channels)
+                p, au = ens.predict_au(clip[None]) if has_au else (ens.predict(clip[None]), None)
+                p = p[0]  # (K,)
             vals = [name, f"{seg[rows[0]][0]:.6f}", f"{seg[rows[-1]][0]:.6f}", f"{p.mean():.8f}"]
             vals += [f"{v:.8f}" for v in p] if len(ens) > 1 else []
             vals += [f"{v:.6f}" for v in (*au[0], au[0].mean())] if au is not None else []
+            vals += [str(bool(why)), why.replace(",", ";")] if limits else []
             out.write(",".join(vals) + "\n")
             out.flush()
             report.n_windows += 1
@@ -383,7 +397,8 @@ def predict_live(source: str, keypoints: str | Path | ModelKeypoints, ens: FoldE
                     running.add(crop)
                 elif method == "clahe":
                     crop = norm.clahe(crop[None])[0]
-                seg.append((t, crop))
+                seg.append((t, crop, {"sharpness": sharp, **{f"{r}_{c}": float(geo[r][0][j]) for r in ("eye", "ear", "nose")
+                                                               if r in geo for j, c in enumerate("xy")}}))
                 report.n_kept += 1
                 while len(seg) - next_start >= span:
                     emit(next_start + np.arange(T) * stride)

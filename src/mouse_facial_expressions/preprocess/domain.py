@@ -16,7 +16,10 @@ What is summarised, per video:
   of the alignment axis in source pixels, index column ``axis_px``) and ``likelihood`` (the
   smallest keypoint likelihood of each crop, index column ``min_likelihood``): the quantiles
   :data:`QUANTILES` of each over the video's crops;
-- ``n_crops`` and ``video``.
+- ``n_crops`` and ``video``;
+- ``face``: the face check's record (:func:`preprocess.facecheck.face_summary`: quantiles of
+  each crop's grey mean, grey SD and sharpness and of the crop-space landmark ratios), from
+  which ``mfe predict`` marks windows that do not look like a training face.
 
 What :func:`compare` checks, against the pooled training summary. Each limit scales with the
 spread between the training videos, with a floor, so a cohort recorded like the training
@@ -46,6 +49,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mouse_facial_expressions.preprocess import facecheck
+
 #: Grey-level bins of the intensity histogram (over 0..255).
 HIST_BINS = 32
 #: At most this many crops (evenly spaced) enter a video's histogram.
@@ -67,8 +72,8 @@ SHARPNESS_RATIO = 2.0
 LIKELIHOOD_FLOOR = 0.1
 #: Marker of a project made by ``mfe synth`` (``synth.cohort.MARKER`` under ``truth/``).
 SYNTH_MARKER = Path("truth") / "synth.json"
-#: Version of the summary layout (in every summary).
-VERSION = 1
+#: Version of the summary layout (in every summary; 2 added ``face``).
+VERSION = 2
 
 
 def _key(q: float) -> str:
@@ -131,6 +136,7 @@ def video_summary(crops: np.ndarray, index: pd.DataFrame) -> dict:
         v = v[np.isfinite(v)]
         if len(v):
             out[key] = {_key(q): _round(float(x)) for q, x in zip(QUANTILES, np.quantile(v, QUANTILES))}
+    out["face"] = facecheck.face_summary(crops, index)
     return out
 
 
@@ -290,7 +296,9 @@ def store_summaries(frames_dir: str | Path, videos) -> dict[str, dict]:
 
     A video stored before the domain check existed is summarised from its stored crops and
     index (without ``axis_px`` in older stores); ``synthetic`` then comes from the project
-    around the store (``frames_dir/../truth/synth.json``).
+    around the store (``frames_dir/../truth/synth.json``). A summary recorded before the face
+    check (no ``face``) gets it from the stored crops and index, so a model trained on an
+    older store still carries it.
     """
     from mouse_facial_expressions.preprocess import store
 
@@ -302,5 +310,8 @@ def store_summaries(frames_dir: str | Path, videos) -> dict[str, dict]:
         s = meta.get("domain")
         if s is None:
             s = video_summary(store.open_frames(frames_dir, v), pd.read_parquet(store.index_path(frames_dir, v)))
+        elif "face" not in s:
+            s = {**s, "face": facecheck.face_summary(store.open_frames(frames_dir, v),
+                                                     pd.read_parquet(store.index_path(frames_dir, v)))}
         out[v] = {**s, "synthetic": meta.get("synthetic", around)}
     return out
