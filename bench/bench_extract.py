@@ -39,6 +39,8 @@ from mouse_facial_expressions.project import init_project
 from mouse_facial_expressions.synth.stamp import draw_stamp, read_stamp
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "dlc_openfield" / "videos" / "m3v1mp4.mp4"
+if not REAL.is_file():  # a clone without ../shared: the 1.3 s cut committed for the tests
+    REAL = Path(__file__).resolve().parents[1] / "tests" / "data" / "dlc_openfield" / "videos" / "m3v1mp4.mp4"
 
 
 def face(i: int, w: int, h: int, side: str) -> dict[str, tuple[float, float]]:
