@@ -42,7 +42,7 @@ treatments. Other names work too: map them in mfe.yaml (keypoints.bodyparts). Th
 Python: deeplabcut.create_training_dataset(config), deeplabcut.train_network(config). See
 `mfe synth --dlc-project DIR` for a labelled example project. A head-fixed rig without
 ears: label e.g. eye_top/eye_front/eye_bottom/eye_back and nose_tip, and set
-extract.alignment: headfixed_eye_nose with keypoints.bodyparts (see README.md).
+extract.alignment: headfixed_eye_nose with keypoints.bodyparts (docs/guide/head-fixed-and-stills.md).
 
 A video whose output is not older than the video is skipped (rerun after a crash to
 resume; --force reruns all; a redone video's outputs from another model move to

@@ -150,7 +150,7 @@ def register(sub, formatter):
                    "Both give the same scores to 1e-4")
     p.add_argument("--quantize", choices=("none", "int8"), default="none",
                    help="onnx only: int8 weights (onnxruntime dynamic quantization); scores move by up to ~0.01 "
-                   "(README, 'Scoring on a CPU')")
+                   "(docs/guide/cpu-scoring.md)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads for the model (default: every core this process may use)")
     add_project_arg(p)

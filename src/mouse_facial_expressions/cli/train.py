@@ -158,7 +158,7 @@ def add_train_arguments(parser: argparse.ArgumentParser, model: str | None = Non
                    "each trained on its own loss too, then weighed by a logistic regression fit on the fold's "
                    "validation animals (fold.json records the weights); late: those heads' logits averaged; mid: the "
                    "modalities' embeddings concatenated, then one head (the face part needs --model advanced). "
-                   "Measured in docs/FUSION.md (default: stacked)")
+                   "Measured in docs/FUSION.md (default: late)")
     f.add_argument("--modality_dropout", type=float, default=_S, help="training: probability of switching off each "
                    "present modality per window (one always stays), so the model scores with any subset, e.g. a "
                    "new cohort without physiology (default: 0.3)")
