@@ -43,12 +43,14 @@ WEAK_SEEDS  ?= 1 2 3
 WEAK_EPOCHS ?= 4
 WEAK_START  ?= 2
 
-.PHONY: demo test bench bench-accuracy bench-accuracy-cohorts bench-eye-warp bench-fusion bench-mgs bench-recipe bench-shift bench-weak install clean-demo help
+.PHONY: demo test bench bench-accuracy bench-accuracy-cohorts bench-eye-warp bench-fusion bench-mgs bench-recipe bench-shift bench-weak install clean-demo docs docs-ref help
 
 help:
 	@echo "make demo   - synthetic cohort -> ... -> the furthest pipeline stage, on CPU"
 	@echo "make test   - run the test suite (CPU, tiny synthetic data)"
 	@echo "make bench  - run the speed benchmarks in bench/ (prints numbers, a few minutes)"
+	@echo "make docs   - install the [docs] extra and build the documentation site into site/ (mkdocs --strict)"
+	@echo "make docs-ref - regenerate docs/reference/cli.md and configuration.md from the code"
 	@echo "make bench-accuracy - build the synthetic 'bench' cohort and compare the models with the oracle"
 	@echo "             (BUDGET=$(BUDGET) min per model and seed, SEEDS='$(SEEDS)': about 50 min on 2 CPU cores)"
 	@echo "make bench-accuracy-cohorts - advanced against the oracle over 4 bench cohorts (COHORT_SEEDS='$(COHORT_SEEDS)'),"
@@ -74,6 +76,18 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# The documentation site: docs/ + mkdocs.yml -> site/. The reference pages are generated from the
+# code (make docs-ref; tests/test_docs.py fails when they are stale). NO_MKDOCS_2_WARNING: mute
+# mkdocs-material's banner about its end of life.
+docs: $(STAMP)
+	# torch is pinned in the same pip command so that no other package can upgrade it.
+	$(PY) -m pip install --disable-pip-version-check -q torch==2.13.0 -e '.[docs]'
+	$(PY) -m mouse_facial_expressions.cli.docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-ref: $(STAMP)
+	$(PY) -m mouse_facial_expressions.cli.docs --write
 
 demo: $(STAMP)
 	$(VENV)/bin/mfe demo $(DEMO)
