@@ -8,7 +8,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mouse_facial_expressions"
 #: Level of each top-level module or subpackage; an import must go to a strictly lower level.
 LEVELS = {
-    "__version__": 0, "compat": 0, "_logs": 0, "config": 0, "provenance": 0, "__init__": 0.5, "project": 0.5,
+    "__version__": 0, "compat": 0, "_logs": 0, "config": 0, "provenance": 0, "bootstrap": 0, "__init__": 0.5, "project": 0.5,
     "io": 1, "preprocess": 2, "data": 3, "models": 4, "training": 5,
     "inference": 6, "evaluation": 6,  # siblings: scoring models vs. metrics on prediction tables
     "report": 7, "synth": 7, "pipeline": 8, "cli": 9, "__main__": 10,

@@ -12,15 +12,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mouse_facial_expressions.bootstrap import draw_groups, percentile_ci
+
 DEFAULT_CLASS_NAMES = ("class 0", "class 1")
 METADATA = ("treatment", "cohort", "sex", "recording")
 
 
 def _ci(p: np.ndarray, n_boot: int, rng: np.random.Generator) -> tuple[float, float]:
+    """95% CI of the mean of ``p`` over its windows (each window its own group); none from one window."""
     if len(p) < 2 or n_boot <= 0:
         return float("nan"), float("nan")
-    means = p[rng.integers(0, len(p), size=(n_boot, len(p)))].mean(axis=1)
-    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+    ci = percentile_ci(float(p.mean()), p[draw_groups(len(p), n_boot, rng)].mean(axis=1))  # (n_boot,)
+    return ci.low, ci.high
 
 
 def animal_scores_table(windows: pd.DataFrame, animals: pd.DataFrame, class_names=DEFAULT_CLASS_NAMES,

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mouse_facial_expressions.bootstrap import draw_groups, percentile_ci
 from mouse_facial_expressions.evaluation.aggregate import aggregate_levels, validate_predictions
 from mouse_facial_expressions.evaluation.evaluate import _run_metadata, compute_results, read_metadata, read_predictions
 from mouse_facial_expressions.evaluation.metrics import format_ci
@@ -132,12 +133,11 @@ def paired_differences(run_dirs: list[str | Path], level: str = "animal", n_boot
         uniq, inverse = np.unique(animals, return_inverse=True)
         sums = np.bincount(inverse, weights=d, minlength=len(uniq))  # per animal: sum of differences
         counts = np.bincount(inverse, minlength=len(uniq))
-        draws = rng.integers(0, len(uniq), size=(n_boot, len(uniq)))
-        boot = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
+        draws = draw_groups(len(uniq), n_boot, rng)  # (n_boot, n_animals)
+        ci = percentile_ci(float(d.mean()), sums[draws].sum(axis=1) / counts[draws].sum(axis=1))
         rows.append({"run": name, "baseline": names[0], "level": level, "n_units": len(both), "n_animals": len(uniq),
                      "accuracy_run": float(both["right_run"].mean()), "accuracy_baseline": float(both["right_base"].mean()),
-                     "difference": float(d.mean()), "low": float(np.quantile(boot, 0.025)),
-                     "high": float(np.quantile(boot, 0.975)), "only_run_right": int((d > 0).sum()),
+                     "difference": ci.value, "low": ci.low, "high": ci.high, "only_run_right": int((d > 0).sum()),
                      "only_baseline_right": int((d < 0).sum())})
     return pd.DataFrame(rows)
 

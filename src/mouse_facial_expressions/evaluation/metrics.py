@@ -13,10 +13,14 @@ read as "always wrong" and drag bootstrap intervals down (see :func:`bootstrap_c
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+# The bootstrap lives in one place (mouse_facial_expressions.bootstrap); its CI and text are
+# re-exported here, where the evaluation and report code has always found them.
+from mouse_facial_expressions.bootstrap import (  # noqa: F401 (CI, MAX_UNDEFINED, format_ci: re-exports)
+    CI, MAX_UNDEFINED, bootstrap_stats, format_ci, group_rows, percentile_ci)
 
 #: Decision threshold on p1 used when none is given.
 THRESHOLD = 0.5
@@ -253,82 +257,6 @@ def binary_metrics(y, p, threshold: float = THRESHOLD) -> dict[str, float]:
     return out
 
 
-#: Largest fraction of bootstrap resamples where the metric may be undefined and still give an
-#: interval. The percentiles of the defined resamples describe only resamples that happen to hold
-#: (say) a positive animal; past this fraction that is no longer the population the point
-#: estimate speaks for, so the interval reads n/a.
-MAX_UNDEFINED = 0.10
-
-
-def format_ci(value, low, high, n_undefined: int | None = 0, n_resamples: int | None = 0, digits: int = 3,
-              missing: str = "n/a") -> str:
-    """``value [low, high]`` as text, saying how many resamples were undefined.
-
-    ``missing`` alone stands for an undefined point estimate. Without an interval, ``n/a (k of n
-    resamples undefined)`` when resamples were undefined, else the value alone (no bootstrap).
-    """
-    def absent(v) -> bool:  # None, NaN or pd.NA (JSON null, an empty table cell)
-        return v is None or v is pd.NA or np.isnan(float(v))
-
-    def num(v) -> str:
-        return missing if absent(v) else f"{float(v):.{digits}f}"
-
-    def count(c) -> int:  # no count (a cell without a bootstrap) is 0
-        return 0 if absent(c) else int(c)
-
-    k, n = count(n_undefined), count(n_resamples)
-    undefined = f"{k} of {n} resamples undefined"
-    if num(value) == missing:  # undefined on the data itself: an interval would say nothing more
-        return missing
-    if num(low) == missing or num(high) == missing:
-        return f"{num(value)} [n/a ({undefined})]" if k else num(value)
-    return f"{num(value)} [{num(low)}, {num(high)}]" + (f" ({undefined})" if k else "")
-
-
-@dataclass(frozen=True)
-class CI:
-    """A point estimate with its bootstrap percentile interval.
-
-    ``low``/``high`` are ``nan`` without resamples, or when more than :data:`MAX_UNDEFINED` of
-    them left the metric undefined (the interval reads n/a, with the count).
-    """
-
-    value: float
-    low: float
-    high: float
-    n_boot: int  # resamples where the metric was defined
-    n_undefined: int = 0  # resamples where it was not (left out of the percentiles)
-
-    @property
-    def n_resamples(self) -> int:
-        return self.n_boot + self.n_undefined
-
-    def as_dict(self) -> dict:
-        """``value, low, high, n_undefined, n_resamples``: the form results files keep."""
-        return {"value": self.value, "low": self.low, "high": self.high,
-                "n_undefined": self.n_undefined, "n_resamples": self.n_resamples}
-
-    def __str__(self) -> str:
-        return format_ci(self.value, self.low, self.high, self.n_undefined, self.n_resamples)
-
-
-def percentile_ci(value: float, stats: np.ndarray, level: float = 0.95,
-                  max_undefined: float = MAX_UNDEFINED) -> CI:
-    """The :class:`CI` of ``value`` from bootstrap statistics, ``nan`` where undefined.
-
-    Undefined resamples are left out of the percentiles and counted; if they are more than
-    ``max_undefined`` of all, there is no interval (``low = high = nan``).
-    """
-    stats = np.asarray(stats, dtype=float)
-    ok = stats[~np.isnan(stats)]
-    n_undefined = int(len(stats) - len(ok))
-    if len(ok) == 0 or n_undefined > max_undefined * len(stats):
-        return CI(value, float("nan"), float("nan"), int(len(ok)), n_undefined)
-    a = (1.0 - level) / 2.0
-    low, high = np.percentile(ok, [100 * a, 100 * (1 - a)])
-    return CI(value, float(low), float(high), int(len(ok)), n_undefined)
-
-
 def bootstrap_ci(
     df: pd.DataFrame,
     metric: str | Callable[..., float],
@@ -369,14 +297,6 @@ def bootstrap_ci(
     else:
         fn = metric
     value = float(fn(y, p, threshold))
-    codes, uniques = pd.factorize(df[group], sort=True)
-    members = [np.flatnonzero(codes == g) for g in range(len(uniques))]
-    if n <= 0 or not members:
-        return CI(value, float("nan"), float("nan"), 0)
-    rng = np.random.default_rng(seed)
-    stats = np.full(n, np.nan)
-    draws = rng.integers(0, len(members), size=(n, len(members)))
-    for b in range(n):
-        idx = np.concatenate([members[g] for g in draws[b]])
-        stats[b] = fn(y[idx], p[idx], threshold)
+    members = group_rows(df[group])  # rows without a group are in no resample
+    stats = bootstrap_stats(lambda idx: fn(y[idx], p[idx], threshold), members, n, seed)
     return percentile_ci(value, stats, level)

@@ -17,19 +17,18 @@ Scores are on the MGS scale (0..2 per action unit; the total is the mean of the 
   raters. The mean-rater comparison favours the predictor (a mean of K raters is less noisy than
   the single raters of the ceiling); this one does not.
 * :func:`vs_truth`: Pearson r and RMSE against a truth vector (synthetic cohorts).
-* :func:`bootstrap`: percentile CI of any statistic, resampling animals with replacement
-  (items without an animal are their own group).
+* :func:`bootstrap` (``mouse_facial_expressions.bootstrap.bootstrap``): percentile CI of any
+  statistic, resampling animals with replacement (items without an animal are their own group).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from itertools import combinations
 
 import numpy as np
 import pandas as pd
 
-from mouse_facial_expressions.evaluation.metrics import CI, percentile_ci
+from mouse_facial_expressions.bootstrap import CI, bootstrap
 from mouse_facial_expressions.io.ratings import AUS
 
 #: Rows of the agreement tables: the five AUs, then the MGS total (mean of the AUs).
@@ -70,29 +69,6 @@ def pearson_r(a, b) -> float:
 def rmse(a, b) -> float:
     a, b = _pair(a, b)
     return float(np.sqrt(np.mean((a - b) ** 2))) if len(a) else float("nan")
-
-
-def _groups(keys) -> list[np.ndarray]:
-    keys = pd.Series(keys).reset_index(drop=True)
-    keys = keys.where(keys.notna(), pd.Series([f"__row{i}" for i in range(len(keys))]))
-    codes, uniques = pd.factorize(keys.astype(str), sort=True)
-    return [np.flatnonzero(codes == g) for g in range(len(uniques))]
-
-
-def bootstrap(stat: Callable[[np.ndarray], float], groups, n: int = 1000, seed: int = 0,
-              level: float = 0.95) -> CI:
-    """Percentile bootstrap CI of ``stat(rows)`` (``rows``: an index array into the data),
-    drawing the groups of ``groups`` (animal per row; None/NaN: the row alone) with replacement.
-    Resamples where the statistic is nan are left out and counted (``CI.n_undefined``); past
-    ``metrics.MAX_UNDEFINED`` of them the interval is n/a, as in ``metrics.bootstrap_ci``."""
-    members = _groups(groups)
-    value = float(stat(np.arange(sum(len(m) for m in members))))
-    if n <= 0 or not members:
-        return CI(value, float("nan"), float("nan"), 0)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(members), size=(n, len(members)))
-    stats = np.array([stat(np.concatenate([members[g] for g in d])) for d in draws], dtype=float)
-    return percentile_ci(value, stats, level)
 
 
 # --- tables of ratings -------------------------------------------------------------------------

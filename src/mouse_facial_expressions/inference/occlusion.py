@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mouse_facial_expressions.bootstrap import draw_groups, percentile_ci
+
 REGIONS = ("eye", "ear", "nose", "cheek", "background")
 #: Disk radius of the eye/ear/nose/cheek regions, as a share of the crop side.
 RADIUS = 0.12
@@ -85,7 +87,8 @@ def region_importance(model, clips: list, points: list[dict[str, np.ndarray]], l
     rows = []
     for (y, region), d in sorted(drops.items(), key=lambda kv: (kv[0][0], REGIONS.index(kv[0][1]))):
         d = np.asarray(d)
-        boot = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1) if len(d) > 1 else d
-        rows.append({"class": class_names[y], "region": region, "n_windows": len(d), "mean_drop": float(d.mean()),
-                     "low": float(np.quantile(boot, 0.025)), "high": float(np.quantile(boot, 0.975))})
+        boot = d[draw_groups(len(d), n_boot, rng)].mean(axis=1) if len(d) > 1 else d  # (n_boot,), windows drawn
+        ci = percentile_ci(float(d.mean()), boot)
+        rows.append({"class": class_names[y], "region": region, "n_windows": len(d), "mean_drop": ci.value,
+                     "low": ci.low, "high": ci.high})
     return pd.DataFrame(rows, columns=["class", "region", "n_windows", "mean_drop", "low", "high"])
