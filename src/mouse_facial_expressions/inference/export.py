@@ -21,7 +21,6 @@ program can rebuild the input. :func:`check_onnx` compares onnxruntime with torc
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import torch
 
 from mouse_facial_expressions.data.augment import GREY_MEAN, GREY_STD, NORM_MEAN, NORM_STD
 from mouse_facial_expressions.inference.ensemble import FoldEnsemble, load_ensemble
+from mouse_facial_expressions.io.atomic import atomic_path
 
 OPSET = 17
 
@@ -81,19 +81,7 @@ def export_onnx(run_or_ckpt: str | Path | FoldEnsemble, out_path: str | Path, nu
     wrapper = EnsembleProbabilities(ens.models).eval()
     x = example_input(ens, num_frames, image_size)
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
-    # Grad stays enabled: under no_grad nn.TransformerEncoderLayer takes its fused fast path
-    # (aten::_transformer_encoder_layer_fwd), which has no ONNX export.
     outputs = ["p1", "p1_members"] + (["au"] if wrapper.au else [])
-    with torch.enable_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks traced as constants: fixed T, S
-        torch.onnx.export(
-            wrapper, (x,), str(tmp), input_names=["clip"], output_names=outputs,
-            dynamic_axes={"clip": {0: "batch"}, **{o: {0: "batch"} for o in outputs}},
-            opset_version=opset, dynamo=False,
-        )
-    model = onnx.load(str(tmp))
     mean, std = ((GREY_MEAN,), (GREY_STD,)) if ens.channels == 1 else (NORM_MEAN, NORM_STD)
     meta = {
         "num_frames": x.shape[1], "frame_stride": ens.frame_stride, "image_size": x.shape[-1],
@@ -105,12 +93,22 @@ def export_onnx(run_or_ckpt: str | Path | FoldEnsemble, out_path: str | Path, nu
         from mouse_facial_expressions.io.ratings import AUS
 
         meta["au"] = list(AUS)
-    for k, v in meta.items():
-        p = model.metadata_props.add()
-        p.key, p.value = f"mfe.{k}", json.dumps(v)
-    onnx.checker.check_model(model)
-    onnx.save(model, str(tmp))
-    os.replace(tmp, out_path)
+    with atomic_path(out_path) as tmp:
+        # Grad stays enabled: under no_grad nn.TransformerEncoderLayer takes its fused fast path
+        # (aten::_transformer_encoder_layer_fwd), which has no ONNX export.
+        with torch.enable_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks traced as constants: fixed T, S
+            torch.onnx.export(
+                wrapper, (x,), str(tmp), input_names=["clip"], output_names=outputs,
+                dynamic_axes={"clip": {0: "batch"}, **{o: {0: "batch"} for o in outputs}},
+                opset_version=opset, dynamo=False,
+            )
+        model = onnx.load(str(tmp))
+        for k, v in meta.items():
+            p = model.metadata_props.add()
+            p.key, p.value = f"mfe.{k}", json.dumps(v)
+        onnx.checker.check_model(model)
+        onnx.save(model, str(tmp))
     return out_path
 
 

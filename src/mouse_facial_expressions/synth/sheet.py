@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
@@ -10,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mouse_facial_expressions.config import load_config
+from mouse_facial_expressions.io.atomic import write_bytes
 from mouse_facial_expressions.io.dlc import read_dlc_table
 from mouse_facial_expressions.io.video import read_frames
 
@@ -92,10 +92,7 @@ def contact_sheet(project: str | Path, out_png: str | Path, n_per_class: int = 3
     rows = [cv2.copyMakeBorder(r, 0, 0, 0, width - r.shape[1], cv2.BORDER_CONSTANT, value=(255, 255, 255))
             for r in rows]
     sheet = np.vstack(rows)
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_png.with_name(f".{out_png.stem}.tmp-{os.getpid()}.png")
-    if not cv2.imwrite(str(tmp), sheet):
+    ok, png = cv2.imencode(".png", sheet)
+    if not ok:
         raise OSError(f"{out_png}: could not write the PNG")
-    os.replace(tmp, out_png)
-    return out_png
+    return write_bytes(out_png, png.tobytes())

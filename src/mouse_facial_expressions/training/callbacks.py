@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -13,6 +12,8 @@ import_torchvision()  # before lightning
 import lightning.pytorch as pl  # noqa: E402
 import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
+
+from mouse_facial_expressions.io.atomic import atomic_path, tmp_path  # noqa: E402
 
 
 class SamplerEpoch(pl.Callback):
@@ -168,7 +169,9 @@ class LastCheckpoint(pl.Callback):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if hasattr(pl_module, "record_train_epoch"):
             pl_module.record_train_epoch()  # this epoch's training totals belong in the saved history
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        trainer.save_checkpoint(tmp, weights_only=False)  # the full state; every rank calls it, rank 0 writes
-        if trainer.is_global_zero:
-            os.replace(tmp, self.path)
+        # The full state. Every rank calls save_checkpoint (it synchronises the ranks); rank 0 writes.
+        if not trainer.is_global_zero:
+            trainer.save_checkpoint(tmp_path(self.path), weights_only=False)
+            return
+        with atomic_path(self.path) as tmp:
+            trainer.save_checkpoint(tmp, weights_only=False)
