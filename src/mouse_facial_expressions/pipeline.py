@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mouse_facial_expressions.data.task_files import TaskFiles
+
 log = logging.getLogger(__name__)
 
 
@@ -100,7 +102,7 @@ def run_pipeline(cfg, s: DemoSettings, timings: dict | None = None) -> dict:
             raise RuntimeError(f"extract failed for {len(rep.failed)} videos")
     with _step("task: task1 preset (rec1 -> 0, high dose at rec4 -> 1), folds by animal", timings):
         task_dir = make_task(cfg, preset("task1", n_folds=s.n_folds, num_frames=s.num_frames, frame_stride=s.frame_stride))
-        n_folds = len(read_folds(task_dir / "folds.json"))  # fewer than asked when a class has few animals
+        n_folds = len(read_folds(task_dir / TaskFiles.FOLDS))  # fewer than asked when a class has few animals
         out["task"] = str(task_dir)
         print(f"   {task_dir} (README.md describes it), {n_folds} folds by animal")
     with _step(f"train: {s.model} ({s.backbone}, {s.image_size} px), {n_folds}-fold CV by animal", timings):

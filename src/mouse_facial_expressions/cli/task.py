@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mouse_facial_expressions.cli._common import add_encoding_arg, add_project_arg, project_config
+from mouse_facial_expressions.data.task_files import TaskFiles
 
 
 def register(sub, formatter):
@@ -95,5 +96,5 @@ def run_show(args) -> int:
     from mouse_facial_expressions.data.tasks import load_task
 
     task = load_task(args.task_dir)  # validates the spec and re-checks the folds for leakage
-    print((task.path / "README.md").read_text())
+    print((task.path / TaskFiles.README).read_text())
     return 0

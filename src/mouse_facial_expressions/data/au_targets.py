@@ -35,12 +35,13 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from mouse_facial_expressions.data.task_files import TaskFiles
 from mouse_facial_expressions.io.ratings import AUS
 
 log = logging.getLogger(__name__)
 
-AU_TARGETS_FILE = "au_targets.parquet"
-AU_RATINGS_FILE = "au_ratings.parquet"
+AU_TARGETS_FILE = TaskFiles.AU_TARGETS
+AU_RATINGS_FILE = TaskFiles.AU_RATINGS
 #: The MGS scores an AU can take.
 SCORES = (0, 1, 2)
 DIST_COLUMNS = [f"au_{a}_p{k}" for a in AUS for k in SCORES]

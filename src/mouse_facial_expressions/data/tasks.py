@@ -29,6 +29,7 @@ from mouse_facial_expressions.data.flat_table import DuplicateRowsError
 from mouse_facial_expressions.data.frame_quality import leave_out_unusable
 from mouse_facial_expressions.data.rules import RuleError, apply_rules, parse_rule
 from mouse_facial_expressions.data.soft_labels import SoftLabelSpec, soft_p1
+from mouse_facial_expressions.data.task_files import TaskFiles
 
 log = logging.getLogger(__name__)
 
@@ -170,11 +171,11 @@ class Task:
 def load_task(task_dir: str | Path) -> Task:
     """Read a task folder and re-run the leakage check on its folds."""
     task_dir = Path(task_dir)
-    if not (task_dir / "task.yaml").is_file():
-        raise FileNotFoundError(f"{task_dir}: not a task folder (no task.yaml; run `mfe task make`)")
-    spec = load_spec(task_dir / "task.yaml")
-    frames = pd.read_parquet(task_dir / "frames.parquet")
-    folds = F.read_folds(task_dir / "folds.json", animals=frames["animal"].astype(str).unique())
+    if not (task_dir / TaskFiles.SPEC).is_file():
+        raise FileNotFoundError(f"{task_dir}: not a task folder (no {TaskFiles.SPEC}; run `mfe task make`)")
+    spec = load_spec(task_dir / TaskFiles.SPEC)
+    frames = pd.read_parquet(task_dir / TaskFiles.FRAMES)
+    folds = F.read_folds(task_dir / TaskFiles.FOLDS, animals=frames["animal"].astype(str).unique())
     return Task(path=task_dir, spec=spec, frames=frames, folds=folds)
 
 
@@ -188,7 +189,7 @@ def task_frames_dir(task_dir: str | Path, spec: TaskSpec | None = None) -> Path 
     folder inside this project wins when it exists.
     """
     task_dir = Path(task_dir)
-    spec = spec if spec is not None else load_spec(task_dir / "task.yaml")
+    spec = spec if spec is not None else load_spec(task_dir / TaskFiles.SPEC)
     if not spec.frames_dir:
         return None
     p = Path(spec.frames_dir)
@@ -332,18 +333,18 @@ def make_task(
         dumped = spec.model_dump(mode="json")
         if dumped.get("au") is None:
             dumped.pop("au", None)  # tasks without AU targets keep the task.yaml they always had
-        (tmp / "task.yaml").write_text(yaml.safe_dump(dumped, sort_keys=False))
-        frames.to_parquet(tmp / "frames.parquet", index=False)
-        F.write_folds(tmp / "folds.json", folds, spec.seed)
+        (tmp / TaskFiles.SPEC).write_text(yaml.safe_dump(dumped, sort_keys=False))
+        frames.to_parquet(tmp / TaskFiles.FRAMES, index=False)
+        F.write_folds(tmp / TaskFiles.FOLDS, folds, spec.seed)
         if au is not None:
             au.write(tmp)
         _write_provenance(tmp, cfg, frames, frames_dir if store else None, {f"ratings {au.source.name}": au.source} if au else None)
-        (tmp / "README.md").write_text(task_readme(spec, frames, folds, info, notes or []))
+        (tmp / TaskFiles.README).write_text(task_readme(spec, frames, folds, info, notes or []))
     log.info("task written to %s (%d labelled frames, %d animals, %d folds)", out, len(frames), len(labels), len(folds))
     return out
 
 
-PROVENANCE_FILE = "provenance.json"
+PROVENANCE_FILE = TaskFiles.PROVENANCE  # the older name
 
 
 def _refuse_stale_store(cfg, videos: list[str]) -> None:
@@ -458,6 +459,6 @@ def compare_table_labels(index: pd.DataFrame, videos: pd.DataFrame, spec: TaskSp
 
 
 __all__ = [
-    "PRESETS", "Task", "TaskError", "TaskSpec", "RuleError", "DuplicateRowsError",
+    "PRESETS", "Task", "TaskError", "TaskFiles", "TaskSpec", "RuleError", "DuplicateRowsError",
     "check_duplicate_videos", "compare_table_labels", "label_frames", "load_spec", "load_task", "make_task", "make_task_from_table", "preset",
 ]

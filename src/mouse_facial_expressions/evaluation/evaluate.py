@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from mouse_facial_expressions.data.predictions import AU_PREDICTION_COLUMNS, per_second
+from mouse_facial_expressions.data.task_files import TaskFiles
 from mouse_facial_expressions.evaluation.animal_table import DEFAULT_CLASS_NAMES, animal_scores_table
 from mouse_facial_expressions.evaluation.aggregate import aggregate_levels, validate_predictions
 from mouse_facial_expressions.evaluation.batch_effects import check_batch_effects
@@ -74,7 +75,7 @@ _FRAME_COLUMNS = {"row", "frame", "time", "side", "sharpness", "intensity", "min
 def metadata_from_task(task_dir: str | Path) -> pd.DataFrame | None:
     """Video-level metadata (``video``, ``animal``, ``recording``, ``treatment``, ``cohort``, ...)
     from a task folder's ``frames.parquet``: the columns constant within each video."""
-    f = Path(task_dir) / "frames.parquet"
+    f = Path(task_dir) / TaskFiles.FRAMES
     if not f.is_file():
         return None
     df = pd.read_parquet(f)
@@ -417,7 +418,7 @@ def run_task(run_folder: Path) -> dict:
 
     try:
         task_dir = run_task_dir(run_folder)
-        spec = load_spec(task_dir / "task.yaml")
+        spec = load_spec(task_dir / TaskFiles.SPEC)
     except (OSError, ValueError, AttributeError, TypeError):
         return {}
     frames = task_frames_dir(task_dir, spec) or task_dir.parent.parent / "frames"

@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
+from mouse_facial_expressions.data.task_files import TaskFiles
 from mouse_facial_expressions.evaluation.mgs import TARGETS, vs_mean_rater, vs_truth
 from mouse_facial_expressions.io.ratings import AUS, TRUTH_COLUMNS
 
@@ -159,7 +160,7 @@ def task_mgs(task_dir: str | Path | None, pred: pd.DataFrame, n_boot: int = 1000
     if task_dir is not None:
         task_dir = Path(task_dir)
         try:
-            spec = load_spec(task_dir / "task.yaml")
+            spec = load_spec(task_dir / TaskFiles.SPEC)
         except (OSError, ValueError, KeyError, TypeError) as err:
             log.warning("%s: no MGS comparison with the raters: the task cannot be read (%s)", task_dir, err)
             task_dir = None

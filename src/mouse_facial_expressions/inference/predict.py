@@ -55,6 +55,7 @@ from tqdm import tqdm
 from mouse_facial_expressions.config import Config
 from mouse_facial_expressions.data.augment import to_model_input
 from mouse_facial_expressions.data.sequences import make_windows, window_span
+from mouse_facial_expressions.data.task_files import TaskFiles
 from mouse_facial_expressions.inference import checks
 from mouse_facial_expressions.inference.decode import load_keypoints  # noqa: F401  (re-exported: part of this module's API)
 from mouse_facial_expressions.inference.ensemble import FoldEnsemble, load_ensemble
@@ -81,7 +82,7 @@ def _task_settings(task_dir: Path) -> tuple[dict, Path | None]:
     from mouse_facial_expressions.data.tasks import load_spec
     from mouse_facial_expressions.training.domain import task_frames_dir
 
-    spec = load_spec(task_dir / "task.yaml")
+    spec = load_spec(task_dir / TaskFiles.SPEC)
     return ({"window_max_gap_s": spec.max_gap_s, "short_runs": spec.short_runs, "class_names": list(spec.class_names)},
             task_frames_dir(task_dir))
 
@@ -104,7 +105,7 @@ def model_settings(ens: FoldEnsemble, cfg: Config | None = None) -> dict:
     s["alignment"] = resolve_alignment(cfg.extract.alignment).to_setting()  # as store.json records it
     s.update(window_max_gap_s=0.5, short_runs="resample", source="config", class_names=["class 0", "class 1"])
     task_dir = ens.data.get("task_dir")
-    if task_dir and (Path(task_dir) / "task.yaml").is_file():
+    if task_dir and (Path(task_dir) / TaskFiles.SPEC).is_file():
         win, fdir = _task_settings(Path(task_dir))
         s.update(win)
         stored = store.read_store_json(fdir) if fdir is not None else None

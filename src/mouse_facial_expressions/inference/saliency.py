@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mouse_facial_expressions.data.task_files import TaskFiles
+
 
 def last_conv_layer(model):
     """The last ``nn.Conv2d`` in ``model`` (a reasonable default target layer)."""
@@ -185,7 +187,7 @@ def run_region_importance(run_dir, class_names=("class 0", "class 1"), per_class
     from mouse_facial_expressions.inference.occlusion import region_importance
 
     model, d, ds, idx, items, _ = _fold_test_items(run_dir, 4 * per_class, score=False)
-    frames = pd.read_parquet(Path(d["task_dir"]) / "frames.parquet").set_index(["video", "row"])
+    frames = pd.read_parquet(Path(d["task_dir"]) / TaskFiles.FRAMES).set_index(["video", "row"])
     store_side = _store_side(d["task_dir"])
     scale = items[0]["clip"].shape[-1] / store_side
     picked = {0: [], 1: []}

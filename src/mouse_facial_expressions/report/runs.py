@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from mouse_facial_expressions.data.task_files import TaskFiles
 from mouse_facial_expressions.evaluation.aggregate import aggregate_levels, validate_predictions
 from mouse_facial_expressions.evaluation.evaluate import (compute_results, join_metadata, metadata_from_task, run_inputs, run_mgs,
                                                           run_modalities, run_reference, run_task, run_training, write_results)
@@ -208,7 +209,7 @@ def _baseline_recalibration(ens, task_dir: Path, pred: pd.DataFrame, reference: 
         raise FileNotFoundError(f"--recalibrate baseline needs the run's own predictions.csv (the training animals' "
                                 f"baseline scores) next to {ens.source}: none found")
     train_task = Path(str(ens.data.get("task_dir") or ""))
-    if not (train_task / "frames.parquet").is_file():
+    if not (train_task / TaskFiles.FRAMES).is_file():
         raise FileNotFoundError(f"--recalibrate baseline needs the training task {train_task} (its recordings): not found")
 
     def recordings(task) -> dict:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mouse_facial_expressions.data.task_files import TaskFiles
 from mouse_facial_expressions.preprocess.domain import pool_summaries, store_summaries
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ def task_frames_dir(task_dir: Path) -> Path | None:
     from mouse_facial_expressions.data.tasks import load_spec
     from mouse_facial_expressions.data.tasks import task_frames_dir as frames_of
 
-    fdir = frames_of(task_dir, load_spec(task_dir / "task.yaml"))
+    fdir = frames_of(task_dir, load_spec(task_dir / TaskFiles.SPEC))
     if fdir is None or not fdir.is_dir():
         moved = task_dir.resolve().parent.parent / "frames"
         fdir = moved if moved.is_dir() else None
@@ -35,7 +36,7 @@ def fold_domain(task_dir: str | Path, animals) -> dict | None:
     task_dir = Path(task_dir)
     try:
         fdir = task_frames_dir(task_dir)
-        frames = pd.read_parquet(task_dir / "frames.parquet", columns=["video", "animal"])
+        frames = pd.read_parquet(task_dir / TaskFiles.FRAMES, columns=["video", "animal"])
         if fdir is None:
             raise FileNotFoundError(f"{task_dir}: its frame store is missing")
         wanted = {str(a) for a in animals}
