@@ -173,3 +173,45 @@ def test_image_without_number_names_the_row(tmp_path):
     path.write_text("scorer,me,me\nbodyparts,nose,nose\ncoords,x,y\nlabeled-data/v/img0001.png,1,2\nlabeled-data/v/front.png,1,2\n")
     with pytest.raises(PoseFileError, match=r"row 1 .*front.png"):
         read_dlc(path).frames()
+
+
+def hand_label_table(video="m1_rec1", frames=(0, 5, 9)) -> pd.DataFrame:
+    """DLC's newer CollectedData layout: rows (labeled-data, video, image), columns (scorer, bodyparts, x|y)."""
+    cols = pd.MultiIndex.from_product([["me"], ["nose", "eye"], ["x", "y"]], names=["scorer", "bodyparts", "coords"])
+    values = np.arange(len(frames) * len(cols), dtype=np.float64).reshape(len(frames), len(cols))
+    values[1, 2:] = np.nan  # a hidden eye
+    rows = pd.MultiIndex.from_tuples([("labeled-data", video, f"img{f:02d}.png") for f in frames])
+    return pd.DataFrame(values, index=rows, columns=cols)
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".csv"])
+def test_hand_labels_round_trip(tmp_path, suffix):
+    labels = hand_label_table()
+    path = write_dlc(tmp_path / f"CollectedData_me{suffix}", labels, h5_format="fixed")
+    pose = read_dlc(path)
+    assert pose.scorer == "me" and not pose.has_likelihood
+    np.testing.assert_array_equal(pose.frames(), [0, 5, 9])
+    np.testing.assert_array_equal(pose.xyl("nose")[:, :2], labels["me"]["nose"].to_numpy())
+    assert np.isnan(pose.xyl("eye")[1]).all()
+
+
+def test_hand_labels_h5_is_fixed_format_as_dlc_writes(tmp_path):
+    path = write_dlc(tmp_path / "CollectedData_me.h5", hand_label_table(), h5_format="fixed")
+    raw = pd.read_hdf(path, key="df_with_missing")  # pandas' own reader: what DeepLabCut calls
+    pd.testing.assert_frame_equal(raw, hand_label_table())
+    with pd.HDFStore(path, mode="r") as store:
+        assert store.get_storer("df_with_missing").format_type == "fixed"
+
+
+def test_table_with_scorer_level_is_written_as_is(tmp_path):
+    table = pd.concat({"net": analysis_table(n=3)}, axis=1, names=["scorer"])
+    table.columns = table.columns.set_names(["scorer", "bodyparts", "coords"])
+    path = write_dlc(tmp_path / "vDLC_net.csv", table, scorer="ignored")
+    assert path.read_text().splitlines()[0].startswith("scorer,net,net")
+    assert read_dlc(path).scorer == "net"
+
+
+def test_write_dlc_refuses_unknown_h5_format(tmp_path):
+    with pytest.raises(ValueError, match="h5_format"):
+        write_dlc(tmp_path / "vDLC_x.h5", analysis_table(n=2), h5_format="parquet")
+    assert not list(tmp_path.iterdir())

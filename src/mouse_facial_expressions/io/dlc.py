@@ -24,7 +24,6 @@ NaN in all three values.
 from __future__ import annotations
 
 import csv
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mouse_facial_expressions.io.atomic import atomic_path
 from mouse_facial_expressions.io.pandas_hdf import PandasHDFError, pandas_hdf_keys, read_pandas_hdf
 
 #: Column level names of DLC tables, single- and multi-animal.
@@ -283,40 +283,66 @@ def read_dlc(path: str | Path, individual: str | None = None) -> Pose:
 # --------------------------------------------------------------------------- writing
 
 
-def write_dlc(path: str | Path, data: pd.DataFrame | Pose, scorer: str = "DLC_mfe") -> Path:
-    """Write keypoints in DeepLabCut's analysis layout (``.h5`` or ``.csv``), atomically.
+#: HDF5 layouts DeepLabCut writes: ``table`` for analysis output (``analyze_videos``), ``fixed``
+#: for hand labels (``CollectedData_<scorer>.h5``, written by its labelling GUI).
+H5_FORMATS = ("table", "fixed")
 
-    The table is what ``deeplabcut.analyze_videos`` writes: column levels
-    ``scorer/bodyparts/coords`` (or ``scorer/individuals/bodyparts/coords``), integer frame
-    index, HDF5 key ``df_with_missing`` in ``table`` format.
+
+def dlc_frame(data: pd.DataFrame | Pose, scorer: str = "DLC_mfe") -> pd.DataFrame:
+    """The table DeepLabCut writes: columns ``scorer/[individuals/]bodyparts/coords``, float64.
 
     Args:
-        path: output file; the suffix picks the format.
-        data: a :class:`Pose`, or a table with columns ``(bodypart, coord)`` or
-            ``(individual, bodypart, coord)``; its index becomes the row labels.
-        scorer: value of the ``scorer`` column level.
+        data: a :class:`Pose` (its own scorer wins), a table with columns ``(bodypart, coord)``
+            or ``(individual, bodypart, coord)``, or a DLC table whose first column level is
+            named ``scorer`` (kept as it is). The index becomes the row labels: frame numbers,
+            image paths, or DLC's newer 3-level ``(labeled-data, <video>, img<k>.png)``.
+        scorer: value of the ``scorer`` column level (unless ``data`` carries one).
     """
-    path = Path(path)
     if isinstance(data, Pose):
         scorer = data.scorer or scorer
         data = data.data
-    if not isinstance(data.columns, pd.MultiIndex) or data.columns.nlevels not in (2, 3):
+    if not isinstance(data.columns, pd.MultiIndex):
         raise ValueError("write_dlc: columns must be (bodypart, coord) or (individual, bodypart, coord)")
-    levels = SINGLE_LEVELS if data.columns.nlevels == 2 else MULTI_LEVELS
-    columns = pd.MultiIndex.from_tuples([(scorer, *c) for c in data.columns], names=list(levels))
-    df = pd.DataFrame(data.to_numpy(np.float64), index=data.index, columns=columns)
-    df.index.name = None
+    if data.columns.names[0] == "scorer" and data.columns.nlevels in (3, 4):
+        columns = data.columns
+    elif data.columns.nlevels in (2, 3):
+        columns = pd.MultiIndex.from_tuples([(scorer, *c) for c in data.columns])
+    else:
+        raise ValueError("write_dlc: columns must be (bodypart, coord) or (individual, bodypart, coord)")
+    levels = SINGLE_LEVELS if columns.nlevels == 3 else MULTI_LEVELS
+    df = pd.DataFrame(data.to_numpy(np.float64), index=data.index, columns=columns.set_names(list(levels)))
+    df.index = df.index.set_names([None] * df.index.nlevels)
+    return df
+
+
+def write_dlc(path: str | Path, data: pd.DataFrame | Pose, scorer: str = "DLC_mfe", h5_format: str = "table") -> Path:
+    """Write keypoints as a DeepLabCut file (``.h5`` or ``.csv``), atomically.
+
+    Every DLC-layout file mfe writes goes through here: analysis output (what
+    ``deeplabcut.analyze_videos`` writes: integer frame index, coords ``x, y, likelihood``,
+    HDF5 key ``df_with_missing`` in ``table`` format) and hand labels (``CollectedData``:
+    image rows, coords ``x, y``, ``h5_format="fixed"`` as DLC's labelling GUI writes them),
+    single- or multi-animal. The table is :func:`dlc_frame`'s.
+
+    Args:
+        path: output file; the suffix picks the format.
+        data: see :func:`dlc_frame`.
+        scorer: value of the ``scorer`` column level (unless ``data`` carries one).
+        h5_format: pandas HDF5 format of an ``.h5`` file (:data:`H5_FORMATS`).
+
+    Raises:
+        ValueError: an unknown suffix or format, or columns that are no DLC layout.
+    """
+    path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _READERS:
         raise ValueError(f"{path}: unknown DeepLabCut file type (expected one of {sorted(_READERS)})")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    if h5_format not in H5_FORMATS:
+        raise ValueError(f"write_dlc: h5_format {h5_format!r} (expected one of {H5_FORMATS})")
+    df = dlc_frame(data, scorer)
+    with atomic_path(path) as tmp:
         if suffix == ".csv":
             df.to_csv(tmp)
         else:
-            df.to_hdf(tmp, key=H5_KEY, format="table", mode="w")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+            df.to_hdf(tmp, key=H5_KEY, format=h5_format, mode="w")
     return path

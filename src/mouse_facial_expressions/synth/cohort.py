@@ -70,6 +70,7 @@ from tqdm import tqdm
 
 from mouse_facial_expressions.config import CANONICAL_LANDMARKS, Config
 from mouse_facial_expressions.io.atomic import atomic_path
+from mouse_facial_expressions.io.dlc import write_dlc
 from mouse_facial_expressions.io.video import VideoWriter
 from mouse_facial_expressions.project import commented_yaml, init_project
 from mouse_facial_expressions.synth.body import BODY_SCORER, BODYPARTS, take_body
@@ -266,11 +267,11 @@ def dlc_table(obs: dict, scorer: str = SCORER, bodyparts=CANONICAL_LANDMARKS) ->
     return pd.DataFrame(data, columns=cols)
 
 
-def write_dlc(df: pd.DataFrame, folder: Path, video: str, scorer: str = SCORER) -> Path:
-    """Write ``<video><scorer>.h5`` (key ``df_with_missing``) and ``.csv`` as DLC does."""
+def write_pose_files(df: pd.DataFrame, folder: Path, video: str, scorer: str = SCORER) -> Path:
+    """Write ``<video><scorer>.h5`` and ``.csv`` as DLC's analysis does (:func:`io.dlc.write_dlc`)."""
     stem = folder / f"{video}{scorer}"
-    _atomic(stem.with_suffix(".h5"), lambda p: df.to_hdf(p, key="df_with_missing", format="table", mode="w"))
-    _atomic(stem.with_suffix(".csv"), lambda p: df.to_csv(p))
+    write_dlc(stem.with_suffix(".h5"), df)
+    write_dlc(stem.with_suffix(".csv"), df)
     return stem.with_suffix(".h5")
 
 
@@ -450,7 +451,7 @@ def _truth_part(cfg: SynthConfig, recording_labels: dict, v: dict, a: pd.Series,
     sl = slice(v["start_f"], v["stop_f"])
     video = video_name(v, recording_labels)
     if dlc_folder is not None:
-        write_dlc(dlc_table({k: tuple(arr[sl] for arr in xyl) for k, xyl in obs.items()}), dlc_folder, video)
+        write_pose_files(dlc_table({k: tuple(arr[sl] for arr in xyl) for k, xyl in obs.items()}), dlc_folder, video)
     raw_idx = np.arange(v["n_raw"])[sl]
     treated = not is_control(a.treatment)
     label_true = int(treated and v["recording"] >= 2)
@@ -489,7 +490,7 @@ def _body_part(cfg: SynthConfig, recording_labels: dict, v: dict, intensity: np.
     video = video_name(v, recording_labels)
     if folder is not None:
         table = dlc_table({k: tuple(arr[sl] for arr in xyl) for k, xyl in obs.items()}, BODY_SCORER, BODYPARTS)
-        write_dlc(table, folder, video, BODY_SCORER)
+        write_pose_files(table, folder, video, BODY_SCORER)
     part = pd.DataFrame({
         "video": video, "animal": v["animal"], "recording": v["recording"],
         "frame": np.arange(sl.stop - sl.start), "intensity": intensity[sl], "activity": body["activity"],

@@ -42,7 +42,7 @@ import yaml
 
 from mouse_facial_expressions.config import CANONICAL_LANDMARKS, load_config
 from mouse_facial_expressions.io.atomic import atomic_path
-from mouse_facial_expressions.io.dlc import H5_KEY, read_dlc
+from mouse_facial_expressions.io.dlc import read_dlc, write_dlc
 from mouse_facial_expressions.io.video import read_frames
 from mouse_facial_expressions.synth.cohort import MARKER, SCORER
 
@@ -192,10 +192,8 @@ def write_dlc_project(cohort: str | Path, out: str | Path, frames_per_video: int
                     raise OSError(f"{folder / image_name(int(f), n)}: could not write the PNG")
         labels = label_table(rows, _seen(cfg, video), video, frames, n)
         stem = folder / f"CollectedData_{LABELLER}"
-        with atomic_path(stem.with_suffix(".csv")) as tmp:
-            labels.to_csv(tmp)
-        with atomic_path(stem.with_suffix(".h5")) as tmp:
-            labels.to_hdf(tmp, key=H5_KEY, mode="w")  # fixed format, as DLC writes CollectedData
+        write_dlc(stem.with_suffix(".csv"), labels)
+        write_dlc(stem.with_suffix(".h5"), labels, h5_format="fixed")  # as DLC writes CollectedData
         h, w = images[int(raw_index[0])].shape[:2]
         video_sets[str(cfg.path("processed_videos") / f"{video}.mp4")] = (w - w % 2, h - h % 2)
     config = out / "config.yaml"
