@@ -282,3 +282,15 @@ def test_features_of_real_open_field_labels(real_data):
     np.testing.assert_allclose(feats["elongation"][frames], np.hypot(sx - tx, sy - ty).to_numpy(), rtol=1e-9)
     np.testing.assert_allclose(table["body_centre_x"], (sx + tx).to_numpy() / 2)
     assert np.nanmax(feats["rearing"]) <= 1.0
+
+
+def test_failed_body_import_moves_the_old_table_aside(body_project):
+    (path,) = import_behaviour(body_project)
+    write_dlc(body_project.path("body_dlc") / "m1_rec1_preinjectionDLC_body.h5", dlc_body(12, ("nose", "spine")))
+    with pytest.raises(KeypointImportError, match="parquet.stale"):
+        import_behaviour(body_project)
+    assert not path.exists() and path.with_name(path.stem + ".parquet.stale").is_file()
+    write_dlc(body_project.path("body_dlc") / "m1_rec1_preinjectionDLC_body.h5", dlc_body(12))
+    import_behaviour(body_project)
+    assert path.is_file() and not path.with_name(path.stem + ".parquet.stale").exists()
+    assert not path.with_name(path.stem + ".import-failed.json").exists()

@@ -23,9 +23,7 @@ import pandas as pd
 from mouse_facial_expressions import provenance
 from mouse_facial_expressions.io.dlc import Pose
 from mouse_facial_expressions.io.keypoints import (
-    KeypointImportError,
     POSE_SUFFIXES,
-    _settings,  # the same provenance settings as the face keypoints' (mapping, individual)
     canonical_meta,
     check_mapping,
     find_pose_files,
@@ -34,6 +32,7 @@ from mouse_facial_expressions.io.keypoints import (
     to_canonical,
     write_canonical,
 )
+from mouse_facial_expressions.io.pose_import import import_pose_tables, import_settings
 from mouse_facial_expressions.io.video import count_frames, probe
 
 log = logging.getLogger(__name__)
@@ -105,33 +104,38 @@ def _check_table(table: pd.DataFrame, src: Path, n_video: int, video_path: Path,
             f"{cfg.behaviour.pcutoff:g} in any of its {len(table)} rows (highest: {best})")
 
 
-def _import_one(cfg, video: str, src: Path, mapping: dict, dst: Path, overwrite: bool) -> list[str]:
-    """(Re)write one body table; returns why it was redone (``[]``: it was fresh and kept)."""
+def _status(cfg, video: str, src: Path, mapping: dict, dst: Path, overwrite: bool) -> list[str]:
+    """Why one body table must be (re)written (``[]``: fresh); its processed video must exist."""
+    inputs = {"pose file": src, "video": _video_path(cfg, video)}
+    if overwrite or not dst.is_file():
+        return ["overwrite" if dst.is_file() else "new"]
+    try:
+        return provenance.changes(canonical_meta(dst).get("provenance"), inputs,
+                                  import_settings(mapping, cfg.behaviour.individual))
+    except Exception as err:  # unreadable/corrupt output: redo it
+        return [f"unreadable ({err})"]
+
+
+def _body_table(cfg, video: str, src: Path, mapping: dict) -> tuple[pd.DataFrame, dict]:
+    """One body table and its metadata (fps, frame count, provenance), checked against its video."""
     individual = cfg.behaviour.individual
     video_path = _video_path(cfg, video)
     inputs = {"pose file": src, "video": video_path}
-    if overwrite or not dst.is_file():
-        reasons = ["overwrite" if dst.is_file() else "new"]
-    else:
-        try:
-            reasons = provenance.changes(canonical_meta(dst).get("provenance"), inputs, _settings(mapping, individual))
-        except Exception as err:  # unreadable/corrupt output: redo it
-            reasons = [f"unreadable ({err})"]
-    if not reasons:
-        return []
+    made_from = provenance.record(inputs, import_settings(mapping, individual))  # fingerprinted before reading
     pose = read_pose(src, individual)
     _missing_bodyparts(pose, mapping)
     table = to_canonical(pose, mapping)
     fps, n_video = _video_frames(video_path)
     _check_table(table, src, n_video, video_path, list(mapping), cfg)
-    meta = {"provenance": provenance.record(inputs, _settings(mapping, individual)), "source": str(src.resolve()),
-            "fps": fps, "n_video_frames": n_video}
-    write_canonical(table, dst, meta)
-    return reasons
+    return table, {"provenance": made_from, "source": str(src.resolve()), "fps": fps, "n_video_frames": n_video}
 
 
 def import_behaviour(cfg, sources: Sequence[str | Path] | None = None, overwrite: bool = False) -> list[Path]:
     """Write ``behaviour/<video>.parquet`` for every body pose file in ``sources``.
+
+    The loop is :func:`~mouse_facial_expressions.io.pose_import.import_pose_tables`, as for the
+    face keypoints: a video that fails moves its previous table to ``<video>.parquet.stale``
+    (it was made from another pose file) and ``<video>.import-failed.json`` says why.
 
     Args:
         cfg: the project :class:`~mouse_facial_expressions.config.Config` (``behaviour.bodyparts``,
@@ -149,27 +153,13 @@ def import_behaviour(cfg, sources: Sequence[str | Path] | None = None, overwrite
             why (processed video missing, a mapped bodypart absent, a row count off by more than
             ``extract.max_count_mismatch``, no frame above ``pcutoff``, an unreadable file).
     """
-    from tqdm import tqdm
-
     sources = list(sources) if sources else [cfg.path("body_dlc")]
     mapping = check_mapping(cfg.behaviour.bodyparts)
     files = find_pose_files(sources)
     if not files:
         raise FileNotFoundError(f"no body pose files ({', '.join(POSE_SUFFIXES)}) in {', '.join(map(str, sources))}")
-    outputs, failures, redone = [], [], {}
-    for video, src in tqdm(sorted(files.items()), desc="behaviour", unit="file", disable=None):
-        dst = behaviour_path(cfg, video)
-        try:
-            reasons = _import_one(cfg, video, src, mapping, dst, overwrite)
-        except (ValueError, ImportError, OSError) as err:
-            msg = str(err)
-            failures.append(f"  {msg}" if str(src) in msg or str(video) in msg else f"  {src}: {msg}")
-            continue
-        outputs.append(dst)
-        if reasons:
-            redone[video] = reasons
-    log.info("behaviour: %d written, %d up to date, %d failed -> %s", len(redone), len(outputs) - len(redone),
-             len(failures), cfg.path("behaviour"))
-    if failures:
-        raise KeypointImportError(f"{len(failures)} of {len(files)} body pose files failed:\n" + "\n".join(failures))
-    return outputs
+    return import_pose_tables(
+        files, lambda video: behaviour_path(cfg, video),
+        lambda video, src, dst: _status(cfg, video, src, mapping, dst, overwrite),
+        lambda video, src: _body_table(cfg, video, src, mapping), write_canonical,
+        what="behaviour", files_name="body pose files", name_by_video=True)

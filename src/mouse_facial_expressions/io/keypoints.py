@@ -32,15 +32,9 @@ import pyarrow.parquet as pq
 from mouse_facial_expressions import provenance
 from mouse_facial_expressions.io.atomic import atomic_path
 from mouse_facial_expressions.io.dlc import Pose, PoseFileError, individuals_of, read_dlc, read_dlc_table
-from mouse_facial_expressions.io.keypoint_status import (
-    FAILED_SUFFIX,
-    STALE_SUFFIX,
-    clear_failed,
-    import_failure,
-    is_synthetic_project,
-    mark_failed,
-    pose_age_warning,
-)
+from mouse_facial_expressions.io.keypoint_status import import_failure, is_synthetic_project, pose_age_warning
+from mouse_facial_expressions.io.pose_import import (KeypointImportError,  # noqa: F401 (re-exported)
+                                                      import_pose_tables, import_settings)
 from mouse_facial_expressions.io.sleap import is_sleap_analysis_h5, read_sleap, sleap_tracks
 
 log = logging.getLogger(__name__)
@@ -51,10 +45,6 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv
 #: Parquet schema-metadata key holding where a canonical table came from.
 META_KEY = b"mfe.keypoints"
 _SIDE_FILES = re.compile(r"_(skeleton|meta|full|assemblies)$")
-
-
-class KeypointImportError(ValueError):
-    """Some files could not be imported; the message lists each file and why."""
 
 
 # --------------------------------------------------------------------------- reading
@@ -280,10 +270,6 @@ def landmark_array(df: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
 # --------------------------------------------------------------------------- import
 
 
-def _settings(mapping: dict, individual: str | None) -> dict:
-    return {"bodyparts": mapping, "individual": individual}
-
-
 def import_status(out: Path, src: Path, mapping: dict, individual: str | None) -> list[str]:
     """Why ``out`` must be (re)imported from ``src``: ``[]`` when fresh (see :mod:`provenance`)."""
     if import_failure(out) is not None:
@@ -294,7 +280,7 @@ def import_status(out: Path, src: Path, mapping: dict, individual: str | None) -
         recorded = canonical_meta(out).get("provenance")
     except Exception as err:  # unreadable/corrupt output: redo it
         return [f"unreadable ({err})"]
-    return provenance.changes(recorded, {"pose file": src}, _settings(mapping, individual))
+    return provenance.changes(recorded, {"pose file": src}, import_settings(mapping, individual))
 
 
 def _plan(cfg, sources, individual, out) -> tuple[Path, dict, str | None, dict[str, Path]]:
@@ -331,6 +317,9 @@ def import_keypoints(
 ) -> list[Path]:
     """Write ``<out>/<video>.parquet`` for every DLC/SLEAP file in ``sources``.
 
+    The loop (skip fresh tables, collect failures, stale markers) is
+    :func:`~mouse_facial_expressions.io.pose_import.import_pose_tables`.
+
     Args:
         cfg: the project :class:`~mouse_facial_expressions.config.Config` (mapping
             ``keypoints.bodyparts``, default ``keypoints.individual``, default folders).
@@ -349,44 +338,25 @@ def import_keypoints(
         ValueError: two files for one video (before anything is written).
         KeypointImportError: after the other files are done, listing each file that failed.
     """
-    from tqdm import tqdm
-
     out_dir, mapping, individual, files = _plan(cfg, sources, individual, out)
-    written, skipped, outputs, failures, redone = 0, 0, [], [], {}
     videos_dir = None if is_synthetic_project(cfg) else cfg.path("processed_videos")
-    for video, src in tqdm(sorted(files.items()), desc="keypoints", unit="file", disable=None):
-        dst = out_dir / f"{video}.parquet"
+
+    def warn_if_old(video: str, src: Path) -> None:
         if videos_dir is not None and (old := pose_age_warning(src, videos_dir / f"{video}.mp4")):
             log.warning(old)
-        reasons = import_status(dst, src, mapping, individual)
-        if not reasons:
-            skipped += 1
-            outputs.append(dst)
-            continue
-        meta = {"provenance": provenance.record({"pose file": src}, _settings(mapping, individual)),
-                "source": str(src.resolve())}
-        try:
-            table = to_canonical(read_pose(src, individual), mapping)
-            if check is not None:
-                check(table, src)
-        except (ValueError, ImportError, OSError) as err:
-            msg = str(err)
-            failures.append(f"  {msg}" if str(src) in msg else f"  {src}: {msg}")
-            mark_failed(dst, src, msg)  # the old table is of another pose file: never crop from it again
-            continue
-        write_canonical(table, dst, meta)
-        clear_failed(dst)
-        written += 1
-        outputs.append(dst)
-        if reasons != ["new"]:
-            redone[video] = reasons
-    log.info("keypoints: %d written, %d up to date, %d failed -> %s%s", written, skipped, len(failures), out_dir,
-             f"; {provenance.summarise(redone)}" if redone else "")
-    if failures:
-        raise KeypointImportError(f"{len(failures)} of {len(files)} pose files failed (their previous tables, if any, "
-                                  f"moved to <video>{STALE_SUFFIX}; see <video>{FAILED_SUFFIX} in {out_dir}):\n"
-                                  + "\n".join(failures))
-    return outputs
+
+    def make(video: str, src: Path) -> tuple[pd.DataFrame, dict]:
+        meta = {"provenance": provenance.record({"pose file": src}, import_settings(mapping, individual)),
+                "source": str(src.resolve())}  # fingerprinted before reading
+        table = to_canonical(read_pose(src, individual), mapping)
+        if check is not None:
+            check(table, src)
+        return table, meta
+
+    return import_pose_tables(
+        files, lambda video: out_dir / f"{video}.parquet",
+        lambda video, src, dst: import_status(dst, src, mapping, individual), make, write_canonical,
+        what="keypoints", before=warn_if_old)
 
 
 # --------------------------------------------------------------------------- info
