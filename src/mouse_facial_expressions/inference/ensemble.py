@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mouse_facial_expressions.training.module import load_model_from_checkpoint
+from mouse_facial_expressions.models.registry import load_trained_model
 from mouse_facial_expressions.training.runs import checkpoint_task_dir, fold_checkpoints, run_task_dir
 
 
@@ -30,7 +30,7 @@ SHARED_DATA_KEYS = ("num_frames", "frame_stride", "image_size", "in_channels")
 
 def load_run_models(run_dir: str | Path) -> list[tuple[torch.nn.Module, dict]]:
     """Every fold's selected model of a run, in fold order, as ``(model, hparams)`` (eval mode)."""
-    return [load_model_from_checkpoint(ckpt) for _, ckpt in fold_checkpoints(run_dir)]
+    return [load_trained_model(ckpt) for _, ckpt in fold_checkpoints(run_dir)]
 
 
 @dataclass
@@ -216,13 +216,13 @@ def load_ensemble(model: str | Path) -> FoldEnsemble:
     """
     p = Path(model)
     if p.is_file():
-        m, hp = load_model_from_checkpoint(p)
+        m, hp = load_trained_model(p)
         ens = FoldEnsemble([m], [hp], [p.stem], source=p)
         _own_task(ens, checkpoint_task_dir(ens.data.get("task_dir"), p))
         return ens
     if p.is_dir():
         pairs = fold_checkpoints(p)
-        loaded = [load_model_from_checkpoint(c) for _, c in pairs]
+        loaded = [load_trained_model(c) for _, c in pairs]
         ens = FoldEnsemble([m for m, _ in loaded], [h for _, h in loaded], [f"fold{k}" for k, _ in pairs], source=p)
         _own_task(ens, run_task_dir(p) or checkpoint_task_dir(ens.data.get("task_dir"), pairs[0][1]))
         return ens

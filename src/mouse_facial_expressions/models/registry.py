@@ -86,3 +86,33 @@ def create_model(name: str, **cfg) -> nn.Module:
 
         return fused_model(_REGISTRY[name], cfg, fusion)
     return _REGISTRY[name](**cfg)
+
+
+# --------------------------------------------------------------------------- trained models
+
+
+def trained_model(hparams: dict, state_dict: dict) -> nn.Module:
+    """The model an ``mfe train`` checkpoint holds, rebuilt with :func:`create_model`, in eval mode.
+
+    Pretrained weights are not looked up again (the checkpoint holds every weight).
+
+    Args:
+        hparams, state_dict: what :func:`mouse_facial_expressions.io.checkpoint.read_checkpoint`
+            (or ``checkpoint_parts``) returns.
+    """
+    model = create_model(hparams["model_name"], **dict(hparams["model_cfg"], pretrained="none"))
+    model.load_state_dict(state_dict)
+    model.eval()
+    return model
+
+
+def load_trained_model(path, map_location="cpu") -> tuple[nn.Module, dict]:
+    """``(model, hparams)`` of an ``mfe train`` checkpoint file (errors: ``io.checkpoint.read_checkpoint``).
+
+    ``hparams`` has ``model_name``, ``model_cfg`` and ``data`` (num_frames, frame_stride,
+    image_size, norm_mean, norm_std, task_dir, fold, ...).
+    """
+    from mouse_facial_expressions.io.checkpoint import read_checkpoint
+
+    hparams, state_dict = read_checkpoint(path, map_location)
+    return trained_model(hparams, state_dict), hparams

@@ -50,15 +50,17 @@ from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
+from mouse_facial_expressions.data.task_files import TaskFiles  # noqa: E402
 from mouse_facial_expressions.data.predictions import (AU_PREDICTION_COLUMNS, PREDICTION_COLUMNS,  # noqa: E402
                                                        au_prediction_columns)
 from mouse_facial_expressions.io.atomic import atomic_path, write_csv, write_text  # noqa: E402
-from mouse_facial_expressions.io.checkpoint import load_weights_only  # noqa: E402
-from mouse_facial_expressions.io.checkpoint import UnsafeCheckpointError  # noqa: E402
+from mouse_facial_expressions.io.checkpoint import (MODEL_PREFIX, UnsafeCheckpointError, checkpoint_parts,  # noqa: E402
+                                                    load_weights_only)
+from mouse_facial_expressions.models.registry import trained_model  # noqa: E402
 from mouse_facial_expressions.training.callbacks import (EpochLine, FoldTimeEstimate, LastCheckpoint,  # noqa: E402
                                                           RecalibrateBatchNorm, SamplerEpoch)
 from mouse_facial_expressions.training.domain import fold_domain  # noqa: E402
-from mouse_facial_expressions.training.module import ClipClassifier, auto_precision, model_from_checkpoint  # noqa: E402
+from mouse_facial_expressions.training.module import ClipClassifier, auto_precision  # noqa: E402
 from mouse_facial_expressions.training.runs import (check_run_name, record_path, resolve_recorded,  # noqa: E402
                                                     run_roots)
 from mouse_facial_expressions.training.selection import SELECT_DESCRIPTIONS  # noqa: E402
@@ -209,7 +211,7 @@ def modality_weights(model, train, epoch_size: int, p: TrainParams, fold: int) -
 
 def _save_buffers(ckpt: dict, model, path, prefix: str) -> None:
     """Write ``model``'s buffers named ``prefix*`` into the checkpoint ``ckpt`` at ``path`` (atomically)."""
-    ckpt["state_dict"].update({f"model.{k}": v.cpu() for k, v in model.state_dict().items() if k.startswith(prefix)})
+    ckpt["state_dict"].update({f"{MODEL_PREFIX}{k}": v.cpu() for k, v in model.state_dict().items() if k.startswith(prefix)})
     with atomic_path(path) as tmp:
         torch.save(ckpt, tmp)
 
@@ -345,7 +347,7 @@ def task_fingerprint(task_dir: Path) -> dict:
     """The task files a fold's results depend on (``frames.parquet``, ``folds.json``), fingerprinted."""
     from mouse_facial_expressions import provenance
 
-    files = {n: task_dir / n for n in ("frames.parquet", "folds.json", "au_targets.parquet") if (task_dir / n).is_file()}
+    files = {n: task_dir / n for n in (TaskFiles.FRAMES, TaskFiles.FOLDS, TaskFiles.AU_TARGETS) if (task_dir / n).is_file()}
     return provenance.record(files)["inputs"]
 
 
@@ -458,7 +460,7 @@ def train_fold(
     ckpt = load_weights_only(best)
     best_epoch = int(ckpt.get("epoch", -1))
     best_val = module.val_history.get(best_epoch)  # [val_acc, val_loss] of the selected epoch
-    model, _ = model_from_checkpoint(ckpt, best)
+    model = trained_model(*checkpoint_parts(ckpt, best))
     stack = weights = None
     if fusion and fusion["fusion"] == "stacked":  # weights of the modalities, from the validation animals
         stack = fit_stack(model, val_dl, p.in_channels, fold)
@@ -554,10 +556,10 @@ def train_cv(
         check_run_name(params.run_name)  # before anything is read or written
     task_dir, out_dir = Path(task_dir), Path(out_dir)
     params = dataclasses.replace(params)
-    if params.baseline_recording is None and (task_dir / "task.yaml").is_file():
+    if params.baseline_recording is None and (task_dir / TaskFiles.SPEC).is_file():
         from mouse_facial_expressions.data.tasks import load_spec
 
-        params.baseline_recording = load_spec(task_dir / "task.yaml").baseline_recording  # the task's, if it names one
+        params.baseline_recording = load_spec(task_dir / TaskFiles.SPEC).baseline_recording  # the task's, if it names one
     params.model_config()  # a setting the model cannot take fails here, before any fold
     if fold_specs is None or params.num_frames is None or params.frame_stride is None:
         from mouse_facial_expressions.data.tasks import load_task
@@ -566,7 +568,7 @@ def train_cv(
         fold_specs = fold_specs if fold_specs is not None else list(task.folds)
         params.num_frames = params.num_frames or task.spec.num_frames
         params.frame_stride = params.frame_stride or task.spec.frame_stride
-    if fold_specs is None or (task_dir / "provenance.json").is_file():
+    if fold_specs is None or (task_dir / TaskFiles.PROVENANCE).is_file():
         from mouse_facial_expressions.data.tasks import stale_inputs
 
         stale = stale_inputs(task_dir)

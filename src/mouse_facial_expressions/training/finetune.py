@@ -30,7 +30,8 @@ import torch
 
 from mouse_facial_expressions.io.atomic import write_json
 from mouse_facial_expressions.training import cv
-from mouse_facial_expressions.training.module import ClipClassifier, load_model_from_checkpoint
+from mouse_facial_expressions.models.registry import load_trained_model
+from mouse_facial_expressions.training.module import ClipClassifier
 from mouse_facial_expressions.training.params import TrainParams, make_params
 from mouse_facial_expressions.training.runs import record_path
 
@@ -201,7 +202,7 @@ def finetune(
     cv_keys = {"datasets_fn", "fold_specs", "norm", "tracking_uri", "experiment"}
     cv_kwargs = {k: train_kwargs.pop(k) for k in list(train_kwargs) if k in cv_keys}
     ckpt = source_checkpoint(from_run, source_fold)
-    model, hp = load_model_from_checkpoint(ckpt)
+    model, hp = load_trained_model(ckpt)
     if (hp.get("model_cfg") or {}).get("fusion"):
         raise ValueError(f"{ckpt}: a fused run (mfe train --modalities) cannot be fine-tuned yet; fine-tune a face-only run")
     specs = cv_kwargs.get("fold_specs")

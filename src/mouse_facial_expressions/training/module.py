@@ -243,33 +243,25 @@ def warmup_cosine(step: int, steps_per_epoch: int, warmup_epochs: float, epochs:
 
 
 def load_model_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
-    """Rebuild the trained model from an ``mfe train`` checkpoint, in eval mode.
-
-    Pretrained weights are not looked up again (the checkpoint holds every weight).
+    """Rebuild the trained model from an ``mfe train`` checkpoint, in eval mode
+    (:func:`models.registry.load_trained_model`; errors: :func:`io.checkpoint.read_checkpoint`).
 
     Returns:
         (model, hparams): ``hparams`` has ``model_name``, ``model_cfg`` and ``data``
         (num_frames, frame_stride, image_size, norm_mean, norm_std, task_dir, fold, ...).
     """
-    from mouse_facial_expressions.io.checkpoint import load_weights_only
+    from mouse_facial_expressions.models.registry import load_trained_model
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    return model_from_checkpoint(load_weights_only(path, map_location), path)
+    return load_trained_model(path, map_location)
 
 
 def model_from_checkpoint(ckpt: dict, source: str | Path = "checkpoint") -> tuple[torch.nn.Module, dict]:
     """:func:`load_model_from_checkpoint` for a checkpoint dict already loaded (``source`` names it in errors)."""
-    hp = dict(ckpt.get("hyper_parameters") or {})
-    if "model_name" not in hp:
-        raise ValueError(f"{source}: not an mfe checkpoint (no model_name in its hyper_parameters)")
-    cfg = dict(hp["model_cfg"], pretrained="none")
-    model = create_model(hp["model_name"], **cfg)
-    state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    model.load_state_dict(state)
-    model.eval()
-    return model, hp
+    from mouse_facial_expressions.io.checkpoint import checkpoint_parts
+    from mouse_facial_expressions.models.registry import trained_model
+
+    hp, state = checkpoint_parts(ckpt, source)
+    return trained_model(hp, state), hp
 
 
 def num_params(model: torch.nn.Module) -> int:
