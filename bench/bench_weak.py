@@ -8,7 +8,7 @@ Then, per cohort, the same small advanced model (resnet18 from scratch), k-fold 
 
   plain   every window's target is its video's label (soft-label LDL, as today);
   em      ``--weak em`` (training/weak.py): targets re-estimated each epoch by the E-step.
-  em-bayes  ``--weak em --weak_posterior bayes``: the E-step's posterior from the scores under the prior.
+  em-bayes  ``--weak em --weak-posterior bayes``: the E-step's posterior from the scores under the prior.
   attention  ``--weak attention`` (models/mil.py): attention-MIL over bags of ``--bag`` windows
           of one video, trained on the video's label (same clips per epoch); windows scored alone.
 
@@ -145,9 +145,9 @@ def main(argv=None) -> int:
     ap.add_argument("--preset", default="demo")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1], help="synthetic cohort seeds (one cohort each)")
     ap.add_argument("--bout", type=float, default=0.3, help="--bout-fraction of the cohorts")
-    ap.add_argument("--fraction", type=float, default=0.3, help="--weak_fraction (the E-step's prior)")
-    ap.add_argument("--weak_start", type=int, default=1, help="--weak_start (epoch of the first E-step)")
-    ap.add_argument("--bag", type=int, default=8, help="--weak_bag (windows per bag of --weak attention)")
+    ap.add_argument("--fraction", type=float, default=0.3, help="mfe train --weak-fraction (the E-step's prior)")
+    ap.add_argument("--weak_start", type=int, default=1, help="mfe train --weak-start (epoch of the first E-step)")
+    ap.add_argument("--bag", type=int, default=8, help="mfe train --weak-bag (windows per bag of --weak attention)")
     ap.add_argument("--n_folds", type=int, default=3)
     ap.add_argument("--folds", type=int, nargs="+", default=None, help="outer folds to run (default: all)")
     ap.add_argument("--epochs", type=int, default=4)

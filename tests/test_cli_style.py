@@ -1,10 +1,14 @@
-"""One CLI style: both flag spellings, no 'default: None' in help, per-model entry-point flags."""
+"""One CLI style: kebab-case flags (the old snake-case spellings still parse, with a one-line notice),
+no 'default: None' in help, per-model entry-point flags (the seed's snake-case spellings)."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 
 from mouse_facial_expressions.cli import build_parser
+from mouse_facial_expressions.cli._common import command_tree, kebab
 from mouse_facial_expressions.cli.train import build_entry_parser
 
 
@@ -22,10 +26,12 @@ def test_both_flag_spellings_parse_to_the_same_value(argv_a, argv_b, key, value)
         assert getattr(a, key) == value
 
 
-def test_a_misspelt_flag_is_still_an_error(capsys):
+@pytest.mark.parametrize("flag", ["--learning-rte", "--learning_rte"])
+def test_a_misspelt_flag_is_still_an_error(flag, capsys):  # (--learning-rat is an abbreviation)
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["train", "--learning-rat", "0.5"])
-    assert "unrecognized arguments: --learning-rat" in capsys.readouterr().err
+        build_parser().parse_args(["train", flag, "0.5"])
+    err = capsys.readouterr().err
+    assert f"unrecognized arguments: {flag}" in err and "deprecated" not in err
 
 
 def test_values_after_a_double_dash_are_left_alone():
@@ -51,3 +57,76 @@ def test_the_baseline_entry_point_lists_no_transformer_flags():
     advanced = build_entry_parser("advanced")
     assert "--num_layers" in advanced.format_help()
     assert advanced.parse_args(["--num-layers", "2"]).num_layers == 2
+
+
+# --- one spelling: kebab-case (issue 31) ---------------------------------------------------------
+
+_SNAKE = re.compile(r"--[A-Za-z0-9]+(?:_[A-Za-z0-9]+)+")
+
+
+def test_every_command_shows_kebab_case_flags_only():
+    parsers = list(command_tree(build_parser()))
+    assert len(parsers) > 15  # mfe, its commands and their subcommands
+    for parser in parsers:
+        for action in parser._actions:
+            assert not [o for o in action.option_strings if "_" in o], (parser.prog, action.option_strings)
+        assert not _SNAKE.findall(parser.format_help()), parser.prog
+        assert not [o for o in parser._option_string_actions if "_" in o], parser.prog  # no hidden alias either
+
+
+def test_every_kebab_flag_takes_its_old_snake_spelling():
+    for parser in command_tree(build_parser()):
+        for option, action in parser._option_string_actions.items():
+            if option.startswith("--") and "-" in option[2:]:
+                old = "--" + option[2:].replace("-", "_")
+                assert parser._other_spelling(old) == (option, option), (parser.prog, old)
+
+
+@pytest.mark.parametrize("old, new", [
+    (["train", "--image_size", "96", "--run_name", "r", "--no_tracking"], ["train", "--image-size", "96", "--run-name", "r", "--no-tracking"]),
+    (["train", "--dataset_version=2", "--learning_rate", "1e-3"], ["train", "--dataset-version=2", "--learning-rate", "1e-3"]),
+    (["task", "make", "--dataset_version", "2", "--au_ratings", "x.parquet"], ["task", "make", "--dataset-version", "2", "--au-ratings", "x.parquet"]),
+    (["keypoints", "detect", "--dry_run", "--batch_size", "4"], ["keypoints", "detect", "--dry-run", "--batch-size", "4"]),
+    (["synth", "out", "--rec_cue", "4:30", "--bout_fraction", "0.5"], ["synth", "out", "--rec-cue", "4:30", "--bout-fraction", "0.5"]),
+])
+def test_an_old_spelling_parses_the_same_with_a_one_line_notice(old, new, capsys):
+    assert build_parser().parse_args(old) == build_parser().parse_args(new)
+    err = capsys.readouterr().err.splitlines()
+    olds = [a.partition("=")[0] for a in old if a.startswith("--") and "_" in a]
+    assert err == [f"mfe: {o} is deprecated; use {kebab(o)}" for o in olds]
+
+
+def test_the_notice_comes_once_per_flag(capsys):
+    args = build_parser().parse_args(["train", "--folds", "0", "--image_size", "64", "--image_size=80"])
+    assert args.image_size == 80
+    assert capsys.readouterr().err == "mfe: --image_size is deprecated; use --image-size\n"
+
+
+def test_abbreviations_of_either_spelling(capsys):
+    parse = build_parser().parse_args
+    assert parse(["train", "--learning_r", "0.5"]).learning_rate == 0.5  # snake prefix: expanded, with the notice
+    assert "use --learning-rate" in capsys.readouterr().err
+    assert parse(["train", "--learning-r", "0.5"]).learning_rate == 0.5
+    assert parse(["keypoints", "detect", "--dry"]).dry_run  # once registered in both spellings: was ambiguous
+    assert capsys.readouterr().err == ""
+    with pytest.raises(SystemExit):
+        parse(["train", "--weak_", "1"])
+    err = capsys.readouterr().err
+    assert "ambiguous option: --weak-" in err and "deprecated" not in err
+
+
+@pytest.mark.parametrize("model", ["baseline", "advanced", "resup"])
+def test_the_seed_entry_points_keep_their_snake_flags_silently(model, capsys):
+    import importlib
+
+    module = importlib.import_module(f"mouse_facial_expressions.models.train_task1_{model}_model")
+    parser = module.build_parser()
+    seed = ["--epochs", "30", "--learning_rate", "1e-4", "--num_frames", "15", "--frame_stride", "2",
+            "--train_batch_size", "16", "--use_soft_labels", "True", "--dataset_version", "1.0"]
+    args = parser.parse_args(seed)
+    assert (args.learning_rate, args.num_frames, args.train_batch_size, args.use_soft_labels) == (1e-4, 15, 16, True)
+    assert parser.parse_args([kebab(a) for a in seed]) == args  # the new spelling too
+    assert capsys.readouterr().err == ""  # the seed's spellings are these commands' documented interface
+    assert "--learning_rate" in parser.format_help() and "--learning-rate" not in parser.format_help()
+    mfe = build_parser().parse_args(["train", "--model", model] + [kebab(a) for a in seed])
+    assert {k: v for k, v in vars(mfe).items() if k in vars(args)} == vars(args)

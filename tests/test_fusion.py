@@ -384,7 +384,7 @@ def test_train_cli_has_the_fusion_flags(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = capsys.readouterr().out
-    for flag in ("--modalities", "--fusion", "--modality_dropout"):
+    for flag in ("--modalities", "--fusion", "--modality-dropout"):
         assert flag in text
 
 

@@ -15,7 +15,7 @@ import threading
 
 from mouse_facial_expressions import __version__
 from mouse_facial_expressions._logs import quiet_third_party
-from mouse_facial_expressions.cli._common import BothSpellingsParser
+from mouse_facial_expressions.cli._common import BothSpellingsParser, kebab_case_options
 from mouse_facial_expressions.config import ConfigError
 
 #: Subcommand modules, in pipeline order (each one's ``register`` adds its commands).
@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         module = importlib.import_module(f"mouse_facial_expressions.cli.{name}")
         module.register(sub, _Formatter)
+    kebab_case_options(parser)  # --image-size in help; --image_size still parses, with a notice
     return parser
 
 

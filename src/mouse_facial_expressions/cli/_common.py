@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -44,27 +45,64 @@ def project_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+#: ``--x_y`` in text (help, descriptions): an old snake-case spelling of an option.
+_SNAKE_FLAG = re.compile(r"--[A-Za-z0-9]+(?:_[A-Za-z0-9]+)+")
+
+
+def kebab(option: str) -> str:
+    """``--image_size`` -> ``--image-size`` (the dashes in front kept)."""
+    stripped = option.lstrip("-")
+    return option[: len(option) - len(stripped)] + stripped.replace("_", "-")
+
+
 class BothSpellingsParser(argparse.ArgumentParser):
-    """Takes every long option in both spellings, ``--learning_rate`` and ``--learning-rate``
-    (``--x=1`` too); help shows the one each command registers (the original code's where it
-    had one). Subcommand parsers are of this class as well (``add_subparsers`` uses the parent's)."""
+    """Takes every long option in both spellings, ``--learning-rate`` and ``--learning_rate``
+    (``--x=1`` and abbreviations too). Subcommand parsers are of this class as well
+    (``add_subparsers`` uses the parent's).
+
+    ``mfe``'s parsers go through :func:`kebab_case_options`: help shows the kebab-case spelling
+    only and an old snake-case one prints a one-line notice (``snake_notice``). The seed's module
+    entry points (``python -m mouse_facial_expressions.models.train_task1_<model>_model``) keep the
+    seed's snake-case spellings as their documented interface, silently accepting both."""
+
+    #: Print ``mfe: --x_y is deprecated; use --x-y`` (once per flag per parse) for an old spelling.
+    snake_notice = False
 
     def parse_known_args(self, args=None, namespace=None):
         args = list(sys.argv[1:] if args is None else args)
-        known = self._option_string_actions
-        out = []
+        out, noticed = [], set()
         for i, a in enumerate(args):
             if a == "--":
                 out += args[i:]
                 break
             name, eq, value = a.partition("=")
-            if name.startswith("--") and name not in known:
-                for other in (name[:2] + name[2:].replace("-", "_"), name[:2] + name[2:].replace("_", "-")):
-                    if other in known:
-                        a = other + eq + value
-                        break
+            if name.startswith("--") and name not in self._option_string_actions:
+                new, full = self._other_spelling(name)
+                if new is not None:
+                    if self.snake_notice and full and "_" in name and name not in noticed:
+                        noticed.add(name)
+                        print(f"{self.prog.split()[0]}: {name} is deprecated; use {full}", file=sys.stderr)
+                    a = new + eq + value
             out.append(a)
         return super().parse_known_args(out, namespace)
+
+    def _other_spelling(self, name: str) -> tuple[str | None, str | None]:
+        """``name`` in the spelling this parser knows, and the full option it stands for; a
+        unique abbreviation of the other spelling is expanded, an ambiguous one is passed on in the
+        known spelling with no full option (for argparse's "ambiguous option" error).
+        ``(None, None)``: no such option (argparse names ``name`` as typed)."""
+        known = self._option_string_actions
+        for other in (kebab(name), name[:2] + name[2:].replace("-", "_")):
+            if other in known:
+                return other, other
+        if self.allow_abbrev:
+            for other in (kebab(name), name[:2] + name[2:].replace("-", "_")):
+                matches = [o for o in known if o.startswith(other)]
+                if len(matches) == 1:
+                    return matches[0], matches[0]
+                if matches:
+                    return other, None
+        return None, None
 
     def error(self, message):
         """A ``-p`` that names no project: its one line, without the usage (it is not a usage slip)."""
@@ -72,3 +110,59 @@ class BothSpellingsParser(argparse.ArgumentParser):
         if message.startswith(prefix):
             self.exit(2, f"{self.prog}: error: {message[len(prefix):]}\n")
         super().error(message)
+
+
+def command_tree(parser: argparse.ArgumentParser):
+    """``parser`` and every subcommand parser under it, each once (aliases share a parser)."""
+    seen: set[int] = set()
+    todo = [parser]
+    while todo:
+        p = todo.pop(0)
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        yield p
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                todo += list(action.choices.values())
+
+
+def kebab_case_options(parser: argparse.ArgumentParser) -> int:
+    """One spelling for ``mfe`` (issue 31): every long option with ``_`` in its name is shown as
+    ``--x-y``; ``--x_y`` still parses (to the same ``dest``) with a one-line deprecation notice
+    (:class:`BothSpellingsParser`). ``--x_y`` in help texts, descriptions and epilogs becomes
+    ``--x-y`` where that is an option of some command. Returns the number of options renamed."""
+    parsers = list(command_tree(parser))
+    renamed = 0
+    for p in parsers:
+        p.snake_notice = True
+        table = p._option_string_actions  # shared with the parser's argument groups
+        for action in p._actions:
+            if not any(o.startswith("--") and "_" in o for o in action.option_strings):
+                continue
+            new = list(dict.fromkeys(kebab(o) if o.startswith("--") else o for o in action.option_strings))
+            for o in action.option_strings:
+                if o not in new and table.get(o) is action:
+                    del table[o]
+            for o in new:
+                if table.setdefault(o, action) is not action:
+                    raise ValueError(f"{p.prog}: {o} names two options")
+            if [o for o in action.option_strings if "_" not in o] != new:
+                renamed += 1
+            action.option_strings = new
+    known = {o for p in parsers for o in p._option_string_actions}
+
+    def fix(text):
+        if not isinstance(text, str):
+            return text
+        return _SNAKE_FLAG.sub(lambda m: kebab(m.group()) if kebab(m.group()) in known else m.group(), text)
+
+    for p in parsers:
+        p.description, p.epilog = fix(p.description), fix(p.epilog)
+        for group in p._action_groups + p._mutually_exclusive_groups:
+            group.description = fix(getattr(group, "description", None))
+        for action in p._actions:
+            action.help = fix(action.help)
+            for choice in getattr(action, "_choices_actions", ()):
+                choice.help = fix(choice.help)
+    return renamed

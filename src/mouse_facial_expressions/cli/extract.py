@@ -62,7 +62,7 @@ def register(sub, formatter):
                    "(default file: reports/extract_preview.png)")
     p.add_argument("--overwrite", action="store_true",
                    help="re-extract fresh videos too (stale ones are always redone)")
-    p.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
+    p.add_argument("--dry-run", dest="dry_run", action="store_true",
                    help="list which videos are fresh and which would be (re)done, and why; write nothing")
     p.add_argument("videos", nargs="*", metavar="VIDEO",
                    help="only these videos (names without .mp4); default: all processed videos")

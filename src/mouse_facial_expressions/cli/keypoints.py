@@ -78,7 +78,7 @@ def register(sub, formatter):
         formatter_class=formatter,
     )
     add_project_arg(det)
-    det.add_argument("--dlc-config", "--dlc_config", dest="dlc_config", metavar="PATH", type=Path,
+    det.add_argument("--dlc-config", dest="dlc_config", metavar="PATH", type=Path,
                      default=argparse.SUPPRESS,
                      help="the DeepLabCut project's config.yaml (or its folder); default: keypoints.dlc_config "
                      "of mfe.yaml")
@@ -93,11 +93,11 @@ def register(sub, formatter):
                      help="DLC snapshot to use (-1 = the last); default: snapshotindex of the DLC config.yaml")
     det.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                      help="auto: CUDA when a GPU is present, else the CPU")
-    det.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=argparse.SUPPRESS,
+    det.add_argument("--batch-size", dest="batch_size", type=int, default=argparse.SUPPRESS,
                      help="frames per forward pass; default: batch_size of the DLC config.yaml")
     det.add_argument("--csv", action="store_true", help="also write DLC's .csv beside each .h5")
     det.add_argument("--force", action="store_true", help="rerun videos whose output is fresh")
-    det.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
+    det.add_argument("--dry-run", dest="dry_run", action="store_true",
                      help="list which videos would run and which are skipped, and why; run nothing")
     det.set_defaults(func=run_detect)
 
@@ -131,7 +131,7 @@ def register(sub, formatter):
         default=argparse.SUPPRESS,
         help="output folder; default: paths.keypoints of the project",
     )
-    imp.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
+    imp.add_argument("--dry-run", dest="dry_run", action="store_true",
                      help="list which tables are fresh and which would be (re)written, and why; write nothing")
     imp.set_defaults(func=run_import)
 

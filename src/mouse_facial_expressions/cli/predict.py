@@ -100,12 +100,12 @@ def register(sub, formatter):
                         "matched to videos by name (<video>.parquet, <video>DLC_<scorer>.h5, ...); with --images, the "
                         "images' keypoint file")
     live = p.add_argument_group("live keypoints from a DeepLabCut model (--live only; the [dlc] extra)")
-    live.add_argument("--dlc-config", "--dlc_config", dest="dlc_config", type=Path, default=None, metavar="PATH",
+    live.add_argument("--dlc-config", dest="dlc_config", type=Path, default=None, metavar="PATH",
                       help="a trained DeepLabCut 3 project (its config.yaml or folder): its model computes the "
                       "keypoints of each kept frame of the --live stream (the snapshot `mfe keypoints detect` would "
                       "use; bottom-up models; bodyparts mapped with keypoints.bodyparts of mfe.yaml), instead of a "
                       "--keypoints file that DeepLabCut-live grows")
-    live.add_argument("--dlc-shuffle", "--dlc_shuffle", dest="dlc_shuffle", type=int, default=1, metavar="K",
+    live.add_argument("--dlc-shuffle", dest="dlc_shuffle", type=int, default=1, metavar="K",
                       help="the DeepLabCut shuffle to load")
     p.add_argument("--ratings", type=Path, default=None, metavar="PARQUET",
                    help="--images only: a ratings table from `mfe ratings import` that rates some of the images (items "

@@ -25,7 +25,7 @@ def register(sub, formatter):
     add_encoding_arg(p)
     p.add_argument("--overwrite", action="store_true",
                    help="rewrite videos whose output is complete already, or was made from other trims")
-    p.add_argument("--skip-missing", "--skip_missing", dest="skip_missing", action="store_true",
+    p.add_argument("--skip-missing", dest="skip_missing", action="store_true",
                    help="prepare the other videos when a row's raw video is missing, and list what was skipped "
                    "(default: stop; or set discard=1 on that row)")
     p.add_argument("--dry-run", action="store_true",

@@ -38,10 +38,10 @@ def register(sub, formatter):
     add_project_arg(m)
     m.add_argument("file", type=Path, help="rating sheet (CSV; comma, semicolon or tab separated)")
     m.add_argument("--name", default=None, help="output name ratings/<NAME>.parquet (default: the sheet's file name)")
-    m.add_argument("--missing-codes", "--missing_codes", dest="missing_codes", type=_codes, default=None, metavar="CODES",
+    m.add_argument("--missing-codes", dest="missing_codes", type=_codes, default=None, metavar="CODES",
                    help="comma-separated cell values meaning 'not scored', counted per AU (default: -,9,-1, "
                    "leaving out codes that are valid scores on the sheet's scale)")
-    m.add_argument("--scale-max", "--scale_max", dest="scale_max", type=float, default=None, metavar="N",
+    m.add_argument("--scale-max", dest="scale_max", type=float, default=None, metavar="N",
                    help="top score of the sheet's scale, mapped onto 0..2 (e.g. 9 for a 0-9 sheet, 6 for a sum "
                    "over 3 raters; default: 2)")
     m.add_argument("--layout", choices=("auto", "wide", "long"), default="auto",

@@ -88,23 +88,23 @@ def register(sub, formatter):
                    "the project's face crop_size grows with it")
     g.add_argument("--blur", default=argparse.SUPPRESS, type=float, metavar="SIGMA",
                    help="Gaussian blur of every frame, sigma in pixels (1.5: a camera out of focus; 0: sharp)")
-    g.add_argument("--control-brightness", "--control_brightness", dest="control_brightness",
+    g.add_argument("--control-brightness", dest="control_brightness",
                    default=argparse.SUPPRESS, type=float, metavar="GREY",
                    help="confound: grey levels added to the control animals' videos only (a cohort "
                    "whose controls alone are brighter: brightness then predicts the label)")
-    g.add_argument("--rec-cue", "--rec_cue", dest="rec_cue", default=argparse.SUPPRESS, type=_rec_cue,
+    g.add_argument("--rec-cue", dest="rec_cue", default=argparse.SUPPRESS, type=_rec_cue,
                    metavar="REC:GREY",
                    help="confound: every animal's recording REC gets GREY levels added, treated or not "
                    "(4:30 = afternoon lighting at rec4; several: 4:30,2:-10). Recording time, not sickness")
-    g.add_argument("--occluder-treated", "--occluder_treated", dest="occluder_treated",
+    g.add_argument("--occluder-treated", dest="occluder_treated",
                    default=argparse.SUPPRESS, type=float, metavar="P",
                    help="confound: probability that a treated animal's video has the feeder bar in view "
                    "(controls keep p_occluder = 0.5); 1.0 = every treated video, so the bar predicts treatment")
-    g.add_argument("--control-handling", "--control_handling", dest="control_handling",
+    g.add_argument("--control-handling", dest="control_handling",
                    default=argparse.SUPPRESS, type=float, metavar="X",
                    help="confound: controls are handled differently; their rates of rearing, looking away "
                    "and motion blur are multiplied by 1 + X (2.0: three times as many; -0.5: half)")
-    p.add_argument("--bout-fraction", "--bout_fraction", dest="bout_fraction", default=argparse.SUPPRESS, type=float,
+    p.add_argument("--bout-fraction", dest="bout_fraction", default=argparse.SUPPRESS, type=float,
                    metavar="F", help="weak supervision: treated animals' faces are affected only during bouts "
                    "covering about F of each post-injection video (bouts of seconds to tens of seconds; outside "
                    "them the face is a control's); truth column 'bout'. Left out: affected all the time")
@@ -117,10 +117,10 @@ def register(sub, formatter):
         "response, so neither modality is perfect alone. These flags set how informative each is: "
         "0 = the modality carries no information (the same distribution for every animal whatever "
         "its condition), 1 = default strength, 2 = twice the effect. They never change the videos.", 88))
-    m.add_argument("--behaviour-effect", "--behaviour_effect", dest="behaviour_effect", default=argparse.SUPPRESS,
+    m.add_argument("--behaviour-effect", dest="behaviour_effect", default=argparse.SUPPRESS,
                    type=float, metavar="X", help="how strongly sickness changes the body keypoints "
                    "(0 = no information, 1 = default); truth per frame in truth/body.parquet")
-    m.add_argument("--physiology-effect", "--physiology_effect", dest="physiology_effect", default=argparse.SUPPRESS,
+    m.add_argument("--physiology-effect", dest="physiology_effect", default=argparse.SUPPRESS,
                    type=float, metavar="X", help="how strongly sickness lowers temperature and weight "
                    "(0 = no information; 1 = default: at the default effect size up to about -2 C and -8%% "
                    "for the strongest responders, nearly nothing for the weakest); "
@@ -131,9 +131,9 @@ def register(sub, formatter):
                    "(ot1, nb1, cb1, ep1, wc1, ot2, ...) from K simulated raters, each with its own bias and noise "
                    "on the true AU intensities, and their parameters in OUT/truth/raters.json; import it with "
                    "`mfe ratings import`")
-    p.add_argument("--rating-every", "--rating_every", dest="rating_every", metavar="S", type=float, default=3.0,
+    p.add_argument("--rating-every", dest="rating_every", metavar="S", type=float, default=3.0,
                    help="--raters: one rated frame per video every S seconds")
-    p.add_argument("--dlc-project", "--dlc_project", dest="dlc_project", metavar="DIR", type=Path, default=None,
+    p.add_argument("--dlc-project", dest="dlc_project", metavar="DIR", type=Path, default=None,
                    help="also write a labelled DeepLabCut 3 project for the synthetic face into DIR: config.yaml "
                    "(bodyparts nose, left_eye, left_ear, right_eye, right_ear; engine pytorch; video_sets = the "
                    "processed videos `mfe prepare` writes) and labeled-data/<video>/img<k>.png + "
@@ -142,9 +142,9 @@ def register(sub, formatter):
                    "deeplabcut.train_network(...), `mfe prepare`, `mfe keypoints detect --dlc-config "
                    "DIR/config.yaml`, `mfe keypoints import`. A lab follows the same recipe with its own labels "
                    "(label a few dozen frames in each of 10-20 videos in DeepLabCut's GUI instead).")
-    p.add_argument("--dlc-frames", "--dlc_frames", dest="dlc_frames", metavar="N", type=int, default=30,
+    p.add_argument("--dlc-frames", dest="dlc_frames", metavar="N", type=int, default=30,
                    help="--dlc-project: labelled frames per video, spread evenly over it")
-    p.add_argument("--dlc-videos", "--dlc_videos", dest="dlc_videos", metavar="K", type=int, default=None,
+    p.add_argument("--dlc-videos", dest="dlc_videos", metavar="K", type=int, default=None,
                    help="--dlc-project: label only K of the videos (spread evenly; the rest stay unseen by "
                    "training, to measure how the model generalises); default: every video")
     p.set_defaults(func=run)

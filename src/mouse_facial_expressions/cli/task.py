@@ -35,9 +35,9 @@ def register(sub, formatter):
     src = m.add_mutually_exclusive_group()
     src.add_argument("--preset", default=None, help="built-in task: task1 (the original LPS task) or task1_table")
     src.add_argument("--spec", type=Path, default=None, help="task YAML (keys of TaskSpec: rules, exclude_animals, n_folds, ...)")
-    m.add_argument("--dataset_version", "--dataset-version", dest="dataset_version", default=None,
+    m.add_argument("--dataset-version", dest="dataset_version", default=None,
                    help="task folder version (task-<V>); default: the spec's version or project.dataset_version")
-    m.add_argument("--from-table", "--from_table", dest="from_table", type=Path, default=None,
+    m.add_argument("--from-table", dest="from_table", type=Path, default=None,
                    help="make the task from a flat per-frame CSV (like lps_task1_dataset_table.csv) instead of the frame store")
     m.add_argument("--dedupe", action="store_true",
                    help="keep one row per frame/video where metadata rows are duplicated (reported in the README) instead of failing")
@@ -46,13 +46,13 @@ def register(sub, formatter):
         "Mouse Grimace Scale targets", "add action-unit targets (ot, nb, cb, ep, wc) from rated frames beside the "
         "class labels, for mfe train --targets au|au+class. Each rated frame's target per AU is the raters' "
         "distribution over the scores 0, 1, 2; a window takes that of the rated frame nearest its centre")
-    au.add_argument("--au-ratings", "--au_ratings", dest="au_ratings", default=None, metavar="PARQUET",
+    au.add_argument("--au-ratings", dest="au_ratings", default=None, metavar="PARQUET",
                     help="imported ratings table (mfe ratings import writes ratings/<name>.parquet; relative to the "
                     "project or absolute), e.g. ratings/synthetic_raters.parquet; overrides the spec's au.ratings")
-    au.add_argument("--au-tolerance", "--au_tolerance", dest="au_tolerance", type=float, default=None, metavar="S",
+    au.add_argument("--au-tolerance", dest="au_tolerance", type=float, default=None, metavar="S",
                     help="a rated frame further than S seconds from a window's centre gives it no AU target "
                     "(default: the spec's, else 0.5)")
-    au.add_argument("--au-match", "--au_match", dest="au_match", choices=("nearest", "interpolate"), default=None,
+    au.add_argument("--au-match", dest="au_match", choices=("nearest", "interpolate"), default=None,
                     help="nearest: the nearest rated frame; interpolate: the rated frames before and after the "
                     "centre, blended by closeness (default: the spec's, else nearest)")
     m.set_defaults(func=run_make)

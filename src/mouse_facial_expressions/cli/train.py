@@ -204,7 +204,7 @@ def run_training(args: argparse.Namespace, model: str | None = None) -> int:
     params.dataset_version = version
     task_dir = cfg.path("tasks") / f"task-{version}"
     if not task_dir.is_dir():
-        raise FileNotFoundError(f"task folder {task_dir} does not exist (run `mfe task make`, or pick --dataset_version)")
+        raise FileNotFoundError(f"task folder {task_dir} does not exist (run `mfe task make`, or pick --dataset-version)")
     out = given.get("out") or cfg.path("models")
     summary = train_cv(
         task_dir, params, out, tracking_uri=given.get("tracking_uri") or cfg.train.tracking_uri,

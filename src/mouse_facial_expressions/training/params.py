@@ -169,9 +169,9 @@ class TrainParams:
             if self.weak == "attention" and self.targets is not None:
                 raise ValueError("--weak attention cannot yet be combined with --targets")
         if self.weak_posterior is not None and (self.weak != "em" or self.weak_posterior not in ("scaled", "bayes")):
-            raise ValueError(f"--weak_posterior {self.weak_posterior}: scaled or bayes, for --weak em only")
+            raise ValueError(f"--weak-posterior {self.weak_posterior}: scaled or bayes, for --weak em only")
         if self.weak_bag is not None and (self.weak != "attention" or self.weak_bag < 1):
-            raise ValueError(f"--weak_bag {self.weak_bag}: a bag size (>= 1) for --weak attention only")
+            raise ValueError(f"--weak-bag {self.weak_bag}: a bag size (>= 1) for --weak attention only")
         if self.weak_fraction is not None and not 0 < self.weak_fraction <= 1:
             raise ValueError(f"weak_fraction={self.weak_fraction} must be in (0, 1]")
         if self.weak_every is not None and self.weak_every < 1:
@@ -183,7 +183,7 @@ class TrainParams:
             if self.modalities == "face":
                 self.modalities = None  # the face alone is the plain model: same run name, same checkpoints
         if (self.fusion is not None or self.modality_dropout is not None) and self.modalities is None:
-            raise ValueError("--fusion and --modality_dropout need --modalities with more than the face")
+            raise ValueError("--fusion and --modality-dropout need --modalities with more than the face")
         if self.modalities is not None:
             if self.fusion not in (None, "stacked", "late", "mid"):
                 raise ValueError(f"--fusion must be stacked, late or mid, got {self.fusion!r}")

@@ -27,7 +27,7 @@ The prior and the constraint: a positive video's windows are positive with expec
 fraction ``weak_fraction``; the scores only decide *which* windows carry that mass. The
 E-step is deterministic (no sampling; ties go to the earlier window).
 
-``weak_posterior: bayes`` (``--weak_posterior bayes``) reads the scores as what they estimate
+``weak_posterior: bayes`` (``--weak-posterior bayes``) reads the scores as what they estimate
 instead of rescaling them. A model trained on the videos' labels with classes balanced (the
 default sampler) estimates ``s = P(positive video | window)``. If a positive video's windows
 are affected with probability ``pi = weak_fraction`` (density ``p_a``) and otherwise look like a
