@@ -69,10 +69,11 @@ help:
 	@echo "make bench-recipe - training recipes side by side at 3 epochs x 160 clips on demo cohorts"
 	@echo "             (RECIPE_SYNTH='$(RECIPE_SYNTH)' RECIPES='$(RECIPES)' RECIPE_SEEDS='$(RECIPE_SEEDS)': about 1 h on 2 CPU cores, fp32)"
 
-$(STAMP): pyproject.toml
+# pyproject.toml declares compatible ranges; constraints.txt holds the exact tested set that CI and
+# `make test` use. torch is pinned in the same pip command so that no other package can upgrade it.
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	# torch is pinned in the same pip command so that no other package can upgrade it.
-	$(PY) -m pip install --disable-pip-version-check -q torch==2.13.0 -e '.[test]'
+	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt torch==2.13.0 -e '.[test]'
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -82,7 +83,7 @@ install: $(STAMP)
 # mkdocs-material's banner about its end of life.
 docs: $(STAMP)
 	# torch is pinned in the same pip command so that no other package can upgrade it.
-	$(PY) -m pip install --disable-pip-version-check -q torch==2.13.0 -e '.[docs]'
+	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt torch==2.13.0 -e '.[docs]'
 	$(PY) -m mouse_facial_expressions.cli.docs
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 

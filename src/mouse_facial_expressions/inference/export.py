@@ -32,6 +32,17 @@ from mouse_facial_expressions.inference.ensemble import FoldEnsemble, load_ensem
 from mouse_facial_expressions.io.atomic import atomic_path
 
 OPSET = 17
+INSTALL_HINT = "pip install 'mouse-facial-expressions[onnx]'"
+
+
+def _import(name: str, what: str):
+    """``import name`` or an ImportError that names the ``[onnx]`` extra's install command."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise ImportError(f"{what} needs the optional package {name}, which is not installed: {INSTALL_HINT}") from None
 
 
 class EnsembleProbabilities(torch.nn.Module):
@@ -73,7 +84,7 @@ def export_onnx(run_or_ckpt: str | Path | FoldEnsemble, out_path: str | Path, nu
     Returns:
         ``out_path``.
     """
-    import onnx
+    onnx = _import("onnx", "an ONNX export")
 
     ens = run_or_ckpt if isinstance(run_or_ckpt, FoldEnsemble) else load_ensemble(run_or_ckpt)
     ens.require_absolute("an ONNX model of single windows")
@@ -120,7 +131,7 @@ def check_onnx(onnx_path: str | Path, run_or_ckpt: str | Path | FoldEnsemble, at
     Raises:
         AssertionError: the difference exceeds ``atol``.
     """
-    import onnxruntime as ort
+    ort = _import("onnxruntime", "checking an ONNX export")
 
     ens = run_or_ckpt if isinstance(run_or_ckpt, FoldEnsemble) else load_ensemble(run_or_ckpt)
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])

@@ -16,6 +16,10 @@ the decode, window and output code is the same for both backends.
 
 ``int8``: onnxruntime's dynamic quantization (weights int8, activations quantized per batch
 at run time) of the MatMul/Gemm layers and the convolutions.
+
+onnx and onnxruntime are the optional ``[onnx]`` extra (``pip install
+'mouse-facial-expressions[onnx]'``): without them ``--backend auto`` scores with torch after a
+one-line notice, and ``--backend onnx`` is an error that names the install command.
 """
 
 from __future__ import annotations
@@ -41,9 +45,12 @@ QUANTIZE = ("none", "int8")
 #: Version of the exported graph's outputs, part of the cache key: 2 added ``au`` for runs with
 #: action-unit heads, so a file cached before that is exported again, not reused without it.
 GRAPH_OUTPUTS = 2
-MISSING = ("onnxruntime is not installed, so --backend onnx cannot run; it is a core dependency of "
-           "mouse-facial-expressions: reinstall with `pip install 'mouse-facial-expressions'` (or `make install`), "
-           "or pass --backend torch")
+INSTALL_HINT = "pip install 'mouse-facial-expressions[onnx]'"
+MISSING = (f"onnxruntime is not installed, so --backend onnx cannot run: {INSTALL_HINT} "
+           "installs it (the optional [onnx] extra), or pass --backend torch")
+MISSING_ONNX = (f"onnx is not installed, so --backend onnx cannot export the model: {INSTALL_HINT} "
+                "installs it (the optional [onnx] extra), or pass --backend torch")
+_told_fallback = False  # the notice that auto falls back to torch is given once per process
 
 
 def available_cores() -> int:
@@ -54,12 +61,32 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def onnx_available() -> bool:
+    """Whether the ``[onnx]`` extra is importable here: onnx (export) and onnxruntime (scoring)."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def resolve_backend(backend: str, device: torch.device) -> str:
-    """``auto`` -> ``onnx`` on a CPU, ``torch`` on a GPU; ``onnx`` on a GPU is refused."""
+    """``auto`` -> ``onnx`` on a CPU (``torch`` after a one-time notice when the ``[onnx]`` extra
+    is not installed), ``torch`` on a GPU; ``onnx`` on a GPU is refused."""
+    global _told_fallback
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "auto":
-        return "torch" if device.type == "cuda" else "onnx"
+        if device.type == "cuda":
+            return "torch"
+        if onnx_available():
+            return "onnx"
+        if not _told_fallback:
+            log.warning("onnx backend: onnx/onnxruntime are not installed, so --backend auto scores with torch "
+                        "(for the faster CPU backend: %s)", INSTALL_HINT)
+            _told_fallback = True
+        return "torch"
     if backend == "onnx" and device.type != "cpu":
         raise ValueError(f"--backend onnx runs on the CPU (onnxruntime's CPU provider); got --device {device.type}: "
                          "use --backend torch on a GPU")
@@ -69,9 +96,18 @@ def resolve_backend(backend: str, device: torch.device) -> str:
 def _ort():
     try:
         import onnxruntime
-    except ImportError:  # a core dependency, but an environment can still lack it
+    except ImportError:  # the optional [onnx] extra
         raise ImportError(MISSING) from None
     return onnxruntime
+
+
+def _require_onnx() -> None:
+    """Both packages of the ``[onnx]`` extra, or an ImportError naming the install command."""
+    _ort()
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise ImportError(MISSING_ONNX) from None
 
 
 def checkpoint_files(ens: FoldEnsemble) -> list[Path]:
@@ -168,6 +204,7 @@ class _DropRecords(logging.Filter):
 
 def quantize_int8(fp32: Path, out: Path) -> Path:
     """Dynamic int8 quantization of an fp32 ONNX model (atomic write)."""
+    _ort()
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     hint = _DropRecords("Please consider to run pre-processing")  # onnxruntime's advice on the root logger
@@ -268,7 +305,7 @@ def onnx_ensemble(ens: FoldEnsemble, quantize: str = "none", threads: int | None
                   cache_dir: str | Path | None = None) -> OnnxEnsemble:
     """``ens`` exported (or taken from the cache, :func:`exported_model`) and loaded in onnxruntime;
     says which in the log."""
-    _ort()  # a clear error before any export work
+    _require_onnx()  # a clear error before any export work
     path, reused = exported_model(ens, quantize, cache_dir)
     if reused:  # a new export was logged when it was written
         log.info("onnx backend: reusing %s (%s, %.1f MB)", path, "int8" if quantize == "int8" else "fp32", _mb(path))
@@ -278,8 +315,9 @@ def onnx_ensemble(ens: FoldEnsemble, quantize: str = "none", threads: int | None
 def scoring_ensemble(ens: FoldEnsemble, backend: str, device: torch.device, quantize: str = "none",
                      threads: int | None = None, cache_dir: str | Path | None = None) -> tuple[FoldEnsemble | OnnxEnsemble, str]:
     """The scorer ``mfe predict`` uses and one line saying which: ``backend`` ``auto`` is
-    onnxruntime on a CPU and torch on a GPU; ``threads`` sets either backend's CPU threads;
-    ``cache_dir``: where the ONNX export is kept (:func:`exported_model`)."""
+    onnxruntime on a CPU (torch without the ``[onnx]`` extra) and torch on a GPU; ``threads``
+    sets either backend's CPU threads; ``cache_dir``: where the ONNX export is kept
+    (:func:`exported_model`)."""
     backend = resolve_backend(backend, device)
     if quantize != "none" and backend != "onnx":
         raise ValueError(f"--quantize {quantize} needs the onnx backend (got --backend {backend})")

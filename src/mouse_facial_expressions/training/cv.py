@@ -65,7 +65,8 @@ from mouse_facial_expressions.training.runs import (check_run_name, record_path,
                                                     run_roots)
 from mouse_facial_expressions.training.selection import SELECT_DESCRIPTIONS  # noqa: E402
 from mouse_facial_expressions.training.params import TrainParams  # noqa: E402
-from mouse_facial_expressions.training.tracking import MlflowEpochLogger, Tracker, default_tracking_uri  # noqa: E402
+from mouse_facial_expressions.training.tracking import (MlflowEpochLogger, Tracker, default_tracking_uri,  # noqa: E402
+                                                       resolve_tracking)
 
 log = logging.getLogger(__name__)
 # The seed's checkpoint folders are shared by folds and runs by design.
@@ -543,7 +544,8 @@ def train_cv(
         fold_specs: the folds (dicts fold/train/val/test); default: the task's ``folds.json``.
         norm: (mean, std) recorded in checkpoints; default: ``data.datasets.NORM_MEAN/STD``.
         tracking_uri: MLflow URI (default ``sqlite:///<out_dir>/mlruns.db``).
-        track: log to MLflow.
+        track: log to MLflow (without the ``[track]`` extra: off with a notice, an error when
+            ``tracking_uri`` is given; :func:`training.tracking.resolve_tracking`).
         progress: Lightning progress bar (default: when stderr is a terminal).
         fold_callbacks: ``(fold, test_loader) -> [Lightning callbacks]`` added to each fold's trainer
             (diagnostics only; selection never sees them).
@@ -554,6 +556,7 @@ def train_cv(
     """
     if params.run_name is not None:
         check_run_name(params.run_name)  # before anything is read or written
+    track = resolve_tracking(track, tracking_uri)  # no MLflow: off with a notice, or an error for an explicit URI
     task_dir, out_dir = Path(task_dir), Path(out_dir)
     params = dataclasses.replace(params)
     if params.baseline_recording is None and (task_dir / TaskFiles.SPEC).is_file():

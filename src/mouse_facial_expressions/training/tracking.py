@@ -4,6 +4,10 @@ Only :class:`mlflow.MlflowClient` is used (no global "active run"), so it is saf
 DDP (rank 0 logs) and in notebooks. The default store is SQLite in the project:
 ``sqlite:///<models>/mlruns.db`` with artifacts in ``<models>/mlartifacts``; any tracking
 URI (``http://...``, ``file:...``, ``databricks``) is accepted.
+
+MLflow is an optional extra (``pip install 'mouse-facial-expressions[track]'``). Without it,
+:func:`resolve_tracking` turns the default tracking off with one notice, and an explicit
+tracking URI (``--tracking_uri``, ``train.tracking_uri``) is an error that names the command.
 """
 
 from __future__ import annotations
@@ -20,6 +24,44 @@ import lightning.pytorch as pl  # noqa: E402
 log = logging.getLogger(__name__)
 
 PARENT_TAG = "mlflow.parentRunId"
+INSTALL_HINT = "pip install 'mouse-facial-expressions[track]'"
+MISSING = f"MLflow tracking needs the optional package mlflow, which is not installed: {INSTALL_HINT}"
+_told_missing = False  # the notice that tracking is off is given once per process
+
+
+def mlflow_available() -> bool:
+    """Whether ``import mlflow`` works here."""
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _mlflow():
+    try:
+        import mlflow
+        import mlflow.entities  # noqa: F401
+    except ImportError:
+        raise ImportError(MISSING) from None
+    return mlflow
+
+
+def resolve_tracking(track: bool, tracking_uri: str | None = None) -> bool:
+    """Whether to track: ``track`` when MLflow is installed. Without it, the default store
+    (no ``tracking_uri``) is turned off with a one-time notice, and an explicit
+    ``tracking_uri`` raises :class:`ImportError` naming the install command."""
+    global _told_missing
+    if not track or mlflow_available():
+        return track
+    if tracking_uri:
+        raise ImportError(f"{MISSING}; or drop the tracking URI ({tracking_uri}) and train untracked "
+                          "with --no-tracking")
+    if not _told_missing:
+        log.warning("MLflow is not installed: training without tracking (the run folder keeps every result; "
+                    "for MLflow runs: %s)", INSTALL_HINT)
+        _told_missing = True
+    return False
 
 
 def default_tracking_uri(models_dir: str | Path) -> str:
@@ -36,7 +78,7 @@ class Tracker:
     """
 
     def __init__(self, tracking_uri: str, experiment: str = "mfe", artifact_dir: str | Path | None = None):
-        import mlflow
+        mlflow = _mlflow()
 
         from mouse_facial_expressions._logs import requiet
 
@@ -69,8 +111,7 @@ class Tracker:
         return run.info.run_id
 
     def log_params(self, run_id: str, params: dict) -> None:
-        import mlflow.entities
-
+        mlflow = _mlflow()
         items = [mlflow.entities.Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
         try:
             self.client.log_batch(run_id, params=items)
@@ -113,8 +154,7 @@ class MlflowEpochLogger(pl.Callback):
         metrics = {k: v.item() if hasattr(v, "item") else v for k, v in trainer.callback_metrics.items() if k in self.KEYS}
         if metrics:
             if self._client is None:
-                import mlflow
-
+                mlflow = _mlflow()
                 self._client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
             for k, v in metrics.items():
                 self._client.log_metric(self.run_id, k, float(v), step=trainer.current_epoch)
