@@ -102,9 +102,9 @@ bench: $(STAMP)
 	@echo "(accuracy against the oracle: make bench-accuracy, make bench-recipe)"
 
 $(BENCH_PROJ)/tasks: | $(STAMP)
-	$(VENV)/bin/mfe synth $(BENCH_PROJ) --preset bench --seed $(SYNTH_SEED)
+	$(VENV)/bin/mfe synth $(BENCH_PROJ) --preset bench --synth-seed $(SYNTH_SEED)
 	cd $(BENCH_PROJ) && $(abspath $(VENV))/bin/mfe prepare && $(abspath $(VENV))/bin/mfe keypoints import \
-		&& $(abspath $(VENV))/bin/mfe extract --workers 2 && $(abspath $(VENV))/bin/mfe task make
+		&& $(abspath $(VENV))/bin/mfe extract --decode-workers 2 && $(abspath $(VENV))/bin/mfe task make
 
 bench-accuracy: $(BENCH_PROJ)/tasks
 	$(PY) bench/bench_accuracy.py $(BENCH_PROJ) --budget_min $(BUDGET) --workers 0 --seeds $(SEEDS) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(MODELS),--models $(MODELS))

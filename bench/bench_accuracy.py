@@ -66,7 +66,7 @@ def oracle_summary(project: Path, task, n_seeds: int) -> str:
         return line
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items() if k != "seed"}  # the same cohort design
     accs = oracle_over_seeds(info["preset"], range(n_seeds), task.spec, **overrides)
-    return (f"{line}\noracle over {n_seeds} synthetic seeds (mfe synth --preset {info['preset']} --seed 0..{n_seeds - 1}): "
+    return (f"{line}\noracle over {n_seeds} synthetic seeds (mfe synth --preset {info['preset']} --synth-seed 0..{n_seeds - 1}): "
             f"video {accs.mean():.3f} (sd {accs.std(ddof=1):.3f}, min {accs.min():.3f}, max {accs.max():.3f})")
 
 

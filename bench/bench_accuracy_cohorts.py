@@ -3,7 +3,7 @@
 ``bench_accuracy.py`` measures one cohort, whose 34 videos move video accuracy by 3 points a
 video, so one cohort cannot say whether a model is within 3 points of the oracle. This script
 builds ``--synth_seeds`` cohorts of the same preset (``mfe synth ROOT/<preset>-<S> --preset
-<preset> --seed S`` -> prepare -> keypoints import -> extract -> task make; a cohort whose task
+<preset> --synth-seed S`` -> prepare -> keypoints import -> extract -> task make; a cohort whose task
 exists is reused), runs ``bench_accuracy.py`` on each (``--jobs`` cohorts at a time, each in its
 own process) and prints, per cohort, the oracle (a logistic regression on the true action units,
 same folds) next to the model's video accuracy per training seed, then both means over the
@@ -37,10 +37,10 @@ def build(project: Path, preset: str, seed: int, workers: int, log: Path) -> Non
         def run(*args: str, cwd: Path | None = None) -> None:
             subprocess.run([*MFE, *args], cwd=cwd, stdout=out, stderr=subprocess.STDOUT, check=True)
         if not (project / "truth" / "synth.json").is_file():
-            run("synth", str(project), "--preset", preset, "--seed", str(seed))
+            run("synth", str(project), "--preset", preset, "--synth-seed", str(seed))
         run("prepare", cwd=project)
         run("keypoints", "import", cwd=project)
-        run("extract", "--workers", str(workers), cwd=project)
+        run("extract", "--decode-workers", str(workers), cwd=project)
         run("task", "make", cwd=project)
 
 

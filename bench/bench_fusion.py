@@ -1,6 +1,6 @@
 """Multimodal fusion: face, behaviour and physiology alone and fused, on synthetic cohorts.
 
-Each cohort (``mfe synth --preset P --seed S --effect-size E``: every modality carries the
+Each cohort (``mfe synth --preset P --synth-seed S --effect-size E``: every modality carries the
 latent sickness, each imperfectly: a subtle face effect, body motion with per-animal activity,
 physiology with per-animal gain and measurement noise) goes through prepare -> keypoints
 import -> behaviour import -> extract -> ``task make --preset task1_table`` (rec1 = 0, saline

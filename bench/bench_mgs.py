@@ -1,6 +1,6 @@
 """Mouse Grimace Scale action-unit heads against simulated raters and the synthetic truth (issue 15).
 
-Each cohort (``mfe synth --preset P --seed S --raters K --rating-every E``: K simulated raters,
+Each cohort (``mfe synth --preset P --synth-seed S --raters K --rating-every E``: K simulated raters,
 each with their own bias and noise on the true AU intensities, score one frame per video every E
 seconds; ``synth/raters.py``) goes through prepare -> keypoints import -> extract -> ``mfe ratings
 import ratings/synthetic_raters.csv`` -> ``task make --preset task1_table --au-ratings

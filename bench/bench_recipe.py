@@ -40,7 +40,7 @@ from bench_accuracy import accuracy, levels, oracle_predictions  # noqa: E402
 
 
 def build_cohort(folder: Path, synth_seed: int, preset: str = "demo") -> Path:
-    """``mfe synth --preset demo --seed S`` -> prepare -> keypoints -> extract -> task1 (5 folds)."""
+    """``mfe synth --preset demo --synth-seed S`` -> prepare -> keypoints -> extract -> task1 (5 folds)."""
     from mouse_facial_expressions.config import load_config
     from mouse_facial_expressions.data.tasks import make_task, preset as task_preset
     from mouse_facial_expressions.io.keypoints import import_keypoints
@@ -52,7 +52,7 @@ def build_cohort(folder: Path, synth_seed: int, preset: str = "demo") -> Path:
     task_dir = project / "tasks" / "task-1"
     if (task_dir / "folds.json").is_file():
         return task_dir
-    print(f"building cohort {project} (mfe synth --preset {preset} --seed {synth_seed}) ...", flush=True)
+    print(f"building cohort {project} (mfe synth --preset {preset} --synth-seed {synth_seed}) ...", flush=True)
     generate_cohort(project, preset=preset, seed=synth_seed)
     cfg = load_config(project)
     prepare_videos(cfg, progress=False)
@@ -213,7 +213,7 @@ def run_one(task_dir: Path, variant: str, seed: int, a, out_root: Path) -> list[
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cohorts", type=Path, default=Path("bench_recipe"), help="folder of the synthetic cohorts (built when missing)")
-    ap.add_argument("--synth_seeds", type=int, nargs="+", default=[11, 12, 13], help="`mfe synth --seed` of each cohort (not tuned on)")
+    ap.add_argument("--synth_seeds", type=int, nargs="+", default=[11, 12, 13], help="`mfe synth --synth-seed` of each cohort (not tuned on)")
     ap.add_argument("--recipes", nargs="+", default=["mfe1", "mfe2"], help="recipes or variants such as mfe1+augment_scope=frame")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1], help="training seeds")
     ap.add_argument("--folds", type=int, nargs="+", default=None, help="outer folds (default: all 5)")
@@ -240,7 +240,7 @@ def main() -> None:
                     a.json.write_text(json.dumps(rows, indent=1))
     df = pd.DataFrame(rows)
     print(f"\nadvanced, resnet18 from scratch at {a.image_size} px, 4 layers, 10 frames stride 2, batch 16, AdamW 1e-4, "
-          f"{a.epochs} epochs x {a.epoch_size} clips, fp32; cohorts: mfe synth --preset demo --seed {a.synth_seeds}")
+          f"{a.epochs} epochs x {a.epoch_size} clips, fp32; cohorts: mfe synth --preset demo --synth-seed {a.synth_seeds}")
     print("\nper fold: train acc by epoch | test window acc by epoch (diagnostic) | selected epoch -> test window / video acc")
     for r in rows:
         print(f"{r['cohort']:14s} {r['variant']:34s} s{r['seed']:<3d} f{r['fold']}  train {r['train_acc']}  "

@@ -1,6 +1,6 @@
 """Scores on a new cohort: zero-shot, baseline-relative, recalibrated and normalised, on shifted cohorts.
 
-One synthetic cohort to train on (``mfe synth --preset P --seed S``), test cohorts from another
+One synthetic cohort to train on (``mfe synth --preset P --synth-seed S``), test cohorts from another
 seed (S + 1: other animals) rendered with one shift each (``mfe synth`` flags), every cohort
 taken through prepare -> keypoints import -> extract -> ``task make --preset task1_table``
 (rec1 = baseline, saline rec4 = 0, high rec4 = 1). Test cohorts are extracted with the training

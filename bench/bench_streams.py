@@ -1,4 +1,4 @@
-"""Many videos at once: decode-only, model-only and end-to-end `mfe predict --workers N` rates.
+"""Many videos at once: decode-only, model-only and end-to-end `mfe predict --decode-workers N` rates.
 
 In one run, on M copies of a synthetic 30 fps video (640x480, a moving face, keypoints on
 every frame), with the model `mfe predict` would use (the `advanced` model, resnet18 at

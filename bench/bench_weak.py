@@ -1,6 +1,6 @@
 """Weak supervision: plain video labels vs ``--weak em`` and ``--weak attention`` on cohorts whose sickness comes in bouts.
 
-Each synthetic cohort (``mfe synth --preset P --seed S --bout-fraction 0.3``: a treated
+Each synthetic cohort (``mfe synth --preset P --synth-seed S --bout-fraction 0.3``: a treated
 animal's face is affected only during bouts covering ~30% of its post-injection videos) goes
 through prepare -> keypoints import -> extract -> ``task make --preset task1_table`` (rec1 = 0,
 saline rec4 = 0, high rec4 = 1: every window of a high rec4 video is labelled 1, bout or not).

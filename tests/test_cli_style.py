@@ -130,3 +130,92 @@ def test_the_seed_entry_points_keep_their_snake_flags_silently(model, capsys):
     assert "--learning_rate" in parser.format_help() and "--learning-rate" not in parser.format_help()
     mfe = build_parser().parse_args(["train", "--model", model] + [kebab(a) for a in seed])
     assert {k: v for k, v in vars(mfe).items() if k in vars(args)} == vars(args)
+
+
+# --- one name per idea across commands (issue 31 item 2) ------------------------------------------
+
+_PREDICT = ["predict", "v.mp4", "--keypoints", "k", "--model", "m"]
+_FINETUNE = ["finetune", "--from", "r", "--task", "t"]
+
+
+@pytest.mark.parametrize("old, new, key, value, notice", [
+    (["train", "--accelerator", "gpu"], ["train", "--device", "cuda"], "accelerator", "gpu", "--accelerator is deprecated; use --device"),
+    (["train", "--accelerator=cpu"], ["train", "--device=cpu"], "accelerator", "cpu", "--accelerator is deprecated; use --device"),
+    (["train", "--workers", "3"], ["train", "--loader-workers", "3"], "workers", 3, "--workers is deprecated; use --loader-workers"),
+    (["train", "--seed", "7"], ["train", "--train-seed", "7"], "seed", 7, "--seed is deprecated; use --train-seed"),
+    (_FINETUNE + ["--workers", "1"], _FINETUNE + ["--loader-workers", "1"], "workers", 1, "--workers is deprecated; use --loader-workers"),
+    (["extract", "--workers", "2"], ["extract", "--decode-workers", "2"], "workers", 2, "--workers is deprecated; use --decode-workers"),
+    (_PREDICT + ["--workers", "4"], _PREDICT + ["--decode-workers", "4"], "workers", 4, "--workers is deprecated; use --decode-workers"),
+    (["synth", "out", "--seed", "5"], ["synth", "out", "--synth-seed", "5"], "seed", 5, "--seed is deprecated; use --synth-seed"),
+    (["evaluate", "run", "--seed", "3"], ["evaluate", "run", "--bootstrap-seed", "3"], "seed", 3, "--seed is deprecated; use --bootstrap-seed"),
+    (["compare", "a", "b", "--seed", "3"], ["compare", "a", "b", "--bootstrap-seed", "3"], "seed", 3, "--seed is deprecated; use --bootstrap-seed"),
+])
+def test_a_renamed_flag_and_its_old_name_give_the_same_value_and_the_notice(old, new, key, value, notice, capsys):
+    a = build_parser().parse_args(new)
+    assert capsys.readouterr().err == ""
+    b = build_parser().parse_args(old)
+    assert capsys.readouterr().err == f"mfe: {notice}\n"
+    assert a == b and getattr(a, key) == value
+
+
+def test_the_notice_for_a_renamed_flag_comes_once(capsys):
+    assert build_parser().parse_args(["train", "--seed", "1", "--seed", "2"]).seed == 2
+    assert capsys.readouterr().err == "mfe: --seed is deprecated; use --train-seed\n"
+
+
+_RENAMED = {"train": ("--accelerator", "--workers", "--seed"), "finetune": ("--workers",), "extract": ("--workers",),
+            "predict": ("--workers",), "synth": ("--seed",), "evaluate": ("--seed",), "compare": ("--seed",)}
+_NEW = {"train": ("--device", "--loader-workers", "--train-seed"), "finetune": ("--loader-workers",),
+        "extract": ("--decode-workers",), "predict": ("--decode-workers", "--device"), "synth": ("--synth-seed",),
+        "evaluate": ("--bootstrap-seed",), "compare": ("--bootstrap-seed",)}
+
+
+@pytest.mark.parametrize("command", sorted(_RENAMED))
+def test_help_shows_only_the_new_names(command):
+    parser = {p.prog.split()[-1]: p for p in command_tree(build_parser())}[command]
+    text = parser.format_help()
+    options = set(re.findall(r"--[a-z][a-z0-9-]*", text))
+    assert not options & set(_RENAMED[command]), (command, options & set(_RENAMED[command]))
+    assert set(_NEW[command]) <= options
+    assert not set(_RENAMED[command]) & set(parser._option_string_actions)
+
+
+@pytest.mark.parametrize("device, lightning", [("auto", "auto"), ("cpu", "cpu"), ("cuda", "gpu"), ("mps", "mps")])
+def test_train_and_predict_take_the_same_devices(device, lightning, capsys):
+    assert build_parser().parse_args(["train", "--device", device]).accelerator == lightning
+    assert build_parser().parse_args(_PREDICT + ["--device", device]).device == device
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("precision, lightning", [("32", "32-true"), ("bf16", "bf16-mixed"), ("16", "16-mixed")])
+def test_train_and_predict_take_the_same_precisions(precision, lightning, capsys):
+    assert build_parser().parse_args(["train", "--precision", precision]).precision == lightning
+    assert build_parser().parse_args(_FINETUNE + ["--precision", precision]).precision == lightning
+    assert build_parser().parse_args(_PREDICT + ["--precision", precision]).precision == precision
+    assert build_parser().parse_args(["train", "--precision", lightning]).precision == lightning  # Lightning's: silently
+    assert capsys.readouterr().err == ""
+
+
+def test_a_device_outside_the_list_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--device", "tpu"])
+    assert "expected auto, cpu, cuda or mps" in capsys.readouterr().err
+
+
+def test_predict_refuses_fp16_with_one_line(tmp_path, capsys):
+    from mouse_facial_expressions.cli import main
+
+    code = main(["predict", str(tmp_path / "v.mp4"), "--keypoints", "k", "--model", "m", "--out", str(tmp_path / "o"),
+                 "--precision", "16"])
+    assert code == 1 and "--precision 16 (fp16) is not available for scoring" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model", ["baseline", "advanced", "resup"])
+def test_the_seed_entry_points_keep_accelerator_seed_and_workers_silently(model, capsys):
+    parser = build_entry_parser(model)
+    args = parser.parse_args(["--accelerator", "gpu", "--seed", "3", "--workers", "2"])
+    assert (args.accelerator, args.seed, args.workers) == ("gpu", 3, 2)
+    assert capsys.readouterr().err == ""
+    text = parser.format_help()
+    assert "--accelerator" in text and "--seed" in text and "--workers" in text
+    assert "--device " not in text and "--train-seed" not in text and "--loader-workers" not in text

@@ -280,7 +280,7 @@ def test_cli_scores_a_folder_and_a_list_of_files(images, run, tmp_path, capsys):
     pd.testing.assert_frame_equal(_scores(tmp_path / "b")[cols], s.loc[s["status"] == "done", cols].reset_index(drop=True),
                                   check_exact=False, atol=1e-6)
     assert main([*base, "--images", str(images), "--workers", "2"]) == 1
-    assert "--workers: for videos, not --images" in capsys.readouterr().err
+    assert "--decode-workers: for videos, not --images" in capsys.readouterr().err
 
 
 def test_cli_help_teaches_images():

@@ -67,6 +67,10 @@ class BothSpellingsParser(argparse.ArgumentParser):
 
     #: Print ``mfe: --x_y is deprecated; use --x-y`` (once per flag per parse) for an old spelling.
     snake_notice = False
+    #: Renamed options (issue 31, one name per idea): old long option -> new one; the old name
+    #: (in either spelling) parses as the new one with ``mfe: --old is deprecated; use --new``.
+    #: Set with :func:`rename_option`; help shows the new name only.
+    renamed_options: dict[str, str] = {}
 
     def parse_known_args(self, args=None, namespace=None):
         args = list(sys.argv[1:] if args is None else args)
@@ -76,6 +80,13 @@ class BothSpellingsParser(argparse.ArgumentParser):
                 out += args[i:]
                 break
             name, eq, value = a.partition("=")
+            if name.startswith("--") and name not in self._option_string_actions and kebab(name) in self.renamed_options:
+                full = self.renamed_options[kebab(name)]
+                if name not in noticed:
+                    noticed.add(name)
+                    print(f"{self.prog.split()[0]}: {name} is deprecated; use {full}", file=sys.stderr)
+                out.append(full + eq + value)
+                continue
             if name.startswith("--") and name not in self._option_string_actions:
                 new, full = self._other_spelling(name)
                 if new is not None:
@@ -110,6 +121,18 @@ class BothSpellingsParser(argparse.ArgumentParser):
         if message.startswith(prefix):
             self.exit(2, f"{self.prog}: error: {message[len(prefix):]}\n")
         super().error(message)
+
+
+def rename_option(parser: argparse.ArgumentParser, old: str, new: str) -> None:
+    """``old`` (e.g. ``--workers``) was renamed ``new`` (``--loader-workers``, already added to
+    ``parser``): ``old`` still parses as ``new``, with a one-line deprecation notice."""
+    if new not in parser._option_string_actions:
+        raise ValueError(f"{parser.prog}: rename {old} -> {new}: no option {new}")
+    if old in parser._option_string_actions:
+        raise ValueError(f"{parser.prog}: rename {old} -> {new}: {old} is still an option")
+    # a plain ArgumentParser (a notebook registering one command) keeps the record; only
+    # BothSpellingsParser rewrites old names when it parses
+    parser.renamed_options = {**getattr(parser, "renamed_options", {}), kebab(old): new}
 
 
 def command_tree(parser: argparse.ArgumentParser):

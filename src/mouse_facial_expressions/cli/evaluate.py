@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mouse_facial_expressions.cli._common import add_project_arg
+from mouse_facial_expressions.cli._common import add_project_arg, rename_option
 
 EVALUATE_DESCRIPTION = """\
 Evaluate a trained run's cross-validated test predictions (RUN/predictions.csv).
@@ -91,7 +91,7 @@ def register(sub, formatter):
     p.add_argument("--metadata", type=Path, default=None, help="metadata CSV joined by 'video' (or by 'animal'/'mouse', "
                    "e.g. treatments.csv) adding cohort, treatment, sex, recording; default: RUN/metadata.csv, else the video metadata of the task named in RUN/params.json")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples of animals for the CIs (0: none)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
+    p.add_argument("--bootstrap-seed", dest="seed", type=int, default=0, help="seed of the bootstrap resampling")
     p.add_argument("--threshold", type=float, default=0.5, help="p1 at or above which a window/video/animal is called positive")
     p.add_argument("--cohort-column", default="cohort", help="metadata column naming the recording cohort (batch-effect check)")
     p.add_argument("--no-report", action="store_true", help="write metrics files only, no HTML report")
@@ -105,6 +105,7 @@ def register(sub, formatter):
     p.add_argument("--baseline_recording", type=int, default=1, metavar="K",
                    help="the recording that is each animal's own baseline, for --recalibrate baseline (default: 1)")
     add_project_arg(p)
+    rename_option(p, "--seed", "--bootstrap-seed")
     p.set_defaults(func=run)
 
     c = sub.add_parser(
@@ -116,10 +117,11 @@ def register(sub, formatter):
     c.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run folders holding predictions.csv")
     c.add_argument("--level", choices=["window", "video", "animal"], default="animal", help="aggregation level compared")
     c.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples of animals for the CIs")
-    c.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
+    c.add_argument("--bootstrap-seed", dest="seed", type=int, default=0, help="seed of the bootstrap resampling")
     c.add_argument("--metadata", type=Path, default=None, help="metadata CSV for runs without their own metadata.csv")
     c.add_argument("--out", type=Path, default=None, help="also write the table as CSV here")
     add_project_arg(c)
+    rename_option(c, "--seed", "--bootstrap-seed")
     c.set_defaults(func=run_compare)
 
 

@@ -6,7 +6,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from mouse_facial_expressions.cli._common import add_project_arg, project_config
+from mouse_facial_expressions.cli._common import add_project_arg, project_config, rename_option
 from mouse_facial_expressions.config import ALIGNMENT_PRESETS, AlignmentConfig, ExtractConfig
 
 
@@ -49,7 +49,7 @@ def register(sub, formatter):
                    help="frame selection: 'temporal' keeps every good frame at extract.target_fps in "
                    "time order (runs for windows); 'seed' reproduces the original (every "
                    "extract.every_k-th frame, the extract.n_sharpest sharpest). Default: extract.policy")
-    p.add_argument("--workers", type=int, default=1, metavar="N",
+    p.add_argument("--decode-workers", dest="workers", type=int, default=1, metavar="N",
                    help="processes working on different videos at once")
     p.add_argument("--shard", default=None, metavar="I/N",
                    help="process only videos whose position in the sorted list %% N == I "
@@ -66,6 +66,7 @@ def register(sub, formatter):
                    help="list which videos are fresh and which would be (re)done, and why; write nothing")
     p.add_argument("videos", nargs="*", metavar="VIDEO",
                    help="only these videos (names without .mp4); default: all processed videos")
+    rename_option(p, "--workers", "--decode-workers")
     p.set_defaults(func=run)
 
 

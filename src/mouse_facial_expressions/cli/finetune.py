@@ -6,7 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from mouse_facial_expressions.cli._common import add_project_arg
+from mouse_facial_expressions.cli._common import add_project_arg, rename_option
+from mouse_facial_expressions.cli.train import lightning_precision
 
 DESCRIPTION = """\
 Fine-tune a trained model on a new cohort with k-fold cross-validation by animal.
@@ -51,8 +52,10 @@ def register(sub, formatter):
     p.add_argument("--source-fold", type=int, default=None, help="fold of RUN to start from (default: the first)")
     p.add_argument("--folds", type=lambda s: [int(x) for x in s.split(",") if x], default=None, help="new-task folds to run, e.g. 0,1 (default: all)")
     p.add_argument("--train-batch-size", type=int, default=None, help="clips per training batch (default: the source's model default)")
-    p.add_argument("--workers", type=int, default=None, help="data loader worker processes (default: 2)")
-    p.add_argument("--precision", default=None, help="32-true, bf16-mixed, ... (default: auto)")
+    p.add_argument("--loader-workers", dest="workers", type=int, default=None, metavar="N", help="data loader worker processes (default: 2)")
+    p.add_argument("--precision", type=lightning_precision, default=None, metavar="{32,bf16,16}",
+                   help="fp32, bf16 or fp16 mixed precision (Lightning's 32-true, bf16-mixed, 16-mixed also accepted) "
+                   "(default: auto)")
     p.add_argument("--limit-batches", type=float, default=None, help="cap train/val batches per epoch (>= 1: a count), for quick checks")
     p.add_argument("--run-name", default=None, help="run folder name (default: finetune-<source>-<frozen|full>-on-<task>)")
     p.add_argument("--out", type=Path, default=None, help="models folder of the new run (default: <paths.models>/finetune)")
@@ -61,6 +64,7 @@ def register(sub, formatter):
                    help="fine-tune folds whose test animals the source model trained or validated on (default: refuse, "
                    "naming them); the warning goes into finetune.json and the evaluation report")
     add_project_arg(p)
+    rename_option(p, "--workers", "--loader-workers")
     p.set_defaults(func=run)
 
 

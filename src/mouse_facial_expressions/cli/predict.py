@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mouse_facial_expressions.cli._common import add_project_arg
+from mouse_facial_expressions.cli._common import add_project_arg, rename_option
 
 DESCRIPTION = """\
 Score videos with a trained model, without a frame store.
@@ -134,16 +134,17 @@ def register(sub, formatter):
     p.add_argument("--out", type=Path, default=None, help="output folder (default: <project reports>/predict, else ./predictions)")
     p.add_argument("--window-step", type=int, default=None, metavar="N",
                    help="kept frames between window starts (default: the window span = non-overlapping windows, as evaluation)")
-    p.add_argument("--workers", type=int, default=0, metavar="N",
+    p.add_argument("--decode-workers", dest="workers", type=int, default=0, metavar="N",
                    help="decode/align/crop processes, each on its own videos; their crops reach the model through shared "
                    "memory and one model scores windows of all videos in shared batches (0: decode in this process). "
                    "Scores are the same either way")
     p.add_argument("--batch-size", type=int, default=None,
                    help="windows (--images: images) per forward pass (default: 16 on a CPU, what fills a GPU; 16 for images)")
-    p.add_argument("--precision", choices=("32", "bf16"), default=None,
-                   help="fp32 or bf16 autocast (default: bf16 on a GPU, fp32 on a CPU; bf16 is fast on CPUs with AVX512-BF16/AMX)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs (auto: CUDA when available; "
-                   "without a GPU it says so in one line)")
+    p.add_argument("--precision", choices=("32", "bf16", "16"), default=None,
+                   help="fp32 or bf16 autocast (default: bf16 on a GPU, fp32 on a CPU; bf16 is fast on CPUs with AVX512-BF16/AMX); "
+                   "16 (fp16, a training precision) is refused with a message: scoring runs 32 or bf16")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto", help="where the model runs (auto: CUDA when "
+                   "available; without a GPU it says so in one line; mps: Apple GPUs)")
     p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
                    help="what runs the model: onnx (onnxruntime; the fold ensemble is exported once and cached in "
                    "<run>/onnx/, keyed by the checkpoints' hashes) or torch; auto: onnx on a CPU, torch on a GPU. "
@@ -154,6 +155,7 @@ def register(sub, formatter):
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads for the model (default: every core this process may use)")
     add_project_arg(p)
+    rename_option(p, "--workers", "--decode-workers")
     p.set_defaults(func=run)
 
 
@@ -166,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
 
         cfg = project_config(args)
     out = args.out or (cfg.path("reports") / "predict" if cfg is not None else Path("predictions"))
+    if args.precision == "16":  # one --precision vocabulary with mfe train, but scoring autocasts to bf16 only
+        raise ValueError("--precision 16 (fp16) is not available for scoring; use --precision bf16 or 32")
     if args.dlc_config is not None and args.live is None:
         raise ValueError("--dlc-config is for --live (keypoints computed as the stream plays); for recorded videos run "
                          "`mfe keypoints detect --dlc-config PATH` once and pass the folder with --keypoints")
@@ -242,7 +246,7 @@ def run_images(args: argparse.Namespace, cfg, out: Path) -> int:
     """``--images FOLDER|FILE ...``: score still images (``inference.images``)."""
     from mouse_facial_expressions.report.runs import score_images
 
-    video_only = {"--window-step": args.window_step is not None, "--workers": bool(args.workers),
+    video_only = {"--window-step": args.window_step is not None, "--decode-workers": bool(args.workers),
                   "--backend": args.backend != "auto", "--quantize": args.quantize != "none",
                   "--modalities": args.modalities is not None, "--body": args.body is not None,
                   "--physiology": args.physiology is not None}

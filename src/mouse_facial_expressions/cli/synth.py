@@ -7,6 +7,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from mouse_facial_expressions.cli._common import rename_option
+
 
 def _csv_list(kind):
     def parse(text: str):
@@ -69,7 +71,8 @@ def register(sub, formatter):
     p.add_argument("--effect-size", default=argparse.SUPPRESS, type=float, help="latent intensity added for treated animals after injection")
     p.add_argument("--label-noise", default=argparse.SUPPRESS, type=float, help="fraction of animals whose label is flipped (0..1)")
     p.add_argument("--cohorts", default=argparse.SUPPRESS, type=int, help="recording cohorts, each with its own lighting and camera (batch effect)")
-    p.add_argument("--seed", default=argparse.SUPPRESS, type=int, help="random seed; the same seed gives identical output (default: 0)")
+    p.add_argument("--synth-seed", dest="seed", default=argparse.SUPPRESS, type=int,
+                   help="seed of the cohort generator; the same seed gives identical output (default: 0)")
     g = p.add_argument_group("shifts and confounds", textwrap.fill(
         "Shifts change every video of the cohort on top of the cohort looks (a model trained on an "
         "unshifted cohort can be tested on a shifted one). Confounds plant a nuisance that goes "
@@ -147,6 +150,7 @@ def register(sub, formatter):
     p.add_argument("--dlc-videos", dest="dlc_videos", metavar="K", type=int, default=None,
                    help="--dlc-project: label only K of the videos (spread evenly; the rest stay unseen by "
                    "training, to measure how the model generalises); default: every video")
+    rename_option(p, "--seed", "--synth-seed")
     p.set_defaults(func=run)
 
 

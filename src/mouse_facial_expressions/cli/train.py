@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from mouse_facial_expressions.cli._common import BothSpellingsParser, add_project_arg
+from mouse_facial_expressions.cli._common import BothSpellingsParser, add_project_arg, rename_option
 
 MODELS = ("baseline", "advanced", "resup")
 _S = argparse.SUPPRESS  # flags not given stay absent, so mfe.yaml and the seed defaults apply
@@ -45,6 +45,28 @@ def _devices(text: str):
     return text if text == "auto" or "," in text else int(text)
 
 
+#: ``--device`` (one name across commands, as ``mfe predict``) -> Lightning's accelerator; ``gpu``
+#: is the old ``--accelerator`` spelling of ``cuda``.
+LIGHTNING_ACCELERATOR = {"auto": "auto", "cpu": "cpu", "cuda": "gpu", "gpu": "gpu", "mps": "mps"}
+#: ``--precision 32|bf16|16`` (as ``mfe predict``) -> Lightning's precision; Lightning's own
+#: spellings (``32-true``, ``bf16-mixed``, ``16-mixed`` ...) pass through silently.
+LIGHTNING_PRECISION = {"32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed"}
+
+
+def lightning_accelerator(text: str) -> str:
+    """``--device auto|cpu|cuda|mps`` (old ``--accelerator gpu``) -> Lightning's accelerator."""
+    t = str(text).strip().lower()
+    if t not in LIGHTNING_ACCELERATOR:
+        raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or mps, got {text!r}")
+    return LIGHTNING_ACCELERATOR[t]
+
+
+def lightning_precision(text: str) -> str:
+    """``--precision 32|bf16|16`` -> ``32-true|bf16-mixed|16-mixed``; other values pass through."""
+    t = str(text).strip()
+    return LIGHTNING_PRECISION.get(t, t)
+
+
 def add_train_arguments(parser: argparse.ArgumentParser, model: str | None = None) -> None:
     """Add every training flag (seed names). ``model`` fixes the model (seed entry points)."""
     from mouse_facial_expressions.training.selection import SELECT_RULES
@@ -73,13 +95,18 @@ def add_train_arguments(parser: argparse.ArgumentParser, model: str | None = Non
     g.add_argument("--use_soft_labels", type=str2bool, default=_S, metavar="{True,False}", help="LDL on soft labels; False: cross-entropy on hard labels" + dflt("use_soft_labels"))
     g.add_argument("--dataset_version", default=_S, help="task folder tasks/task-<version> (default: project.dataset_version in mfe.yaml; the seed used 1.0)")
     g.add_argument("--train_augmentation", default=_S, help="training augmentation policy (default: TrivialAugmentWide)")
-    g.add_argument("--seed", type=int, default=_S, help="random seed" + dflt("seed"))
+    if model is None:
+        g.add_argument("--train-seed", dest="seed", type=int, default=_S, help="seed of the training RNGs "
+                       "(weight initialisation, sampling, augmentation)" + dflt("seed"))
+    else:
+        g.add_argument("--seed", type=int, default=_S, help="random seed" + dflt("seed"))
     g.add_argument("--folds", type=int_list, default=_S, help="comma-separated outer folds to run, e.g. 0 or 0,1 (default: every fold of the task)")
     if model in (None, "baseline"):
         g.add_argument("--momentum", type=float, default=_S, help="SGD momentum (baseline) (default: 0.9)")
     if model in (None, "resup", "advanced"):
         g.add_argument("--dropout", type=float, default=_S, help="Transformer/MLP dropout" + dflt("dropout"))
-    g.add_argument("--accelerator", default=_S, help="auto | cpu | gpu (default: auto)")
+    if model is not None:  # the seed's name; mfe train: --device (runtime)
+        g.add_argument("--accelerator", default=_S, help="auto | cpu | gpu (default: auto)")
     m = parser.add_argument_group("model")
     m.add_argument("--backbone", choices=("resnet18", "resnet34", "resnet50", "mobilenet_v2"), default=_S, help="per-frame CNN" + dflt("backbone"))
     m.add_argument("--pretrained", default=_S, help="imagenet (from the torch hub cache, never downloaded; see `mfe weights`), none, or a state-dict path (default: none)")
@@ -163,16 +190,26 @@ def add_train_arguments(parser: argparse.ArgumentParser, model: str | None = Non
                    "present modality per window (one always stays), so the model scores with any subset, e.g. a "
                    "new cohort without physiology (default: 0.3)")
     r = parser.add_argument_group("runtime")
+    if model is None:
+        r.add_argument("--device", dest="accelerator", type=lightning_accelerator, default=_S,
+                       metavar="{auto,cpu,cuda,mps}", help="where training runs (auto: CUDA when available) (default: auto)")
     r.add_argument("--devices", type=_devices, default=_S, help="devices per node: auto, a count, or a list such as 0,1 (default: auto)")
     r.add_argument("--strategy", default=_S, help="Lightning strategy: auto, ddp, ddp_spawn, fsdp ... (default: auto)")
     r.add_argument("--num_nodes", type=int, default=_S, help="nodes for multi-node DDP (default: 1)")
-    r.add_argument("--precision", default=_S, help="32-true, bf16-mixed, 16-mixed (default: bf16/16 mixed on CUDA, bf16-mixed on bf16 CPUs, else 32-true)")
+    r.add_argument("--precision", type=lightning_precision, default=_S, metavar="{32,bf16,16}",
+                   help="fp32, bf16 or fp16 mixed precision (Lightning's 32-true, bf16-mixed, 16-mixed also accepted) "
+                   "(default: bf16/16 on CUDA, bf16 on bf16 CPUs, else 32)")
     r.add_argument("--channels_last", type=str2bool, default=_S, metavar="{True,False}", help="channels_last memory format (default: on with bf16)")
     r.add_argument("--max_time", default=_S, help="time limit per fold, DD:HH:MM:SS (default: none). The learning rate follows a cosine over "
                    "--epochs: when the limit stops training early the schedule is cut off, so also set --epochs to "
                    "what fits (a warning says how many did)")
     r.add_argument("--epoch_size", type=int, default=_S, help="training windows per epoch (default: the loader's)")
-    r.add_argument("--workers", type=int, default=_S, help="data loader worker processes (default: 2)")
+    r.add_argument("--loader-workers" if model is None else "--workers", dest="workers", type=int, default=_S, metavar="N",
+                   help="data loader worker processes (default: 2)")
+    if model is None:  # one name per idea across mfe's commands (issue 31)
+        rename_option(parser, "--accelerator", "--device")
+        rename_option(parser, "--workers", "--loader-workers")
+        rename_option(parser, "--seed", "--train-seed")
     r.add_argument("--limit_batches", type=_number, default=_S, help="cap train/val batches per epoch (int) or fraction (float), for quick checks")
     r.add_argument("--out", type=Path, default=_S, help="output folder for checkpoints*/, runs/, mlruns.db (default: paths.models)")
     r.add_argument("--run_name", default=_S, help="run folder name under <out>/runs: one folder name, without '/', '\\' or '..' "
