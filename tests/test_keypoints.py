@@ -12,10 +12,10 @@ import pytest
 from mouse_facial_expressions.cli import main
 from mouse_facial_expressions.config import CANONICAL_LANDMARKS, load_config
 from mouse_facial_expressions.io.dlc import Pose, read_dlc, write_dlc
+from mouse_facial_expressions.io.keypoint_info import describe
 from mouse_facial_expressions.io.keypoints import (
     KeypointImportError,
     canonical_meta,
-    describe,
     find_pose_files,
     import_keypoints,
     landmark_array,

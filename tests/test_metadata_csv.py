@@ -12,8 +12,8 @@ from mouse_facial_expressions.io.metadata import (
     MetadataError,
     read_raw_videos,
     read_treatments,
-    sniff_delimiter,
 )
+from mouse_facial_expressions.io.metadata_csv import sniff_delimiter
 
 RAW_ROWS = [
     ["m3", "1", "camA", "2022", "6", "13", "12", "36", "14", "0:13", "-1", "", "first day"],

@@ -197,7 +197,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from mouse_facial_expressions.io.keypoints import describe
+    from mouse_facial_expressions.io.keypoint_info import describe
 
     print(describe(args.file, individual=getattr(args, "individual", None), pcutoff=args.pcutoff))
     return 0

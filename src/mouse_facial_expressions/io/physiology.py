@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from mouse_facial_expressions.io.metadata import INDEX_NAME, MetadataError, _lines
+from mouse_facial_expressions.io.metadata_csv import INDEX_NAME, MetadataError, _lines
 
 log = logging.getLogger(__name__)
 

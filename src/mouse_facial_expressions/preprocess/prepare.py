@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -44,26 +43,22 @@ from mouse_facial_expressions.io.atomic import write_json
 from mouse_facial_expressions.io.metadata import MetadataError, load_video_table
 from mouse_facial_expressions.io.video import (MAX_HEADER_SHORTFALL, VideoError, VideoWriter, frame_rate_varies,
                                                frame_times, iter_frames, probe)
+from mouse_facial_expressions.preprocess.raw_files import (  # re-exported: RawFile, parse_raw_name, VIDEO_SUFFIXES
+    VIDEO_SUFFIXES,
+    RawFile,
+    index_raw_videos,
+    match_raw_video,
+    parse_raw_name,
+)
 from mouse_facial_expressions.provenance import same_file
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v")
 SIDECAR_SUFFIX = ".prepare.json"
 
 
 class PrepareError(MetadataError):
     """The plan cannot be made (missing or ambiguous raw videos, clashing rows)."""
-
-
-@dataclass(frozen=True)
-class RawFile:
-    """A raw camera file and what its name says."""
-
-    path: Path
-    camera: str
-    serial: str
-    time: datetime  # whole seconds from the name (sub-second digits are dropped)
 
 
 @dataclass(frozen=True)
@@ -126,51 +121,7 @@ class PrepareReport:
         return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------- raw file lookup
-def parse_raw_name(path: str | Path) -> RawFile | None:
-    """``<camera>__<serial>__YYYYMMDD_HHMMSS[fff].<ext>`` -> :class:`RawFile`; None if not one."""
-    path = Path(path)
-    if path.suffix.lower() not in VIDEO_SUFFIXES or path.name.startswith("."):
-        return None
-    parts = path.stem.rsplit("__", 2)
-    if len(parts) != 3 or not all(parts):
-        return None
-    camera, serial, stamp = parts
-    date, _, clock = stamp.partition("_")
-    if len(date) != 8 or len(clock) < 6 or not (date + clock).isdigit():
-        return None
-    try:
-        time = datetime.strptime(date + clock[:6], "%Y%m%d%H%M%S")
-    except ValueError:
-        return None
-    return RawFile(path, camera, serial, time)
-
-
-def index_raw_videos(folder: str | Path) -> list[RawFile]:
-    """Every raw camera file in ``folder`` and its sub-folders (e.g. one per day), sorted."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: raw video folder does not exist (paths.raw_videos)")
-    files = (parse_raw_name(p) for p in sorted(folder.rglob("*")) if p.is_file())
-    return [f for f in files if f is not None]
-
-
-def match_raw_video(files: Sequence[RawFile], camera: str, timestamp: datetime,
-                    tolerance_s: float = 2.0) -> tuple[RawFile | None, list[RawFile]]:
-    """The raw file of ``camera`` recorded at ``timestamp``.
-
-    An exact match (to the second) wins. Otherwise a single file within ``tolerance_s``
-    matches. Returns ``(match, candidates)``: ``match`` is None when there is no candidate
-    (missing) or several (ambiguous; ``candidates`` lists them).
-    """
-    same_cam = [f for f in files if f.camera == camera]
-    exact = [f for f in same_cam if f.time == timestamp]
-    if exact:
-        return (exact[0] if len(exact) == 1 else None), exact
-    near = [f for f in same_cam if abs((f.time - timestamp).total_seconds()) <= tolerance_s]
-    return (near[0] if len(near) == 1 else None), near
-
-
+# --------------------------------------------------------------------------- the plan
 def plan_prepare(cfg, table: pd.DataFrame | None = None, skip_missing: bool = False,
                  missing: list[str] | None = None) -> list[PlanItem]:
     """Match every non-discarded metadata row to its raw file, checking all rows first.
