@@ -70,6 +70,29 @@ def test_auroc_with_one_class_is_nan():
     assert np.isnan(M.auroc([0, 0, 0], [0.1, 0.5, 0.9]))
 
 
+def test_auroc_with_a_nan_score_is_nan():
+    assert np.isnan(M.auroc([0, 1, 0, 1], [0.1, np.nan, 0.4, 0.8]))
+
+
+def test_metrics_of_no_rows_are_nan_and_count_nothing():
+    assert all(np.isnan(M.METRICS[name]([], [])) for name in M.METRICS)
+    assert M.binary_metrics([], [])["confusion"] == [[0, 0], [0, 0]]
+
+
+@pytest.mark.parametrize("name", list(M.METRICS))
+def test_bootstrap_metrics_equal_sklearn(name):
+    """bootstrap_ci resamples with count-based copies (speed); they must give scikit-learn's numbers,
+    also on resamples with one class, ties and every call on one side."""
+    rng = np.random.default_rng(0)
+    for k in range(60):
+        n = int(rng.integers(1, 40))
+        y = rng.integers(0, 2, n) if k % 4 else np.full(n, k % 8 // 4)  # every 4th: one class only
+        p = np.round(rng.random(n), 1) if k % 3 else rng.random(n)  # ties in two of three
+        for threshold in (0.5, 0.3):
+            ours, theirs = M._IMPL[name](y, p, threshold), M.METRICS[name](y, p, threshold)
+            assert (np.isnan(ours) and np.isnan(theirs)) or abs(ours - theirs) < 1e-12, (k, threshold)
+
+
 def test_bad_labels_are_rejected():
     with pytest.raises(ValueError, match="0 or 1"):
         M.accuracy([0, 2], [0.1, 0.2])

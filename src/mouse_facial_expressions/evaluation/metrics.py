@@ -8,14 +8,23 @@ positive, recall and F1 without positives, specificity without negatives, AUROC 
 class present. (scikit-learn gives F1 = 0 for negatives only, some called positive; here it
 is ``nan``, as recall is: a group of controls says nothing about finding positives.) A 0 there would
 read as "always wrong" and drag bootstrap intervals down (see :func:`bootstrap_ci`).
+
+The point metrics are scikit-learn's (``sklearn.metrics``). Own code remains for what it lacks:
+the expected calibration error and the reliability table with bin edges and counts, the
+bootstrap over animals, and count-based copies of the metrics for that bootstrap (a
+scikit-learn metric call costs about 1 ms in input checks, 1000 times a bincount; an interval
+needs 1000 of them per metric and level). A test holds the copies equal to scikit-learn.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from sklearn import metrics as skm
+from sklearn.exceptions import UndefinedMetricWarning
 
 # The bootstrap lives in one place (mouse_facial_expressions.bootstrap); its CI and text are
 # re-exported here, where the evaluation and report code has always found them.
@@ -51,11 +60,15 @@ def confusion_matrix(y, y_pred) -> np.ndarray:
     yp, _ = _arrays(y_pred)
     if y.shape != yp.shape:
         raise ValueError(f"labels ({y.shape[0]}) and predictions ({yp.shape[0]}) differ in length")
-    return _cm_counts(y, yp)
+    if not len(y):  # scikit-learn refuses empty input; no rows, no counts
+        return np.zeros((2, 2), dtype=np.int64)
+    return skm.confusion_matrix(y, yp, labels=[0, 1])
 
 
-# The _impl functions take clean arrays (y: int 0/1, p: float) and skip validation: the public
-# functions validate once, and bootstrap_ci calls the _impl functions thousands of times.
+# Own code: count-based metrics for bootstrap_ci, which calls them thousands of times (see the
+# module docstring: scikit-learn's input checks would make an interval take seconds). They take
+# clean arrays (y: int 0/1, p: float), skip validation, and equal scikit-learn's metrics
+# (tests/test_metrics.py::test_bootstrap_metrics_equal_sklearn).
 def _cm_counts(y: np.ndarray, yp: np.ndarray) -> np.ndarray:
     return np.bincount(2 * y + yp, minlength=4).reshape(2, 2)
 
@@ -116,7 +129,7 @@ def _ranks(x: np.ndarray) -> np.ndarray:
 def _auroc(y, p, threshold=THRESHOLD):
     n1 = int(y.sum())
     n0 = len(y) - n1
-    if n0 == 0 or n1 == 0:
+    if n0 == 0 or n1 == 0 or np.isnan(p).any():
         return float("nan")
     r = _ranks(p)
     return float((r[y == 1].sum() - n1 * (n1 + 1) / 2.0) / (n0 * n1))
@@ -141,24 +154,81 @@ def _brier(y, p, threshold=THRESHOLD):
     return float(np.mean((p - y) ** 2)) if len(y) else float("nan")
 
 
-def _public(impl, doc: str):
-    def fn(y, p, threshold: float = THRESHOLD) -> float:
+def _undefined_is_nan(fn):
+    """``fn`` on validated arrays, ``nan`` on empty input (scikit-learn raises there), and
+    without scikit-learn's warnings for the undefined cases this module answers with ``nan``."""
+    def metric(y, p, threshold: float = THRESHOLD) -> float:
         y, p = _arrays(y, p)
-        return impl(y, p, threshold)
+        if not len(y):
+            return float("nan")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UndefinedMetricWarning)
+            # balanced accuracy with one class in y (and perhaps in the calls): the mean over the classes present
+            warnings.filterwarnings("ignore", "y_pred contains classes not in y_true")
+            warnings.filterwarnings("ignore", "A single label was found")
+            return float(fn(y, p, threshold))
 
-    fn.__name__ = impl.__name__.lstrip("_")
-    fn.__doc__ = doc
-    return fn
+    metric.__name__ = fn.__name__
+    metric.__doc__ = fn.__doc__
+    return metric
 
 
-accuracy = _public(_accuracy, "Fraction of correct calls at ``p >= threshold``.")
-precision = _public(_precision, "TP / (TP + FP); ``nan`` when nothing is called positive.")
-recall = _public(_recall, "Sensitivity: TP / (TP + FN); ``nan`` without positives.")
-specificity = _public(_specificity, "TN / (TN + FP); ``nan`` without negatives.")
-f1 = _public(_f1, "2 TP / (2 TP + FP + FN); ``nan`` without positives.")
-balanced_accuracy = _public(_balanced_accuracy, "Mean recall over the classes present (scikit-learn's definition).")
-auroc = _public(_auroc, "Area under the ROC curve (Mann-Whitney U; ties count one half). ``nan`` with one class.")
-brier = _public(_brier, "Mean squared error of p1.")
+def _calls(p: np.ndarray, threshold: float) -> np.ndarray:
+    return (p >= threshold).astype(int)
+
+
+@_undefined_is_nan
+def accuracy(y, p, threshold):
+    """Fraction of correct calls at ``p >= threshold``."""
+    return skm.accuracy_score(y, _calls(p, threshold))
+
+
+@_undefined_is_nan
+def precision(y, p, threshold):
+    """TP / (TP + FP); ``nan`` when nothing is called positive."""
+    return skm.precision_score(y, _calls(p, threshold), labels=[0, 1], zero_division=np.nan)
+
+
+@_undefined_is_nan
+def recall(y, p, threshold):
+    """Sensitivity: TP / (TP + FN); ``nan`` without positives."""
+    return skm.recall_score(y, _calls(p, threshold), labels=[0, 1], zero_division=np.nan)
+
+
+@_undefined_is_nan
+def specificity(y, p, threshold):
+    """TN / (TN + FP); ``nan`` without negatives."""
+    return skm.recall_score(y, _calls(p, threshold), labels=[0, 1], pos_label=0, zero_division=np.nan)
+
+
+@_undefined_is_nan
+def f1(y, p, threshold):
+    """2 TP / (2 TP + FP + FN); ``nan`` without positives."""
+    if not y.any():  # scikit-learn says 0 when a control is called positive; recall is undefined, so is F1
+        return float("nan")
+    return skm.f1_score(y, _calls(p, threshold), labels=[0, 1], zero_division=np.nan)
+
+
+@_undefined_is_nan
+def balanced_accuracy(y, p, threshold):
+    """Mean recall over the classes present (scikit-learn's definition)."""
+    return skm.balanced_accuracy_score(y, _calls(p, threshold))
+
+
+@_undefined_is_nan
+def auroc(y, p, threshold=THRESHOLD):
+    """Area under the ROC curve (ties count one half). ``nan`` with one class or a NaN score."""
+    if y.min() == y.max() or np.isnan(p).any():  # undefined; scikit-learn warns (one class) or raises (NaN)
+        return float("nan")
+    return skm.roc_auc_score(y, p)
+
+
+@_undefined_is_nan
+def brier(y, p, threshold=THRESHOLD):
+    """Mean squared error of p1; ``nan`` with a NaN score."""
+    if np.isnan(p).any():  # scikit-learn raises on NaN
+        return float("nan")
+    return skm.brier_score_loss(y, p, pos_label=1)
 
 
 def roc_curve(y, p) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -168,15 +238,11 @@ def roc_curve(y, p) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ``(fpr, tpr, thresholds)``; ``thresholds[0]`` is ``inf``.
     """
     y, p = _arrays(y, p)
-    order = np.argsort(-p, kind="mergesort")
-    ys, ps = y[order], p[order]
-    last = np.r_[np.flatnonzero(np.diff(ps)), len(ps) - 1]  # last index of each distinct score
-    tps = np.cumsum(ys)[last]
-    fps = (last + 1) - tps
-    n1, n0 = max(ys.sum(), 1), max(len(ys) - ys.sum(), 1)
-    fpr = np.r_[0.0, fps / n0]
-    tpr = np.r_[0.0, tps / n1]
-    return fpr, tpr, np.r_[np.inf, ps[last]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        fpr, tpr, thresholds = skm.roc_curve(y, p, pos_label=1, drop_intermediate=False)
+    # With one class scikit-learn's rate for the missing class is nan; it stays 0 here, as before.
+    return np.nan_to_num(fpr, nan=0.0), np.nan_to_num(tpr, nan=0.0), thresholds
 
 
 def reliability_curve(y, p, n_bins: int = 10) -> pd.DataFrame:
@@ -221,6 +287,7 @@ def expected_calibration_error(y, p, n_bins: int = 10) -> float:
     return _ece_impl(y, p, n_bins=n_bins)
 
 
+#: The count-based copies bootstrap_ci resamples with (own code: see the module docstring).
 _IMPL: dict[str, Callable[..., float]] = {
     "accuracy": _accuracy,
     "balanced_accuracy": _balanced_accuracy,
@@ -243,7 +310,7 @@ METRICS: dict[str, Callable[..., float]] = {
     "precision": precision,
     "recall": recall,
     "specificity": specificity,
-    "ece": _public(_ece_impl, "Expected calibration error of p1, 10 equal-width bins."),
+    "ece": lambda y, p, threshold=THRESHOLD: expected_calibration_error(y, p),  # 10 bins; the threshold plays no part
     "brier": brier,
 }
 
@@ -251,9 +318,9 @@ METRICS: dict[str, Callable[..., float]] = {
 def binary_metrics(y, p, threshold: float = THRESHOLD) -> dict[str, float]:
     """Every metric in :data:`METRICS` plus ``n``, ``n_pos`` and the confusion matrix."""
     y, p = _arrays(y, p)
-    out = {name: fn(y, p, threshold) for name, fn in _IMPL.items()}
+    out = {name: fn(y, p, threshold) for name, fn in METRICS.items()}
     out.update(n=int(len(y)), n_pos=int(y.sum()))
-    out["confusion"] = _cm(y, p, threshold).tolist()
+    out["confusion"] = confusion_matrix(y, _calls(p, threshold)).tolist()
     return out
 
 
@@ -291,12 +358,13 @@ def bootstrap_ci(
             raise ValueError(f"bootstrap_ci: missing column {col!r}")
     y = df[label].to_numpy(dtype=float)
     p = df[score].to_numpy(dtype=float)
-    if isinstance(metric, str):  # validate once, then use the unchecked implementation
+    if isinstance(metric, str):  # the point value is scikit-learn's; resamples use the count-based copy
+        value = float(METRICS[metric](y, p, threshold))
         y, p = _arrays(y, p)
         fn = _IMPL[metric]
     else:
         fn = metric
-    value = float(fn(y, p, threshold))
+        value = float(fn(y, p, threshold))
     members = group_rows(df[group])  # rows without a group are in no resample
     stats = bootstrap_stats(lambda idx: fn(y[idx], p[idx], threshold), members, n, seed)
     return percentile_ci(value, stats, level)
