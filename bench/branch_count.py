@@ -24,7 +24,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mouse_facial_expression
 #: Stages whose functions must stay under the limit.
 STAGES = ("training", "data", "models", "evaluation", "inference")
 #: A part's own module may branch on its own options.
-PART_MODULES = {"fusion.py", "au.py", "weak.py", "mil.py", "relative.py", "modalities.py", "au_targets.py"}
+PART_MODULES = {"fusion.py", "au.py", "weak.py", "mil.py", "relative.py", "modalities.py", "au_targets.py",
+                "attention.py", "face.py", "class_head.py", "fusion_fit.py", "bags.py"}
 #: Feature modes, by the names the code gives them -> the mode they belong to.
 FEATURE_NAMES = {
     "weak": "weak", "weak_posterior": "weak", "weak_bag": "weak", "mil": "weak", "bags": "weak",

@@ -42,7 +42,7 @@ class FakeClips(Dataset):
 
 def fake_fold_datasets(task_dir, fold, *, num_frames, frame_stride, image_size, train_augmentation,
                        epoch_size, seed, val_windows_per_video, test_windows_per_video, clip_dtype="float32",
-                       augment_policy="mild", augment_scope="clip", sampler="balanced"):
+                       augment_policy="mild", augment_scope="clip", sampler="balanced", parts=None):
     """Float clips whatever ``clip_dtype`` says: normalisation is a no-op on float input.
     No augmentation and no sampler (the recipe's augmentation and sampler settings are ignored)."""
     spec = FOLD_SPECS[fold]
@@ -93,15 +93,16 @@ class FakeRelativeClips(Dataset):
 
 def fake_relative_datasets(task_dir, fold, *, num_frames, frame_stride, image_size, train_augmentation,
                            epoch_size, seed, val_windows_per_video, test_windows_per_video, clip_dtype="float32",
-                           augment_policy="mild", augment_scope="clip", sampler="balanced", baseline_recording=None):
-    """:func:`fake_fold_datasets` for ``baseline_recording`` runs (items carry ``ref_clip``)."""
-    assert baseline_recording == 1
+                           augment_policy="mild", augment_scope="clip", sampler="balanced", parts=None):
+    """:func:`fake_fold_datasets` for baseline-relative runs (items carry ``ref_clip``; the test
+    animals' baseline windows are the test pass's context)."""
+    assert [p.options for p in parts if p.name == "relative"] == [{"recording": 1}]
     spec = FOLD_SPECS[fold]
     return {
         "train": FakeRelativeClips(spec["train"], 6, num_frames, image_size, seed),
         "val": FakeRelativeClips(spec["val"], 4, num_frames, image_size, seed + 1),
         "test": FakeRelativeClips(spec["test"], 4, num_frames, image_size, seed + 2, with_ref=False),
-        "test_baseline": FakeRelativeClips(spec["test"], 4, num_frames, image_size, seed + 3, baseline=True, with_ref=False),
+        "context": {"test": FakeRelativeClips(spec["test"], 4, num_frames, image_size, seed + 3, baseline=True, with_ref=False)},
         "train_sampler": None,
     }
 
@@ -146,7 +147,7 @@ MADE_BOUT_TRAIN: dict = {}
 
 def fake_bout_datasets(task_dir, fold, *, num_frames, frame_stride, image_size, train_augmentation,
                        epoch_size, seed, val_windows_per_video, test_windows_per_video, clip_dtype="float32",
-                       augment_policy="mild", augment_scope="clip", sampler="balanced"):
+                       augment_policy="mild", augment_scope="clip", sampler="balanced", parts=None):
     """:func:`fake_fold_datasets` with :class:`FakeBoutClips` (sick animals affected in half their windows)."""
     spec = FOLD_SPECS[fold]
     train = FakeBoutClips(spec["train"], 6, num_frames, image_size, seed)

@@ -150,35 +150,49 @@ def _heads(targets: str):
     return create_model("advanced", au={"targets": targets}, **FACE).eval()
 
 
+def _scores(net, clip):
+    """``(class logits (B, 2), expected AU scores (B, 5))`` of a model with the AU part."""
+    s = net.run({"clip": clip})
+    return s.logits, s.outputs["au"]
+
+
 def test_expected_scores_are_the_hand_computation():
     net = _heads("au")
     logits = torch.tensor([[[0.0, 0.0, 0.0], [10.0, 0.0, -10.0], [1.0, 2.0, 3.0], [0.0, 0.0, 50.0], [-1.0, 0.5, 0.2]]])
     p = np.exp(logits.numpy()) / np.exp(logits.numpy()).sum(-1, keepdims=True)
     hand = (p * np.array([0.0, 1.0, 2.0])).sum(-1)  # (1, 5)
-    assert np.allclose(net.expected_scores(logits).numpy(), hand, atol=1e-6)
+    assert np.allclose(net.parts["au"].expected_scores(logits).numpy(), hand, atol=1e-6)
     assert np.allclose(hand[0, :2], [1.0, 0.0], atol=1e-3) and np.isclose(hand[0, 3], 2.0)
     clip = torch.randn(3, 3, 3, 32, 32)
-    logits, scores = net.scores(clip)
-    assert torch.allclose(torch.softmax(logits, -1)[:, 1], scores.mean(1) / 2, atol=1e-5)  # --targets au: p1 = mgs / 2
-    assert torch.allclose(net(clip), logits)
+    with torch.no_grad():
+        logits, scores = _scores(net, clip)
+        assert torch.allclose(torch.softmax(logits, -1)[:, 1], scores.mean(1) / 2, atol=1e-5)  # --targets au: p1 = mgs / 2
+        assert torch.allclose(net(clip), logits)
 
 
 @pytest.mark.parametrize("targets", ["au", "au+class"])
 def test_shapes_and_the_config_rebuilds_the_model(targets):
+    from mouse_facial_expressions.models.parts import LossSettings, PartsNet
+
     net = _heads(targets)
+    assert isinstance(net, PartsNet)
     clip = torch.randn(4, 3, 3, 32, 32)
-    logits, scores = net.scores(clip)
-    assert logits.shape == (4, 2) and scores.shape == (4, 5) and ((scores >= 0) & (scores <= 2)).all()
-    assert net.au_logits(net.embed(clip)).shape == (4, 5, 3)
+    with torch.no_grad():
+        logits, scores = _scores(net, clip)
+        assert logits.shape == (4, 2) and scores.shape == (4, 5) and ((scores >= 0) & (scores <= 2)).all()
+        assert net.parts["au"].au_logits(net.face.embed(clip)).shape == (4, 5, 3)
     au = torch.softmax(torch.randn(4, 5, 3), -1)
-    loss, out = net.train().loss(clip, torch.tensor([[0.9, 0.1]] * 4), torch.zeros(4, dtype=torch.long), au=au,
-                                 au_mask=torch.ones(4, 5))
+    batch = {"clip": clip, "soft": torch.tensor([[0.9, 0.1]] * 4), "label": torch.zeros(4, dtype=torch.long), "au": au,
+             "au_mask": torch.ones(4, 5)}
+    loss, out = net.train().loss(batch, LossSettings())
     assert loss.dim() == 0 and torch.isfinite(loss) and loss.requires_grad and out.shape == (4, 2)
-    assert (net.face.head is None) == (targets == "au")  # au: no class head at all
+    assert ("class" in net.parts) == (targets == "au+class")  # au: no class head at all
+    assert net.face.head is None  # the face model's head is the class part's (or nobody's)
     again = create_model("advanced", **net.config).eval()
     again.load_state_dict(net.eval().state_dict())
-    assert torch.allclose(again.scores(clip)[1], net.scores(clip)[1])
-    assert net.config["au"] == {"targets": targets}
+    with torch.no_grad():
+        assert torch.allclose(_scores(again, clip)[1], _scores(net, clip)[1])
+    assert net.config["parts"]["au"] == {} and set(net.config["parts"]) == {"face", "au"} | ({"class"} if targets == "au+class" else set())
 
 
 def test_the_loss_ignores_masked_action_units():
@@ -195,21 +209,24 @@ def test_the_loss_ignores_masked_action_units():
     other[0, 0] = torch.tensor([1.0, 0.0, 0.0])  # a masked target changes nothing
     assert torch.isclose(masked_ldl_loss(logits, other, mask), hand)
     assert masked_ldl_loss(logits, target, torch.zeros(2, 5)) == 0  # no target in the batch: nothing to learn
+    from mouse_facial_expressions.models.parts import LossSettings
+
     net = _heads("au").train()
-    loss, _ = net.loss(torch.randn(2, 3, 3, 32, 32), torch.tensor([[1.0, 0.0]] * 2), torch.zeros(2, dtype=torch.long),
-                       au=target, au_mask=torch.zeros(2, 5))
+    loss, _ = net.loss({"clip": torch.randn(2, 3, 3, 32, 32), "soft": torch.tensor([[1.0, 0.0]] * 2),
+                        "label": torch.zeros(2, dtype=torch.long), "au": target, "au_mask": torch.zeros(2, 5)}, LossSettings())
     assert loss.item() == 0.0
 
 
 def test_targets_class_is_the_plain_model():
     from tiny_run import tiny_params
 
-    from mouse_facial_expressions.models.advanced import AdvancedNet
+    from mouse_facial_expressions.models.parts import PartsNet
 
     plain, cls = tiny_params(), tiny_params(targets="class")
     assert cls.targets is None and cls.default_run_name() == plain.default_run_name()  # same run, resumes the same folds
-    assert cls.model_config() == plain.model_config() and "au" not in cls.model_config()
-    assert type(create_model("advanced", **cls.model_config())) is AdvancedNet
+    assert cls.model_config() == plain.model_config() and set(cls.model_config()["parts"]) == {"face", "class"}
+    net = create_model("advanced", **cls.model_config())
+    assert isinstance(net, PartsNet) and list(net.parts) == ["face", "class"]  # the face and its class head, no AU part
     assert tiny_params(targets="au+class").default_run_name() != plain.default_run_name()
 
 
@@ -221,12 +238,16 @@ def test_target_settings_are_checked():
     assert tiny_params(targets="au").select == "val_loss"  # no class head: selected on the validation AU loss
     with pytest.raises(ValueError, match="no accuracy to select on"):
         tiny_params(targets="au", select="val_acc")
-    with pytest.raises(ValueError, match="advanced"):
-        make_params("baseline", targets="au+class")
+    with pytest.raises(ValueError, match="use --model advanced"):
+        make_params("baseline", targets="au+class").model_config()
     with pytest.raises(ValueError, match="choose from class, au, au\\+class"):
         tiny_params(targets="grimace")
-    with pytest.raises(ValueError, match="cannot yet be combined"):
-        tiny_params(targets="au", modalities="face,behaviour")
+    with pytest.raises(ValueError, match="fusion combines class evidence"):  # --targets au has no class head to fuse
+        tiny_params(targets="au", modalities="face,behaviour").model_config()
+    with pytest.raises(ValueError, match="add face to --modalities"):  # the action units are read from the face
+        tiny_params(targets="au+class", modalities="behaviour").model_config()
+    parts = tiny_params(targets="au+class", modalities="face,behaviour").model_config()["parts"]  # with the class head: built
+    assert {"face", "class", "au", "fusion"} <= set(parts)
     with pytest.raises(ValueError, match="window embedding"):
         create_model("resup", au={"targets": "au"}, backbone="resnet18")
 
@@ -298,10 +319,14 @@ def test_the_task_holds_the_au_targets_with_their_provenance(au_project):
 def test_fold_datasets_carry_the_au_targets(au_project):
     from mouse_facial_expressions.data.datasets import fold_datasets
 
-    data = fold_datasets(au_project / "tasks" / "task-au", 0, image_size=32, clip_dtype="uint8")
+    from mouse_facial_expressions.models.parts import bound_parts
+
+    task_dir = au_project / "tasks" / "task-au"
+    data = fold_datasets(task_dir, 0, image_size=32, clip_dtype="uint8", parts=bound_parts({"face": {}, "class": {}, "au": {}}))
     item = data["val"][0]
     assert item["au"].shape == (5, 3) and item["au"].dtype == torch.float32 and item["au_mask"].shape == (5,)
-    au, mask = data["train"].au_targets
+    au, mask = data["train"].field_values("au"), data["train"].field_values("au_mask")
+    assert au.shape == (len(data["train"]), 5, 3) and mask.shape == (len(data["train"]), 5)
     assert mask.mean() > 0.5  # ratings every 0.5 s, tolerance 0.5 s: most windows have one
     assert np.allclose(au[mask == 1].sum(-1), 1.0) and (au[mask == 0] == 0).all()
 
@@ -360,7 +385,7 @@ def test_au_class_training_predicts_mgs_that_follows_the_truth_and_is_evaluated(
     from mouse_facial_expressions.data.predictions import AU_PREDICTION_COLUMNS, PREDICTION_COLUMNS
     from mouse_facial_expressions.evaluation.mgs import pearson_r
     from mouse_facial_expressions.evaluation.mgs_models import window_truth
-    from mouse_facial_expressions.models.au import AUHeads
+    from mouse_facial_expressions.models.parts import PartsNet
     from mouse_facial_expressions.report.runs import report_run
     from mouse_facial_expressions.training.module import load_model_from_checkpoint
 
@@ -374,7 +399,8 @@ def test_au_class_training_predicts_mgs_that_follows_the_truth_and_is_evaluated(
     # trained embedding orders them; the evaluation's CI says how sure that is.
     assert pearson_r(pred["mgs"], window_truth(pred, truth)["total"]) > 0
     model, hp = load_model_from_checkpoint(summary["folds"][0]["best_checkpoint"])
-    assert isinstance(model, AUHeads) and hp["model_cfg"]["au"] == {"targets": "au+class"}
+    assert isinstance(model, PartsNet) and list(model.parts) == ["face", "class", "au"]
+    assert hp["model_cfg"]["parts"]["au"] == {} and "class" in hp["model_cfg"]["parts"]
     assert json.loads((Path(summary["run_dir"]) / "fold0" / "fold.json").read_text())["targets"] == "au+class"
     results = report_run(summary["run_dir"], n_boot=20)
     mgs = pd.read_csv(results["paths"]["mgs"]).set_index("target")

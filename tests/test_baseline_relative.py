@@ -23,30 +23,52 @@ def _recording_of(task) -> dict[str, int]:
     return dict(zip(f["video"].astype(str), pd.to_numeric(f["recording"]).astype(int)))
 
 
+def _relative_parts(k: int = 1):
+    """The dataset hooks of a baseline-relative model against recording ``k``."""
+    from mouse_facial_expressions.models.parts import bound_parts
+
+    return bound_parts({"face": {}, "class": {}, "relative": {"recording": k}})
+
+
 def test_relative_model_needs_and_uses_the_reference():
+    from mouse_facial_expressions.models.parts import PartsNet
+
     torch.manual_seed(0)
-    model = create_model("advanced", relative=True, **SMALL).eval()
+    model = create_model("advanced", relative=True, **SMALL).eval()  # a pre-parts keyword, read as the relative part
+    assert isinstance(model, PartsNet) and list(model.parts) == ["face", "relative", "class"]
     clips = torch.randn(4, 3, 3, 32, 32)
     with pytest.raises(ValueError, match="baseline-relative"):
-        model(clips)
+        model(clips)  # neither a reference clip nor an animal with a baseline
     with torch.no_grad():
-        same = model(clips, clips)  # a window against itself: the head sees zeros
+        same = model(clips, ref_clip=clips)  # a window against itself: the head sees zeros
         assert torch.allclose(same, same[:1].expand_as(same), atol=1e-5)
-        z = model.embed(clips)
-        by_clip = model(clips, clips.flip(0))
-        by_embedding = model(clips, z.flip(0))  # a (B, D) reference gives the same as its clips
+        z = model.face.embed(clips)
+        by_clip = model(clips, ref_clip=clips.flip(0))
+        rel = model.parts["relative"]
+        rel.references = {f"a{i}": z.flip(0)[i] for i in range(4)}  # a (D,) reference per animal gives the same as its clips
+        by_embedding = model(clips, animal=[f"a{i}" for i in range(4)])
         assert torch.allclose(by_clip, by_embedding, atol=1e-5)
         assert not torch.allclose(by_clip, same, atol=1e-3)
+        with pytest.raises(ValueError, match="a9 have no baseline window"):
+            model(clips, animal=["a0", "a1", "a2", "a9"])
+        # scoring context: each animal's reference is the mean embedding of its baseline windows
+        rel.score_context(model, [{"clip": clips[:3], "animal": ["x", "y", "x"]}, {"clip": clips[3:], "animal": ["y"]}])
+        assert set(rel.references) == {"x", "y"}
+        torch.testing.assert_close(rel.references["x"], z[[0, 2]].mean(0), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(rel.references["y"], z[[1, 3]].mean(0), atol=1e-5, rtol=1e-5)
     absolute = create_model("advanced", **SMALL)
-    assert "relative" not in absolute.config  # absolute checkpoints keep their exact config
-    assert absolute.config.keys() | {"relative"} == model.config.keys()
+    assert "parts" not in absolute.config and "relative" not in absolute.config  # the bare face model keeps its exact config
+    assert model.face.config == absolute.config  # the same face model inside
+    assert model.config["parts"]["relative"] == {}
+    again = create_model("advanced", **model.config)  # the config rebuilds the relative model
+    assert list(again.parts) == list(model.parts) and again.state_dict().keys() == model.state_dict().keys()
 
 
 def test_baseline_windows_never_cross_the_fold_boundary(tiny8_task):
     task = load_task(tiny8_task)
     rec = _recording_of(task)
     for fold, spec in enumerate(task.folds):
-        data = fold_datasets(tiny8_task, fold, image_size=32, baseline_recording=1, clip_dtype="uint8")
+        data = fold_datasets(tiny8_task, fold, image_size=32, parts=_relative_parts(1), clip_dtype="uint8")
         for role in ("train", "val", "test"):
             ds = data[role]
             animals = set(map(str, spec[role]))
@@ -54,19 +76,21 @@ def test_baseline_windows_never_cross_the_fold_boundary(tiny8_task):
             if role != "train":  # validation and test score the other recordings only
                 assert {rec[v] for v in ds.windows["video"]} == {4}
             if role == "test":
-                base = data["test_baseline"].windows
+                base = data["context"]["test"].windows
                 # task1 labels no saline recording 4: those animals have a baseline and nothing to score
                 assert set(ds.windows["animal"].astype(str)) <= set(base["animal"].astype(str)) <= animals
                 assert {rec[v] for v in base["video"]} == {1}
                 assert "ref_clip" not in ds[0]  # the test reference is the animal's mean embedding
                 continue
+            assert set(data.get("context", {})) <= {"test"}  # training and validation carry their references per item
+            ref = ds.fields["ref_clip"]
             for i in range(len(ds)):
-                j = ds.reference_index(i)
-                ref_video = ds._ref_video[j]
+                j = ref.index(ds, i)
+                ref_video = ref.video[j]
                 assert rec[ref_video] == 1  # a baseline window ...
                 assert ref_video.split("_")[0] == ds._animal[i]  # ... of the same animal ...
                 assert ref_video.split("_")[0] in animals  # ... from this split
-                same = ref_video == ds._video[i] and ds._ref_rows[j][0] == ds._rows[i][0]
+                same = ref_video == ds._video[i] and ref.rows[j][0] == ds._rows[i][0]
                 assert not same  # never the item's own window
             item = ds[0]
             assert item["ref_clip"].shape == item["clip"].shape
@@ -110,15 +134,16 @@ def test_an_animal_without_baseline_is_named(tiny8_task, tmp_path):
     task = load_task(task_dir)
     fold = next(k for k, s in enumerate(task.folds) if victim in map(str, s["train"] + s["val"] + s["test"]))
     with pytest.raises(ValueError, match=rf"{victim}.*no window of recording 1"):
-        fold_datasets(task_dir, fold, image_size=32, baseline_recording=1, clip_dtype="uint8")
+        fold_datasets(task_dir, fold, image_size=32, parts=_relative_parts(1), clip_dtype="uint8")
 
 
 def test_only_the_advanced_model_is_relative():
     from mouse_facial_expressions.training import make_params
 
-    with pytest.raises(ValueError, match="advanced model only"):
+    with pytest.raises(ValueError, match="use --model advanced"):
         make_params("baseline", baseline_recording=1).model_config()
-    assert make_params("advanced", baseline_recording=1).model_config()["relative"] is True
+    assert make_params("advanced", baseline_recording=1).model_config()["parts"]["relative"] == {"recording": 1}
+    assert "relative" not in make_params("advanced").model_config()["parts"]
     # earlier runs keep their names: the new field stays out of the hash when unset
     p = make_params("advanced")
     assert p.default_run_name() == make_params("advanced", baseline_recording=None).default_run_name()
@@ -143,9 +168,12 @@ def test_train_cv_relative_end_to_end(tiny8_task, tmp_path):
     assert ens.relative and ens.baseline_recording == 1
     clips = torch.randn(2, 3, 3, 32, 32)
     with pytest.raises(ValueError, match="mfe evaluate RUN --task"):
-        ens.predict(clips)
-    refs = [z.mean(0, keepdim=True).expand(2, -1) for z in ens.embed(clips)]
-    assert ens.predict(clips, refs).shape == (2, 1)
+        ens.require_absolute("mfe predict")  # what mfe predict asks before it scores
+    with pytest.raises(ValueError, match="baseline-relative"):
+        ens.predict(clips)  # no animal, no baseline to score against
+    ens.set_context([{"clip": clips, "animal": ["m1", "m1"]}])  # m1's baseline windows
+    p = ens.predict(clips, animals=["m1", "m1"])
+    assert p.shape == (2, 1) and np.isfinite(p).all()
     params = json.loads((Path(summary["run_dir"]) / "params.json").read_text())
     assert params["baseline_recording"] == 1
     assert np.isfinite(summary["mean_test_acc"])

@@ -39,3 +39,12 @@ def test_it_counts_modes_per_function_and_leaves_nested_functions_to_themselves(
 def test_it_reads_the_package():
     rows = _tool().count_tree()
     assert any(r["file"].startswith("training/") for r in rows)
+
+
+def test_no_stage_function_branches_on_more_than_three_feature_modes():
+    """The core redesign's yardstick: training, data, models, evaluation and inference iterate over
+    the model's parts; only a part's own module may branch on its own options."""
+    tool = _tool()
+    over = [f"{r['file']}:{r['line']} {r['function']} {r['modes']}" for r in tool.count_tree()
+            if r["file"].split("/")[0] in tool.STAGES and not r["part"] and len(r["modes"]) > 3]
+    assert not over, over

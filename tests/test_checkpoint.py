@@ -36,7 +36,8 @@ def test_load_trained_model_rebuilds_the_same_model_in_eval_mode(tmp_path):
     path, net = _checkpoint(tmp_path)
     model, hp = load_trained_model(path)
     assert not model.training and hp["model_name"] == "baseline"
-    assert all(torch.equal(model.state_dict()[k], v) for k, v in net.state_dict().items())
+    assert list(model.parts) == ["face", "class"]  # a bare face model's checkpoint: the face and its class head
+    assert all(torch.equal(model.face.state_dict()[k], v) for k, v in net.state_dict().items())
 
 
 @pytest.mark.parametrize("changes, missing", [

@@ -1,4 +1,4 @@
-"""Multimodal fusion (issue 17): FusionNet shapes and modality dropout, the window features of
+"""Multimodal fusion (issue 17): the fusion part's shapes and modality dropout, the window features of
 the other modalities, training and evaluation of fused runs on synth tiny."""
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ import torch
 
 from mouse_facial_expressions.data.modalities import MODALITIES, feature_stats, parse_modalities
 from mouse_facial_expressions.models import create_model
-from mouse_facial_expressions.models.fusion import FusionNet
+from mouse_facial_expressions.models.parts import LossSettings, PartsNet
 
 FACE = dict(backbone="resnet18", num_frames=3, d_model=32, num_layers=1, num_heads=2, ff_dim=32)
 COLUMNS = {"behaviour": ["beh_a", "beh_b", "beh_c"], "physiology": ["phys_t", "phys_w"]}
 
 
-def fused(modalities, fusion="mid", dropout=0.3, model="advanced") -> FusionNet:
+def fused(modalities, fusion="mid", dropout=0.3, model="advanced") -> PartsNet:
     torch.manual_seed(0)
     cols = {m: COLUMNS[m] for m in modalities if m != "face"}
     face_cfg = FACE if model == "advanced" else dict(backbone="resnet18")
@@ -37,6 +37,17 @@ def batch(n=4, features=5, nan_rows=()):
     return clip, aux
 
 
+def ones(n):
+    """The ``(B, 1)`` ones the fusion part's ``_tabular`` takes its batch size from."""
+    return torch.ones(n, 1)
+
+
+def modality_odds(net, clip, aux) -> torch.Tensor:
+    """Each modality's log-odds ``(B, M)`` in the fused sum (late, stacked)."""
+    with torch.no_grad():
+        return net.run({"clip": clip, "aux": aux}).outputs["modality_odds"]
+
+
 SUBSETS = [s for k in range(1, 4) for s in itertools.combinations(MODALITIES, k)]
 
 
@@ -44,32 +55,37 @@ SUBSETS = [s for k in range(1, 4) for s in itertools.combinations(MODALITIES, k)
 @pytest.mark.parametrize("subset", SUBSETS, ids=["+".join(s) for s in SUBSETS])
 def test_every_subset_of_modalities_gives_two_logits_per_window(subset, fusion):
     net = fused(subset, fusion).eval()
+    assert isinstance(net, PartsNet) and ("face" in net.parts) == ("face" in subset) and "fusion" in net.parts
     n_feat = sum(len(COLUMNS[m]) for m in subset if m != "face")
     clip, aux = batch(features=n_feat)
     out = net(clip, aux=aux if n_feat else None)
     assert out.shape == (4, 2)
     assert torch.isfinite(out).all()
-    loss, logits = net.train().loss(clip, torch.tensor([[0.9, 0.1]] * 4), torch.zeros(4, dtype=torch.long), aux=aux if n_feat else None)
+    b = {"clip": clip, "soft": torch.tensor([[0.9, 0.1]] * 4), "label": torch.zeros(4, dtype=torch.long)}
+    if n_feat:
+        b["aux"] = aux
+    loss, logits = net.train().loss(b, LossSettings())
     assert logits.shape == (4, 2) and torch.isfinite(loss) and loss.requires_grad
 
 
 def test_the_config_rebuilds_the_same_model():
     net = fused(("face", "behaviour", "physiology")).eval()
-    net.set_feature_stats(np.arange(5.0), np.full(5, 2.0))
+    net.parts["fusion"].set_feature_stats(np.arange(5.0), np.full(5, 2.0))
     again = create_model("advanced", **net.config).eval()
     again.load_state_dict(net.state_dict())
     clip, aux = batch()
     assert torch.allclose(net(clip, aux=aux), again(clip, aux=aux))
     assert again.modalities == ("face", "behaviour", "physiology")
+    assert again.config["parts"]["fusion"]["modalities"] == ["face", "behaviour", "physiology"]
 
 
 def test_features_are_standardised_inside_the_model():
-    net = fused(("behaviour",)).eval()
+    fusion = fused(("behaviour",)).eval().parts["fusion"]
     x = torch.tensor([[10.0, 20.0, 30.0]])
-    net.set_feature_stats([10.0, 20.0, 30.0], [1.0, 0.0, 2.0])  # an SD of 0 becomes 1
-    feats, present = net._tabular(x, 1, "cpu")
+    fusion.set_feature_stats([10.0, 20.0, 30.0], [1.0, 0.0, 2.0])  # an SD of 0 becomes 1
+    feats, present = fusion._tabular(x, ones(1))
     assert torch.equal(feats["behaviour"], torch.zeros(1, 3))
-    assert torch.equal(net.aux_std, torch.tensor([1.0, 1.0, 2.0]))
+    assert torch.equal(fusion.aux_std, torch.tensor([1.0, 1.0, 2.0]))
     assert present["behaviour"].item() == 1.0
 
 
@@ -78,80 +94,89 @@ def test_a_window_without_a_modality_still_scores_and_ignores_its_features():
     clip, aux = batch(nan_rows=[0])
     out = net(clip, aux=aux)
     assert torch.isfinite(out).all()
-    net.use(["face"])  # the same windows with only the face: the NaN row scores as the others do
+    net.parts["fusion"].use(["face"])  # the same windows with only the face: the NaN row scores as the others do
     face_only = net(clip, aux=aux)
     aux2 = aux.clone()
     aux2[1:] = 123.0  # features the model does not use any more change nothing
     assert torch.allclose(face_only, net(clip, aux=aux2))
-    net.use(None)
+    net.parts["fusion"].use(None)
     assert not torch.allclose(out[1:], net(clip, aux=aux2)[1:])
 
 
 def test_use_refuses_a_modality_the_model_was_not_trained_on():
     net = fused(("face", "behaviour"))
     with pytest.raises(ValueError, match="trained on face, behaviour"):
-        net.use(["physiology"])
+        net.parts["fusion"].use(["physiology"])
 
 
 def test_modality_dropout_keeps_one_modality_per_window_and_only_in_training():
     net = fused(("face", "behaviour", "physiology"), dropout=0.9)
+    fusion = net.parts["fusion"]
     present = {m: torch.ones(1000) for m in ("face", "behaviour", "physiology")}
     torch.manual_seed(1)
-    kept = net.train()._dropout(present)
+    net.train()
+    kept = fusion._dropout(present)
     total = sum(kept.values())
     assert (total >= 1).all()  # never all switched off
     assert (total == 1).float().mean() > 0.8  # at 0.9 most windows keep only the forced one
-    assert all(torch.equal(v, torch.ones(1000)) for v in net.eval()._dropout(present).values())
+    net.eval()
+    assert all(torch.equal(v, torch.ones(1000)) for v in fusion._dropout(present).values())
 
 
 def test_late_fusion_adds_the_modalities_log_odds():
     net = fused(("face", "behaviour", "physiology"), "late").eval()
     clip, aux = batch(nan_rows=[2])
-    fused_logits, logits, present = net._logits(clip, aux)
-    odds = {m: lg[:, 1] - lg[:, 0] for m, lg in logits.items()}
+    with torch.no_grad():
+        s = net.run({"clip": clip, "aux": aux})
+    odds = {m: lg[:, 1] - lg[:, 0] for m, (lg, _) in s.evidence.items()}
+    assert set(odds) == {"face", "behaviour", "physiology"}
     expected = odds["face"] + (odds["behaviour"] + odds["physiology"]) * torch.tensor([1.0, 1, 0, 1])  # row 2: no features
-    assert torch.allclose(fused_logits[:, 1] - fused_logits[:, 0], expected, atol=1e-5)
-    assert present["behaviour"].tolist() == [1.0, 1.0, 0.0, 1.0]
+    assert torch.allclose(s.logits[:, 1] - s.logits[:, 0], expected, atol=1e-5)
+    assert s.evidence["behaviour"][1].tolist() == [True, True, False, True]  # the rows where behaviour is present
+    assert torch.allclose(s.outputs["modality_odds"].sum(1), expected, atol=1e-5)
 
 
 def test_stacking_weighs_the_informative_modality_and_is_then_used():
     net = fused(("face", "behaviour"), "stacked").eval()
+    fusion = net.parts["fusion"]
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 4000)
     odds = np.c_[(2 * y - 1) * 1.0 + rng.normal(0, 1, 4000), rng.normal(0, 1, 4000)]  # face informative, behaviour noise
-    net.fit_stack(odds, y)
-    w_face, w_beh, _ = net.stack.tolist()
+    fusion.fit_stack(odds, y)
+    w_face, w_beh, _ = fusion.stack.tolist()
     assert w_face > 1.0 and abs(w_beh) < 0.1 * w_face
     clip, aux = batch(features=3)
-    per = net.modality_odds(clip, aux)
+    per = modality_odds(net, clip, aux)
     out = net(clip, aux=aux)
-    assert torch.allclose(out[:, 1] - out[:, 0], per @ net.stack[:-1] + net.stack[-1], atol=1e-5)
+    assert torch.allclose(out[:, 1] - out[:, 0], per @ fusion.stack[:-1] + fusion.stack[-1], atol=1e-5)
     with pytest.raises(ValueError, match="both classes"):
-        net.fit_stack(odds, np.zeros(4000))
+        fusion.fit_stack(odds, np.zeros(4000))
 
 
 def test_late_fusion_weighs_each_tabular_modality_by_its_scale():
     net = fused(("face", "behaviour", "physiology"), "late").eval()
+    fusion = net.parts["fusion"]
     clip, aux = batch()
-    before = net.modality_odds(clip, aux)
-    net.set_scales({"physiology": 0.0, "behaviour": 0.5})
-    after = net.modality_odds(clip, aux)
+    before = modality_odds(net, clip, aux)
+    fusion.set_scales({"physiology": 0.0, "behaviour": 0.5})
+    after = modality_odds(net, clip, aux)
     assert torch.allclose(after[:, 0], before[:, 0]) and torch.allclose(after[:, 1], 0.5 * before[:, 1], atol=1e-6)
     assert torch.equal(after[:, 2], torch.zeros(4))
     out = net(clip, aux=aux)
     assert torch.allclose(out[:, 1] - out[:, 0], after.sum(1), atol=1e-5)
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
-        net.set_scales({"behaviour": 1.5})
+        fusion.set_scales({"behaviour": 1.5})
     with pytest.raises(ValueError, match="no tabular modality"):
-        net.set_scales({"face": 0.5})
-    state = {k: v for k, v in net.state_dict().items() if k != "scale"}  # a fused checkpoint from before the weights
+        fusion.set_scales({"face": 0.5})
+    assert "parts.fusion.scale" in net.state_dict()
+    state = {k: v for k, v in net.state_dict().items() if k != "parts.fusion.scale"}  # a fused checkpoint from before the weights
     again = fused(("face", "behaviour", "physiology"), "late")
     again.load_state_dict(state)
-    assert torch.equal(again.scale, torch.ones(2))
+    assert torch.equal(again.parts["fusion"].scale, torch.ones(2))
 
 
 def test_fit_scale_by_hand():
-    from mouse_facial_expressions.training.tabular import fit_scale
+    from mouse_facial_expressions.models.parts.fusion_fit import fit_scale
 
     y = np.array([0, 0, 1, 1] * 50)
     assert fit_scale(np.where(y == 1, 3.0, -3.0), y) == 1.0  # right and confident: kept as trained
@@ -179,11 +204,12 @@ def _tabular_windows(rng, animals=8, videos_per_animal=2, windows_per_video=20):
 
 
 def test_cross_fitting_gives_an_uninformative_modality_next_to_no_weight():
-    from mouse_facial_expressions.training.tabular import cross_fit_scales
+    from mouse_facial_expressions.models.parts.fusion_fit import cross_fit_scales
 
     w = _tabular_windows(np.random.default_rng(1))
     torch.manual_seed(0)
-    net = FusionNet(None, ("behaviour", "physiology"), {"behaviour": ["signal"], "physiology": ["noise"]}, "late")
+    net = PartsNet("advanced", {}, {"class": {}, "fusion": dict(modalities=["behaviour", "physiology"], aux_columns={
+        "behaviour": ["signal"], "physiology": ["noise"]}, fusion="late")}).parts["fusion"]  # a face-less model's fusion part
     aux = w[["signal", "noise"]].to_numpy(np.float32)
     net.set_feature_stats(aux.mean(0), aux.std(0))
     out = cross_fit_scales(net, aux, w, epochs=3, epoch_size=160, batch_size=16, weight_decay=1e-4, use_soft_labels=True,
@@ -197,10 +223,10 @@ def test_cross_fitting_gives_an_uninformative_modality_next_to_no_weight():
 
 
 def test_feature_noise_only_in_training():
-    net = fused(("behaviour",), "late")
+    fusion = fused(("behaviour",), "late").parts["fusion"]
     x = torch.zeros(64, 3)
-    assert torch.equal(net.eval()._tabular(x, 64, "cpu")[0]["behaviour"], torch.zeros(64, 3))
-    noisy = net.train()._tabular(x, 64, "cpu")[0]["behaviour"]
+    assert torch.equal(fusion.eval()._tabular(x, ones(64))[0]["behaviour"], torch.zeros(64, 3))
+    noisy = fusion.train()._tabular(x, ones(64))[0]["behaviour"]
     assert 0.3 < float(noisy.std()) < 0.7  # FEATURE_NOISE = 0.5 standard deviations
 
 
@@ -228,23 +254,29 @@ def test_fused_training_parameters_are_checked():
 
     assert make_params("advanced", modalities="face").modalities is None  # the plain model, same run name
     assert make_params("advanced", modalities="behaviour,face").modality_list == ("face", "behaviour")
-    assert make_params("advanced", modalities="face,behaviour").fusion_config({})["fusion"] == "late"
+    cfg = make_params("advanced", modalities="face,behaviour").model_config()
+    assert cfg["parts"]["fusion"]["fusion"] == "late" and cfg["parts"]["fusion"]["modalities"] == ["face", "behaviour"]
+    assert set(cfg["parts"]) == {"face", "class", "fusion"}
+    assert "fusion" not in make_params("advanced", modalities="face").model_config()["parts"]
+    assert set(make_params("advanced", modalities="behaviour").model_config()["parts"]) == {"class", "fusion"}  # no face
     with pytest.raises(ValueError, match="--modalities"):
         make_params("advanced", fusion="late")
-    with pytest.raises(ValueError, match="cannot yet be combined"):
-        make_params("advanced", modalities="face,behaviour", weak="em")
+    # weak labels are a training strategy, not a part: they combine with fusion
+    assert "fusion" in make_params("advanced", modalities="face,behaviour", weak="em").model_config()["parts"]
 
 
 @pytest.mark.parametrize("fusion", ["mid", "late", "stacked"])
 def test_the_small_networks_learn_faster_than_the_face(fusion):
-    from mouse_facial_expressions.models.fusion import HEAD_LR, TABULAR_LR
+    from mouse_facial_expressions.models.parts.fusion import HEAD_LR, TABULAR_LR
     from mouse_facial_expressions.training.module import ClipClassifier
 
-    cfg = dict(FACE, fusion=dict(modalities=["face", "behaviour"], aux_columns={"behaviour": COLUMNS["behaviour"]}, fusion=fusion))
-    module = ClipClassifier("advanced", cfg, learning_rate=1e-4)
+    parts = {"face": {}, "class": {}, "fusion": dict(modalities=["face", "behaviour"], aux_columns={"behaviour": COLUMNS["behaviour"]},
+                                                     fusion=fusion)}
+    module = ClipClassifier("advanced", dict(FACE, parts=parts), learning_rate=1e-4)
     groups = module.configure_optimizers()["optimizer"].param_groups
     assert [g["lr"] for g in groups] == ([1e-4, TABULAR_LR, HEAD_LR] if fusion == "mid" else [1e-4, TABULAR_LR])
-    assert {id(p) for p in groups[0]["params"]} == {id(p) for p in module.model.face.parameters()}
+    face = [*module.model.parts["face"].parameters(), *module.model.parts["class"].parameters()]  # the face and its class head
+    assert {id(p) for p in groups[0]["params"]} == {id(p) for p in face}
     assert sum(len(g["params"]) for g in groups) == len(list(module.parameters()))  # every parameter, once
 
 
@@ -328,16 +360,17 @@ def test_a_fused_model_beats_chance_on_held_out_animals_and_records_its_modaliti
     animal = aggregate_levels(pred)["animal"]
     assert METRICS["auroc"](animal["label"], animal["p1"], 0.5) > 0.75  # 8 held-out animal-conditions per fold
     model, hp = load_model_from_checkpoint(summary["folds"][0]["best_checkpoint"])
-    assert isinstance(model, FusionNet) and model.modalities == ("face", "behaviour", "physiology")
-    assert hp["model_cfg"]["fusion"]["aux_columns"]["physiology"] == ["phys_temperature_c", "phys_weight_g"]
-    assert model.aux_std.ne(1.0).any()  # the training windows' statistics travel with the weights
+    assert isinstance(model, PartsNet) and model.modalities == ("face", "behaviour", "physiology")
+    assert hp["model_cfg"]["parts"]["fusion"]["aux_columns"]["physiology"] == ["phys_temperature_c", "phys_weight_g"]
+    fusion = model.parts["fusion"]
+    assert fusion.aux_std.ne(1.0).any()  # the training windows' statistics travel with the weights
     variants = pd.read_csv(Path(summary["run_dir"]) / "fold0" / "predictions_modalities.csv")["variant"]
     assert set(variants) == {"all", "only_face", "only_behaviour", "only_physiology", "without_face",
                              "without_behaviour", "without_physiology"}
     record = json.loads((Path(summary["run_dir"]) / "fold0" / "fold.json").read_text())
     weights = record["modality_weights"]  # cross-fitted on the training animals, saved with the weights
     assert set(weights) == {"behaviour", "physiology"}
-    assert torch.allclose(model.scale, torch.tensor([weights["behaviour"]["scale"], weights["physiology"]["scale"]]))
+    assert torch.allclose(fusion.scale, torch.tensor([weights["behaviour"]["scale"], weights["physiology"]["scale"]]))
 
 
 def test_the_evaluation_shows_the_modality_table(fusion_project):
@@ -442,15 +475,18 @@ def test_predict_scores_a_fused_run_without_a_modality_when_asked(fusion_project
     assert "physiology left out" in (tmp_path / "COLUMNS.md").read_text()
 
 
-def test_face_only_paths_refuse_a_fused_run(fusion_project, tmp_path):
-    from mouse_facial_expressions.inference.export import export_onnx
-    from mouse_facial_expressions.training.finetune import finetune
+def test_a_fused_run_exports_with_its_features(fusion_project, tmp_path):
+    import onnx
+
+    from mouse_facial_expressions.inference.export import check_onnx, export_onnx
 
     summary = _train(fusion_project, "face,behaviour,physiology", "fused")
-    with pytest.raises(ValueError, match="trained on face, behaviour, physiology; an ONNX model"):
-        export_onnx(summary["run_dir"], tmp_path / "m.onnx")
-    with pytest.raises(ValueError, match="cannot be fine-tuned yet"):
-        finetune(summary["run_dir"], fusion_project / "tasks" / "task-1", tmp_path / "models")
+    path = export_onnx(summary["run_dir"], tmp_path / "m.onnx")  # the fusion part adds the graph's aux input
+    graph = onnx.load(str(path))
+    assert [i.name for i in graph.graph.input] == ["clip", "aux"]
+    meta = {p.key: json.loads(p.value) for p in graph.metadata_props}
+    assert meta["mfe.aux_columns"]["physiology"] == ["phys_temperature_c", "phys_weight_g"]
+    assert check_onnx(path, summary["run_dir"]) < 1e-4
 
 
 def test_behaviour_without_imported_body_tables_is_a_clear_error(fusion_project, tmp_path):

@@ -140,3 +140,23 @@ def test_a_config_saved_before_the_head_settings_rebuilds_the_same_model():
            if k not in ("pos_init_std", "head_activation", "head_dropout")}  # checkpoints of the first recipe
     net = create_model("advanced", **old)
     assert isinstance(net.head[1], torch.nn.GELU) and net.head[2].p == net.config["dropout"]
+
+
+def test_a_model_of_parts_is_rebuilt_from_its_config_and_names_its_weights_by_part():
+    from mouse_facial_expressions.models.advanced import AdvancedNet
+    from mouse_facial_expressions.models.parts import PartsNet
+
+    assert type(create_model("advanced", backbone="resnet18", **TINY)) is AdvancedNet  # no parts: the bare face model
+    net = create_model("advanced", backbone="resnet18", parts={"face": {}, "class": {}}, **TINY).eval()
+    assert isinstance(net, PartsNet) and list(net.parts) == ["face", "class"] and net.face.head is None
+    keys = list(net.state_dict())
+    assert all(k.startswith(("parts.face.net.", "parts.class.head.")) for k in keys)
+    assert any(k.startswith("parts.class.head.") for k in keys)  # the face model's class head belongs to the class part
+    again = create_model("advanced", **net.config).eval()
+    assert again.state_dict().keys() == net.state_dict().keys()
+    again.load_state_dict(net.state_dict())
+    x = torch.randn(2, 3, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(again(x), net(x)) and net(x).shape == (2, 2)
+    with pytest.raises(ValueError, match="unknown model part"):
+        create_model("advanced", backbone="resnet18", parts={"face": {}, "voice": {}}, **TINY)

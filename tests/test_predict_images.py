@@ -202,12 +202,20 @@ def test_video_hist_uses_each_images_own_table(images, run):
 
 
 def test_baseline_relative_and_fused_runs_are_refused(images, run, tmp_path):
-    ens = load_ensemble(run.run_dir)
-    ens.hparams[0]["model_cfg"] = {**ens.hparams[0]["model_cfg"], "fusion": {"modalities": ["face", "behaviour"]}}
+    from mouse_facial_expressions.models import create_model
+
+    def with_part(name, options):
+        """The run's ensemble with its member rebuilt with one more part (the parts make the run what it is)."""
+        ens = load_ensemble(run.run_dir)
+        m = ens.models[0]
+        ens.models[0] = create_model(ens.hparams[0]["model_name"], **{**m.config, "parts": {**m.config["parts"], name: options}}).eval()
+        return ens
+
+    ens = with_part("fusion", dict(modalities=["face", "behaviour"], aux_columns={"behaviour": ["beh_a"]}, fusion="late"))
     with pytest.raises(ValueError, match=r"trained on face, behaviour; `mfe predict --images` scores face clips only"):
         predict_images(images, images / LABELS, ens, tmp_path)
-    ens = load_ensemble(run.run_dir)
-    ens.models[0].relative = True
+    ens = with_part("relative", {"recording": 1})
+    assert ens.relative
     with pytest.raises(ValueError, match=r"baseline recording.*`mfe predict --images` has no baseline windows"):
         predict_images(images, images / LABELS, ens, tmp_path)
     assert not (tmp_path / SCORES_CSV).exists()

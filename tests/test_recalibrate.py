@@ -74,9 +74,16 @@ def test_scoring_row_uses_animal_level_metrics():
 
 # ----------------------------------------------------------------------------- adabn
 
+class _BNNet(torch.nn.Sequential):
+    """A toy scorer; ``encode`` is the pass adabn runs (a model of parts: its face part, where the BatchNorm layers are)."""
+
+    def encode(self, x):
+        return self(x)
+
+
 def _bn_model() -> torch.nn.Module:
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Dropout(0.5), torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4),
+    return _BNNet(torch.nn.Dropout(0.5), torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4),
                                torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 2)).eval()
 
 
@@ -102,6 +109,30 @@ def test_adabn_changes_only_batchnorm_buffers_with_dropout_off():
     assert not adapted.training and not adapted[2].training and adapted[2].momentum == model[2].momentum
     x = batches[0]
     assert not torch.allclose(adapted(x), model(x))  # the scores change
+
+
+def test_recompute_batchnorm_is_the_cumulative_average_of_the_given_layers_only():
+    """The update_bn route (training.callbacks.recompute_batchnorm) against a hand computation:
+    the chosen layer's statistics are the plain mean of the per-batch statistics; momentum,
+    each layer's mode, dropout and the other BatchNorm layer are as they were."""
+    from mouse_facial_expressions.training.callbacks import recompute_batchnorm
+
+    torch.manual_seed(0)
+    frozen, live = torch.nn.BatchNorm2d(1), torch.nn.BatchNorm2d(4)
+    model = torch.nn.Sequential(torch.nn.Dropout(0.5), frozen, torch.nn.Conv2d(1, 4, 3), live).eval()
+    frozen_before = {k: v.clone() for k, v in frozen.state_dict().items()}
+    gen = torch.Generator().manual_seed(1)
+    batches = [1.0 + s * torch.randn(3, 1, 8, 8, generator=gen) for s in (1.0, 2.0, 4.0)]  # (B, C, H, W)
+    recompute_batchnorm([live], model, batches)
+    with torch.no_grad():  # dropout off and the frozen layer in eval mode: the conv sees the inputs as scoring does
+        outs = [model[2](model[1](x)) for x in batches]  # (B, 4, 6, 6)
+    mean = torch.stack([o.mean(dim=(0, 2, 3)) for o in outs]).mean(0)
+    var = torch.stack([o.var(dim=(0, 2, 3), unbiased=True) for o in outs]).mean(0)
+    torch.testing.assert_close(live.running_mean, mean, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(live.running_var, var, atol=1e-6, rtol=1e-6)
+    assert int(live.num_batches_tracked) == 3 and live.momentum == 0.1 and not live.training
+    assert not model[0].training and not frozen.training
+    assert all(torch.equal(v, frozen_before[k]) for k, v in frozen.state_dict().items())
 
 
 def test_adabn_needs_batches():

@@ -107,8 +107,9 @@ def test_recipe_reaches_the_model_config():
     p = make_params("advanced", recipe="original", backbone="resnet18", d_model=64, num_heads=2, ff_dim=64, num_layers=1)
     model = create_model("advanced", **p.model_config())
     assert model.config["head_activation"] == "relu" and model.config["head_dropout"] == 0.3
-    assert isinstance(model.head[1], torch.nn.ReLU) and model.head[2].p == 0.3
-    assert model.pos.table.std().item() > 0.5  # N(0, 1), not N(0, 0.02)
+    head = model.parts["class"].head  # the face model's classifier, read by the class part
+    assert isinstance(head[1], torch.nn.ReLU) and head[2].p == 0.3
+    assert model.face.pos.table.std().item() > 0.5  # N(0, 1), not N(0, 0.02)
 
 
 def test_recipe_flags_parse(tmp_path):

@@ -11,6 +11,8 @@ from fake_clips import FOLD_SPECS, fake_fold_datasets
 from mouse_facial_expressions.training import make_params, train_cv
 from mouse_facial_expressions.training.tracking import PARENT_TAG, default_tracking_uri
 
+import lightning.pytorch as pl  # noqa: E402, I001 (after the package, which readies torchvision for it)
+
 
 @pytest.fixture(scope="module")
 def tracked(tmp_path_factory):
@@ -57,3 +59,61 @@ def test_run_ids_are_kept_for_resume(tracked):
     out, summary, _, _ = tracked
     state = json.loads((out / "runs" / summary["run_name"] / "mlflow.json").read_text())
     assert state["parent"] == summary["mlflow_parent_run"] and set(state["folds"]) == {"0", "1"}
+
+
+class _LogsLikeClipClassifier(pl.LightningModule):
+    """Logs what training/module.py logs, the same way: per-epoch means, val_select at the end of validation."""
+
+    def __init__(self):
+        super().__init__()
+        self.save_hyperparameters({"learning_rate": 0.5})  # clashes with the run's params if logged
+        self.net = torch.nn.Linear(2, 2)
+
+    def _step(self, batch, stage):
+        x, y = batch
+        logits = self.net(x)
+        loss = torch.nn.functional.cross_entropy(logits, y)
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
+        self.log(f"{stage}_acc", (logits.argmax(-1) == y).float().mean(), on_step=False, on_epoch=True, batch_size=len(x))
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        self.log("lr", 0.1, on_step=False, on_epoch=True, batch_size=1)
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def on_validation_epoch_end(self):
+        self.log("val_select", float(self.current_epoch), on_epoch=True, batch_size=1)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_epoch_logger_writes_each_epoch_metric_at_step_epoch_to_the_existing_run(tmp_path):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from mouse_facial_expressions.training.tracking import Tracker, epoch_logger
+
+    torch.manual_seed(0)
+    tracker = Tracker(default_tracking_uri(tmp_path), artifact_dir=tmp_path / "mlartifacts")
+    parent = tracker.start_run("run")
+    fold = tracker.start_run("fold0", {"learning_rate": 0.0001}, parent=parent)
+    data = DataLoader(TensorDataset(torch.randn(8, 2), torch.randint(0, 2, (8,))), batch_size=4)
+    trainer = pl.Trainer(max_epochs=2, logger=epoch_logger(tracker.tracking_uri, fold), enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1, accelerator="cpu")
+    trainer.fit(_LogsLikeClipClassifier(), data, data)
+    run = tracker.client.get_run(fold)
+    for key in ("train_loss", "train_acc", "val_loss", "val_acc", "val_select", "lr"):
+        assert [m.step for m in tracker.client.get_metric_history(fold, key)] == [0, 1], key
+    assert "epoch" not in run.data.metrics
+    assert run.data.params == {"learning_rate": "0.0001"}  # the module's hyperparameters are not logged
+    assert run.data.tags[PARENT_TAG] == parent and run.info.status == "RUNNING"  # the fold ends it, not fit
+    assert len(tracker.client.search_runs([tracker.experiment_id])) == 2  # no run of the logger's own
+
+
+def test_epoch_logger_without_a_run_is_none():
+    from mouse_facial_expressions.training.tracking import epoch_logger
+
+    assert epoch_logger("sqlite:///unused.db", None) is None

@@ -94,13 +94,13 @@ def _record_epochs(monkeypatch):
 
 def test_resume_continues_an_interrupted_fold_from_its_last_epoch(tmp_path, monkeypatch):
     torch.set_num_threads(1)
-    import mouse_facial_expressions.training.cv as cv
+    import mouse_facial_expressions.training.fold as fold_mod
 
     def killed(*a, **k):
         raise KeyboardInterrupt  # as if killed after training, before testing
 
     with monkeypatch.context() as m:
-        m.setattr(cv, "predict_windows", killed)
+        m.setattr(fold_mod, "predict_windows", killed)
         with pytest.raises(KeyboardInterrupt):
             run(tmp_path, tiny_params(epochs=1, run_name="r", limit_batches=2), track=False)
     fold_dir = tmp_path / "runs" / "r" / "fold0"
@@ -264,7 +264,7 @@ def test_batchnorm_recalibration_recomputes_the_statistics_from_the_kept_batches
         cb.on_train_batch_end(None, module, None, {"clip": x}, i)
     module.eval()
     cb.on_validation_epoch_start(SimpleNamespace(sanity_checking=False), module)
-    net = module.model.encoder.net
+    net = module.model.face.encoder.net
     with torch.no_grad():  # conv1 is before the first BatchNorm: its batch means are the expected statistics
         means = [net.conv1(x.flatten(0, 1).half().float()).mean(dim=(0, 2, 3)) for x in batches[1:]]  # the last 2 kept
     assert torch.allclose(net.bn1.running_mean, torch.stack(means).mean(0), atol=1e-4)
@@ -281,7 +281,7 @@ def test_an_epoch_without_validation_is_recalibrated_at_its_end_and_once_only():
 
     torch.manual_seed(0)
     module = ClipClassifier("advanced", dict(backbone="resnet18", num_layers=1, num_heads=2, d_model=64, ff_dim=64, num_frames=3))
-    bn1 = module.model.encoder.net.bn1
+    bn1 = module.model.face.encoder.net.bn1
     cb = RecalibrateBatchNorm(num_batches=1)
     cb.on_train_epoch_start(None, module)
     cb.on_train_batch_end(None, module, None, {"clip": torch.randn(2, 3, 3, 32, 32) + 5.0}, 0)

@@ -181,14 +181,14 @@ def test_em_trains_on_training_animals_only_and_beats_chance(tmp_path, monkeypat
 
 def test_resume_restores_the_posteriors(tmp_path, monkeypatch):
     torch.set_num_threads(1)
-    import mouse_facial_expressions.training.cv as cv
+    import mouse_facial_expressions.training.fold as fold_mod
     from mouse_facial_expressions.io.checkpoint import load_weights_only
 
     def killed(*a, **k):
         raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(cv, "predict_windows", killed)
+        m.setattr(fold_mod, "predict_windows", killed)
         with pytest.raises(KeyboardInterrupt):
             _run(tmp_path, _tiny_params(epochs=2, run_name="r", weak_every=1))
     ckpt = load_weights_only(tmp_path / "runs" / "r" / "fold0" / "last.ckpt")
@@ -269,24 +269,29 @@ def test_localisation_auroc_ranks_windows_against_bouts():
 
 def test_attention_pooling_is_a_weighted_mean_and_one_window_is_the_plain_model():
     from mouse_facial_expressions.models import create_model
-    from mouse_facial_expressions.models.mil import AttentionMIL
+    from mouse_facial_expressions.models.parts import PartsNet
 
     torch.manual_seed(0)
     cfg = dict(backbone="resnet18", num_frames=3, d_model=32, num_layers=1, num_heads=2, ff_dim=32)
-    mil = create_model("advanced", **cfg, mil={"hidden": 16}).eval()
-    assert isinstance(mil, AttentionMIL) and mil.config["mil"] == {"hidden": 16}
+    mil = create_model("advanced", **cfg, mil={"hidden": 16}).eval()  # a pre-parts keyword, read as the attention part
+    assert isinstance(mil, PartsNet) and list(mil.parts) == ["face", "attention", "class"]
+    assert mil.config["parts"]["attention"] == {"hidden": 16}
     rebuilt = create_model("advanced", **mil.config)
     rebuilt.load_state_dict(mil.state_dict())
     bags = torch.randn(2, 4, 3, 3, 32, 32)  # (B, K, T, C, H, W)
+    head = mil.parts["class"].head
     with torch.no_grad():
-        logits, a = mil.bag_logits(bags)
-        z = mil.embed(bags.reshape(8, 3, 3, 32, 32)).reshape(2, 4, -1)
-        by_hand = mil.face.head((a.unsqueeze(-1) * z).sum(1))
+        s = mil.run({"clip": bags})
+        logits, a = s.logits, s.outputs["attention"]
+        z = mil.face.embed(bags.reshape(8, 3, 3, 32, 32)).reshape(2, 4, -1)
+        torch.testing.assert_close(s.zs, z, atol=1e-5, rtol=1e-5)
+        np.testing.assert_allclose(mil.parts["attention"].attention(z).numpy(), a.numpy(), atol=1e-6)
+        by_hand = head((a.unsqueeze(-1) * z).sum(1))
         np.testing.assert_allclose(a.sum(1).numpy(), 1.0, atol=1e-6)
         np.testing.assert_allclose(logits.numpy(), by_hand.numpy(), atol=1e-5)
         one = bags[:, 0]  # a bag of one window: attention 1, the face model's own logits
-        np.testing.assert_allclose(mil.bag_logits(one[:, None])[0].numpy(), mil(one).numpy(), atol=1e-5)
-        np.testing.assert_allclose(mil(one).numpy(), mil.face(one).numpy(), atol=1e-6)
+        np.testing.assert_allclose(mil.run({"clip": one[:, None]}).logits.numpy(), mil(one).numpy(), atol=1e-5)
+        np.testing.assert_allclose(mil(one).numpy(), head(mil.face.embed(one)).numpy(), atol=1e-6)
         np.testing.assert_allclose(rebuilt.eval()(one).numpy(), mil(one).numpy(), atol=1e-6)
     with pytest.raises(ValueError, match="--model advanced"):
         create_model("baseline", mil={"hidden": 8})
@@ -312,14 +317,15 @@ def test_bags_hold_windows_of_one_video_and_keep_the_clip_budget():
 
 
 def test_attention_mil_trains_on_bags_and_beats_chance(tmp_path):
-    from mouse_facial_expressions.models.mil import AttentionMIL
+    from mouse_facial_expressions.models.parts import PartsNet
     from mouse_facial_expressions.training.module import load_model_from_checkpoint
 
     torch.set_num_threads(1)
     summary = _run(tmp_path, _tiny_params(weak="attention", weak_fraction=None, weak_bag=3, epochs=3))
     (fold,) = summary["folds"]
     model, hp = load_model_from_checkpoint(fold["best_checkpoint"])
-    assert isinstance(model, AttentionMIL) and hp["model_cfg"]["mil"] == {"hidden": 128}
+    assert isinstance(model, PartsNet) and "attention" in model.parts
+    assert hp["model_cfg"]["parts"]["attention"] == {"hidden": 128, "bag": 3}
     assert "weak_mean" not in fold["history"]["1"]  # no E-step
     # validation scores single windows with the video's label: chance is 0.5, the ceiling 0.75
     assert fold["val_acc"] > 0.6
@@ -332,9 +338,13 @@ def test_attention_mil_trains_on_bags_and_beats_chance(tmp_path):
 def test_attention_params_are_checked():
     from mouse_facial_expressions.training import make_params
 
-    assert make_params("advanced", weak="attention").model_config()["mil"] == {"hidden": 128}
+    assert make_params("advanced", weak="attention").model_config()["parts"]["attention"] == {"hidden": 128}
+    assert make_params("advanced", weak="attention", weak_bag=4).model_config()["parts"]["attention"] == {"hidden": 128, "bag": 4}
+    assert "attention" not in make_params("advanced", weak="em").model_config()["parts"]  # em is a training strategy, no part
     with pytest.raises(ValueError, match="--model advanced"):
-        make_params("baseline", weak="attention")
+        make_params("baseline", weak="attention").model_config()
+    with pytest.raises(ValueError, match="--weak attention with --baseline-recording is not built"):
+        make_params("advanced", weak="attention", baseline_recording=1).model_config()
     with pytest.raises(ValueError, match="--weak attention only"):
         make_params("advanced", weak="em", weak_bag=4)
     with pytest.raises(ValueError, match="--weak em only"):

@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from mouse_facial_expressions.data._store import open_frames
 from mouse_facial_expressions.data.augment import GREY_MEAN, GREY_STD, NORM_MEAN, NORM_STD, POLICIES, SCOPES, normalize_clips, prepare_clip
-from mouse_facial_expressions.data.modalities import feature_stats, modality_features, parse_modalities, video_recordings
+from mouse_facial_expressions.data.modalities import video_recordings
+from mouse_facial_expressions.data.samplers import SAMPLERS, BalancedWindowSampler, UniformWindowSampler  # noqa: F401 (re-exported)
 from mouse_facial_expressions.data.sequences import WINDOW_COLUMNS, make_windows, select_per_video, window_span
 
 log = logging.getLogger(__name__)
@@ -47,23 +48,14 @@ class ClipDataset(Dataset):
             (seeded per worker and epoch by PyTorch) draw different, reproducible parameters.
         clip_dtype: ``"float32"`` (normalised model input) or ``"uint8"`` (``(T, 1, H, W)``
             grey, to be normalised later by ``normalize_clips(batch, channels)``).
-        baseline: baseline-relative training (``--baseline-recording``): the window table of the
-            baseline recording's windows of the *same split's* animals. Each item then also holds
-            ``ref_clip``: one of the same animal's baseline windows (a random one when
-            augmenting, else a fixed one per item), never the item's own window when the animal
-            has another. Every animal of ``windows`` must have one.
-        aux: ``(W, F)`` raw features of the other modalities, row ``i`` for window ``i``
-            (:mod:`~mouse_facial_expressions.data.modalities`; NaN = not measured); items then hold ``aux``.
-        load_clips: False for a model without the face modality: no frame is read, and ``clip``
+        fields: the model parts' per-window fields (:mod:`~mouse_facial_expressions.data.fields`),
+            name -> field: item ``i`` holds ``field.item(self, i)`` under that name (e.g. ``aux``
+            tabular features, ``au``/``au_mask`` action-unit targets, ``ref_clip`` a reference clip).
+        load_clips: False for a model without the face: no frame is read, and ``clip``
             is a ``(1, C, 1, 1)`` placeholder (``(1, 1, 1, 1)`` uint8), so batches keep their shape.
-        au: ``(W, 5, 3)`` Mouse Grimace Scale targets, row ``i`` for window ``i``: per action unit
-            (``io.ratings.AUS`` order) the raters' distribution over the scores 0, 1, 2
-            (:func:`data.au_targets.match_windows`); items then hold ``au`` and ``au_mask``.
-        au_mask: ``(W, 5)``: 1 where window ``i`` has a target for that AU, else 0 (needed with ``au``).
 
     Item: ``{"clip": (T, C, H, W) float32 (or (T, 1, H, W) uint8), "soft": (2,) float32 [1-p, p], "label": int64,
-    "video": str, "animal": str, "start_time": float, "end_time": float}``, plus ``"au": (5, 3) float32,
-    "au_mask": (5,) float32`` with AU targets.
+    "video": str, "animal": str, "start_time": float, "end_time": float}``, plus the fields.
     """
 
     def __init__(
@@ -77,11 +69,8 @@ class ClipDataset(Dataset):
         clip_dtype: str = "float32",
         augment_policy: str = "mild",
         augment_scope: str = "clip",
-        baseline: pd.DataFrame | None = None,
-        aux: np.ndarray | None = None,
+        fields: dict | None = None,
         load_clips: bool = True,
-        au: np.ndarray | None = None,
-        au_mask: np.ndarray | None = None,
     ):
         if augment_policy not in POLICIES or augment_scope not in SCOPES:
             raise ValueError(f"augmentation: policy must be one of {list(POLICIES)} and scope one of {list(SCOPES)}, "
@@ -114,26 +103,9 @@ class ClipDataset(Dataset):
             raise ValueError(f"window table: windows of different lengths {sorted(lengths)}")
         t = lengths.pop() if lengths else 0
         self._rows = np.asarray(self.windows["rows"].tolist(), dtype=np.int64).reshape(len(self.windows), t)  # (W, T)
-        self._ref: dict[str, np.ndarray] | None = None  # animal -> indices into the baseline arrays
-        if baseline is not None:
-            b = baseline.reset_index(drop=True)
-            self._ref_video = b["video"].astype(str).to_numpy()
-            self._ref_rows = np.asarray(b["rows"].tolist(), dtype=np.int64).reshape(len(b), t)
-            animals = b["animal"].astype(str).to_numpy()
-            self._ref = {a: np.flatnonzero(animals == a) for a in np.unique(animals)}
-            lacking = sorted(set(self._animal) - set(self._ref))
-            if lacking:
-                raise ValueError(f"baseline-relative windows: animal(s) {', '.join(lacking)} have no baseline window in their split")
-        self._aux = None if aux is None else np.asarray(aux, dtype=np.float32)
-        if self._aux is not None and (self._aux.ndim != 2 or len(self._aux) != len(self.windows)):
-            raise ValueError(f"aux features: {self._aux.shape} for {len(self.windows)} windows (one row per window)")
-        self._au = None if au is None else np.asarray(au, dtype=np.float32)
-        self._au_mask = None if au_mask is None else np.asarray(au_mask, dtype=np.float32)
-        n = len(self.windows)
-        if self._au is not None and (self._au_mask is None or self._au.ndim != 3 or self._au.shape[::2] != (n, 3)
-                                     or self._au_mask.shape != self._au.shape[:2]):
-            raise ValueError(f"AU targets: au {self._au.shape} and au_mask {None if self._au_mask is None else self._au_mask.shape} "
-                             f"for {len(self.windows)} windows (expected (W, 5, 3) and (W, 5))")
+        self.fields = dict(fields or {})
+        for name, f in self.fields.items():
+            f.check(len(self.windows), name)
         self.load_clips = bool(load_clips)
         self._maps: dict[str, np.ndarray] = {}
         self._gen: torch.Generator | None = None
@@ -147,15 +119,10 @@ class ClipDataset(Dataset):
         """Hard label per window, ``(W,)`` int64."""
         return self._label
 
-    @property
-    def aux(self) -> np.ndarray | None:
-        """The other modalities' raw features, ``(W, F)`` float32 (None without them)."""
-        return self._aux
-
-    @property
-    def au_targets(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """Mouse Grimace Scale targets ``((W, 5, 3), (W, 5) mask)`` float32 (None without them)."""
-        return None if self._au is None else (self._au, self._au_mask)
+    def field_values(self, name: str) -> np.ndarray | None:
+        """An array field's values ``(W, ...)`` (None when the dataset has no such field)."""
+        f = self.fields.get(name)
+        return getattr(f, "values", None)
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -189,19 +156,6 @@ class ClipDataset(Dataset):
             clip = normalize_clips(clip, self.channels)  # (T, C, S, S) float32
         return clip
 
-    def reference_index(self, i: int) -> int:
-        """Index (into the baseline windows) of item ``i``'s reference window: a random draw of the
-        same animal's when augmenting, else a fixed one; never the item's own window if avoidable."""
-        choices = self._ref[self._animal[i]]
-        if self.augment:
-            k = int(torch.randint(len(choices), (1,), generator=self._generator()))
-        else:
-            k = i % len(choices)
-        j = int(choices[k])
-        if len(choices) > 1 and self._ref_video[j] == self._video[i] and self._ref_rows[j][0] == self._rows[i][0]:
-            j = int(choices[(k + 1) % len(choices)])
-        return j
-
     def _placeholder(self) -> torch.Tensor:
         if self.clip_dtype == "uint8":
             return torch.zeros((1, 1, 1, 1), dtype=torch.uint8)
@@ -211,15 +165,7 @@ class ClipDataset(Dataset):
         video, rows = self._video[i], self._rows[i]
         clip = self._clip(video, rows, i) if self.load_clips else self._placeholder()
         p1 = float(self._soft[i])
-        extra = {}
-        if self._ref is not None:
-            j = self.reference_index(i)
-            extra["ref_clip"] = self._clip(self._ref_video[j], self._ref_rows[j], i)
-        if self._aux is not None:
-            extra["aux"] = torch.from_numpy(self._aux[i])
-        if self._au is not None:  # Mouse Grimace Scale targets (data/au_targets.py)
-            extra["au"] = torch.from_numpy(self._au[i])  # (5, 3)
-            extra["au_mask"] = torch.from_numpy(self._au_mask[i])  # (5,)
+        extra = {name: f.item(self, i) for name, f in self.fields.items()}
         return {**extra,
             "clip": clip,  # (T, C, H, W) float32 or (T, 1, H, W) uint8
             "soft": torch.tensor([1.0 - p1, p1], dtype=torch.float32),
@@ -249,101 +195,20 @@ def batch_tensors(batch: dict, device: torch.device | str | None = None) -> dict
     return {k: torch.as_tensor(v, device=device) if isinstance(v, np.ndarray) else v for k, v in batch.items()}
 
 
-class _EpochSampler(Sampler[int]):
-    """``epoch_size`` indices per epoch from :meth:`indices`, seeded by ``(seed, epoch)``;
-    call :meth:`set_epoch` before each epoch for fresh draws."""
-
-    def __init__(self, epoch_size: int, seed: int = 0):
-        self.epoch_size = int(epoch_size)
-        self.seed = int(seed)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return self.epoch_size
-
-    def _rng(self) -> np.random.Generator:
-        return np.random.default_rng([self.seed, self.epoch])
-
-    def indices(self) -> np.ndarray:
-        raise NotImplementedError
-
-    def __iter__(self):
-        return iter(self.indices().tolist())
+#: Window columns a batch carries as they are (strings and times: ``ClipDataset`` items).
+WINDOW_FIELDS = ("video", "animal", "start_time", "end_time", "label")
 
 
-class BalancedWindowSampler(_EpochSampler):
-    """Draws ``epoch_size`` window indices per epoch: a class uniformly, then a video of
-    that class uniformly, then a window of that video uniformly (with replacement).
+def prepare_batch(batch: dict, device, channels: int = 3) -> dict:
+    """A loader batch ready for a model on ``device``: uint8 clips normalised (``clip``, ``ref_clip``),
+    numpy fields as tensors, the window columns as they are."""
+    out = batch_tensors({k: v for k, v in batch.items() if k not in WINDOW_FIELDS}, device)
+    out.update({k: batch[k] for k in WINDOW_FIELDS if k in batch})
+    for key in ("clip", "ref_clip"):
+        if key in out:
+            out[key] = normalize_clips(out[key].to(device, non_blocking=True), channels)
+    return out
 
-    Seeded: the same ``(seed, epoch)`` gives the same indices; call :meth:`set_epoch`
-    before each epoch for fresh draws.
-    """
-
-    balances_classes = True
-
-    def __init__(self, windows: pd.DataFrame, epoch_size: int, seed: int = 0):
-        if len(windows) == 0:
-            raise ValueError("BalancedWindowSampler: no windows to sample")
-        super().__init__(epoch_size, seed)
-        labels = windows["label"].to_numpy(dtype=np.int64)
-        # A "video" here is a (video, label) pair, in case rules label parts of a video differently.
-        videos = (windows["video"].astype(str) + "\x00" + windows["label"].astype(str)).to_numpy()
-        order = np.lexsort((np.arange(len(videos)), videos))  # window indices grouped by video
-        vid_sorted = videos[order]
-        starts = np.flatnonzero(np.r_[True, vid_sorted[1:] != vid_sorted[:-1]])
-        self._order = order
-        self._vstart = starts
-        self._vcount = np.diff(np.r_[starts, len(order)])
-        vlabel = labels[order][starts]  # label of each video (its first window)
-        self.classes_ = np.unique(vlabel)
-        self._class_videos = [np.flatnonzero(vlabel == c) for c in self.classes_]
-
-    def indices(self) -> np.ndarray:
-        """This epoch's window indices, ``(epoch_size,)``."""
-        rng = self._rng()
-        cls = rng.integers(len(self.classes_), size=self.epoch_size)
-        vids = np.empty(self.epoch_size, dtype=np.int64)
-        for k, members in enumerate(self._class_videos):
-            sel = cls == k
-            vids[sel] = members[rng.integers(len(members), size=int(sel.sum()))]
-        within = np.floor(rng.random(self.epoch_size) * self._vcount[vids]).astype(np.int64)
-        return self._order[self._vstart[vids] + within]
-
-
-class UniformWindowSampler(_EpochSampler):
-    """Draws ``epoch_size`` window indices per epoch uniformly over all windows, without
-    replacement inside an epoch (a fresh permutation, repeated when ``epoch_size`` exceeds
-    the windows): the original's ``shuffle=True``. Classes and videos are drawn in proportion
-    to their windows, so class weights (cross-entropy) correct the imbalance instead.
-
-    Seeded like :class:`BalancedWindowSampler`.
-    """
-
-    balances_classes = False
-
-    def __init__(self, windows: pd.DataFrame, epoch_size: int, seed: int = 0):
-        if len(windows) == 0:
-            raise ValueError("UniformWindowSampler: no windows to sample")
-        super().__init__(epoch_size, seed)
-        self.n = len(windows)
-
-    def indices(self) -> np.ndarray:
-        """This epoch's window indices, ``(epoch_size,)``."""
-        rng = self._rng()
-        reps = -(-self.epoch_size // self.n)  # ceil
-        return np.concatenate([rng.permutation(self.n) for _ in range(reps)])[: self.epoch_size]
-
-
-#: ``sampler=`` name -> training sampler class.
-SAMPLERS = {"balanced": BalancedWindowSampler, "uniform": UniformWindowSampler}
-
-
-def _other_recordings_hold_both_classes(frames: pd.DataFrame) -> bool:
-    labels = set(pd.to_numeric(frames["label"], errors="coerce").dropna().astype(int))
-    return {0, 1} <= labels
 
 
 def baseline_frames(frames: pd.DataFrame, recording: int) -> np.ndarray:
@@ -361,6 +226,52 @@ def _task_au_targets(task_dir, spec) -> pd.DataFrame | None:
     if targets is None:
         raise FileNotFoundError(f"{task_dir}: task.yaml names AU targets but {AU_TARGETS_FILE} is missing; rerun `mfe task make`")
     return targets
+
+
+class FoldContext:
+    """What the model parts' dataset hooks read and write while one fold's datasets are built.
+
+    Attributes:
+        task_dir, task, spec, fold: the task folder, its loaded task and spec, the fold.
+        references: role -> reference windows (a part's ``select_frames`` sets them).
+        context: role -> windows scored beside the role's own (e.g. the test animals' baselines).
+        out: extra entries of ``fold_datasets``' result (e.g. ``aux_columns``, ``aux_stats``).
+        settings: the trained model's data settings when scoring (``hparams["data"]``; {} in training).
+    """
+
+    def __init__(self, task_dir, task, fold: int, num_frames: int, frame_stride: int, eval_step: int,
+                 settings: dict | None = None):
+        self.task_dir, self.task, self.spec, self.fold = Path(task_dir), task, task.spec, int(fold)
+        self.settings = dict(settings or {})
+        self.num_frames, self.frame_stride, self.eval_step = num_frames, frame_stride, eval_step
+        self.references: dict[str, pd.DataFrame] = {}
+        self.context: dict[str, pd.DataFrame] = {}
+        self.out: dict = {}
+        self._cache: dict = {}
+
+    def windows(self, frames: pd.DataFrame, role: str) -> pd.DataFrame:
+        """The role's windows of ``frames``: every start position in training, else every ``eval_step`` rows."""
+        step = 1 if role == "train" else self.eval_step
+        return make_windows(frames, self.num_frames, self.frame_stride, self.spec.max_gap_s, self.spec.short_runs, step=step)
+
+    def _cached(self, key: str, make):
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def au_targets(self) -> pd.DataFrame | None:
+        """The task's ``au_targets.parquet`` when its spec names AU targets (else None)."""
+        return self._cached("au_targets", lambda: _task_au_targets(self.task_dir, self.spec))
+
+    def project_config(self):
+        """The task's project configuration (``<project>/tasks/task-<v>``)."""
+        from mouse_facial_expressions.config import load_config
+
+        return self._cached("config", lambda: load_config(self.task_dir.resolve().parent.parent))
+
+    def recordings(self) -> pd.Series:
+        """Each video's recording number (``data.modalities.video_recordings``)."""
+        return self._cached("recordings", lambda: video_recordings(self.task.frames))
 
 
 def fold_datasets(
@@ -382,8 +293,7 @@ def fold_datasets(
     augment_policy: str = "mild",
     augment_scope: str = "clip",
     sampler: str = "balanced",
-    baseline_recording: int | None = None,
-    modalities: tuple[str, ...] = ("face",),
+    parts=None,
 ) -> dict:
     """Train/val/test clip datasets of one outer fold, and the balanced train sampler.
 
@@ -397,26 +307,12 @@ def fold_datasets(
     ``augment_policy`` / ``augment_scope``: see :class:`ClipDataset`. ``sampler``: ``balanced``
     (:class:`BalancedWindowSampler`) or ``uniform`` (:class:`UniformWindowSampler`).
 
-    ``baseline_recording=K`` (baseline-relative models): each split's items carry a reference
-    window from the same animal's recording K, drawn from that split's own frames only (an
-    animal's baseline never crosses a fold boundary). Items are the other recordings' windows
-    (a baseline scored against itself would be right by construction), in training too when
-    those hold both classes (controls' later recordings labelled 0, as in ``task1_table``):
-    a baseline window against another window of the same video teaches "same video = no
-    change", a shortcut that calls every control's later recording a change (measured: saline
-    rec4 at p1 0.45-0.56 on the demo cohort). Otherwise (``task1``) training keeps recording K's
-    windows as its "no change" items, with a warning. ``out["test_baseline"]`` holds the test
-    animals' recording-K windows, whose mean embedding is each animal's reference at scoring.
-
-    ``modalities`` other than ``face`` (multimodal fusion): every split's items carry ``aux``,
-    the raw features of those modalities (:func:`data.modalities.modality_features`, read from
-    the task's project: ``<project>/tasks/task-<v>``); ``out["aux_columns"]`` names them per
-    modality and ``out["aux_stats"]`` holds the training windows' mean and SD. Without ``face``
-    no frame is read.
-
-    A task with Mouse Grimace Scale targets (``task.yaml`` ``au``, ``au_targets.parquet``): every
-    split's items carry ``au`` and ``au_mask`` (:func:`data.au_targets.match_windows` with the
-    task's ``match`` and ``tolerance_s``); windows without a rated frame nearby get mask 0.
+    ``parts``: the model's parts, each with the dataset hooks ``name``, ``select_frames(ctx, role,
+    frames)`` and ``dataset_fields(ctx, role, windows)`` (``models.parts.bound_parts``; default:
+    the face alone). Each part chooses the frames a split scores (a baseline-relative model
+    leaves out the baseline recording) and adds its per-window fields (``aux``, ``au``/``au_mask``,
+    ``ref_clip``); :class:`FoldContext` is what they read. Without the face no frame is read. ``out["context"][role]`` holds windows scored beside a role's own (the test
+    animals' baselines); parts may add entries (``aux_columns``, ``aux_stats``).
     """
     from mouse_facial_expressions.data.tasks import load_task, task_frames_dir
 
@@ -438,57 +334,26 @@ def fold_datasets(
         fdir = moved
     span = window_span(t, s)
     f = task.folds[fold]
-    out = {}
-    au_targets = _task_au_targets(task_dir, spec)
-    tabular = [m for m in parse_modalities(modalities) if m != "face"]
-    if tabular:
-        from mouse_facial_expressions.config import load_config
-
-        project_cfg = load_config(Path(task_dir).resolve().parent.parent)
-        recordings = video_recordings(task.frames) if "physiology" in tabular else None
-    if baseline_recording is not None and "recording" not in task.frames.columns:
-        raise ValueError(f"{task_dir}: --baseline-recording needs a 'recording' column in frames.parquet; this task has none")
+    parts = list(parts or [])
+    ctx = FoldContext(task_dir, task, fold, t, s, eval_step or span)
+    out: dict = {}
     for role in ("train", "val", "test"):
         frames = task.frames[task.frames["animal"].astype(str).isin(list(map(str, f[role])))]
-        step = 1 if role == "train" else (eval_step or span)
-        base = None
-        if baseline_recording is not None:
-            is_base = baseline_frames(frames, baseline_recording)
-            base = make_windows(frames[is_base], t, s, spec.max_gap_s, spec.short_runs, step=step)
-            lacking = sorted(set(frames["animal"].astype(str)) - set(base["animal"].astype(str)))
-            if lacking:
-                raise ValueError(f"{task_dir}: fold {fold} {role} animal(s) {', '.join(lacking)} have no window of recording "
-                                 f"{baseline_recording}, their baseline: exclude them from the task, or choose another --baseline-recording")
-            if role != "train" or _other_recordings_hold_both_classes(frames[~is_base]):
-                frames = frames[~is_base]
-            else:
-                log.warning("%s: fold %d: the training animals' recordings other than %d hold one class only, so the "
-                            "baseline windows themselves are the 'no change' examples; such a pair often comes from one "
-                            "video, and the model can learn 'another video = change'. Label control animals' later "
-                            "recordings (e.g. --preset task1_table) for a reliable baseline-relative model",
-                            task_dir, fold, baseline_recording)
-        w = make_windows(frames, t, s, spec.max_gap_s, spec.short_runs, step=step)
-        if role == "val":
-            w = select_per_video(w, val_windows_per_video)
-        elif role == "test":
-            w = select_per_video(w, test_windows_per_video)
-        aux = None
-        if tabular:
-            feats, out["aux_columns"] = modality_features(project_cfg, w, modalities, recordings)
-            aux = feats.to_numpy(np.float32)
-            if role == "train":
-                out["aux_stats"] = feature_stats(feats)
-        au = {}
-        if au_targets is not None:
-            from mouse_facial_expressions.data.au_targets import match_windows
-
-            au = dict(zip(("au", "au_mask"), match_windows(w, au_targets, spec.au.tolerance_s, spec.au.match)))
+        for part in parts:
+            frames = part.select_frames(ctx, role, frames)
+        w = ctx.windows(frames, role)
+        if role != "train":
+            w = select_per_video(w, val_windows_per_video if role == "val" else test_windows_per_video)
+        fields = {}
+        for part in parts:
+            fields.update(part.dataset_fields(ctx, role, w))
         out[role] = ClipDataset(fdir, w, image_size, augment=train_augmentation and role == "train", channels=channels, seed=seed,
                                 clip_dtype=clip_dtype, augment_policy=augment_policy, augment_scope=augment_scope,
-                                baseline=base if role != "test" else None,  # test: the animal's mean reference (below)
-                                aux=aux, load_clips="face" in modalities, **au)
-        if role == "test" and base is not None:
-            out["test_baseline"] = ClipDataset(fdir, base, image_size, channels=channels, seed=seed, clip_dtype=clip_dtype)
+                                fields=fields, load_clips=not parts or any(p.name == "face" for p in parts))
+        if role in ctx.context:
+            out.setdefault("context", {})[role] = ClipDataset(fdir, ctx.context[role], image_size, channels=channels, seed=seed,
+                                                              clip_dtype=clip_dtype)
+    out.update(ctx.out)
     train_w = out["train"].windows
     if epoch_size is None:
         epoch_size = max(1, int(np.ceil(len(train_w) / span)))

@@ -7,7 +7,7 @@ animal and recording, as change from the animal's baseline recording
 (``behaviour.physiology_baseline_recording``).
 
 Features are raw here; the fused model standardises them with the training windows' statistics
-(:class:`~mouse_facial_expressions.models.fusion.FusionNet`). NaN marks a feature not measured
+(:class:`~mouse_facial_expressions.models.parts.fusion.Fusion`). NaN marks a feature not measured
 (a window without body keypoints): the model treats the modality as absent for that window.
 """
 

@@ -8,7 +8,7 @@ PREDICTION_COLUMNS = ["fold", "video", "animal", "start_time", "end_time", "labe
 #: ``fold`` value of a window, video or animal that several folds scored (a fold ensemble).
 MIXED_FOLD = -1
 #: Extra columns of a model with Mouse Grimace Scale action-unit heads (``mfe train --targets
-#: au|au+class``, models/au.py): the expected score of each AU (0..2) and ``mgs``, their mean.
+#: au|au+class``, models/parts/au.py): the expected score of each AU (0..2) and ``mgs``, their mean.
 AU_PREDICTION_COLUMNS = [*(f"au_{a}" for a in AUS), "mgs"]
 
 

@@ -12,7 +12,8 @@ from mouse_facial_expressions.evaluation.aggregate import aggregate_levels, to_a
 from mouse_facial_expressions.evaluation.batch_effects import check_batch_effects
 from mouse_facial_expressions.evaluation.breakdown import breakdown
 from mouse_facial_expressions.evaluation.compare import compare_runs, format_compare
-from mouse_facial_expressions.evaluation.evaluate import compute_results, evaluate_predictions, evaluate_run
+from mouse_facial_expressions.evaluation.evaluate import compute_results, evaluate_predictions
+from mouse_facial_expressions.evaluation.run_folder import evaluate_run
 from mouse_facial_expressions.evaluation.metrics import METRICS, binary_metrics, bootstrap_ci
 from mouse_facial_expressions.evaluation.recalibrate import controls_threshold
 

@@ -10,7 +10,8 @@ import pandas as pd
 
 from mouse_facial_expressions.bootstrap import draw_groups, percentile_ci
 from mouse_facial_expressions.evaluation.aggregate import aggregate_levels, validate_predictions
-from mouse_facial_expressions.evaluation.evaluate import _run_metadata, compute_results, read_metadata, read_predictions
+from mouse_facial_expressions.evaluation.evaluate import compute_results, read_metadata
+from mouse_facial_expressions.evaluation.run_folder import _run_metadata, read_predictions
 from mouse_facial_expressions.evaluation.metrics import format_ci
 
 KEY_METRICS = ("accuracy", "balanced_accuracy", "auroc", "f1", "ece")

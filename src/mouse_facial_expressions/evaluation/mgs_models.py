@@ -1,6 +1,6 @@
 """A model's Mouse Grimace Scale predictions against the raters and the truth (``mfe evaluate``).
 
-A run trained with ``--targets au|au+class`` (models/au.py) predicts, per test window, the
+A run trained with ``--targets au|au+class`` (models/parts/au.py) predicts, per test window, the
 expected score of each action unit (``au_ot ... au_wc``, 0..2) and ``mgs`` (their mean). This
 module compares them, per AU and for the total:
 

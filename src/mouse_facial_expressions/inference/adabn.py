@@ -69,30 +69,30 @@ def adapt_models(models: list[torch.nn.Module], batches: Iterable[torch.Tensor])
     Raises:
         ValueError: ``batches`` was empty.
     """
+    from mouse_facial_expressions.training.callbacks import recompute_batchnorm  # update_bn, for some layers only
+
     adapted = [copy.deepcopy(m) for m in models]
     layers = [bn_layers(m) for m in adapted]
-    saved = [[bn.momentum for bn in bns] for bns in layers]
-    for m, bns in zip(adapted, layers):
-        m.eval()  # dropout off, everything in inference mode ...
-        for bn in bns:  # ... but BatchNorm, which collects statistics
-            bn.reset_running_stats()
-            bn.momentum = None  # cumulative average over all batches
-            bn.train()
-    n_batches = n_clips = 0
-    for clips in batches:
+    for m in adapted:
+        m.eval()  # dropout off, everything in inference mode but BatchNorm, which collects statistics
+    count = {"batches": 0, "clips": 0}
+
+    def counted():
+        for clips in batches:
+            count["batches"] += 1
+            count["clips"] += int(len(clips))
+            yield clips
+
+    def forward(clips: torch.Tensor) -> None:  # every batch through every model: batches are read once
         for m in adapted:
             param = next(m.parameters(), None)
             x = clips.to(param.device if param is not None else clips.device, torch.float32)
-            m.embed(x) if getattr(m, "relative", False) else m(x)  # a relative model's BatchNorm layers are all in embed
-        n_batches += 1
-        n_clips += int(len(clips))
-    for m, bns, moms in zip(adapted, layers, saved):
-        for bn, mom in zip(bns, moms):
-            bn.momentum = mom
-        m.eval()
-    if n_batches == 0:
+            m.encode(x)  # the face model: every BatchNorm layer is in it
+
+    recompute_batchnorm([bn for bns in layers for bn in bns], forward, counted())
+    if count["batches"] == 0:
         raise ValueError("adabn: no clips to recompute the BatchNorm statistics from")
-    return adapted, {"n_batches": n_batches, "n_clips": n_clips, "bn_layers": [len(b) for b in layers]}
+    return adapted, {"n_batches": count["batches"], "n_clips": count["clips"], "bn_layers": [len(b) for b in layers]}
 
 
 def adapt_ensemble(ens: FoldEnsemble, batches: Iterable[torch.Tensor]) -> tuple[FoldEnsemble, dict]:

@@ -5,11 +5,11 @@ A run folder holds one model per outer fold; each fold's selected checkpoint is 
 trained on) is the run's own task folder: in a copied or moved project, the copy's
 (:func:`training.runs.run_task_dir`, :func:`training.runs.checkpoint_task_dir`).
 
-:class:`FoldEnsemble` scores normalised clips ``(B, T, C, H, W)`` with every member and
-returns the per-fold probabilities; the ensemble's ``p1`` is their mean. A run with Mouse
-Grimace Scale action-unit heads (``mfe train --targets au|au+class``, ``models/au.py``) also
-gives each window's expected AU scores (:meth:`FoldEnsemble.predict_au`: the mean over members
-of each AU's expected score, 0..2, in ``io.ratings.AUS`` order).
+:class:`FoldEnsemble` scores batches (``clip`` normalised ``(B, T, C, H, W)``, plus the fields the
+model's parts read) with every member through :mod:`models.scoring`, the same code training's
+test pass uses: the per-fold probabilities, whose mean is the ensemble's ``p1``, and the members'
+mean of every other output the parts give (e.g. ``au``: the expected action-unit scores, 0..2, of
+a run with Mouse Grimace Scale heads).
 """
 
 from __future__ import annotations
@@ -60,16 +60,31 @@ class FoldEnsemble:
             if len(values) > 1:
                 raise ValueError(f"{self.source}: the fold models disagree on {key}: {sorted(map(str, values))}")
         self.data = datas[0]
-        kinds = {getattr(m, "kind", None) == "au" for m in self.models}
+        kinds = {tuple(m.parts) for m in self.models}
         if len(kinds) > 1:
-            raise ValueError(f"{self.source}: some fold models have action-unit heads (--targets au) and some do not")
+            raise ValueError(f"{self.source}: the fold models are made of different parts: {sorted(kinds)}")
         for m in self.models:
             m.eval()
 
     @property
+    def parts(self) -> tuple[str, ...]:
+        """The members' parts (``models.parts``), e.g. ``("face", "class", "au")``."""
+        return tuple(self.models[0].parts)
+
+    @property
     def has_au(self) -> bool:
-        """True when the members have MGS action-unit heads (``mfe train --targets au|au+class``)."""
-        return getattr(self.models[0], "kind", None) == "au"
+        """True when the members give action-unit scores (``mfe train --targets au|au+class``)."""
+        return "au" in self.output_names
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The per-window outputs beyond ``p1`` the members' parts give (e.g. ``("au",)``)."""
+        return tuple(o for part in self.models[0].parts.values() for o in part.onnx_outputs)
+
+    @property
+    def column_text(self) -> dict[str, str]:
+        """The parts' output columns and their descriptions (``COLUMNS.md``)."""
+        return self.models[0].column_text
 
     @property
     def num_frames(self) -> int:
@@ -105,7 +120,7 @@ class FoldEnsemble:
     @property
     def relative(self) -> bool:
         """True for a baseline-relative run (``mfe train --baseline-recording``)."""
-        return any(getattr(m, "relative", False) for m in self.models)
+        return "relative" in self.parts
 
     @property
     def baseline_recording(self) -> int | None:
@@ -128,80 +143,53 @@ class FoldEnsemble:
                              "clips only. Score its videos with `mfe predict ... --body ... --physiology ...` (or "
                              "--modalities face), or train a face-only run for this")
 
-    @torch.no_grad()
-    def embed(self, clips: torch.Tensor) -> list[torch.Tensor]:
-        """Per-member window embeddings ``(B, D)`` float32 (baseline-relative scoring)."""
-        use_bf16 = self.dtype == torch.bfloat16
-        clips = clips.to(self.device, non_blocking=True)
-        out = []
-        for m in self.models:
-            with torch.autocast(clips.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                out.append(m.embed(clips).float())
-        return out
-
     @property
     def modalities(self) -> tuple[str, ...]:
         """The modalities the members were trained on (``("face",)`` for a plain run)."""
-        fusion = (self.hparams[0].get("model_cfg") or {}).get("fusion")
-        return tuple(fusion["modalities"]) if fusion else ("face",)
+        return self.models[0].modalities
 
     @property
     def aux_columns(self) -> dict[str, list[str]]:
         """A fused run's feature columns per non-face modality, in the order ``aux`` holds them."""
-        fusion = (self.hparams[0].get("model_cfg") or {}).get("fusion") or {}
-        return dict(fusion.get("aux_columns") or {})
+        fusion = self.models[0].parts["fusion"] if "fusion" in self.models[0].parts else None
+        return dict(fusion.aux_columns) if fusion is not None else {}
 
     def use(self, modalities) -> None:
-        """Score with these of a fused run's modalities only (:meth:`models.fusion.FusionNet.use`)."""
+        """Score with these of a fused run's modalities only (``models.parts.fusion.Fusion.use``)."""
         for m in self.models:
-            m.use(modalities)
+            m.parts["fusion"].use(modalities)
+
+    def set_context(self, batches) -> None:
+        """Let the members' parts read context windows before scoring (a baseline-relative run: each
+        animal's baseline windows); ``batches``: re-iterable batches with ``clip`` and ``animal``."""
+        from mouse_facial_expressions.models.scoring import set_context
+
+        set_context(self.models, batches, self.channels, self.dtype)
 
     @torch.no_grad()
-    def predict(self, clips: torch.Tensor, refs: list[torch.Tensor] | None = None, aux: torch.Tensor | None = None) -> np.ndarray:
-        """Per-member ``p1`` of a batch.
+    def score(self, batch: dict) -> tuple[np.ndarray, dict]:
+        """``(p1 (B, K) float64, {output: (B, ...)})`` of a batch (``models.scoring.score_batch``)."""
+        from mouse_facial_expressions.models.scoring import score_batch
 
-        Args:
-            clips: ``(B, T, C, H, W)`` float32 normalised clips (as the loader gives them).
-            refs: baseline-relative runs only: per member, the ``(B, D)`` reference embedding
-                of each row's animal (the mean of :meth:`embed` over its baseline windows).
-            aux: fused runs only: ``(B, F)`` raw features of the other modalities (NaN: absent).
-
-        Returns:
-            ``(B, K)`` float64 probabilities of class 1, one column per member.
-        """
-        if self.relative and refs is None:
-            self.require_absolute("this call")
-        use_bf16 = self.dtype == torch.bfloat16
-        device = self.device
-        clips = clips.to(device, non_blocking=True)
-        cols = []
-        for k, m in enumerate(self.models):
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                if getattr(m, "relative", False):
-                    logits = m(clips, refs[k].to(device))
-                elif aux is not None:  # a fused run: the windows' behaviour / physiology features
-                    logits = m(clips, aux=aux.to(device))
-                else:
-                    logits = m(clips)
-            cols.append(torch.softmax(logits.float(), dim=-1)[:, 1].double().cpu().numpy())
-        return np.stack(cols, axis=1) if cols else np.zeros((len(clips), 0))
+        return score_batch(self.models, batch, self.dtype)
 
     @torch.no_grad()
-    def predict_au(self, clips: torch.Tensor, aux: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    def predict(self, clips: torch.Tensor, aux: torch.Tensor | None = None, animals=None) -> np.ndarray:
+        """Per-member ``p1`` ``(B, K)`` float64 of normalised clips ``(B, T, C, H, W)``; ``aux``: a fused
+        run's raw features ``(B, F)`` (NaN: absent); ``animals``: a baseline-relative run's (after :meth:`set_context`)."""
+        return self.predict_au(clips, aux, animals)[0]
+
+    @torch.no_grad()
+    def predict_au(self, clips: torch.Tensor, aux: torch.Tensor | None = None, animals=None) -> tuple[np.ndarray, np.ndarray | None]:
         """Per-member ``p1`` ``(B, K)`` and the expected action-unit scores ``(B, 5)`` (0..2 each,
-        ``io.ratings.AUS`` order, the mean over members) in one pass; ``None`` for the AU scores
-        of a run without AU heads (then this is :meth:`predict`)."""
-        if not self.has_au:
-            return (self.predict(clips, aux=aux) if aux is not None else self.predict(clips)), None
-        use_bf16 = self.dtype == torch.bfloat16
-        clips = clips.to(self.device, non_blocking=True)
-        cols, aus = [], []
-        for m in self.models:
-            with torch.autocast(clips.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                logits, au = m.scores(clips)  # (B, 2), (B, 5)
-            cols.append(torch.softmax(logits.float(), dim=-1)[:, 1].double().cpu().numpy())
-            aus.append(au.double().cpu().numpy())
-        return np.stack(cols, axis=1), np.mean(aus, axis=0)
+        ``io.ratings.AUS`` order, the mean over members; None for a run without AU heads) in one pass."""
+        batch = {"clip": clips}
+        if aux is not None:
+            batch["aux"] = aux
+        if animals is not None:
+            batch["animal"] = list(animals)
+        p1, outs = self.score(batch)
+        return p1, outs.get("au")
 
     def p1(self, clips: torch.Tensor) -> np.ndarray:
         """Ensemble ``p1`` ``(B,)``: the mean over members."""

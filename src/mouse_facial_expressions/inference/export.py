@@ -5,6 +5,9 @@ The graph takes what the loader gives the model and returns probabilities:
 - input ``clip``: ``(B, T, C, H, W)`` float32, normalised crops (``data.augment.to_model_input``:
   grey repeated to C = 3 channels, ImageNet mean/std); ``B`` is dynamic, ``T``/``H``/``W``
   are fixed at export (default: the checkpoint's ``num_frames`` and ``image_size``);
+- the inputs the model's parts add: ``aux`` ``(B, F)`` float32 for a fused run (``mfe train
+  --modalities``): the raw behaviour / physiology features in the metadata's ``aux_columns``
+  order, NaN where not measured;
 - output ``p1``: ``(B,)`` probability of class 1, the mean over the members;
 - output ``p1_members``: ``(B, K)`` each member's probability (K = number of folds; 1 for a
   single checkpoint);
@@ -14,8 +17,9 @@ The graph takes what the loader gives the model and returns probabilities:
   their mean.
 
 The preprocessing settings are written into the model's metadata (``metadata_props``:
-num_frames, frame_stride, image_size, channels, norm_mean, norm_std, members) so another
-program can rebuild the input. :func:`check_onnx` compares onnxruntime with torch.
+num_frames, frame_stride, image_size, channels, norm_mean, norm_std, members, inputs, parts,
+aux_columns) so another program can rebuild the input. A part that cannot be exported says why
+(``Part.no_onnx``: a baseline-relative run). :func:`check_onnx` compares onnxruntime with torch.
 """
 
 from __future__ import annotations
@@ -46,21 +50,40 @@ def _import(name: str, what: str):
 
 
 class EnsembleProbabilities(torch.nn.Module):
-    """``(B, T, C, H, W)`` clips -> (``p1`` ``(B,)``, ``p1_members`` ``(B, K)``), plus ``au``
-    ``(B, 5)`` (the members' mean expected action-unit scores) when the members have AU heads."""
+    """``clip`` (and the inputs the parts add, e.g. a fused run's ``aux``) -> ``p1`` ``(B,)``,
+    ``p1_members`` ``(B, K)`` and the members' mean of each output the parts add (e.g. ``au`` ``(B, 5)``)."""
 
     def __init__(self, models: list[torch.nn.Module]):
         super().__init__()
         self.members = torch.nn.ModuleList(models)
-        self.au = all(getattr(m, "kind", None) == "au" for m in models)
+        parts = list(models[0].parts.values())
+        refused = [f"{p.name}: {p.no_onnx}" for p in parts if p.no_onnx]
+        if refused:
+            raise ValueError("this model cannot be exported to ONNX: " + "; ".join(refused))
+        self.inputs = ["clip", *(i for p in parts for i in p.onnx_inputs)]
+        self.outputs = ["p1", "p1_members", *(o for p in parts for o in p.onnx_outputs)]
+        self.au = "au" in self.outputs
 
-    def forward(self, clip: torch.Tensor):
-        if not self.au:
-            probs = torch.stack([torch.softmax(m(clip), dim=-1)[:, 1] for m in self.members], dim=1)  # (B, K)
-            return probs.mean(dim=1), probs
-        outs = [m.scores(clip) for m in self.members]  # [(logits (B, 2), au (B, 5))]
-        probs = torch.stack([torch.softmax(lg, dim=-1)[:, 1] for lg, _ in outs], dim=1)  # (B, K)
-        return probs.mean(dim=1), probs, torch.stack([a for _, a in outs], dim=0).mean(dim=0)  # (B, 5)
+    def forward(self, clip: torch.Tensor, *inputs: torch.Tensor):
+        batch = {"clip": clip, **dict(zip(self.inputs[1:], inputs))}
+        probs, extra = [], {name: [] for name in self.outputs[2:]}
+        for m in self.members:
+            s = m.run(batch)
+            probs.append(torch.softmax(s.logits, dim=-1)[:, 1])
+            outs = m.outputs(s)
+            for name in extra:
+                extra[name].append(outs[name])
+        probs = torch.stack(probs, dim=1)  # (B, K)
+        return (probs.mean(dim=1), probs, *(torch.stack(v, dim=0).mean(dim=0) for v in extra.values()))
+
+
+def example_inputs(ens: FoldEnsemble, wrapper: EnsembleProbabilities, num_frames: int | None = None,
+                   image_size: int | None = None, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Random inputs of the graph: a normalised clip batch and, per extra input, features ``(batch, F)``."""
+    x = example_input(ens, num_frames, image_size, batch, seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    width = sum(len(c) for c in ens.aux_columns.values())
+    return (x, *(torch.randn(batch, width, generator=g) for _ in wrapper.inputs[1:]))
 
 
 def example_input(ens: FoldEnsemble, num_frames: int | None = None, image_size: int | None = None,
@@ -87,19 +110,21 @@ def export_onnx(run_or_ckpt: str | Path | FoldEnsemble, out_path: str | Path, nu
     onnx = _import("onnx", "an ONNX export")
 
     ens = run_or_ckpt if isinstance(run_or_ckpt, FoldEnsemble) else load_ensemble(run_or_ckpt)
-    ens.require_absolute("an ONNX model of single windows")
-    ens.require_face_only("an ONNX model of face windows")
     wrapper = EnsembleProbabilities(ens.models).eval()
-    x = example_input(ens, num_frames, image_size)
+    inputs = example_inputs(ens, wrapper, num_frames, image_size)
+    x = inputs[0]
     out_path = Path(out_path)
-    outputs = ["p1", "p1_members"] + (["au"] if wrapper.au else [])
+    outputs = wrapper.outputs
     mean, std = ((GREY_MEAN,), (GREY_STD,)) if ens.channels == 1 else (NORM_MEAN, NORM_STD)
     meta = {
         "num_frames": x.shape[1], "frame_stride": ens.frame_stride, "image_size": x.shape[-1],
         "channels": ens.channels, "norm_mean": list(ens.data.get("norm_mean") or mean),
         "norm_std": list(ens.data.get("norm_std") or std), "members": ens.names,
-        "model_name": ens.hparams[0].get("model_name"), "source": str(ens.source),
+        "model_name": ens.hparams[0].get("model_name"), "source": str(ens.source), "inputs": wrapper.inputs,
+        "parts": list(ens.parts),
     }
+    if len(wrapper.inputs) > 1:  # a fused run: what each column of ``aux`` is
+        meta["aux_columns"] = ens.aux_columns
     if wrapper.au:
         from mouse_facial_expressions.io.ratings import AUS
 
@@ -110,8 +135,8 @@ def export_onnx(run_or_ckpt: str | Path | FoldEnsemble, out_path: str | Path, nu
         with torch.enable_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks traced as constants: fixed T, S
             torch.onnx.export(
-                wrapper, (x,), str(tmp), input_names=["clip"], output_names=outputs,
-                dynamic_axes={"clip": {0: "batch"}, **{o: {0: "batch"} for o in outputs}},
+                wrapper, inputs, str(tmp), input_names=wrapper.inputs, output_names=outputs,
+                dynamic_axes={**{i: {0: "batch"} for i in wrapper.inputs}, **{o: {0: "batch"} for o in outputs}},
                 opset_version=opset, dynamo=False,
             )
         model = onnx.load(str(tmp))
@@ -136,11 +161,13 @@ def check_onnx(onnx_path: str | Path, run_or_ckpt: str | Path | FoldEnsemble, at
     ens = run_or_ckpt if isinstance(run_or_ckpt, FoldEnsemble) else load_ensemble(run_or_ckpt)
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     shape = sess.get_inputs()[0].shape  # ['batch', T, C, S, S]
-    x = example_input(ens, int(shape[1]), int(shape[-1]), batch=batch, seed=seed)
+    wrapper = EnsembleProbabilities(ens.models)
+    inputs = example_inputs(ens, wrapper, int(shape[1]), int(shape[-1]), batch=batch, seed=seed)
     names = [o.name for o in sess.get_outputs()]
-    got = dict(zip(names, sess.run(names, {"clip": x.numpy()})))
+    got = dict(zip(names, sess.run(names, {n: t.numpy() for n, t in zip(wrapper.inputs, inputs)})))
     ens.dtype = torch.float32
-    members, au = ens.predict_au(x)
+    members, outs = ens.score(dict(zip(wrapper.inputs, inputs)))
+    au = outs.get("au")
     if (au is None) != ("au" not in got):
         raise AssertionError(f"{onnx_path}: the graph {'has' if 'au' in got else 'lacks'} the action-unit output "
                              f"but the model {'has' if au is not None else 'has no'} AU heads")

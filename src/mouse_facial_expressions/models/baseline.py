@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 
 from mouse_facial_expressions.models.backbones import build_backbone, encode_frames
-from mouse_facial_expressions.models.losses import cross_entropy
+from mouse_facial_expressions.models.losses import class_loss
 from mouse_facial_expressions.models.registry import register_model
 
 
@@ -37,9 +37,11 @@ class DeepSet(nn.Module):
         return self.fc(z.mean(dim=1))  # (B, 2)
 
     def loss(self, clip, soft, label, *, use_soft_labels=False, label_smoothing=0.1, class_weights=None):
-        """Cross-entropy with class weights and label smoothing (``soft`` is unused)."""
+        """Cross-entropy with class weights and label smoothing (the original's), or LDL to ``soft``
+        when ``use_soft_labels`` (the seed's baseline default is off; ``--weak em`` turns it on)."""
         logits = self(clip)
-        return cross_entropy(logits, label, class_weights, label_smoothing), logits
+        return class_loss(logits, soft, label, use_soft_labels=use_soft_labels, label_smoothing=label_smoothing,
+                          class_weights=class_weights), logits
 
 
 @register_model("baseline")

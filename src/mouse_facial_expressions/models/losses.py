@@ -99,3 +99,12 @@ def resup_loss(
         l1, l2 = cross_entropy(logits1, label, reduction="none"), cross_entropy(logits2, label, reduction="none")
     loss = (w * l1 + w * l2).mean() + consistency * F.mse_loss(p1, p2)
     return loss, w
+
+
+def class_loss(logits: torch.Tensor, soft: torch.Tensor, label: torch.Tensor, *, use_soft_labels: bool = True,
+               label_smoothing: float = 0.1, class_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The class criterion of every head: LDL to the (smoothed) soft target, or, with
+    ``use_soft_labels=False``, cross-entropy with class weights and label smoothing."""
+    if use_soft_labels:
+        return ldl_loss(logits, smooth_targets(soft, label_smoothing))
+    return cross_entropy(logits, label, class_weights, label_smoothing)

@@ -49,43 +49,26 @@ def list_models() -> list[str]:
 
 
 def create_model(name: str, **cfg) -> nn.Module:
-    """Build a registered model. Unknown keyword arguments are errors (never dropped).
+    """Build a registered face model. Unknown keyword arguments are errors (never dropped).
 
-    ``fusion={...}`` (``mfe train --modalities``) wraps the model in a
-    :class:`~mouse_facial_expressions.models.fusion.FusionNet` with those settings (or builds
-    the FusionNet alone when ``face`` is not among its modalities). ``au={"targets": ...}``
-    (``mfe train --targets au|au+class``) wraps it in
-    :class:`~mouse_facial_expressions.models.au.AUHeads` (Mouse Grimace Scale action-unit heads).
-    ``mil={"hidden": ...}`` (``mfe train --weak attention``) wraps it in
-    :class:`~mouse_facial_expressions.models.mil.AttentionMIL` (attention pooling over bags of windows).
+    With ``parts={...}`` (what a trained model's ``config`` holds) it builds the model of those
+    parts around the face model (:class:`~mouse_facial_expressions.models.parts.PartsNet`); so do
+    the settings of checkpoints from before the parts (``fusion=``, ``au=``, ``mil=``,
+    ``relative=True``), read as their parts (:func:`models.parts.legacy_spec`).
 
     Raises:
-        ValueError: for an unknown model name.
+        ValueError: for an unknown model name, or parts that cannot work together (the part says why).
         TypeError: for a keyword the model does not take.
     """
     _ensure_builtin()
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; registered models: {', '.join(sorted(_REGISTRY))}")
-    fusion = cfg.pop("fusion", None)
-    au = cfg.pop("au", None)
-    mil = cfg.pop("mil", None)
-    if mil:  # mfe train --weak attention: attention-MIL pooling over bags of windows (models/mil.py)
-        if au or fusion:
-            raise ValueError("--weak attention cannot yet be combined with --targets au|au+class or --modalities")
-        from mouse_facial_expressions.models.mil import mil_model
+    from mouse_facial_expressions.models.parts import build_net, legacy_spec
 
-        return mil_model(_REGISTRY[name], cfg, mil)
-    if au:  # mfe train --targets au|au+class: action-unit heads on the face model's embedding (models/au.py)
-        if fusion:
-            raise ValueError("AU heads (--targets au|au+class) cannot yet be combined with multimodal fusion (--modalities)")
-        from mouse_facial_expressions.models.au import au_model
-
-        return au_model(_REGISTRY[name], cfg, au)
-    if fusion:  # mfe train --modalities: the model inside a FusionNet (models/fusion.py)
-        from mouse_facial_expressions.models.fusion import fused_model
-
-        return fused_model(_REGISTRY[name], cfg, fusion)
-    return _REGISTRY[name](**cfg)
+    face_cfg, parts = legacy_spec(cfg)
+    if "parts" in cfg or set(parts) - {"face", "class"}:
+        return build_net(name, cfg)[0]
+    return _REGISTRY[name](**face_cfg)
 
 
 # --------------------------------------------------------------------------- trained models
@@ -100,7 +83,11 @@ def trained_model(hparams: dict, state_dict: dict) -> nn.Module:
         hparams, state_dict: what :func:`mouse_facial_expressions.io.checkpoint.read_checkpoint`
             (or ``checkpoint_parts``) returns.
     """
-    model = create_model(hparams["model_name"], **dict(hparams["model_cfg"], pretrained="none"))
+    from mouse_facial_expressions.models.parts import build_net, legacy_state_dict
+
+    model, legacy = build_net(hparams["model_name"], dict(hparams["model_cfg"], pretrained="none"))
+    if legacy:  # written before the parts: the wrappers' key names
+        state_dict = legacy_state_dict(state_dict, model.config["parts"], bool(model.face_dim))
     model.load_state_dict(state_dict)
     model.eval()
     return model

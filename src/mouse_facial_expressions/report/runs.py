@@ -16,8 +16,8 @@ import torch
 
 from mouse_facial_expressions.data.task_files import TaskFiles
 from mouse_facial_expressions.evaluation.aggregate import aggregate_levels, validate_predictions
-from mouse_facial_expressions.evaluation.evaluate import (compute_results, join_metadata, metadata_from_task, run_inputs, run_mgs,
-                                                          run_modalities, run_reference, run_task, run_training, write_results)
+from mouse_facial_expressions.evaluation.evaluate import compute_results, join_metadata, metadata_from_task, write_results
+from mouse_facial_expressions.evaluation.run_folder import run_evaluation_inputs, run_reference
 from mouse_facial_expressions.evaluation.mgs_models import task_mgs
 from mouse_facial_expressions.io.atomic import write_csv, write_json
 from mouse_facial_expressions.report import figures as F
@@ -74,16 +74,9 @@ def report_predictions(predictions: pd.DataFrame, metadata: pd.DataFrame | None,
 
 def report_run(run_dir: str | Path, out_dir: str | Path | None = None,
                metadata: str | Path | pd.DataFrame | None = None, *, report: bool = True, **kwargs) -> dict:
-    """``mfe evaluate RUN``: :func:`evaluation.evaluate.evaluate_run` plus the HTML report with
+    """``mfe evaluate RUN``: :func:`evaluation.run_folder.evaluate_run` plus the HTML report with
     Grad-CAM maps from the run's first fold (skipped, with a log line, when impossible)."""
-    pred, meta, run_folder, warnings = run_inputs(run_dir, metadata)
-    kwargs.setdefault("source", str(run_dir))
-    kwargs.setdefault("title", f"mfe evaluation: {run_folder.name}")
-    kwargs.setdefault("warnings", warnings)
-    kwargs.setdefault("task", run_task(run_folder))
-    kwargs.setdefault("training", run_training(run_folder))
-    kwargs.setdefault("modalities", run_modalities(run_folder))
-    kwargs.setdefault("mgs", run_mgs(run_folder, pred, kwargs.get("n_boot", 1000)))  # runs with action-unit heads
+    pred, meta, run_folder = run_evaluation_inputs(run_dir, metadata, kwargs)
     kwargs.setdefault("shift_context", {"setting": "in-cohort", "relative": _run_is_relative(run_folder)})
     if report and "saliency" not in kwargs and list(run_folder.glob("fold*/fold.json")):
         kwargs["saliency"] = _run_saliency(run_folder)
@@ -162,7 +155,6 @@ def report_zeroshot(run_dir: str | Path, task_dir: str | Path, out_dir: str | Pa
     if reference is None:
         log.warning("%s: no predictions.csv of the run found: the cohort check compares cohorts with each other", run_dir)
     ens = load_ensemble(run_dir)
-    ens.require_face_only("scoring another task's frame store (mfe evaluate RUN --task)")
     ens.dtype = torch.bfloat16 if "bf16" in str(precision) else torch.float32
     out = Path(out_dir) if out_dir is not None else (run_dir if run_dir.is_dir() else run_dir.parent) / f"zeroshot-{task_dir.name}"
     out.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from mouse_facial_expressions.compat import import_torchvision
@@ -11,6 +12,7 @@ import_torchvision()  # before lightning
 
 import lightning.pytorch as pl  # noqa: E402
 import torch  # noqa: E402
+from torch.optim.swa_utils import update_bn  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from mouse_facial_expressions.io.atomic import atomic_path, tmp_path  # noqa: E402
@@ -140,22 +142,50 @@ class RecalibrateBatchNorm(pl.Callback):
         """Recompute the statistics from the kept batches (once; nothing happens when none are kept)."""
         if not self._kept:
             return
-        bns = self._live
-        if not bns:
-            self._kept = []
-            return
-        saved = [(m.momentum, m.training) for m in bns]
-        for m in bns:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average over the batches below
-            m.train()
-        with torch.no_grad():
-            for clips in self._kept:
-                pl_module.model(*(c.to(pl_module.device, torch.float32) for c in clips))
-        for m, (momentum, training) in zip(bns, saved):
-            m.momentum = momentum
-            m.train(training)
+        if self._live:
+            device = pl_module.device
+            recompute_batchnorm(self._live, lambda clips: pl_module.model(*(c.to(device, torch.float32) for c in clips[:1]),
+                                                                  **{"ref_clip": c.to(device, torch.float32) for c in clips[1:]}),
+                                self._kept)
         self._kept = []
+
+
+class _OnlyLayers(torch.nn.Module):
+    """What ``update_bn`` is given in place of the model: ``layers`` as its only submodules, so
+    that only they are reset and put in training mode (``update_bn`` calls ``train()`` on what it
+    gets: on the model itself that would turn dropout on and reset frozen BatchNorm layers), and
+    ``forward`` (held in a function, never as a submodule, so ``train()`` does not reach the model,
+    also when ``forward`` is the model itself)."""
+
+    def __init__(self, layers: list[torch.nn.Module], forward: Callable):
+        super().__init__()
+        self.layers = torch.nn.ModuleList(layers)
+        self.run = lambda batch: forward(batch)
+
+    def forward(self, batch) -> None:
+        self.run(batch)
+
+
+def recompute_batchnorm(layers: list[torch.nn.Module], forward: Callable, batches: Iterable) -> None:
+    """Reset the running statistics of the BatchNorm ``layers`` and recompute them as a cumulative
+    average (``momentum=None``) over ``forward(batch)`` for every batch, without gradients, with
+    ``torch.optim.swa_utils.update_bn``.
+
+    A thin wrapper, for what ``update_bn`` cannot do alone: recompute some layers only (the others,
+    dropout and frozen BatchNorm layers, keep their mode and statistics), pass a batch that is not
+    one tensor for one model (a tuple of inputs, several models in one pass over the batches, a
+    model's ``embed``), and give each layer back its own training flag (``update_bn`` gives all of
+    them the mode of the module it got).
+    Momentum is restored by ``update_bn``. ``batches`` is read to its end, also without layers.
+    """
+    training = [m.training for m in layers]
+    batches = iter(batches)
+    # update_bn passes on element 0 of a list or tuple: a batch wrapped in a list reaches forward whole.
+    update_bn(([b] for b in batches), _OnlyLayers(layers, forward))
+    for _ in batches:  # update_bn reads nothing when there is no layer
+        pass
+    for m, t in zip(layers, training):
+        m.train(t)
 
 
 class LastCheckpoint(pl.Callback):

@@ -137,7 +137,10 @@ def source_overlap(hp: dict, fold_specs: list[dict]) -> dict[int, list[str]]:
 
 def finetune_params(hp: dict, *, freeze_backbone: bool, lr_scale: float | None, **overrides) -> TrainParams:
     """:class:`TrainParams` that rebuild the source architecture and data settings from its hparams."""
-    cfg, data = dict(hp["model_cfg"]), dict(hp.get("data") or {})
+    from mouse_facial_expressions.models.parts import build_net, params_of_parts
+
+    net = build_net(hp["model_name"], dict(hp["model_cfg"], pretrained="none"))[0]  # a pre-parts config read as parts
+    cfg, data = dict(net.config), dict(hp.get("data") or {})
     values = {k: cfg[k] for k in ("backbone", "in_channels", "d_model", "num_layers", "num_heads", "ff_dim", "dropout",
                                   "pos_init_std", "head_activation", "head_dropout") if k in cfg}
     if "head_activation" not in cfg:  # saved before the recipe settings: the first recipe's architecture
@@ -149,10 +152,12 @@ def finetune_params(hp: dict, *, freeze_backbone: bool, lr_scale: float | None, 
     lr = overrides.pop("learning_rate", None) or hp.get("learning_rate", 1e-4)
     values["learning_rate"] = float(lr) * scale
     values["pretrained"] = "none"  # every weight comes from the source checkpoint
+    values.update({k: v for k, v in params_of_parts(cfg["parts"]).items() if v is not None})  # the same parts
     values.update({k: v for k, v in overrides.items() if v is not None})
     p = make_params(hp["model_name"], **values)
-    want = {k: v for k, v in cfg.items() if k != "pretrained"}
+    want = {k: v for k, v in cfg.items() if k not in ("pretrained", "parts")}
     got = {k: v for k, v in p.model_config().items() if k != "pretrained" and k in want}
+    want["parts"], got["parts"] = sorted(cfg["parts"]), sorted(p.model_config()["parts"])
     diff = {k: (want.get(k), got.get(k)) for k in set(want) | set(got) if want.get(k) != got.get(k)}
     if diff:
         raise ValueError(f"cannot rebuild the source architecture from training parameters: {diff}")
@@ -203,8 +208,6 @@ def finetune(
     cv_kwargs = {k: train_kwargs.pop(k) for k in list(train_kwargs) if k in cv_keys}
     ckpt = source_checkpoint(from_run, source_fold)
     model, hp = load_trained_model(ckpt)
-    if (hp.get("model_cfg") or {}).get("fusion"):
-        raise ValueError(f"{ckpt}: a fused run (mfe train --modalities) cannot be fine-tuned yet; fine-tune a face-only run")
     specs = cv_kwargs.get("fold_specs")
     if specs is None:
         from mouse_facial_expressions.data.tasks import load_task

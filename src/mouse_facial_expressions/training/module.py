@@ -24,7 +24,7 @@ requiet()  # lightning reset its loggers' levels on import
 
 from mouse_facial_expressions.data.augment import normalize_clips  # noqa: E402
 from mouse_facial_expressions.data.datasets import batch_tensors  # noqa: E402
-from mouse_facial_expressions.models import create_model  # noqa: E402
+from mouse_facial_expressions.models.parts import LossSettings, build_net  # noqa: E402
 from mouse_facial_expressions.training.selection import select_score  # noqa: E402
 
 
@@ -50,11 +50,13 @@ def auto_precision(accelerator: str = "auto") -> str:
 
 
 class ClipClassifier(pl.LightningModule):
-    """Wraps ``create_model(model_name, **model_cfg)``; the model owns its loss.
+    """Trains a model of parts (:class:`~mouse_facial_expressions.models.parts.PartsNet`); the parts own the loss.
 
     Args:
-        model_name: a registered model (baseline | advanced | resup).
-        model_cfg: its keyword arguments.
+        model_name: the registered face model (baseline | advanced | resup).
+        model_cfg: its keyword arguments and ``parts`` (name -> options; without it: the face and
+            the class head, or what a pre-parts config's wrapper settings say). The checkpoint
+            records the built model's ``config``.
         optimizer: 'adamw' or 'sgd' (with ``momentum``).
         learning_rate, weight_decay, momentum: optimiser settings.
         epochs: length of the cosine schedule (down to 1% of ``learning_rate``).
@@ -64,13 +66,11 @@ class ClipClassifier(pl.LightningModule):
             image_size, norm_mean, norm_std, task_dir, fold, ...).
         channels_last: run the backbone in channels_last memory format.
         select: checkpoint selection rule, one of :data:`SELECT_RULES` (logged as ``val_select``).
-            A model with AU heads (``model_cfg["au"]``, models/au.py) includes its AU loss in
-            ``val_loss``; with ``targets: au`` it is the AU loss alone (``mfe train`` then selects on it).
+            ``val_loss`` is the model's whole loss (every part's, e.g. the action units' too).
         warmup_epochs: linear learning-rate warm-up over this many epochs (stepped per batch)
             before the cosine decay; 0: none (the original).
-        weak: weak supervision (``"em"``, :mod:`~mouse_facial_expressions.training.weak`): the
-            batches' ``soft`` targets are the E-step's posteriors; a model whose own loss ignores
-            soft targets (``baseline``) is then trained with LDL on its logits.
+        weak: the weak-supervision strategy the run was trained with (recorded only; its E-step is a
+            callback, :mod:`~mouse_facial_expressions.training.weak`).
 
     ``history`` holds, per epoch, ``train_acc``, ``train_loss``, ``val_acc``, ``val_loss``
     (exact totals over the epoch's windows); checkpoints carry it, so a resumed fold keeps it.
@@ -97,7 +97,8 @@ class ClipClassifier(pl.LightningModule):
         super().__init__()
         select_score(select, 0, 0.0, 0.0)  # unknown rule: fail before training
         self.save_hyperparameters()
-        self.model = create_model(model_name, **model_cfg)
+        self.model = build_net(model_name, model_cfg)[0]
+        self.hparams.model_cfg = self.model.config  # what the checkpoint rebuilds: the parts as built
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
             for m in self.model.modules():
@@ -108,13 +109,10 @@ class ClipClassifier(pl.LightningModule):
         self.history: dict[int, dict[str, float]] = {}  # epoch -> train/val acc and loss, kept in checkpoints
         self._stats: dict[str, torch.Tensor | None] = {"train": None, "val": None}
 
-    def forward(self, clip: torch.Tensor, ref: torch.Tensor | None = None, aux: torch.Tensor | None = None) -> torch.Tensor:
-        clip = normalize_clips(clip, self.in_channels)
-        if aux is not None:
-            return self.model(clip, aux=aux)  # a fused model (models/fusion.py)
-        if ref is None:
-            return self.model(clip)  # (B, 2) logits
-        return self.model(clip, normalize_clips(ref, self.in_channels) if ref.dim() == 5 else ref)
+    def forward(self, clip: torch.Tensor, **fields) -> torch.Tensor:
+        """Class logits ``(B, 2)`` of clips (uint8 or normalised) and the parts' other fields."""
+        fields = {k: normalize_clips(v, self.in_channels) if k == "ref_clip" else v for k, v in fields.items()}
+        return self.model(normalize_clips(clip, self.in_channels), **fields)
 
     @property
     def in_channels(self) -> int:
@@ -131,23 +129,14 @@ class ClipClassifier(pl.LightningModule):
                 batch["ref_clip"] = normalize_clips(batch["ref_clip"], self.in_channels)
         return batch
 
-    def _step(self, batch: dict, stage: str) -> torch.Tensor:
+    @property
+    def loss_settings(self) -> LossSettings:
         hp = self.hparams
-        ref = {"ref": batch["ref_clip"]} if "ref_clip" in batch else {}
-        if "aux" in batch:  # a fused model's behaviour / physiology features (models/fusion.py)
-            ref["aux"] = batch["aux"]
-        if "au" in batch and getattr(self.model, "kind", None) == "au":  # MGS action-unit targets (models/au.py)
-            ref.update(au=batch["au"], au_mask=batch["au_mask"])
-        if hp.get("weak") and hp.model_name == "baseline":  # its loss ignores soft targets
-            from mouse_facial_expressions.models.losses import ldl_loss, smooth_targets
+        return LossSettings(use_soft_labels=hp.use_soft_labels, label_smoothing=hp.label_smoothing,
+                            class_weights=self.class_weights)
 
-            logits = self.model(batch["clip"])
-            loss = ldl_loss(logits, smooth_targets(batch["soft"], hp.label_smoothing))
-        else:
-            loss, logits = self.model.loss(
-                batch["clip"], batch["soft"], batch["label"], use_soft_labels=hp.use_soft_labels,
-                label_smoothing=hp.label_smoothing, class_weights=self.class_weights, **ref,
-            )
+    def _step(self, batch: dict, stage: str) -> torch.Tensor:
+        loss, logits = self.model.loss(batch, self.loss_settings)
         acc = (logits.argmax(-1) == batch["label"]).float().mean()
         bs = batch["clip"].shape[0]
         # exact epoch totals (correct, windows, loss sum) for the history and val_select
@@ -214,9 +203,7 @@ class ClipClassifier(pl.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        params = self.parameters()
-        if hasattr(self.model, "param_groups"):  # a fused model: its small networks learn faster (models/fusion.py)
-            params = self.model.param_groups(hp.learning_rate)
+        params = self.model.param_groups(hp.learning_rate)  # parts may learn faster (e.g. fusion's small networks)
         if hp.optimizer == "sgd":
             opt = torch.optim.SGD(params, lr=hp.learning_rate, momentum=hp.momentum, weight_decay=hp.weight_decay)
         elif hp.optimizer == "adamw":

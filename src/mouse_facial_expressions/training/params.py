@@ -118,10 +118,10 @@ class TrainParams:
     weak_fraction: float | None = None
     weak_every: int | None = None
     weak_start: int | None = None  # epoch of the first E-step (None: 1)
-    # "attention" = attention-MIL pooling (models/mil.py) over bags of weak_bag windows of a video (None: 8)
+    # "attention" = attention-MIL pooling (models/parts/attention.py) over bags of weak_bag windows of a video (None: 8)
     weak_bag: int | None = None
     weak_posterior: str | None = None  # the E-step: "scaled" (None) or "bayes" (training/weak.py)
-    # Multimodal fusion (models/fusion.py): None = the face alone; else a comma-separated subset of
+    # Multimodal fusion (models/parts/fusion.py): None = the face alone; else a comma-separated subset of
     # face, behaviour, physiology, fused "stacked" (per-modality heads weighed by a logistic
     # regression fit on the validation animals, the default), "late" (their mean) or "mid"
     # (concatenated embeddings, one head), each present modality switched off per training window
@@ -129,7 +129,7 @@ class TrainParams:
     modalities: str | None = None
     fusion: str | None = None
     modality_dropout: float | None = None
-    # What the model learns (models/au.py): None (= "class") the binary class only; "au+class" also the
+    # What the model learns (models/parts/au.py): None (= "class") the binary class only; "au+class" also the
     # Mouse Grimace Scale action units of the task's rated frames (a head per AU on the window
     # embedding, KL to the raters' distribution); "au" the action units only (no class head; p1 =
     # MGS total / 2; checkpoints are then selected on the validation AU loss). Needs a task made
@@ -156,18 +156,15 @@ class TrainParams:
         for key, value in RECIPES[self.recipe].items():  # None: the recipe's value
             if getattr(self, key) is None:
                 setattr(self, key, value)
-        if self.weak is not None:
-            from mouse_facial_expressions.training.weak import WEAK_METHODS
+        self._check_weak()
+        self._check_modalities()
 
-            if self.weak not in WEAK_METHODS:
-                raise ValueError(f"unknown weak-supervision method {self.weak!r} (choose from {', '.join(WEAK_METHODS)})")
-            if self.baseline_recording is not None:
-                raise ValueError("--weak cannot be combined with --baseline-recording")
-            if self.weak == "attention" and self.model != "advanced":
-                raise ValueError(f"--weak attention pools window embeddings, which the {self.model} model does not "
-                                 "have; use --model advanced (or --weak em, which works with any model)")
-            if self.weak == "attention" and self.targets is not None:
-                raise ValueError("--weak attention cannot yet be combined with --targets")
+    def _check_weak(self) -> None:
+        """The weak-supervision options (training/weak.py): each belongs to one method."""
+        from mouse_facial_expressions.training.weak import WEAK_METHODS
+
+        if self.weak is not None and self.weak not in WEAK_METHODS:
+            raise ValueError(f"unknown weak-supervision method {self.weak!r} (choose from {', '.join(WEAK_METHODS)})")
         if self.weak_posterior is not None and (self.weak != "em" or self.weak_posterior not in ("scaled", "bayes")):
             raise ValueError(f"--weak-posterior {self.weak_posterior}: scaled or bayes, for --weak em only")
         if self.weak_bag is not None and (self.weak != "attention" or self.weak_bag < 1):
@@ -176,37 +173,32 @@ class TrainParams:
             raise ValueError(f"weak_fraction={self.weak_fraction} must be in (0, 1]")
         if self.weak_every is not None and self.weak_every < 1:
             raise ValueError(f"weak_every={self.weak_every} must be >= 1")
+
+    def _check_modalities(self) -> None:
+        """``modalities``: ``face`` alone becomes None (the plain model: same run name, same checkpoints)."""
         if self.modalities is not None:
             from mouse_facial_expressions.data.modalities import parse_modalities
 
             self.modalities = ",".join(parse_modalities(self.modalities))
             if self.modalities == "face":
-                self.modalities = None  # the face alone is the plain model: same run name, same checkpoints
+                self.modalities = None
         if (self.fusion is not None or self.modality_dropout is not None) and self.modalities is None:
             raise ValueError("--fusion and --modality-dropout need --modalities with more than the face")
-        if self.modalities is not None:
-            if self.fusion not in (None, "stacked", "late", "mid"):
-                raise ValueError(f"--fusion must be stacked, late or mid, got {self.fusion!r}")
-            if self.baseline_recording is not None or self.weak is not None:
-                raise ValueError("--modalities cannot yet be combined with --baseline-recording or --weak")
+        if self.fusion not in (None, "stacked", "late", "mid"):
+            raise ValueError(f"--fusion must be stacked, late or mid, got {self.fusion!r}")
 
     def _check_targets(self) -> None:
         """``targets``: ``class`` becomes None (the plain model: same run name, same checkpoints);
         ``au`` has no class head, so it is selected on the validation loss (the AU loss), not accuracy."""
         if self.targets is None:
             return
-        from mouse_facial_expressions.models.au import TARGETS
+        from mouse_facial_expressions.models.parts.au import TARGETS
 
         if self.targets not in TARGETS:
             raise ValueError(f"unknown --targets {self.targets!r} (choose from {', '.join(TARGETS)})")
         if self.targets == "class":
             self.targets = None
             return
-        if self.model != "advanced":
-            raise ValueError(f"--targets {self.targets}: the action-unit heads sit on the window embedding of the advanced "
-                             f"model; {self.model!r} has none (baseline: one feature per frame, resup: two networks)")
-        if self.baseline_recording is not None or self.weak is not None or self.modalities is not None:
-            raise ValueError(f"--targets {self.targets} cannot yet be combined with --baseline-recording, --weak or --modalities")
         if self.targets == "au":
             if self.select == "val_acc":
                 raise ValueError("--targets au has no class head, so no accuracy to select on: use --select val_loss "
@@ -219,7 +211,11 @@ class TrainParams:
         return tuple(self.modalities.split(",")) if self.modalities else ("face",)
 
     def model_config(self) -> dict:
-        """Keyword arguments for ``create_model(self.model, **cfg)``."""
+        """``model_cfg`` of the model to train: the face model's keyword arguments and ``parts``
+        (each part reads its own options from these parameters: ``models.parts.parts_from_params``).
+        Parts that cannot work together fail here, each saying why."""
+        from mouse_facial_expressions.models.parts import check_parts, parts_from_params
+
         cfg = dict(backbone=self.backbone, pretrained=self.pretrained, in_channels=self.in_channels)
         if self.model in ("advanced", "resup"):
             cfg.update(num_frames=self.num_frames or 10, d_model=self.d_model, num_layers=self.num_layers,
@@ -227,22 +223,9 @@ class TrainParams:
                        head_activation=self.head_activation, head_dropout=self.head_dropout)
             if self.dropout is not None:
                 cfg["dropout"] = self.dropout
-        if self.baseline_recording is not None:
-            if self.model != "advanced":
-                raise ValueError(f"--baseline-recording: baseline-relative scoring is built into the advanced model only, not {self.model!r}")
-            cfg["relative"] = True
-        if self.targets is not None:  # AU heads around the model (models/au.py); the checkpoint records them
-            cfg["au"] = {"targets": self.targets}
-        if self.weak == "attention":  # attention pooling over bags (models/mil.py); the checkpoint records it
-            cfg["mil"] = {"hidden": 128}
-        return cfg
-
-    def fusion_config(self, aux_columns: dict[str, list[str]]) -> dict | None:
-        """``create_model``'s ``fusion`` keyword for a multimodal model (None: the face alone)."""
-        if self.modalities is None:
-            return None
-        return dict(modalities=list(self.modality_list), aux_columns=aux_columns, fusion=self.fusion or "late",
-                    hidden=32, modality_dropout=0.3 if self.modality_dropout is None else float(self.modality_dropout))
+        parts = parts_from_params(self)
+        check_parts(self.model, parts)
+        return {**cfg, "parts": parts}
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -1,7 +1,9 @@
 """MLflow tracking: a parent run per ``mfe train`` call, one nested run per fold.
 
 Only :class:`mlflow.MlflowClient` is used (no global "active run"), so it is safe under
-DDP (rank 0 logs) and in notebooks. The default store is SQLite in the project:
+DDP (rank 0 logs) and in notebooks. The per-epoch metrics of a fold go through Lightning's
+``MLFlowLogger`` (:func:`epoch_logger`), bound to the fold's run; :class:`Tracker` creates the
+runs, nests them and reopens them on resume, which ``MLFlowLogger`` does not do. The default store is SQLite in the project:
 ``sqlite:///<models>/mlruns.db`` with artifacts in ``<models>/mlartifacts``; any tracking
 URI (``http://...``, ``file:...``, ``databricks``) is accepted.
 
@@ -19,7 +21,7 @@ from mouse_facial_expressions.compat import import_torchvision
 
 import_torchvision()
 
-import lightning.pytorch as pl  # noqa: E402
+from lightning.pytorch.loggers import MLFlowLogger  # noqa: E402 (imports mlflow only when one is made)
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,12 @@ def default_tracking_uri(models_dir: str | Path) -> str:
 
 class Tracker:
     """Thin wrapper over ``MlflowClient`` for one experiment.
+
+    Own code where ``MLFlowLogger`` cannot do the job: it starts a run per logger, with no parent,
+    and resumes only a run whose id it is given, without setting it running again; here a parent
+    run holds one nested run per fold (the ``mlflow.parentRunId`` tag), a reopened run is set
+    RUNNING, a deleted one is replaced, and the test results and predictions are logged after
+    Lightning is done.
 
     Args:
         tracking_uri: any MLflow URI.
@@ -133,28 +141,44 @@ class Tracker:
         self.client.set_terminated(run_id, status=status)
 
 
-class MlflowEpochLogger(pl.Callback):
-    """Logs train/val loss and accuracy and the learning rate per epoch to one run (rank 0).
+class _EpochMLFlowLogger(MLFlowLogger):
+    """``MLFlowLogger`` for a run that :class:`Tracker` made and ends. Three things differ, each
+    to keep the fold runs as they were:
 
-    Holds only the URI and run id (picklable for ``ddp_spawn``); the client is made lazily.
+    - step = epoch. Lightning logs epoch metrics at the optimiser-step count and adds the epoch
+      as a metric ``epoch``; here that epoch is the step, and no ``epoch`` metric is written.
+    - no hyperparameters: the run already holds the fold's training parameters
+      (``Tracker.start_run``), and MLflow refuses to change a parameter's value, which the
+      module's own hyperparameters (other names, other formatting) would try.
+    - no end at the end of ``fit``: the fold logs its test results afterwards and ends the run
+      (``Tracker.end_run``).
     """
 
-    KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
-
-    def __init__(self, tracking_uri: str, run_id: str):
-        self.tracking_uri, self.run_id = tracking_uri, run_id
-        self._client = None
-
-    def __getstate__(self):
-        return {"tracking_uri": self.tracking_uri, "run_id": self.run_id, "_client": None}
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
-            return
-        metrics = {k: v.item() if hasattr(v, "item") else v for k, v in trainer.callback_metrics.items() if k in self.KEYS}
+    def log_metrics(self, metrics, step=None) -> None:
+        metrics = dict(metrics)
+        epoch = metrics.pop("epoch", None)
         if metrics:
-            if self._client is None:
-                mlflow = _mlflow()
-                self._client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
-            for k, v in metrics.items():
-                self._client.log_metric(self.run_id, k, float(v), step=trainer.current_epoch)
+            super().log_metrics(metrics, step=int(epoch) if epoch is not None else step)
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass
+
+    def finalize(self, status: str = "success") -> None:
+        pass
+
+
+def epoch_logger(tracking_uri: str, run_id: str | None) -> MLFlowLogger | None:
+    """A Lightning logger writing a fold's epoch metrics to the existing run ``run_id``, step =
+    epoch, for ``pl.Trainer(logger=...)``; None without a run (untracked, or not rank 0).
+
+    Every metric the module logs per epoch lands there under its own name (``train_loss``,
+    ``train_acc``, ``val_loss``, ``val_acc``, ``val_select``, ``lr``), validation metrics only
+    in the epochs that were validated.
+    """
+    if not run_id:
+        return None
+    _mlflow()  # the install hint, not Lightning's error, when mlflow is missing
+    from mouse_facial_expressions._logs import requiet
+
+    requiet()
+    return _EpochMLFlowLogger(tracking_uri=tracking_uri, run_id=run_id)

@@ -52,8 +52,8 @@ without being restarted. Resume: the tensor is part of the callback's state in `
 so a resumed fold trains on the posteriors it had (an E-step epoch recomputes them from the
 restored weights, as the uninterrupted run did).
 
-``--weak attention`` (the comparison baseline): no E-step; the model (``models/mil.py``,
-:class:`~mouse_facial_expressions.models.mil.AttentionMIL`) is trained on bags of ``weak_bag``
+``--weak attention`` (the comparison baseline): no E-step; the model's attention-pooling part
+(:class:`~mouse_facial_expressions.models.parts.attention.AttentionPool`) is trained on bags of ``weak_bag``
 windows of one training video (:class:`BagDataset`) against the video's label, pooling the
 windows' embeddings with learned attention. The training budget is kept in clips: an epoch
 holds ``1 / weak_bag`` as many bags as the plain epoch holds windows (:class:`BagSampler`), and
@@ -80,76 +80,7 @@ WEAK_METHODS = ("em", "attention")
 DEFAULT_FRACTION = 0.3
 #: ``weak_posterior`` choices: how the E-step turns scores into posteriors.
 POSTERIORS = ("scaled", "bayes")
-#: Windows per bag of ``--weak attention``.
-DEFAULT_BAG = 8
-
-
-class BagDataset(torch.utils.data.Dataset):
-    """Bags of windows of one video, for ``--weak attention``.
-
-    Item ``i`` is a bag built around training window ``i``: that window and ``bag - 1`` others of
-    the same video, drawn without replacement (with replacement when the video has fewer), from
-    a generator seeded by ``(seed, i, draw)`` where ``draw`` counts this dataset's items so far in
-    this process (so a window drawn again in a later epoch gets another bag). Clips come from the
-    wrapped dataset (augmented as it augments). The bag's ``soft`` and ``label`` are the window's,
-    i.e. its video's (every window of a video carries the video's label before any E-step).
-
-    Item: ``clip (K, T, C, H, W)`` (or uint8 ``(K, T, 1, H, W)``), ``soft (2,)``, ``label``,
-    ``video``, ``animal``, ``start_time``/``end_time`` (of window ``i``).
-    """
-
-    def __init__(self, windows, bag: int = DEFAULT_BAG, seed: int = 0):
-        if bag < 1:
-            raise ValueError(f"weak_bag={bag} must be >= 1")
-        self.windows, self.bag, self.seed = windows, int(bag), int(seed)
-        videos = np.asarray(windows._video).astype(str)
-        self._members = {v: np.flatnonzero(videos == v) for v in np.unique(videos)}
-        self._video = videos
-        self._draws = 0
-
-    def __len__(self) -> int:
-        return len(self.windows)
-
-    @property
-    def labels(self):
-        return self.windows.labels
-
-    def bag_indices(self, i: int, draw: int = 0) -> np.ndarray:
-        """Window indices of bag ``i`` (``(bag,)``; window ``i`` first)."""
-        members = self._members[self._video[i]]
-        others = members[members != i]
-        rng = np.random.default_rng([self.seed, int(i), int(draw)])
-        k = self.bag - 1
-        pick = rng.choice(others, size=k, replace=len(others) < k) if k and len(others) else np.full(k, i)
-        return np.concatenate([[i], pick]).astype(np.int64)
-
-    def __getitem__(self, i: int) -> dict:
-        self._draws += 1
-        items = [self.windows[int(j)] for j in self.bag_indices(i, self._draws)]
-        first = items[0]
-        return {**first, "clip": torch.stack([it["clip"] for it in items])}  # (K, T, C, H, W)
-
-
-class BagSampler(torch.utils.data.Sampler):
-    """The first ``ceil(n / bag)`` indices of each epoch of ``sampler`` (which draws ``n``): the
-    same number of clips per epoch as plain training, in bags; ``set_epoch`` is passed on."""
-
-    def __init__(self, sampler, bag: int):
-        self.sampler, self.bag = sampler, int(bag)
-        self.balances_classes = getattr(sampler, "balances_classes", True)  # what the class weights ask
-
-    def __len__(self) -> int:
-        return -(-len(self.sampler) // self.bag)
-
-    def set_epoch(self, epoch: int) -> None:
-        if hasattr(self.sampler, "set_epoch"):
-            self.sampler.set_epoch(epoch)
-
-    def __iter__(self):
-        for k, i in enumerate(self.sampler):
-            if k >= len(self):
-                return
-            yield i
+from mouse_facial_expressions.data.bags import DEFAULT_BAG, BagDataset, BagSampler  # noqa: E402,F401  (re-exported)
 
 
 def _scale_to_mass(s: np.ndarray, mass: float, iters: int = 80) -> np.ndarray:
@@ -321,6 +252,7 @@ class EStep(pl.Callback):
         from torch.utils.data import DataLoader, Subset
 
         from mouse_facial_expressions.data.datasets import collate_clips
+        from mouse_facial_expressions.data.datasets import prepare_batch
 
         view = copy.copy(self.dataset)
         if hasattr(view, "augment"):
@@ -331,12 +263,12 @@ class EStep(pl.Callback):
         pl_module.eval()
         out = []
         ctx = trainer.precision_plugin.forward_context() if trainer is not None else torch.autocast("cpu", enabled=False)
+        channels = getattr(pl_module, "in_channels", 3)
         try:
             for batch in loader:
                 self.scored_animals.update(map(str, batch["animal"]))
-                clip = batch["clip"].to(pl_module.device)
-                with ctx:
-                    logits = pl_module(clip)
+                with ctx:  # every field the model's parts read (a fused model's features, a reference clip)
+                    logits = pl_module.model.run(prepare_batch(batch, pl_module.device, channels)).logits
                 out.append(torch.softmax(logits.float(), -1)[:, 1].cpu().numpy())
         finally:
             for m, training in modes:
@@ -367,3 +299,22 @@ class EStep(pl.Callback):
         if trainer.is_global_zero:
             tqdm.write(f"fold {self.fold} epoch {epoch + 1}: E-step on {summary['weak_videos']} positive training videos: "
                        f"mean posterior {summary['weak_mean']:.3f}, windows > 0.5 per video {summary['weak_pos_frac']:.3f}")
+
+
+def weak_callbacks(p, train_ds, fold: int) -> list:
+    """The callbacks of ``p.weak``'s training strategy: ``em``: the E-step over the training animals'
+    windows (any model, any heads: it rewrites the class targets ``soft``); others: none (``attention``
+    is a model part, ``models.parts.attention``).
+
+    The training windows start at every row (``fold_datasets``): only every half window span of a
+    positive video is scored; the rest take the nearest scored window's posterior."""
+    if p.weak != "em":
+        return []
+    if p.targets == "au":
+        raise ValueError("--weak em re-estimates the class targets of windows, and --targets au has no class head: "
+                         "use --targets au+class")
+    from mouse_facial_expressions.data.sequences import window_span
+
+    stride = max(1, window_span(p.num_frames or 1, p.frame_stride or 1) // 2) if hasattr(train_ds, "_rows") else 1
+    return [EStep(train_ds, p.weak_fraction or DEFAULT_FRACTION, p.weak_every or 1, p.test_batch_size, stride, fold,
+                  start=p.weak_start or 1, posterior=p.weak_posterior or "scaled")]

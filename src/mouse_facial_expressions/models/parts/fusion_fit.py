@@ -1,4 +1,4 @@
-"""How much a late-fused model should trust each tabular modality: cross-fitted shrinkage.
+"""What a fused model fits after checkpoint selection: how much to trust each tabular modality, and stacking.
 
 ``--fusion late`` adds the modalities' log-odds. A behaviour or physiology head is trained
 alone on a handful of animals (physiology is one value per video: twelve training videos in a
@@ -15,7 +15,7 @@ training animals alone, how well a head of that modality carries to animals it h
 
 A modality whose heads do not carry to new animals gets a weight near 0 and adds next to nothing;
 one that carries but is over-confident is shrunk; ``s`` never exceeds 1. The fused model's
-head (trained on all training animals) is scaled by ``s`` (``FusionNet.scale``). The face is not
+head (trained on all training animals) is scaled by ``s`` (the fusion part's ``scale``). The face is not
 cross-fitted (one face model costs minutes; a tabular head, milliseconds) and keeps weight 1.
 """
 
@@ -25,6 +25,8 @@ import logging
 
 import numpy as np
 import torch
+
+from mouse_facial_expressions.models.parts.base import LossSettings
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +48,17 @@ def fit_scale(odds, labels) -> float:
     return round(float(SCALE_GRID[int(np.argmin(np.round(nll, 12)))]), 2)  # the grid's steps, without float noise
 
 
+def tabular_net(modality: str, columns: list[str], hidden: int = 32):
+    """A face-less late-fused model of one tabular modality (the class head and the fusion part)."""
+    from mouse_facial_expressions.models.parts import PartsNet
+
+    return PartsNet("advanced", {}, {"class": {}, "fusion": dict(modalities=[modality], aux_columns={modality: list(columns)},
+                                                                 fusion="late", hidden=hidden, modality_dropout=0.0)})
+
+
 def train_tabular(net, aux: np.ndarray, windows, *, epochs: int, epoch_size: int, batch_size: int, lr: float,
                   weight_decay: float, use_soft_labels: bool, label_smoothing: float, seed: int):
-    """Train a face-less :class:`~mouse_facial_expressions.models.fusion.FusionNet` on ``aux``
+    """Train a face-less fused model (:func:`tabular_net`) on ``aux``
     (raw features, one row per row of ``windows``), as ``mfe train`` would: AdamW at ``lr``,
     cosine schedule over ``epochs``, ``epoch_size`` windows per epoch from the balanced sampler
     (class, then video, then window), in batches of ``batch_size``. Returns ``net`` (eval mode)."""
@@ -67,8 +77,10 @@ def train_tabular(net, aux: np.ndarray, windows, *, epochs: int, epoch_size: int
         sampler.set_epoch(epoch)
         idx = torch.as_tensor(sampler.indices())
         for b in idx.split(batch_size):
-            loss, _ = net.loss(torch.zeros(len(b), 1), soft[b], label[b], aux=x[b], use_soft_labels=use_soft_labels,
-                               label_smoothing=label_smoothing)
+            batch = {"clip": torch.zeros(len(b), 1), "soft": soft[b], "label": label[b], "aux": x[b]}
+            loss, _ = net.loss(batch, LossSettings(use_soft_labels=use_soft_labels, label_smoothing=label_smoothing))
+            if loss is None:
+                continue
             if not loss.requires_grad:
                 continue  # no window of this batch has the modality (e.g. all at the baseline recording)
             opt.zero_grad()
@@ -89,7 +101,7 @@ def cross_fit_scales(model, aux: np.ndarray, windows, *, epochs: int, epoch_size
     """
     from sklearn.metrics import roc_auc_score
 
-    from mouse_facial_expressions.models.fusion import TABULAR_LR, FusionNet
+    from mouse_facial_expressions.models.parts.fusion import TABULAR_LR
 
     animals = windows["animal"].astype(str).to_numpy()
     labels = windows["label"].to_numpy(np.int64)
@@ -103,15 +115,16 @@ def cross_fit_scales(model, aux: np.ndarray, windows, *, epochs: int, epoch_size
             train = animals != held
             if len(np.unique(labels[train])) < 2:
                 continue  # nothing to learn without the held-out animal: its windows stay unscored
-            net = FusionNet(None, (m,), {m: cols}, "late", hidden=model.encoders[m][0].out_features,
-                            modality_dropout=0.0)
-            net.set_feature_stats(model.aux_mean[sl].cpu(), model.aux_std[sl].cpu())
+            net = tabular_net(m, cols, hidden=model.encoders[m][0].out_features)
+            net.parts["fusion"].set_feature_stats(model.aux_mean[sl].cpu(), model.aux_std[sl].cpu())
             train_tabular(net, aux[train, sl], windows[train], epochs=epochs, epoch_size=epoch_size,
                           batch_size=batch_size, lr=TABULAR_LR, weight_decay=weight_decay,
                           use_soft_labels=use_soft_labels, label_smoothing=label_smoothing, seed=seed + 1000 * k)
             held_rows = np.flatnonzero(~train)
             x = torch.as_tensor(np.asarray(aux[held_rows, sl], dtype=np.float32))
-            odds[held_rows] = net.modality_odds(torch.zeros(len(held_rows), 1), x)[:, 0].numpy()
+            with torch.no_grad():
+                s = net.run({"clip": torch.zeros(len(held_rows), 1), "aux": x})
+            odds[held_rows] = s.outputs["modality_odds"][:, 0].numpy()
         scored = np.isfinite(odds) & np.isfinite(aux[:, sl]).all(axis=1)
         if len(np.unique(labels[scored])) < 2:  # fewer than 3 training animals, or one class scored
             log.warning("%s: %d training animal(s), too few to judge how its scores carry to new animals: "
@@ -121,3 +134,42 @@ def cross_fit_scales(model, aux: np.ndarray, windows, *, epochs: int, epoch_size
         out[m] = {"scale": fit_scale(odds[scored], labels[scored]),
                   "auroc": round(float(roc_auc_score(labels[scored], odds[scored])), 4), "animals": int(len(uniq))}
     return out
+
+@torch.no_grad()
+def fit_stack_on(net, fusion, loader, fold: int, channels: int = 3) -> dict | None:
+    """Fit ``stacked`` fusion's modality weights on ``loader`` (the fold's validation windows);
+    returns ``{modality: weight, "bias": b, "n_windows": N}``, or None (with a warning) when the
+    validation windows lack a class, and the model keeps the sum of the modalities' log-odds (``late``)."""
+    from mouse_facial_expressions.data.datasets import prepare_batch
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    net.to(device).eval()
+    odds, labels = [], []
+    for batch in loader:
+        s = net.run(prepare_batch(batch, device, channels))
+        odds.append(s.outputs["modality_odds"].float().cpu())
+        labels.append(np.asarray(batch["label"]))
+    y = np.concatenate(labels) if labels else np.zeros(0, dtype=int)
+    if len(np.unique(y)) < 2:
+        log.warning("fold %d: the validation windows hold %s: the modalities are averaged, not stacked", fold,
+                    "no window" if not len(y) else "one class only")
+        return None
+    fusion.fit_stack(torch.cat(odds).numpy(), y)
+    w = fusion.stack.cpu().tolist()
+    return {**{m: round(v, 4) for m, v in zip(fusion.modalities, w[:-1])}, "bias": round(w[-1], 4), "n_windows": int(len(y))}
+
+
+def fit_scales_on(net, fusion, data: dict, p, fold: int) -> dict:
+    """Set late fusion's tabular modality weights by leave-one-animal-out cross-fitting on the
+    training windows (:func:`cross_fit_scales`, with the run's own budget); logs
+    and returns them (``{modality: {"scale", "auroc", "animals"}}``)."""
+    train = data["train"]
+    weights = cross_fit_scales(fusion, train.field_values("aux"), train.windows, epochs=p.epochs,
+                               epoch_size=len(data["train_sampler"]), batch_size=p.train_batch_size,
+                               weight_decay=p.weight_decay, use_soft_labels=p.use_soft_labels,
+                               label_smoothing=p.label_smoothing, seed=p.seed)
+    fusion.set_scales({m: w["scale"] for m, w in weights.items()})
+    log.info("fold %d: weights of the tabular modalities in the fused score (leave-one-animal-out on the training "
+             "animals): %s", fold, ", ".join(f"{m} {w['scale']:.2f} (out-of-animal AUROC "
+                                              f"{'n/a' if w['auroc'] is None else format(w['auroc'], '.2f')})" for m, w in weights.items()))
+    return weights
