@@ -14,16 +14,16 @@ import pytest
 from mouse_facial_expressions.config import Config, load_config
 from mouse_facial_expressions.io.video import iter_frames
 from mouse_facial_expressions.synth import generate_cohort, make_config, truth_table
-from mouse_facial_expressions.synth.cohort import (SHADE, _intensity, _simulate, _truth_part, _video_plan,
-                                                   make_animals, video_frames)
 from mouse_facial_expressions.synth.motion import simulate_track
-from mouse_facial_expressions.synth.mouse import AU_NAMES
+from mouse_facial_expressions.synth.mouse import AU_NAMES, SHADE
 from mouse_facial_expressions.synth.params import CONTROL_TREATMENTS, SynthConfig
 from mouse_facial_expressions.synth.motion import motion_kernel
 from mouse_facial_expressions.synth.mouse import draw_mouse
 from mouse_facial_expressions.synth.render import (Y_TOP, Shift, _vignette, apply_shift, background, cohort_looks,
                                                    draw_occluder, lighting_lut)
 from mouse_facial_expressions.synth.stamp import draw_stamp, read_stamp, stamp_box
+from mouse_facial_expressions.synth.takes import _intensity, _simulate, _video_plan, make_animals, video_frames
+from mouse_facial_expressions.synth.truth import _truth_part
 
 SMALL = dict(mice=2, recordings=[1, 4], seconds=3.0)
 #: Every new option, spelled out at the value that changes nothing.

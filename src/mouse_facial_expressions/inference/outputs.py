@@ -262,13 +262,9 @@ def domain_warning(video: Path, crops: np.ndarray, frames: pd.DataFrame, train: 
 
 
 
-AU_COLUMNS_TEXT = """- `au_ot`, `au_nb`, `au_cb`, `au_ep`, `au_wc`: the expected Mouse Grimace Scale score (0 to 2) of
-  each action unit (orbital tightening, nose bulge, cheek bulge, ear position, whisker change):
-  the mean of the scores 0, 1, 2 weighted by the probabilities the model's AU head gives them,
-  averaged over the fold models. The heads learned the raters' score distributions, so 1.0 can
-  mean "raters split between 0 and 2" as well as "raters agree on 1".
-- `mgs`: the MGS total, the mean of the five (0 to 2), on the raters' scale.
-"""
+def part_column_lines(columns: dict[str, str] | None) -> str:
+    """``COLUMNS.md`` lines of the columns a model's parts add (``FoldEnsemble.column_text``)."""
+    return "".join(f"- `{name}`: {text}.\n" for name, text in (columns or {}).items())
 
 
 FACE_TEXT = """- `no_face`: True when the window's crops do not look like the faces the model was trained on
@@ -290,12 +286,13 @@ Class 1 is **{pos}**; class 0 is **{neg}** (the model's task).
 """
 
 
-def column_descriptions(class_names, threshold: float = 0.5, au: bool = False) -> str:
+def column_descriptions(class_names, threshold: float = 0.5, columns: dict[str, str] | None = None) -> str:
     """``COLUMNS.md``: what each column of ``<video>_scores.csv``, ``<video>_seconds.csv`` and
     ``summary.csv`` holds, in the task's class names (a CSV header cannot say what ``p1`` is the
-    probability of); ``au``: the run has action-unit heads."""
+    probability of); ``columns``: the columns the model's parts add, with their descriptions."""
     neg, pos = (str(n) for n in class_names)
-    au_text = AU_COLUMNS_TEXT if au else ""
+    au = "mgs" in (columns or {})
+    au_text = part_column_lines(columns)
     au_summary = "- `mean_mgs`: the mean window MGS total (0 to 2).\n" if au else ""
     return f"""{_header(class_names, "mfe predict")}
 ## `<video>_scores.csv` (one row per window; `<video>` is the video's file name without its
@@ -310,7 +307,7 @@ scored into this folder)
 ## `<video>_seconds.csv` (one row per second of video that a window covers)
 - `second`: the second `[second, second + 1)` from the video's start.
 - `coverage`: seconds of window time inside that second, summed over the windows that overlap it.
-- the score columns of `<video>_scores.csv` (`p1`{", the AU scores and `mgs`" if au else ""}), averaged over
+- the score columns of `<video>_scores.csv` (`p1`{"".join(f", `{c}`" for c in columns or {})}), averaged over
   those windows, each weighted by how much of the second it covers.
 
 ## `summary.csv` (one row per video, merged across calls)
@@ -327,9 +324,10 @@ scored into this folder)
 {au_summary}"""
 
 
-def image_column_descriptions(class_names, au: bool = False, names=()) -> str:
+def image_column_descriptions(class_names, columns: dict[str, str] | None = None, names=()) -> str:
     """``COLUMNS.md`` beside ``images_scores.csv`` (``mfe predict --images``): its columns, in the
-    task's class names; ``names``: the ensemble's members (``p1_<member>``)."""
+    task's class names; ``columns``: the columns the model's parts add; ``names``: the ensemble's
+    members (``p1_<member>``)."""
     neg, pos = (str(n) for n in class_names)
     members = f"- `p1_<member>` ({', '.join(f'`p1_{n}`' for n in names)}): the same from each fold model alone.\n" \
         if len(names) > 1 else ""
@@ -340,7 +338,7 @@ def image_column_descriptions(class_names, au: bool = False, names=()) -> str:
 - `p1`: the probability that the image shows **{pos}** rather than **{neg}**, the mean over the
   run's fold models (the crop repeated as a clip). Read it as a ranking unless the run's report says
   the scores are calibrated.
-{members}{AU_COLUMNS_TEXT if au else ""}- `side`: the side of the face seen (left or right; right crops are mirrored).
+{members}{part_column_lines(columns)}- `side`: the side of the face seen (left or right; right crops are mirrored).
 - `sharpness`: the crop's sharpness (variance of the Laplacian).
 - `domain_warning`: why the images' crops, taken together, lie outside the model's training data (the
   domain check of `mfe predict` for videos: synthetic vs real, grey-level histogram, face size,

@@ -61,38 +61,32 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import asdict
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from mouse_facial_expressions.config import CANONICAL_LANDMARKS, Config
+from mouse_facial_expressions.config import Config
 from mouse_facial_expressions.io.atomic import atomic_path
-from mouse_facial_expressions.io.dlc import write_dlc
 from mouse_facial_expressions.io.video import VideoWriter
 from mouse_facial_expressions.project import commented_yaml, init_project
-from mouse_facial_expressions.synth.body import BODY_SCORER, BODYPARTS, take_body
-from mouse_facial_expressions.synth.motion import PORTRAIT_YAW, ou, simulate_track
-from mouse_facial_expressions.synth.mouse import AU_NAMES, SHADE, landmarks
-from mouse_facial_expressions.synth.params import (CONTROL_TREATMENTS, DOSE, RECORDING_HOURS,
-                                                   SynthConfig, make_config)
-from mouse_facial_expressions.synth.physiology import MEASURED, physiology_table
-from mouse_facial_expressions.synth.render import Y_TOP, Shift, cohort_looks, occluded_mask, render_frames
+from mouse_facial_expressions.synth.params import SynthConfig, make_config
+from mouse_facial_expressions.synth.physiology import MEASURED
+from mouse_facial_expressions.synth.render import cohort_looks
+# Re-exported: the parts of a cohort live in sibling modules (simulation, DLC output, truth
+# tables, summary); these names stay importable from here, where callers found them first.
+from mouse_facial_expressions.synth.describe import MARKER, NEUTRAL, summary  # noqa: F401
+from mouse_facial_expressions.synth.dlc_output import SCORER, dlc_table, write_pose_files  # noqa: F401
+from mouse_facial_expressions.synth.takes import (AU_WEIGHTS, BOUT_EXP_S, BOUT_MIN_S, CAMERA, _simulate,  # noqa: F401
+                                                  _video_plan, bouts, is_control, make_animals, mss, raw_name,
+                                                  video_frames, video_shift)
+from mouse_facial_expressions.synth.truth import (_body_part, _physiology, _truth_part, modality_truth,  # noqa: F401
+                                                  truth_table, video_name)
 
-SCORER = "DLC_resnet50_mfeSynthJan1shuffle1_100000"
-CAMERA = "sidecam"
-#: Relative weight of the latent intensity in each action unit.
-AU_WEIGHTS = np.array([1.0, 0.9, 0.8, 0.8, 0.85])
-MARKER = "synth.json"
 #: Body keypoints of the open-field track (relative to the project).
 BODY_DIR = Path("keypoints") / "body"
-
-
-def mss(seconds: int) -> str:
-    """``75 -> "1:15"`` (the metadata's trim format)."""
-    return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
 
 
 def _atomic(path: Path, write) -> None:
@@ -108,180 +102,6 @@ def _prepare_folder(out: Path) -> None:
             raise FileExistsError(f"{out}: exists and is not empty (and is no synthetic cohort); "
                                   "choose a new folder")
         shutil.rmtree(out)
-
-
-def make_animals(cfg: SynthConfig) -> pd.DataFrame:
-    """One row per animal: treatment, cohort, intensity offset, AU biases, label flip."""
-    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 1]))
-    n, nt = cfg.mice, len(cfg.treatments)
-    idx = np.arange(n)
-    df = pd.DataFrame({
-        "animal": [f"m{i + 1}" for i in idx],
-        "treatment": [cfg.treatments[i % nt] for i in idx],
-        "cohort": [int((i // nt) % cfg.cohorts) for i in idx],
-        "sex": ["mf"[(i // (nt * cfg.cohorts)) % 2] for i in idx],
-        "offset": rng.normal(0.0, cfg.animal_sd, n),
-    })
-    df["fur"] = np.clip(np.round(rng.normal(0.0, 5.0, n)), -10, 10)  # coat shade: who is who
-    bias = rng.normal(0.0, 0.04, (n, len(AU_NAMES)))
-    for k, name in enumerate(AU_NAMES):
-        df[f"bias_{name}"] = bias[:, k]
-    flipped = np.zeros(n, bool)
-    flipped[rng.permutation(n)[: int(round(cfg.label_noise * n))]] = True
-    df["label_flipped"] = flipped
-    return df
-
-
-def _video_plan(cfg: SynthConfig, animals: pd.DataFrame) -> list[dict]:
-    """Every camera video (good takes and the one discarded take) with its metadata row."""
-    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 2]))
-    plan = []
-    n_raw = int(round(cfg.seconds * cfg.fps))
-    within = {c: 0 for c in range(cfg.cohorts)}
-    used: set[datetime] = set()
-    for i, a in animals.iterrows():
-        c = int(a.cohort)
-        day0 = date(2024, 3, 4) + timedelta(days=70 * c)
-        inject = datetime(day0.year, day0.month, day0.day, 10, 0) + timedelta(minutes=7 * within[c])
-        within[c] += 1
-        for r in cfg.recordings:
-            t0 = inject + timedelta(hours=RECORDING_HOURS.get(r, r), seconds=int(rng.integers(0, 60)))
-            max_trim = max(1, int(0.1 * cfg.seconds))
-            start_s = 0 if rng.random() < 0.15 else int(rng.integers(1, max_trim + 1))
-            end_s = -1 if rng.random() < 0.3 else int(cfg.seconds) - int(rng.integers(1, max_trim + 1))
-            takes = [(t0, start_s, end_s, 0)]
-            if i == 0 and r == cfg.recordings[0]:  # an aborted first take, marked discard
-                takes.insert(0, (t0 - timedelta(minutes=12), 0, -1, 1))
-            for when, s0, s1, discard in takes:
-                while when in used:  # one camera file per second
-                    when += timedelta(seconds=1)
-                used.add(when)
-                plan.append({
-                    "animal": a.animal, "recording": int(r), "cohort": c, "treatment": a.treatment,
-                    "when": when, "inject": inject, "start_s": s0, "end_s": s1, "discard": discard,
-                    "serial": f"{22181510 + 7 * c}", "n_raw": n_raw,
-                    "start_f": int(round(s0 * cfg.fps)),
-                    "stop_f": n_raw if s1 < 0 else int(round(s1 * cfg.fps)),
-                })
-    return plan
-
-
-def raw_name(v: dict) -> str:
-    return f"{CAMERA}__{v['serial']}__{v['when']:%Y%m%d_%H%M%S}.mp4"
-
-
-#: Bout on-durations (``bout_fraction``): ``BOUT_MIN_S`` + Exp(mean ``BOUT_EXP_S``) seconds.
-BOUT_MIN_S, BOUT_EXP_S = 2.0, 6.0
-
-
-def bouts(cfg: SynthConfig, v: dict, a, n: int) -> np.ndarray | None:
-    """Per raw frame ``(n,)`` bool: is the treatment's effect on (``cfg.bout_fraction``)?
-
-    None when ``bout_fraction`` is None (the effect is on all the time, as before the option).
-    False everywhere for controls and before the injection (recording < 2). Otherwise
-    alternating on/off durations: on = ``BOUT_MIN_S`` + Exp(``BOUT_EXP_S``) s (8 s mean), off =
-    Exp with mean ``8 * (1 - F) / F`` s, so bouts cover a fraction F of the time on average;
-    the first state is on with probability F (the stationary start); a video that would have
-    no bout gets one at a random time. Drawn from their own stream ``[seed, 20, animal,
-    recording, discard]``: the other random numbers of the cohort do not move.
-    """
-    if cfg.bout_fraction is None:
-        return None
-    on = np.zeros(n, bool)
-    if is_control(a.treatment) or v["recording"] < 2:
-        return on
-    if cfg.bout_fraction >= 1:
-        return ~on
-    rng = np.random.default_rng([cfg.seed, 20, int(v["animal"][1:]), int(v["recording"]), int(v["discard"])])
-    f, mean_on = float(cfg.bout_fraction), BOUT_MIN_S + BOUT_EXP_S
-    mean_off = mean_on * (1 - f) / f
-    t, state = 0.0, bool(rng.random() < f)
-    seconds = n / cfg.fps
-    while t < seconds:
-        d = BOUT_MIN_S + rng.exponential(BOUT_EXP_S) if state else rng.exponential(mean_off)
-        if state:
-            on[int(round(t * cfg.fps)): int(round((t + d) * cfg.fps))] = True
-        t, state = t + d, not state
-    if not on.any():  # a labelled-sick video shows its sickness at least once
-        d = BOUT_MIN_S + rng.exponential(BOUT_EXP_S)
-        t0 = rng.uniform(0, max(seconds - d, 0.0))
-        on[int(round(t0 * cfg.fps)): int(round((t0 + d) * cfg.fps))] = True
-    return on
-
-
-def _intensity(cfg, a, v, rng, n, bout: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Latent intensity ``(n,)`` and action units ``(n, 5)`` of one video (``bout``: :func:`bouts`;
-    given, the treatment's effect is added only on its frames)."""
-    dose = DOSE.get(str(a.treatment).lower(), 1.0)
-    late = v["recording"] >= 2
-    effect = cfg.effect_size * dose * late * (1.0 if bout is None else bout.astype(float))
-    level = cfg.base_intensity + effect + a.offset + rng.normal(0, 0.03)
-    dt = 1.0 / cfg.fps
-    intensity = np.clip(level + ou(rng, n, dt, cfg.noise_sd, cfg.noise_tau), 0, 1)
-    bias = np.array([a[f"bias_{k}"] for k in AU_NAMES])
-    au_noise = np.stack([ou(rng, n, dt, 0.05, 1.0) for _ in AU_NAMES], 1)
-    aus = np.clip(intensity[:, None] * AU_WEIGHTS + bias + au_noise, 0, 1)
-    return intensity, aus
-
-
-def _in_frame(xy: np.ndarray, width: int, height: int) -> np.ndarray:
-    return (xy[..., 0] > 2) & (xy[..., 0] < width - 3) & (xy[..., 1] > 2) & (xy[..., 1] < height - 3)
-
-
-#: Least head foreshortening at which DLC still finds each facing-side point.
-_MIN_YAW = {"nose": 0.5, "eye": PORTRAIT_YAW, "ear": 0.3}
-
-
-def _keypoints(track, lm, bar, rng, width, height):
-    """Observed DLC keypoints ``{name: (x, y, likelihood)}`` and the truth flags.
-
-    A point is seen (likelihood 0.92-0.999, ~0.7 px jitter, 1.5 px when blurred) when it
-    is on the facing side, inside the frame, not under the feeder bar and the head is not
-    turned too far; otherwise it is hidden (likelihood 0.005-0.25, 3 px jitter).
-    """
-    n = len(track["x"])
-    right = track["s"] > 0
-    yaw = track["yaw"]
-    blurred = track["blur_len"] >= 3
-    near = np.stack([lm["nose"], np.where(right[:, None], lm["right_eye"], lm["left_eye"]),
-                     np.where(right[:, None], lm["right_ear"], lm["left_ear"])], 1)  # (n, 3, 2)
-    visible = (yaw >= PORTRAIT_YAW) & _in_frame(near, width, height).all(1)
-    occluded = occluded_mask(near, bar).any(1)
-    obs = {}
-    for name in CANONICAL_LANDMARKS:
-        xy = lm[name]
-        part = name.split("_")[-1]
-        facing = np.ones(n, bool) if part == "nose" else (right == name.startswith("right"))
-        seen = facing & (yaw >= _MIN_YAW[part]) & _in_frame(xy, width, height) & ~occluded_mask(xy, bar)
-        sd = np.where(seen, np.where(blurred, 1.5, 0.7), 3.0)
-        lik = np.where(seen, rng.uniform(0.92, 0.999, n), rng.uniform(0.005, 0.25, n))
-        obs[name] = (xy[:, 0] + rng.normal(0, 1, n) * sd, xy[:, 1] + rng.normal(0, 1, n) * sd, lik)
-    return obs, visible, occluded, blurred
-
-
-def dlc_table(obs: dict, scorer: str = SCORER, bodyparts=CANONICAL_LANDMARKS) -> pd.DataFrame:
-    """DeepLabCut's single-animal layout: columns (scorer, bodyparts, coords), rows = frames."""
-    cols = pd.MultiIndex.from_product([[scorer], list(bodyparts), ["x", "y", "likelihood"]],
-                                      names=["scorer", "bodyparts", "coords"])
-    data = np.stack([np.asarray(obs[b][k], dtype=np.float64) for b in bodyparts for k in range(3)], 1)
-    return pd.DataFrame(data, columns=cols)
-
-
-def write_pose_files(df: pd.DataFrame, folder: Path, video: str, scorer: str = SCORER) -> Path:
-    """Write ``<video><scorer>.h5`` and ``.csv`` as DLC's analysis does (:func:`io.dlc.write_dlc`)."""
-    stem = folder / f"{video}{scorer}"
-    write_dlc(stem.with_suffix(".h5"), df)
-    write_dlc(stem.with_suffix(".csv"), df)
-    return stem.with_suffix(".h5")
-
-
-def _feeder(rng: np.random.Generator, cfg: SynthConfig, width: int, height: int, L: float,
-            p: float | None = None):
-    """A feeder post ``(x0, x1, y1)`` in some videos (probability ``p``, default ``cfg.p_occluder``), else None."""
-    if rng.random() >= (cfg.p_occluder if p is None else p):
-        return None
-    xc, w = rng.uniform(0.2 * width, 0.8 * width), 0.3 * L
-    return (xc - w / 2, xc + w / 2, rng.uniform(0.45 * height, 0.75 * height))
 
 
 def _metadata(plan: list[dict], animals: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -317,18 +137,6 @@ def _write_project_config(out: Path, cfg: SynthConfig, preset: str):
     pcfg.keypoints.pcutoff = 0.6
     _atomic(out / "mfe.yaml", lambda p: p.write_text(commented_yaml(pcfg)))
     return pcfg
-
-
-def is_control(treatment) -> bool:
-    """A control animal's treatment (``CONTROL_TREATMENTS``, any case)."""
-    return str(treatment).lower() in CONTROL_TREATMENTS
-
-
-def video_shift(cfg: SynthConfig, v: dict, a: pd.Series) -> Shift:
-    """The pixel :class:`~mouse_facial_expressions.synth.render.Shift` of one video: the cohort
-    shifts plus its confounds (``control_brightness`` for a control, its recording's ``rec_cue``)."""
-    extra = (cfg.control_brightness if is_control(a.treatment) else 0.0) + cfg.cue(v["recording"])
-    return Shift(brightness=cfg.brightness + extra, contrast=cfg.contrast, blur=cfg.blur)
 
 
 def generate_cohort(out: str | Path, preset: str = "tiny", **overrides) -> Path:
@@ -391,36 +199,6 @@ def generate_cohort(out: str | Path, preset: str = "tiny", **overrides) -> Path:
     return out
 
 
-def _simulate(cfg: SynthConfig, v: dict, a: pd.Series, look) -> dict:
-    """One camera take's motion, action units and feeder bar (everything but the pixels)."""
-    width, height = cfg.size
-    r_track, r_au, r_render, r_kp = (np.random.default_rng(s) for s in np.random.SeedSequence(
-        [cfg.seed, 10, int(v["animal"][1:]), v["recording"], v["discard"]]).spawn(4))
-    L = cfg.head_len * look.zoom
-    if cfg.zoom != 1.0:
-        L *= cfg.zoom
-    rates = (cfg.p_rear, cfg.p_look_away, cfg.p_blur)
-    handled = bool(cfg.control_handling != 0.0 and is_control(a.treatment))
-    if handled:  # controls handled differently: more (or fewer) nuisance episodes
-        rates = tuple(p * (1.0 + cfg.control_handling) for p in rates)
-    track = simulate_track(r_track, v["n_raw"], cfg.fps, width, height, L, *rates, y_top=Y_TOP, dy=look.dy * L)
-    bout = bouts(cfg, v, a, v["n_raw"])  # None unless bout_fraction is set
-    intensity, aus = _intensity(cfg, a, v, r_au, v["n_raw"], bout)
-    p_bar = None if cfg.occluder_treated is None or is_control(a.treatment) else cfg.occluder_treated
-    bar = _feeder(r_track, cfg, width, height, L, p_bar)
-    return dict(track=track, intensity=intensity, aus=aus, bar=bar, L=L, r_render=r_render, r_kp=r_kp,
-                shift=video_shift(cfg, v, a), handled=handled, bout=bout)
-
-
-def video_frames(cfg: SynthConfig, v: dict, a: pd.Series, look, sim: dict):
-    """The uint8 ``(H, W)`` frames of one camera take (``sim``: :func:`_simulate`), before encoding."""
-    width, height = cfg.size
-    coat = {k: SHADE[k] + a.fur for k in ("fur", "body", "far_ear", "ear", "lid")}
-    shift = None if sim["shift"].identity else sim["shift"]
-    return render_frames(sim["track"], sim["aus"], sim["L"], width, height, look, sim["bar"], sim["r_render"],
-                         coat, shift=shift)
-
-
 def _make_video(cfg: SynthConfig, pcfg, v: dict, a: pd.Series, look) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """Render one camera video; for a kept take also write its face and body DLC files and
     return its truth and body truth."""
@@ -434,164 +212,3 @@ def _make_video(cfg: SynthConfig, pcfg, v: dict, a: pd.Series, look) -> tuple[pd
     labels = pcfg.video.recording_labels
     return (_truth_part(cfg, labels, v, a, sim, pcfg.path("dlc")),
             _body_part(cfg, labels, v, sim["intensity"], pcfg.root / BODY_DIR))
-
-
-def video_name(v: dict, recording_labels: dict) -> str:
-    """The trimmed (processed) video's name ``<animal>_rec<k>_<label>``."""
-    return f"{v['animal']}_rec{v['recording']}_{recording_labels[v['recording']]}"
-
-
-def _truth_part(cfg: SynthConfig, recording_labels: dict, v: dict, a: pd.Series, sim: dict,
-                dlc_folder: Path | None) -> pd.DataFrame:
-    """The truth rows of one kept take (and its DLC files in ``dlc_folder``, when given)."""
-    width, height = cfg.size
-    track, aus = sim["track"], sim["aus"]
-    lm = landmarks(track["x"], track["y"], track["s"].astype(float), track["yaw"], track["pitch"], sim["L"])
-    obs, visible, occluded, blurred = _keypoints(track, lm, sim["bar"], sim["r_kp"], width, height)
-    sl = slice(v["start_f"], v["stop_f"])
-    video = video_name(v, recording_labels)
-    if dlc_folder is not None:
-        write_pose_files(dlc_table({k: tuple(arr[sl] for arr in xyl) for k, xyl in obs.items()}), dlc_folder, video)
-    raw_idx = np.arange(v["n_raw"])[sl]
-    treated = not is_control(a.treatment)
-    label_true = int(treated and v["recording"] >= 2)
-    part = pd.DataFrame({
-        "video": video, "raw_video": raw_name(v), "animal": v["animal"], "recording": v["recording"],
-        "treatment": a.treatment, "cohort": v["cohort"], "frame": np.arange(len(raw_idx)),
-        "raw_frame": raw_idx, "time": np.arange(len(raw_idx)) / cfg.fps,
-        "side": np.where(track["s"][sl] > 0, "right", "left"), "visible": visible[sl],
-        "blurred": blurred[sl], "occluded": occluded[sl], "rearing": track["rearing"][sl],
-        "looking_away": track["yaw"][sl] < PORTRAIT_YAW, "yaw": track["yaw"][sl],
-        **{f"au_{k}": aus[sl, j] for j, k in enumerate(AU_NAMES)},
-        "intensity": sim["intensity"][sl], "label": label_true ^ int(a.label_flipped), "label_true": label_true,
-    })
-    for name, xy in lm.items():
-        part[f"{name}_x"], part[f"{name}_y"] = xy[sl, 0], xy[sl, 1]
-    shift = sim["shift"]  # the video's shifts and confounds (constant within the video)
-    part["shift_brightness"] = float(shift.brightness)
-    part["shift_contrast"] = float(shift.contrast)
-    part["shift_zoom"] = float(cfg.zoom)
-    part["shift_blur"] = float(shift.blur)
-    part["control_bright"] = float(cfg.control_brightness if not treated else 0.0)
-    part["cue"] = cfg.cue(v["recording"])
-    part["occluder"] = sim["bar"] is not None
-    part["handled"] = bool(sim["handled"])
-    if sim.get("bout") is not None:  # bout_fraction set (left out, the table keeps its old columns)
-        part["bout"] = sim["bout"][sl]
-    return part
-
-
-def _body_part(cfg: SynthConfig, recording_labels: dict, v: dict, intensity: np.ndarray,
-               folder: Path | None) -> pd.DataFrame:
-    """The body truth rows of one kept take (and its body DLC files in ``folder``, when given)."""
-    obs, body = take_body(cfg.seed, v["animal"], v["recording"], v["discard"], intensity, cfg.fps,
-                          cfg.behaviour_effect)
-    sl = slice(v["start_f"], v["stop_f"])
-    video = video_name(v, recording_labels)
-    if folder is not None:
-        table = dlc_table({k: tuple(arr[sl] for arr in xyl) for k, xyl in obs.items()}, BODY_SCORER, BODYPARTS)
-        write_pose_files(table, folder, video, BODY_SCORER)
-    part = pd.DataFrame({
-        "video": video, "animal": v["animal"], "recording": v["recording"],
-        "frame": np.arange(sl.stop - sl.start), "intensity": intensity[sl], "activity": body["activity"],
-        "size": body["size"], "speed_true": body["speed"][sl], "rearing_true": body["rearing"][sl],
-        "elongation_true": body["elongation"][sl], "head_true": body["head"][sl],
-    })
-    for name, xy in body["points"].items():
-        part[f"{name}_x"], part[f"{name}_y"] = xy[sl, 0], xy[sl, 1]
-    return part
-
-
-def _physiology(cfg: SynthConfig, body: pd.DataFrame) -> pd.DataFrame:
-    """:func:`~mouse_facial_expressions.synth.physiology.physiology_table` of every trimmed video."""
-    takes = body.groupby(["animal", "recording"], sort=False).intensity.mean().reset_index()
-    return physiology_table(cfg, takes)
-
-
-def _kept_takes(cfg: SynthConfig):
-    """``(v, a, sim)`` of every kept camera take (:func:`_simulate`; nothing rendered)."""
-    animals = make_animals(cfg)
-    looks = cohort_looks(np.random.default_rng(np.random.SeedSequence([cfg.seed, 3])), cfg.cohorts, cfg.lighting)
-    by_name = animals.set_index("animal")
-    for v in _video_plan(cfg, animals):
-        if not v["discard"]:
-            a = by_name.loc[v["animal"]]
-            yield v, a, _simulate(cfg, v, a, looks[v["cohort"]])
-
-
-def truth_table(preset: str = "tiny", **overrides) -> pd.DataFrame:
-    """``truth/truth.parquet`` of the cohort ``generate_cohort(out, preset, **overrides)`` would
-    write, without rendering or writing anything: a second per video instead of minutes per
-    cohort, so oracle accuracies can be averaged over many synthetic seeds."""
-    cfg = make_config(preset, **overrides)
-    labels = Config().video.recording_labels
-    return pd.concat([_truth_part(cfg, labels, v, a, sim, None) for v, a, sim in _kept_takes(cfg)],
-                     ignore_index=True)
-
-
-def modality_truth(preset: str = "tiny", **overrides) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``truth/body.parquet`` and ``truth/physiology.csv`` (its first four columns are
-    ``metadata/physiology.csv``) of the cohort ``generate_cohort(out, preset, **overrides)``
-    would write, without rendering or writing anything."""
-    cfg = make_config(preset, **overrides)
-    labels = Config().video.recording_labels
-    body = pd.concat([_body_part(cfg, labels, v, sim["intensity"], None) for v, _, sim in _kept_takes(cfg)],
-                     ignore_index=True)
-    return body, _physiology(cfg, body)
-
-
-def summary(project: str | Path) -> str:
-    """A few lines on what a synthetic project holds and where."""
-    project = Path(project)
-    raw = pd.read_csv(project / "metadata" / "raw_videos.csv")
-    truth = pd.read_parquet(project / "truth" / "truth.parquet")
-    per_video = truth.groupby("video").label_true.first()
-    good = truth.visible & ~truth.occluded
-    return "\n".join([
-        f"synthetic cohort in {project}",
-        f"  raw videos        {len(raw)} ({int(raw.discard.sum())} discarded) in videos/raw/",
-        f"  trimmed videos    {len(per_video)} ({int(per_video.sum())} with label 1), "
-        f"{len(truth)} frames, {good.mean():.0%} clean side portraits",
-        f"  animals           {truth.animal.nunique()} in {truth.cohort.nunique()} cohort(s), "
-        f"treatments {', '.join(sorted(truth.treatment.unique()))}",
-        "  metadata          metadata/raw_videos.csv, metadata/treatments.csv",
-        "  DLC keypoints     keypoints/dlc/<video>" + SCORER + ".h5|.csv",
-        *_modality_lines(project),
-        "  ground truth      truth/truth.parquet, truth/animals.csv, truth/synth.json",
-        *_shift_lines(project),
-    ])
-
-
-def _modality_lines(project: Path) -> list[str]:
-    """``summary``'s lines on the body keypoints and physiology, with how informative each is."""
-    if not (project / "metadata" / "physiology.csv").is_file():
-        return []  # a cohort from before the other modalities
-    config = json.loads((project / "truth" / MARKER).read_text()).get("config", {})
-    return [
-        "  body keypoints    keypoints/body/<video>" + BODY_SCORER + ".h5|.csv "
-        f"(open field; behaviour_effect={config.get('behaviour_effect', 1.0):g})",
-        "  physiology        metadata/physiology.csv (temperature_c, weight_g; "
-        f"physiology_effect={config.get('physiology_effect', 1.0):g})",
-        "  their truth       truth/body.parquet, truth/physiology.csv (0 effect = no information)",
-    ]
-
-
-#: Shift and confound settings with the value that changes nothing.
-NEUTRAL = {"brightness": 0.0, "contrast": 1.0, "zoom": 1.0, "blur": 0.0, "control_brightness": 0.0,
-           "rec_cue": [], "occluder_treated": None, "control_handling": 0.0}
-
-
-def _shift_lines(project: Path) -> list[str]:
-    """``summary``'s line on the shifts and confounds that are set (none: no line)."""
-    try:
-        config = json.loads((project / "truth" / MARKER).read_text()).get("config", {})
-    except (OSError, ValueError):
-        return []
-    parts = []
-    for key, neutral in NEUTRAL.items():
-        value = config.get(key, neutral)
-        if value != neutral:
-            text = ",".join(f"{r}:{g:+g}" for r, g in value) if key == "rec_cue" else f"{value:g}"
-            parts.append(f"{key}={text}")
-    return [f"  shifts/confounds  {', '.join(parts)} (truth columns shift_*, control_bright, cue, "
-            "occluder, handled)"] if parts else []

@@ -32,8 +32,13 @@ TARGETS = ("class", "au", "au+class")
 #: Smallest / largest ``q = mgs / 2`` turned into class logits (``--targets au``), so log(q) stays finite.
 _Q_EPS = 1e-4
 
+_AU_NAMES = {"ot": "orbital tightening", "nb": "nose bulge", "cb": "cheek bulge", "ep": "ear position", "wc": "whisker change"}
+#: The columns this part adds and what they hold (``COLUMNS.md``).
 COLUMN_TEXT = {
-    **{f"au_{a}": f"the expected Mouse Grimace Scale score (0 to 2) of action unit {a}" for a in AUS},
+    **{f"au_{a}": (f"the expected Mouse Grimace Scale score (0 to 2) of {_AU_NAMES.get(a, a)}: the mean of the scores "
+                   "0, 1, 2 weighted by the probabilities the model's AU head gives them, averaged over the fold models "
+                   "(the heads learned the raters' score distributions, so 1.0 can mean raters split between 0 and 2 "
+                   "as well as raters agreeing on 1)") for a in AUS},
     "mgs": "the MGS total, the mean of the five action units' expected scores (0 to 2), on the raters' scale",
 }
 
