@@ -43,12 +43,13 @@ WEAK_SEEDS  ?= 1 2 3
 WEAK_EPOCHS ?= 4
 WEAK_START  ?= 2
 
-.PHONY: demo test bench bench-accuracy bench-accuracy-cohorts bench-eye-warp bench-fusion bench-mgs bench-recipe bench-shift bench-weak install clean-demo docs docs-ref help
+.PHONY: demo test bench bench-smoke bench-accuracy bench-accuracy-cohorts bench-eye-warp bench-fusion bench-mgs bench-recipe bench-same-training bench-shift bench-weak install clean-demo docs docs-ref help
 
 help:
 	@echo "make demo   - synthetic cohort -> ... -> the furthest pipeline stage, on CPU"
 	@echo "make test   - run the test suite (CPU, tiny synthetic data)"
 	@echo "make bench  - run the speed benchmarks in bench/ (prints numbers, a few minutes)"
+	@echo "make bench-smoke - every benchmark's --smoke run: the same code on the smallest settings (about a minute)"
 	@echo "make docs   - install the [docs] extra and build the documentation site into site/ (mkdocs --strict)"
 	@echo "make docs-ref - regenerate docs/reference/cli.md and configuration.md from the code"
 	@echo "make bench-accuracy - build the synthetic 'bench' cohort and compare the models with the oracle"
@@ -66,6 +67,8 @@ help:
 	@echo "             well over an hour on 2 CPU cores: building the cohorts took 10 min and scoring 26 min, plus 6 trainings)"
 	@echo "make bench-weak - video labels vs --weak em vs --weak attention on demo cohorts whose sickness comes in bouts"
 	@echo "             (WEAK_SEEDS='$(WEAK_SEEDS)' WEAK_EPOCHS=$(WEAK_EPOCHS) WEAK_START=$(WEAK_START), fold 0)"
+	@echo "make bench-same-training - the same tiny task trained by the pinned commit and by this tree, 6 model kinds:"
+	@echo "             are the histories and scores identical? (about 5 min on 2 CPU cores; needs git history)"
 	@echo "make bench-recipe - training recipes side by side at 3 epochs x 160 clips on demo cohorts"
 	@echo "             (RECIPE_SYNTH='$(RECIPE_SYNTH)' RECIPES='$(RECIPES)' RECIPE_SEEDS='$(RECIPE_SEEDS)': about 1 h on 2 CPU cores, fp32)"
 
@@ -96,10 +99,15 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# The speed benchmarks: every bench/bench_*.py that needs no cohort, trained run or folder argument.
 bench: $(STAMP)
-	@for b in bench/bench_*.py; do case $$b in *bench_accuracy.py|*bench_accuracy_cohorts.py|*bench_fusion.py|*bench_mgs.py|*bench_recipe.py|*bench_weak.py) continue;; esac; \
+	@for b in bench/bench_*.py; do case $$b in *bench_accuracy.py|*bench_accuracy_cohorts.py|*bench_fusion.py|*bench_mgs.py|*bench_quantize.py|*bench_recipe.py|*bench_same_training.py|*bench_shift.py|*bench_weak.py) continue;; esac; \
 		echo "== $$b"; $(PY) $$b || exit 1; done
 	@echo "(accuracy against the oracle: make bench-accuracy, make bench-recipe)"
+
+# Every benchmark's --smoke run (seconds each; tests/test_bench_smoke.py)
+bench-smoke: $(STAMP)
+	$(PY) -m pytest tests/test_bench_smoke.py -q
 
 $(BENCH_PROJ)/tasks: | $(STAMP)
 	$(VENV)/bin/mfe synth $(BENCH_PROJ) --preset bench --synth-seed $(SYNTH_SEED)
@@ -133,3 +141,6 @@ bench-weak: $(STAMP)
 bench-recipe: $(STAMP)
 	$(PY) bench/bench_recipe.py --cohorts $(RECIPE_DIR) --synth_seeds $(RECIPE_SYNTH) --recipes $(RECIPES) \
 		--seeds $(RECIPE_SEEDS) --json $(RECIPE_DIR)/results.json
+
+bench-same-training: $(STAMP)
+	$(PY) bench/bench_same_training.py

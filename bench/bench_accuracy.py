@@ -10,9 +10,14 @@ regression on the true action units (``truth/truth.parquet``, mean per video) tr
 same folds' training + validation animals (``synth/oracle.py``), on this cohort and as a mean
 over ``--oracle_seeds`` other cohorts of the same preset (truth tables only, seconds each).
 
+The model settings are the ``bench`` training preset (``training/presets.py``: resnet18 at 64 px,
+a 2-layer Transformer); ``--smoke`` builds the shared smallest cohort in PROJECT when it holds no
+task (``synth.build.SMOKE``) and trains the ``smoke`` preset for one batch of one fold.
+
     mfe synth bench_proj --preset bench && cd bench_proj && mfe prepare && mfe keypoints import \\
         && mfe extract && mfe task make && cd ..
     .venv/bin/python bench/bench_accuracy.py bench_proj --budget_min 60
+    .venv/bin/python bench/bench_accuracy.py /tmp/smoke_proj --smoke
 """
 
 from __future__ import annotations
@@ -30,17 +35,25 @@ import pandas as pd
 #: schedule runs to its end inside the budget instead of being cut off at its peak; on a
 #: slower machine pass ``--epochs`` (``make bench-accuracy EPOCHS=5 BUDGET=16``).
 EPOCHS_PER_FOLD_MINUTE = {"baseline": 11, "advanced": 10, "resup": 6}
+MODELS = ["baseline", "advanced", "resup"]
 
 
 def levels(pred: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Video rows (mean p1 per video) and animal rows (mean of video p1 per animal and label)."""
-    video = pred.groupby("video", as_index=False).agg(animal=("animal", "first"), label=("label", "first"), p1=("p1", "mean"), fold=("fold", "first"))
-    animal = video.groupby(["animal", "label"], as_index=False).agg(p1=("p1", "mean"), fold=("fold", "first"))
-    return {"video": video, "animal": animal}
+    """Window, video and animal rows (``evaluation.aggregate.aggregate_levels``: video p1 = mean
+    window p1, animal p1 = mean video p1 per animal and label). Video-level tables (the
+    oracle's) are their own windows."""
+    from mouse_facial_expressions.evaluation.aggregate import aggregate_levels
+
+    if "start_time" not in pred:
+        pred = pred.assign(start_time=0.0, end_time=0.0)
+    return aggregate_levels(pred)
 
 
 def accuracy(df: pd.DataFrame) -> float:
-    return float(((df["p1"] >= 0.5).astype(int) == df["label"].astype(int)).mean())
+    """Share of rows called right at p1 >= 0.5 (``evaluation.metrics``)."""
+    from mouse_facial_expressions.evaluation.metrics import METRICS
+
+    return float(METRICS["accuracy"](df["label"].astype(int), df["p1"], 0.5))
 
 
 def oracle_predictions(project: Path, task) -> pd.DataFrame:
@@ -70,17 +83,17 @@ def oracle_summary(project: Path, task, n_seeds: int) -> str:
             f"video {accs.mean():.3f} (sd {accs.std(ddof=1):.3f}, min {accs.min():.3f}, max {accs.max():.3f})")
 
 
-def main() -> None:
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("project", type=Path, help="project folder with mfe.yaml and a task folder")
     ap.add_argument("--dataset_version", default=None, help="task-<version> (default: the project's)")
     ap.add_argument("--budget_min", type=float, default=60.0, help="wall-clock minutes per model, split over the folds")
-    ap.add_argument("--models", nargs="+", default=["baseline", "advanced", "resup"])
-    ap.add_argument("--backbone", default="resnet18")
-    ap.add_argument("--image_size", type=int, default=64)
+    ap.add_argument("--models", nargs="+", default=MODELS)
+    ap.add_argument("--backbone", default=None, help="default: the bench preset's (resnet18)")
+    ap.add_argument("--image_size", type=int, default=None, help="default: the bench preset's (64)")
     ap.add_argument("--epochs", type=int, default=None,
                     help="epochs per fold (default: what fits the budget, see EPOCHS_PER_FOLD_MINUTE)")
-    ap.add_argument("--num_layers", type=int, default=2)
+    ap.add_argument("--num_layers", type=int, default=None, help="default: the bench preset's (2)")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--epoch_size", type=int, default=None)
     ap.add_argument("--learning_rate", type=float, default=None, help="for every model (default: the seed's: 1e-4 advanced/resup, 1e-2 baseline)")
@@ -90,14 +103,25 @@ def main() -> None:
     ap.add_argument("--oracle_seeds", type=int, default=30, help="synthetic cohorts (truth only) the oracle is averaged over")
     ap.add_argument("--csv", type=Path, default=None, help="also write the result table (one row per model and seed, and the oracle) here")
     ap.add_argument("--accelerator", default="auto", help="auto | cpu | gpu (Lightning)")
-    a = ap.parse_args()
+    ap.add_argument("--smoke", action="store_true", help="the smallest settings: smoke cohort and preset, one fold")
+    a = ap.parse_args(argv)
+    preset, folds = "bench", None
+    if a.smoke:
+        from mouse_facial_expressions.synth.build import SMOKE, build_cohort
+
+        if not (a.project / "mfe.yaml").is_file():
+            build_cohort(a.project, SMOKE)
+        preset, folds = "smoke", [0]
+        a.models = ["advanced"] if a.models == MODELS else a.models
+        a.oracle_seeds, a.epochs, a.workers = 2, 1, 0
 
     from mouse_facial_expressions._logs import quiet_third_party
     from mouse_facial_expressions.config import load_config
     from mouse_facial_expressions.data.tasks import load_task
 
     quiet_third_party()  # no Lightning banners between the epoch lines
-    from mouse_facial_expressions.training import make_params, train_cv
+    from mouse_facial_expressions.training import train_cv
+    from mouse_facial_expressions.training.presets import preset_params
 
     cfg = load_config(a.project)
     task_dir = cfg.path("tasks") / f"task-{a.dataset_version or cfg.project.dataset_version}"
@@ -116,9 +140,10 @@ def main() -> None:
         for seed in a.seeds or [SEED_DEFAULTS[model]["seed"]]:
             # The seed's default seed keeps the plain run name, so earlier runs resume (finished folds are skipped).
             name = f"bench-{model}{a.tag}" + ("" if seed == SEED_DEFAULTS[model]["seed"] else f"-seed{seed}")
-            p = make_params(model, backbone=a.backbone, image_size=a.image_size, epochs=epochs, num_layers=a.num_layers,
-                            max_time=max_time, workers=a.workers, epoch_size=a.epoch_size, run_name=name, seed=seed,
-                            dataset_version=task_dir.name.removeprefix("task-"), accelerator=a.accelerator, **extra)
+            p = preset_params(preset, model, backbone=a.backbone, image_size=a.image_size, epochs=epochs,
+                              num_layers=a.num_layers, max_time=max_time, workers=a.workers, epoch_size=a.epoch_size,
+                              run_name=name, seed=seed, dataset_version=task_dir.name.removeprefix("task-"),
+                              accelerator=a.accelerator, folds=folds, **extra)
             summary = train_cv(task_dir, p, cfg.path("models") / "bench", track=False)
             lv = levels(pd.read_csv(summary["predictions"]))
             seconds = sum(float(f.get("seconds") or 0) for f in summary["folds"])
@@ -127,7 +152,7 @@ def main() -> None:
     rows.append(("oracle (true AUs)", None, accuracy(lv["video"]), accuracy(lv["animal"]), float("nan"), None))
     oracle_text = oracle_summary(Path(a.project), task, a.oracle_seeds)
     print(f"\ntask {task_dir} ({n_folds} folds), budget {a.budget_min:g} min per model and seed ({max_time} per fold), "
-          f"{a.backbone} at {a.image_size} px")
+          f"{p.backbone} at {p.image_size} px ({preset} preset)")
     print(f"{'model':20s} {'seed':>6s} {'video acc':>10s} {'animal acc':>11s} {'train s':>8s} {'epochs':>7s}   "
           f"(n = {len(lv['video'])} videos, {len(lv['animal'])} animal rows)")
     for model, seed, v, an, sec, ep in rows:
@@ -144,6 +169,8 @@ def main() -> None:
             print(f"{model:20s} {len(g):>4d} x {g['video'].mean():10.3f} ({g['video'].min():.3f}-{g['video'].max():.3f})"
                   f" {g['animal'].mean():8.3f}")
     print(oracle_text)
+    return 0
+
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -14,6 +14,7 @@ are checked against the stamps), and the real ../shared/data/real/dlc_openfield/
 (a top-view video; it gets made-up face keypoints so that every frame is warped).
 
 Usage: python bench/bench_extract.py [--frames N] [--repeat R]
+       python bench/bench_extract.py --smoke      # 45 frames, once, the committed 1.3 s real cut
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ from mouse_facial_expressions.preprocess.quality import crop_quality
 from mouse_facial_expressions.project import init_project
 from mouse_facial_expressions.synth.stamp import draw_stamp, read_stamp
 
+#: The 1.3 s cut committed for the tests (``--smoke``, and a clone without ../shared).
+REAL_CUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "dlc_openfield" / "videos" / "m3v1mp4.mp4"
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "dlc_openfield" / "videos" / "m3v1mp4.mp4"
-if not REAL.is_file():  # a clone without ../shared: the 1.3 s cut committed for the tests
-    REAL = Path(__file__).resolve().parents[1] / "tests" / "data" / "dlc_openfield" / "videos" / "m3v1mp4.mp4"
+if not REAL.is_file():
+    REAL = REAL_CUT
 
 
 def face(i: int, w: int, h: int, side: str) -> dict[str, tuple[float, float]]:
@@ -197,11 +200,15 @@ def bench_video(label: str, video: Path, work: Path, repeat: int, stamps: bool) 
               f"seek-per-frame / extraction time, every 10th frame: {seek:.1f}x (target >= 10x)")
 
 
-def main() -> None:
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=1800, help="frames of the synthetic video")
     ap.add_argument("--repeat", type=int, default=3, help="repetitions (best is printed)")
-    args = ap.parse_args()
+    ap.add_argument("--smoke", action="store_true", help="the smallest settings: 45 frames, once, the real 1.3 s cut")
+    args = ap.parse_args(argv)
+    real = REAL_CUT if args.smoke else REAL
+    if args.smoke:
+        args.frames, args.repeat = 45, 1
     cv2.setNumThreads(1)
     work = Path(tempfile.mkdtemp(prefix="mfe-bench-extract-"))
     try:
@@ -210,13 +217,14 @@ def main() -> None:
         make_synthetic(synth, args.frames)
         print(f"synthetic video written in {time.perf_counter() - t:.1f} s (not part of the numbers)")
         bench_video("synthetic", synth, work, args.repeat, stamps=True)
-        if REAL.is_file():
-            bench_video("real", REAL, work, args.repeat, stamps=False)
+        if real.is_file():
+            bench_video("real", real, work, args.repeat, stamps=False)
         else:
-            print(f"\n(real video {REAL} not found: skipped)")
+            print(f"\n(real video {real} not found: skipped)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -9,7 +9,7 @@ lighting and camera noise, with a known answer.
    resolution and cropped around the eye (2.2 eye widths; one contrast stretch per row, from its open
    eye), for a reader to judge whether the warp looks like a squint.
 2. Check: the train recording's frames, each warped at ``--levels`` random levels in [0, 2], train
-   ``--head au`` (default) the project's orbital-tightening head: ``models/au.py`` ``AUHeads`` on the
+   ``--head au`` (default) the project's orbital-tightening head: ``models/parts/au.py`` on the
    ``advanced`` model (resnet18 from scratch, 1 input channel, a clip of one frame, d_model 128,
    1 Transformer layer; ``--targets au``), trained with the loss ``mfe train --targets au`` uses
    (``masked_ldl_loss``: KL to the level's distribution over the scores {0, 1, 2}, split between
@@ -30,6 +30,9 @@ by construction, a check of the labels only, so none is printed: tests/test_eye_
 
     .venv/bin/python bench/bench_eye_warp.py [--seed 1 2 3] [--head au|regressor] [--steps 80] [--size 64] [--levels 40]
         [--sheet docs/img/eye_warp_sheet.png] [--sheet_only] [--data DIR] [--threads 2]
+    .venv/bin/python bench/bench_eye_warp.py --smoke      # 2 steps of 4 crops at 32 px, the committed frames
+
+The AU model's architecture is the ``small`` training preset's (``training/presets.py``).
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ import numpy as np
 from mouse_facial_expressions.synth.eye_warp import close_eye, facemap_eyes
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "facemap_headfixed" / "labeled-data"
+#: The same recordings' frames committed for the tests (``--smoke``).
+DATA_COMMITTED = Path(__file__).resolve().parents[1] / "tests" / "data" / "facemap_headfixed" / "labeled-data"
 TRAIN, TEST = "cam1_G7c1_1", "cam1_G7c1_2"
 SHEET_LEVELS = (0.0, 0.5, 1.0, 1.5, 2.0)
 TEST_LEVELS = (0.0, 0.5, 1.0, 1.5, 2.0)
@@ -149,9 +154,10 @@ def _model(head: str):
 
     if head == "au":
         from mouse_facial_expressions.models import create_model
+        from mouse_facial_expressions.training.presets import architecture
 
-        return create_model("advanced", backbone="resnet18", pretrained="none", in_channels=1, num_frames=1,
-                            d_model=128, num_layers=1, num_heads=4, ff_dim=256, dropout=0.1, au={"targets": "au"})
+        return create_model("advanced", **architecture("small"), pretrained="none", in_channels=1, num_frames=1,
+                            dropout=0.1, au={"targets": "au"})
     from mouse_facial_expressions.models.backbones import build_backbone
 
     encoder = build_backbone("resnet18", pretrained="none", in_channels=1)
@@ -168,7 +174,7 @@ def _loss(model, x, level, head: str):
     from mouse_facial_expressions.data.au_targets import score_distribution
     from mouse_facial_expressions.models.losses import masked_ldl_loss
 
-    logits = model.au_logits(model.embed(x[:, None]))  # (B, 5, 3): clips of one frame (B, 1, 1, S, S)
+    logits = model.run({"clip": x[:, None]}).outputs["au_logits"]  # (B, 5, 3): clips of one frame (B, 1, 1, S, S)
     target = torch.zeros_like(logits)
     target[:, 0] = torch.from_numpy(score_distribution(level.numpy())).float()  # ot: the applied level
     mask = torch.zeros(logits.shape[:2])
@@ -180,7 +186,7 @@ def _predict(model, x, head: str):
     """The predicted level ``(B,)``: the ``ot`` head's expected score, or the regressor's output."""
     if head != "au":
         return model(x).squeeze(1)
-    return model.expected_scores(model.au_logits(model.embed(x[:, None])))[:, 0]
+    return model.run({"clip": x[:, None]}).outputs["au"][:, 0]
 
 
 def train_and_score(train: list, test: list, a, seed: int) -> dict:
@@ -286,7 +292,7 @@ def main(argv=None) -> int:
     ap.add_argument("--test", default=TEST, help="recording to score")
     ap.add_argument("--seed", type=int, nargs="+", default=[1], help="training seed(s): levels, augmentation, init")
     ap.add_argument("--head", choices=("au", "regressor"), default="au",
-                    help="au: the project's orbital-tightening head (models/au.py) on the advanced model, LDL loss; "
+                    help="au: the project's orbital-tightening head (models/parts/au.py) on the advanced model, LDL loss; "
                          "regressor: resnet18 + a linear output, MSE")
     ap.add_argument("--steps", type=int, default=80,
                     help="optimizer steps (80: 390-430 s per seed on 2 CPU cores shared with other jobs)")
@@ -301,7 +307,12 @@ def main(argv=None) -> int:
     ap.add_argument("--sheet_only", action="store_true", help="write the contact sheet and stop")
     ap.add_argument("--no_sheet", action="store_true", help="do not write the contact sheet")
     ap.add_argument("--verbose", action="store_true", help="print the loss during training")
+    ap.add_argument("--smoke", action="store_true", help="the smallest settings: 2 steps of 4 crops at 32 px, 2 levels "
+                    "per frame, no sheet, the frames committed for the tests")
     a = ap.parse_args(argv)
+    if a.smoke:
+        a.data = DATA_COMMITTED if a.data == DATA else a.data
+        a.steps, a.batch, a.size, a.levels, a.test_random, a.no_sheet = 2, 4, 32, 2, 0, True
     train, test = load(a.data / a.train), load(a.data / a.test)
     print(f"frames: {a.train} {len(train)} (train), {a.test} {len(test)} (test)")
     if not a.no_sheet:

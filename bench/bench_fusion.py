@@ -25,13 +25,17 @@ logistic regression on the true action units, same folds). Targets (issue 17): t
 beats the best single modality at animal level, over 3 cohorts; with uninformative physiology,
 adding it loses nothing against face+behaviour.
 
+The model is the ``small`` training preset (``training/presets.py``) at 48 px; a finished cohort
+is reused (``synth.build.build_cohort``: its task's provenance). ``--smoke`` runs the last
+variant (fused, null physiology) on the shared smallest cohort (``synth.build.SMOKE``), one fold of the ``smoke`` preset.
+
     .venv/bin/python bench/bench_fusion.py OUT [--preset demo] [--seeds 1 2 3] [--epochs 4]
+    .venv/bin/python bench/bench_fusion.py /tmp/smoke_fusion --smoke
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import time
@@ -39,6 +43,9 @@ from pathlib import Path
 
 import pandas as pd
 from bench_weak import _fmt  # mean (min-max) over cohorts, as bench_weak prints it
+
+from mouse_facial_expressions.synth.build import build_cohort
+from mouse_facial_expressions.training import presets
 
 #: The synthetic cohorts' baseline videos (``<animal>_rec1_...``).
 BASELINE_VIDEOS = "_rec1_"
@@ -53,38 +60,18 @@ VARIANTS = {  # name -> (modalities, cohort)
 }
 
 
-def build_cohort(out: Path, a, seed: int) -> str:
-    """synth -> prepare -> keypoints import -> behaviour import -> extract -> task1_table; the task folder."""
-    from mouse_facial_expressions._logs import quiet_third_party
-    from mouse_facial_expressions.config import load_config
-    from mouse_facial_expressions.data.tasks import make_task, preset as task_preset
-    from mouse_facial_expressions.io.behaviour import import_behaviour
-    from mouse_facial_expressions.io.keypoints import import_keypoints
-    from mouse_facial_expressions.preprocess.extract import extract_videos
-    from mouse_facial_expressions.preprocess.prepare import prepare_videos
-    from mouse_facial_expressions.synth import generate_cohort
+def cohort_spec(a, seed: int):
+    """synth (every modality informative, ``--effect_size`` ...) -> ... -> behaviour import -> task1_table."""
+    from mouse_facial_expressions.synth.build import SMOKE, CohortSpec
 
-    quiet_third_party()
-    done = out / "bench_fusion_task.json"
-    if done.is_file():  # resumes: a finished cohort is not rebuilt
-        return json.loads(done.read_text())["task"]
-    t0 = time.time()
-    generate_cohort(out, preset=a.preset, seed=seed, effect_size=a.effect_size, behaviour_effect=a.behaviour_effect,
-                    physiology_effect=a.physiology_effect)
-    cfg = load_config(out)
-    prepare_videos(cfg, progress=False)
-    import_keypoints(cfg)
-    import_behaviour(cfg)
-    rep = extract_videos(cfg, progress=False, workers=a.workers)
-    if not rep.ok:
-        raise RuntimeError(f"{out}: extraction failed: {rep}")
-    task = str(make_task(cfg, task_preset("task1_table", n_folds=a.folds, version="1")))
-    done.write_text(json.dumps({"task": task, "seconds": round(time.time() - t0, 1)}))
-    print(f"cohort {out}: built in {time.time() - t0:.0f} s", flush=True)
-    return task
+    if a.smoke:
+        return SMOKE
+    return CohortSpec(preset=a.preset, seed=seed, synth={"effect_size": a.effect_size, "behaviour_effect": a.behaviour_effect,
+                      "physiology_effect": a.physiology_effect}, task_preset="task1_table",
+                      task={"n_folds": a.folds, "version": "1"}, behaviour=True, workers=a.workers)
 
 
-def null_physiology_copy(main: Path, a, seed: int) -> Path:
+def null_physiology_copy(main: Path, spec) -> Path:
     """The cohort with ``metadata/physiology.csv`` from ``--physiology-effect 0`` (frames shared)."""
     from mouse_facial_expressions.io.atomic import write_csv
     from mouse_facial_expressions.synth.cohort import modality_truth
@@ -92,24 +79,25 @@ def null_physiology_copy(main: Path, a, seed: int) -> Path:
     null = main.with_name(main.name + "-null")
     if not (null / "tasks").is_dir():
         shutil.copytree(main, null, ignore=shutil.ignore_patterns("models", "videos"), dirs_exist_ok=True)
-        _, phys = modality_truth(a.preset, seed=seed, effect_size=a.effect_size, behaviour_effect=a.behaviour_effect,
-                                 physiology_effect=0.0)
+        _, phys = modality_truth(spec.preset, seed=spec.seed, **{**spec.synth, "physiology_effect": 0.0})
         write_csv(phys[["animal", "recording", "temperature_c", "weight_g"]], null / "metadata" / "physiology.csv")
     return null
 
 
-def train(project: Path, name: str, modalities: str, a) -> pd.DataFrame:
+def train(task_dir: Path, name: str, modalities: str, a) -> pd.DataFrame:
+    """``mfe train --modalities M`` with the ``small`` preset (``--smoke``: the ``smoke`` preset, one fold)."""
     from mouse_facial_expressions._logs import quiet_third_party
-    from mouse_facial_expressions.training import make_params, train_cv
+    from mouse_facial_expressions.training import train_cv
+    from mouse_facial_expressions.training.presets import preset_params
 
     quiet_third_party()
     fused = {"modality_dropout": a.modality_dropout, "fusion": a.fusion} if "," in modalities else {}
-    p = make_params("advanced", backbone="resnet18", image_size=a.image_size, epochs=a.epochs, epoch_size=a.epoch_size,
-                    num_frames=a.num_frames, frame_stride=a.frame_stride, num_layers=1, d_model=128, ff_dim=256,
-                    num_heads=4, workers=a.workers, seed=a.train_seed, modalities=modalities,
-                    run_name=f"{name.replace(' ', '_').replace('(', '').replace(')', '')}-t{a.train_seed}",
-                    precision=a.precision, accelerator=a.accelerator, **fused)
-    summary = train_cv(project / "tasks" / "task-1", p, project / "models", track=False, progress=False)
+    p = preset_params("smoke" if a.smoke else "small", image_size=a.image_size, epochs=a.epochs,
+                      epoch_size=a.epoch_size, num_frames=a.num_frames, frame_stride=a.frame_stride,
+                      workers=a.workers, seed=a.train_seed, modalities=modalities, folds=a.run_folds,
+                      run_name=f"{name.replace(' ', '_').replace('(', '').replace(')', '')}-t{a.train_seed}",
+                      precision=a.precision, accelerator=a.accelerator, **fused)
+    summary = train_cv(task_dir, p, task_dir.parent.parent / "models", track=False, progress=False)
     return pd.read_csv(summary["predictions"])
 
 
@@ -128,20 +116,13 @@ def scores(pred: pd.DataFrame) -> dict:
             "later_video_acc": METRICS["accuracy"](later["label"], later["p1"], 0.5)}
 
 
-def oracle(project: Path) -> dict:
+def oracle(task_dir: Path) -> dict:
+    """:func:`scores` of the face oracle's video predictions (logistic regression on the true AUs, same folds)."""
     from mouse_facial_expressions.data.tasks import load_task
     from mouse_facial_expressions.synth.oracle import oracle_predictions
 
-    pred = oracle_predictions(pd.read_parquet(project / "truth" / "truth.parquet"), load_task(project / "tasks" / "task-1"))
-    video = pred.groupby("video", as_index=False).agg(animal=("animal", "first"), label=("label", "first"), p1=("p1", "mean"))
-    animal = video.groupby(["animal", "label"], as_index=False)["p1"].mean()
-    from mouse_facial_expressions.evaluation.metrics import METRICS
-
-    later = video[~video["video"].astype(str).str.contains(BASELINE_VIDEOS)]
-    return {"animal_acc": METRICS["accuracy"](animal["label"], animal["p1"], 0.5),
-            "animal_auroc": METRICS["auroc"](animal["label"], animal["p1"], 0.5),
-            "video_acc": METRICS["accuracy"](video["label"], video["p1"], 0.5),
-            "later_video_acc": METRICS["accuracy"](later["label"], later["p1"], 0.5)}
+    pred = oracle_predictions(pd.read_parquet(task_dir.parent.parent / "truth" / "truth.parquet"), load_task(task_dir))
+    return scores(pred.assign(start_time=0.0, end_time=0.0))  # one row per video: its own window
 
 
 def table(results: pd.DataFrame) -> str:
@@ -185,27 +166,37 @@ def main(argv=None) -> int:
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="VARIANT")
     ap.add_argument("--fusion", default="late", choices=("late", "stacked", "mid"))
     ap.add_argument("--modality_dropout", type=float, default=0.3)
-    ap.add_argument("--epochs", type=int, default=4)
-    ap.add_argument("--epoch_size", type=int, default=160)
-    ap.add_argument("--image_size", type=int, default=48)
-    ap.add_argument("--num_frames", type=int, default=4)
-    ap.add_argument("--frame_stride", type=int, default=2)
+    ap.add_argument("--run_folds", type=int, nargs="+", default=None, help="train only these folds (default: all)")
+    ap.add_argument("--epochs", type=int, default=None, help="default: the small preset's (4)")
+    ap.add_argument("--epoch_size", type=int, default=None, help="default: the small preset's (160)")
+    ap.add_argument("--image_size", type=int, default=None, help="default: the small preset's (48)")
+    ap.add_argument("--num_frames", type=int, default=None, help="default: the small preset's (4)")
+    ap.add_argument("--frame_stride", type=int, default=None, help="default: the small preset's (2)")
     ap.add_argument("--train_seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--precision", default=None, help="default: auto (bf16 on a GPU or a bf16 CPU, else fp32)")
     ap.add_argument("--accelerator", default="auto")
+    ap.add_argument("--smoke", action="store_true", help="the smallest settings: the smoke cohort and preset, one fold, "
+                    "the fused variants only")
     a = ap.parse_args(argv)
+    if a.smoke:
+        a.seeds, a.run_folds = a.seeds[:1], [0]
+        a.variants = a.variants[-1:]  # the fused model on the null-physiology copy: every part of the code
+    preset = presets.preset("smoke" if a.smoke else "small")
+    for key in ("epochs", "epoch_size", "image_size", "num_frames", "frame_stride"):  # printed below
+        setattr(a, key, getattr(a, key) or preset[key])
     a.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for seed in a.seeds:
         main_dir = a.out / f"cohort-{seed}"
-        build_cohort(main_dir, a, seed)
-        null_dir = null_physiology_copy(main_dir, a, seed) if any(VARIANTS[v][1] == "null" for v in a.variants) else None
-        rows.append({"variant": "oracle (true face AUs)", "cohort": seed, **oracle(main_dir)})
+        spec = cohort_spec(a, seed)
+        task = build_cohort(main_dir, spec)
+        null_dir = null_physiology_copy(main_dir, spec) if any(VARIANTS[v][1] == "null" for v in a.variants) else None
+        rows.append({"variant": "oracle (true face AUs)", "cohort": seed, **oracle(task)})
         for name in a.variants:
             modalities, which = VARIANTS[name]
             t0 = time.time()
-            pred = train(main_dir if which == "main" else null_dir, name, modalities, a)
+            pred = train(task if which == "main" else null_dir / "tasks" / task.name, name, modalities, a)
             rows.append({"variant": name, "cohort": seed, "seconds": round(time.time() - t0, 1), **scores(pred)})
             print(f"cohort {seed} {name}: {rows[-1]}", flush=True)
         pd.DataFrame(rows).to_csv(a.out / "bench_fusion.csv", index=False)

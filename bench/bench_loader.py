@@ -19,6 +19,7 @@ Prints clips/s, frames/s and the ratios. Targets (issue 4): ratio >= 3 with 2 wo
 store >= 200 frames/s at 112 px.
 
     python bench/bench_loader.py [--clips 240] [--workers 2] [--size 112] [--image-size 112]
+    python bench/bench_loader.py --smoke      # 8 clips of one 40-crop video at 32 px, no workers, once
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def timed(dl, channels: int, normalise: bool) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def main() -> None:
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", type=int, default=6)
     ap.add_argument("--frames", type=int, default=600, help="crops per video")
@@ -114,7 +115,11 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--batch", type=int, default=16, help="advanced's default train_batch_size")
     ap.add_argument("--repeats", type=int, default=2, help="alternate store/png this many times; best of each")
-    args = ap.parse_args()
+    ap.add_argument("--smoke", action="store_true", help="the smallest settings: 8 clips of one 40-crop video at 32 px, "
+                    "no workers, once")
+    args = ap.parse_args(argv)
+    if args.smoke:
+        args.videos, args.frames, args.size, args.image_size, args.clips, args.workers, args.repeats = 1, 40, 32, 32, 8, 0, 1
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -145,7 +150,7 @@ def main() -> None:
         t = args.num_frames
         print(f"windows: {len(w)} x {t} frames, stored {args.size} px -> model {args.image_size} px, "
               f"{c} channel(s), batch {args.batch}, best of {args.repeats}, torch threads 1")
-        for workers in (args.workers, 0):
+        for workers in dict.fromkeys((args.workers, 0)):
             loaders = {key: loader(d, workers, args.batch) for key, d in ds.items()}
             best = {(key, norm): 0.0 for key in ds for norm in (False, True)}
             for _ in range(args.repeats):  # interleaved, so machine noise hits every path alike
@@ -163,7 +168,8 @@ def main() -> None:
                 print(f"ratio store uint8 / best PNG, {what:12s}: {best[('store', 'uint8'), norm] / png:6.2f}x  (target >= 3x)")
             print(f"ratio store float32 / PNG float32:          {best[('store', 'float32'), True] / best[('png', 'float32'), True]:6.2f}x")
             print(f"store frames/s at {args.image_size} px, normalised: {best[('store', 'uint8'), True] * t:.0f} (target > 200)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

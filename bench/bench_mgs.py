@@ -35,22 +35,30 @@ rater (kappa) at or above the mean inter-rater agreement; RMSE <= 0.2 on the 0-2
 
     .venv/bin/python bench/bench_mgs.py OUT [--preset demo] [--seeds 1 2 3] [--targets au+class au] [--epochs 4]
 
-Resumable: a finished cohort is not rebuilt (its ratings and task are redone when
-``--raters/--rating_every/--folds/--tolerance`` change), and finished folds of a run are skipped
-(the run name carries a hash of the training settings).
+The model is the ``small`` training preset (``training/presets.py``) at 64 px (``--image_size``).
+``--smoke``: the shared smallest cohort (``synth.build.SMOKE``: 2 raters), one fold of the
+``smoke`` preset, the first ``--targets``, 20 bootstrap resamples.
+
+    .venv/bin/python bench/bench_mgs.py /tmp/smoke_mgs --smoke
+
+Resumable: a finished cohort is not rebuilt (``synth.build.build_cohort``: the cohort is made
+again when the synth settings change, its ratings and task when ``--raters/--rating_every/
+--folds/--tolerance`` do), and finished folds of a run are skipped (the run name carries a hash
+of the training settings).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from bench_weak import _fmt  # mean (min-max) over cohorts, as bench_weak prints it
+
+from mouse_facial_expressions.synth.build import build_cohort
+from mouse_facial_expressions.training import presets
 
 TASK_PRESET = "task1_table"
 TASK_VERSION = "mgs"
@@ -65,62 +73,29 @@ STATS = ["kappa", "kappa_low", "kappa_high", "r", "r_low", "r_high", "rmse", "ce
 ORACLE, ONE_RATER = "oracle: mean rater", "one rater (mean over raters)"
 
 
-def build_cohort(out: Path, a, seed: int) -> Path:
-    """synth -> prepare -> keypoints import -> extract (once), then the rater sheet, its import and
-    the task with AU targets (redone when their settings change); the task folder."""
-    from mouse_facial_expressions._logs import quiet_third_party
-    from mouse_facial_expressions.config import load_config
-    from mouse_facial_expressions.data.au_targets import AUTargetSpec
-    from mouse_facial_expressions.data.tasks import make_task, preset as task_preset
-    from mouse_facial_expressions.io.keypoints import import_keypoints
-    from mouse_facial_expressions.io.ratings import import_ratings
-    from mouse_facial_expressions.preprocess.extract import extract_videos
-    from mouse_facial_expressions.preprocess.prepare import prepare_videos
-    from mouse_facial_expressions.synth import generate_cohort
-    from mouse_facial_expressions.synth.raters import write_rater_sheet
+def cohort_spec(a, seed: int):
+    """synth -> K simulated raters (their sheet imported) -> ... -> task1_table with AU targets."""
+    from mouse_facial_expressions.synth.build import SMOKE, CohortSpec
 
-    quiet_third_party()
-    frames_done, task_done = out / "bench_mgs_frames.json", out / "bench_mgs_task.json"
-    synth = {"preset": a.preset, "seed": seed, "mice": a.mice, "effect_size": a.effect_size}
-    task = {"raters": a.raters, "rating_every": a.rating_every, "folds": a.folds, "tolerance": a.tolerance,
-            "task_preset": TASK_PRESET}
-    if frames_done.is_file():  # resumes: a finished cohort is not rebuilt
-        if json.loads(frames_done.read_text())["synth"] != synth:
-            raise SystemExit(f"{out} holds a cohort made with {json.loads(frames_done.read_text())['synth']}, "
-                             f"not {synth}: use another output folder")
-    else:
-        t0 = time.time()
-        generate_cohort(out, preset=a.preset, seed=seed, mice=a.mice, effect_size=a.effect_size)
-        cfg = load_config(out)
-        prepare_videos(cfg, progress=False)
-        import_keypoints(cfg)
-        rep = extract_videos(cfg, progress=False, workers=max(a.workers, 1))
-        if not rep.ok:
-            raise RuntimeError(f"{out}: extraction failed: {rep}")
-        frames_done.write_text(json.dumps({"synth": synth, "seconds": round(time.time() - t0, 1)}))
-        print(f"cohort {out}: frames built in {time.time() - t0:.0f} s", flush=True)
-    task_dir = out / "tasks" / f"task-{TASK_VERSION}"
-    if not task_done.is_file() or json.loads(task_done.read_text())["task"] != task:
-        t0 = time.time()
-        sheet, _ = write_rater_sheet(out, a.raters, a.rating_every, seed=seed)  # as mfe synth --raters does
-        import_ratings(sheet, out)
-        spec = task_preset(TASK_PRESET, n_folds=a.folds, version=TASK_VERSION,
-                           au=AUTargetSpec(ratings=RATINGS, tolerance_s=a.tolerance))
-        make_task(load_config(out), spec)
-        task_done.write_text(json.dumps({"task": task, "seconds": round(time.time() - t0, 1)}))
-    return task_dir
+    if a.smoke:
+        return SMOKE
+    synth = {k: v for k, v in (("mice", a.mice), ("effect_size", a.effect_size)) if v is not None}
+    return CohortSpec(preset=a.preset, seed=seed, synth=synth, task_preset=TASK_PRESET,
+                      task={"n_folds": a.folds, "version": TASK_VERSION}, raters=a.raters,
+                      rating_every=a.rating_every, au_tolerance=a.tolerance, workers=max(a.workers, 1))
 
 
 def train(task_dir: Path, project: Path, targets: str, a) -> tuple[dict, float]:
     """``mfe train --model advanced --targets T`` at the bench's budget; the summary and the folds' training seconds."""
     from mouse_facial_expressions._logs import quiet_third_party
-    from mouse_facial_expressions.training import make_params, train_cv
+    from mouse_facial_expressions.training import train_cv
+    from mouse_facial_expressions.training.presets import preset_params
 
     quiet_third_party()
-    p = make_params("advanced", backbone="resnet18", image_size=a.image_size, epochs=a.epochs, epoch_size=a.epoch_size,
-                    num_frames=a.num_frames, frame_stride=a.frame_stride, num_layers=1, d_model=128, ff_dim=256,
-                    num_heads=4, workers=a.workers, seed=a.train_seed, targets=targets, folds=a.run_folds,
-                    precision=a.precision, accelerator=a.accelerator)
+    p = preset_params("smoke" if a.smoke else "small", image_size=a.image_size, epochs=a.epochs,
+                      epoch_size=a.epoch_size, num_frames=a.num_frames, frame_stride=a.frame_stride, workers=a.workers,
+                      seed=a.train_seed, targets=targets, folds=a.run_folds, precision=a.precision,
+                      accelerator=a.accelerator)
     # The hash of the learning settings in the name: another budget is another run, not a resumed one.
     p.run_name = f"mgs-{targets.replace('+', '_')}-{p.default_run_name().rsplit('-', 1)[1]}"
     summary = train_cv(task_dir, p, project / "models", track=False, progress=False)
@@ -275,22 +250,30 @@ def main(argv=None) -> int:
     ap.add_argument("--run_folds", type=int, nargs="+", default=None, help="train only these folds (default: all)")
     ap.add_argument("--targets", nargs="+", default=["au+class"], choices=("au+class", "au"),
                     help="mfe train --targets, one variant each")
-    ap.add_argument("--epochs", type=int, default=4)
-    ap.add_argument("--epoch_size", type=int, default=160)
-    ap.add_argument("--image_size", type=int, default=64)
-    ap.add_argument("--num_frames", type=int, default=4)
-    ap.add_argument("--frame_stride", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=None, help="default: the small preset's (4)")
+    ap.add_argument("--epoch_size", type=int, default=None, help="default: the small preset's (160)")
+    ap.add_argument("--image_size", type=int, default=64, help="64, not the small preset's 48")
+    ap.add_argument("--num_frames", type=int, default=None, help="default: the small preset's (4)")
+    ap.add_argument("--frame_stride", type=int, default=None, help="default: the small preset's (2)")
     ap.add_argument("--train_seed", type=int, default=1)
     ap.add_argument("--n_boot", type=int, default=1000, help="bootstrap resamples of the animals")
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--precision", default=None, help="default: auto (bf16 on a GPU or a bf16 CPU, else fp32)")
     ap.add_argument("--accelerator", default="auto")
+    ap.add_argument("--smoke", action="store_true", help="the smallest settings: the smoke cohort and preset, one fold, "
+                    "one variant, 20 bootstrap resamples")
     a = ap.parse_args(argv)
+    if a.smoke:
+        a.seeds, a.run_folds, a.targets, a.n_boot, a.image_size = a.seeds[:1], [0], a.targets[:1], 20, None
+    preset = presets.preset("smoke" if a.smoke else "small")
+    for key in ("epochs", "epoch_size", "image_size", "num_frames", "frame_stride"):  # printed below
+        setattr(a, key, getattr(a, key) or preset[key])
     a.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for seed in a.seeds:
         project = a.out / f"cohort-{seed}"
-        task_dir = build_cohort(project, a, seed)
+        spec = cohort_spec(a, seed)
+        task_dir = build_cohort(project, spec)
         rows += [{"cohort": seed, **r} for r in rater_rows(task_dir, a.n_boot, a.run_folds)]
         for targets in a.targets:
             summary, seconds = train(task_dir, project, targets, a)
@@ -305,8 +288,8 @@ def main(argv=None) -> int:
         results[["variant", "cohort", "target", *[c for c in STATS + ["seconds", "run"] if c in results]]].to_csv(
             a.out / "bench_mgs.csv", index=False)
     results = pd.DataFrame(rows)
-    print(f"\n{a.preset} cohorts {a.seeds} ({a.raters} raters, a rated frame every {a.rating_every:g} s, "
-          f"{TASK_PRESET}, tolerance {a.tolerance:g} s), {a.folds} folds{f' (run: {a.run_folds})' if a.run_folds else ''}, "
+    print(f"\n{spec.preset} cohorts {a.seeds} ({spec.raters} raters, a rated frame every {spec.rating_every:g} s, "
+          f"{spec.task_preset}, tolerance {spec.au_tolerance:g} s), {spec.task['n_folds']} folds{f' (run: {a.run_folds})' if a.run_folds else ''}, "
           f"{a.epochs} epochs x {a.epoch_size} windows, resnet18 at {a.image_size} px, {a.num_frames} frames; "
           "mean over cohorts (min-max); held-out animals")
     print(table(results))

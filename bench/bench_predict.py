@@ -17,7 +17,7 @@ with decode + crop + scoring counted.
 (d) backends (``mfe predict --backend``), resnet18 at 112 px: torch fp32, onnxruntime fp32 and
     onnxruntime int8, each with 1 and 2 threads, in one run on the same videos: the model alone
     (frames/s) and ``predict_videos`` end to end (video frames/s and x real time) at the default
-    settings (target_fps 10, non-overlapping windows) with ``--workers 0`` and ``2``, and with
+    settings (target_fps 10, non-overlapping windows) with ``--workers 0`` and ``2`` (``--smoke``: 0), and with
     every frame kept (target_fps = the video's fps).
 
 (e) ``--static-int8``: the model alone (resnet18 at 112 px, 2 threads, batches 4, 16 and 48) in
@@ -26,6 +26,7 @@ with decode + crop + scoring counted.
     see whether calibrated int8 kernels pay on this CPU where dynamic int8 does not.
 
 Usage: python bench/bench_predict.py [--frames N] [--windows W] [--threads K] [--only-backends] [--static-int8]
+       python bench/bench_predict.py --smoke     # (a)-(d) at 32 px, resnet18 only, 30 frames, a 2 s video, 1 thread
 """
 
 from __future__ import annotations
@@ -59,13 +60,14 @@ def settings(out_size: int, image_size: int) -> dict:
 
 def ensemble(backbone: str, image_size: int, dtype: torch.dtype) -> FoldEnsemble:
     torch.manual_seed(0)
-    model = create_model("advanced", backbone=backbone, pretrained="none", num_frames=10).eval()
+    model = create_model("advanced", backbone=backbone, pretrained="none", num_frames=10,
+                         parts={"face": {}, "class": {}}).eval()  # a trained model: the face and its class head
     hp = {"model_name": "advanced", "model_cfg": {}, "data": {"num_frames": 10, "frame_stride": 2,
                                                               "image_size": image_size, "in_channels": 3}}
     return FoldEnsemble([model], [hp], ["bench"], dtype=dtype)
 
 
-def main() -> None:
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=600, help="video length in frames (30 fps)")
     ap.add_argument("--windows", type=int, default=8, help="windows scored per configuration (after one warm-up batch)")
@@ -75,13 +77,21 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=2, help="(d): copies of the video scored per predict call")
     ap.add_argument("--seconds", type=float, default=30.0, help="(d): video length in seconds")
     ap.add_argument("--static-int8", action="store_true", help="run only (e)")
-    args = ap.parse_args()
+    ap.add_argument("--smoke", action="store_true", help="the smallest settings: (a)-(d) at 32 px, resnet18, "
+                    "30 frames, 2 windows, one 2 s video, 1 thread, no decode processes")
+    args = ap.parse_args(argv)
+    args.sizes, args.backbones, args.backend_size, args.backend_threads = (112, 224), ("resnet18", "resnet34"), 112, (1, 2)
+    args.backend_workers = 2
+    if args.smoke:  # no decode processes: their start-up would be most of the run
+        args.sizes, args.backbones, args.backend_size, args.backend_threads = (32,), ("resnet18",), 32, (1,)
+        args.backend_workers = 0
+        args.frames, args.windows, args.batch_size, args.videos, args.seconds = 30, 2, 2, 1, 2.0
     if args.static_int8:
         static_int8()
-        return
+        return 0
     if args.only_backends:
         backends(args)
-        return
+        return 0
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,7 +105,7 @@ def main() -> None:
         print(f"(a) decode only: {decode_fps:8.1f} frames/s")
 
         crops = {}
-        for size in (112, 224):
+        for size in args.sizes:
             t0 = time.perf_counter()
             c, frames, _ = crop_video(video, kp, settings(size, size), "bench")
             dt = time.perf_counter() - t0
@@ -105,12 +115,12 @@ def main() -> None:
         dtypes = [("fp32", torch.float32)] + ([("bf16", torch.bfloat16)] if cpu_supports_bf16() else [])
         print(f"(c) scoring, advanced model, {args.windows} windows x 10 frames, batch {args.batch_size}")
         print(f"{'px':>4} {'backbone':>9} {'prec':>5} {'model fr/s':>11} {'/decode':>8} {'predict video fr/s':>19} {'/decode':>8}")
-        for size in (112, 224):
+        for size in args.sizes:
             c, frames, crop_s = crops[size]
             s = settings(size, size)
             all_w = windows_for(frames, s)  # default step: the window span
             dense = windows_for(frames, s, window_step=1).iloc[: args.windows]
-            for backbone in ("resnet18", "resnet34"):
+            for backbone in args.backbones:
                 for name, dtype in dtypes:
                     ens = ensemble(backbone, size, dtype)
                     score_windows(c, dense.iloc[: args.batch_size], ens, args.batch_size)  # warm-up
@@ -126,6 +136,7 @@ def main() -> None:
 
 
     backends(args)
+    return 0
 
 
 def backends(args) -> None:
@@ -148,17 +159,18 @@ def backends(args) -> None:
         for k in range(args.videos):
             kp.to_parquet(tmp / "kp" / f"v{k}.parquet")
         videos = sorted(tmp.glob("v*.mp4"))
-        torch_ens = ensemble("resnet18", 112, torch.float32)
+        size = args.backend_size
+        torch_ens = ensemble("resnet18", size, torch.float32)
         fp32 = export_onnx(torch_ens, tmp / "m.onnx")
         int8 = quantize_int8(fp32, tmp / "m-int8.onnx")
-        x = torch.randn(args.batch_size, 10, 3, 112, 112)
+        x = torch.randn(args.batch_size, 10, 3, size, size)
         video_s = args.videos * n / FPS
-        print(f"(d) backends, resnet18 112 px advanced, batch {args.batch_size}; {args.videos} videos x {args.seconds:g} s "
+        print(f"(d) backends, resnet18 {size} px advanced, batch {args.batch_size}; {args.videos} videos x {args.seconds:g} s "
               f"({W}x{H}, {FPS:g} fps); rates in one run, same videos")
         print(f"{'backend':>10} {'thr':>3} {'model fr/s':>10} {'/torch':>6} | {'default w0: vid fr/s':>20} {'x real':>6} "
-              f"| {'w2: vid fr/s':>12} {'x real':>6} | {'every frame: vid fr/s':>21} {'x real':>6}")
+              f"| {f'w{args.backend_workers}: vid fr/s':>12} {'x real':>6} | {'every frame: vid fr/s':>21} {'x real':>6}")
         base = {}
-        for threads in (1, 2):
+        for threads in args.backend_threads:
             torch.set_num_threads(threads)
             for name in ("torch", "onnx fp32", "onnx int8"):
                 ens = torch_ens if name == "torch" else OnnxEnsemble(torch_ens, fp32 if name == "onnx fp32" else int8, threads)
@@ -169,7 +181,7 @@ def backends(args) -> None:
                 model_fps = max(1, args.windows // args.batch_size) * args.batch_size * 10 / (time.perf_counter() - t0)
                 base.setdefault(threads, model_fps)
                 row = [f"{name:>10} {threads:>3} {model_fps:10.1f} {model_fps / base[threads]:6.2f}"]
-                for workers, every in ((0, False), (2, False), (0, True)):
+                for column, (workers, every) in enumerate(((0, False), (args.backend_workers, False), (0, True))):
                     cfg = Config()
                     if every:
                         cfg.extract.target_fps = FPS
@@ -179,7 +191,7 @@ def backends(args) -> None:
                                          backend="torch", threads=threads)
                     wall = time.perf_counter() - t0
                     assert rep.ok, rep.summary()
-                    row.append(f"{args.videos * n / wall:{20 if not workers and not every else 12 if workers else 21}.1f} "
+                    row.append(f"{args.videos * n / wall:{(20, 12, 21)[column]}.1f} "
                                f"{video_s / wall:6.1f}")
                 print(" | ".join(row))
 
@@ -238,4 +250,4 @@ def static_int8(threads: int = 2, repeats: int = 4) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

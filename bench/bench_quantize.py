@@ -8,6 +8,7 @@ videos whose call (mean ``p1`` >= 0.5) changes, and each backend's wall time (mo
 one after the other on the same videos).
 
     .venv/bin/python bench/bench_quantize.py RUN_DIR COHORT_PROJECT [--videos N] [--threads K]
+    .venv/bin/python bench/bench_quantize.py RUN_DIR COHORT_PROJECT --smoke    # one video, one thread
 """
 
 from __future__ import annotations
@@ -27,13 +28,16 @@ CONFIGS = {"torch": {"backend": "torch"}, "onnx fp32": {"backend": "onnx"},
            "onnx int8": {"backend": "onnx", "quantize": "int8"}}
 
 
-def main() -> None:
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path, help="a trained run folder (models/runs/<run>)")
     ap.add_argument("project", type=Path, help="a held-out cohort's project folder (processed videos + canonical keypoints)")
     ap.add_argument("--videos", type=int, default=0, help="score only the first N videos (0: all)")
     ap.add_argument("--threads", type=int, default=None)
-    args = ap.parse_args()
+    ap.add_argument("--smoke", action="store_true", help="the smallest settings: one video, one thread")
+    args = ap.parse_args(argv)
+    if args.smoke:
+        args.videos, args.threads = 1, 1
     logging.getLogger("mouse_facial_expressions").setLevel(logging.ERROR)
     cfg = load_config(args.project)
     videos = sorted(cfg.path("processed_videos").glob("*.mp4"))
@@ -61,7 +65,8 @@ def main() -> None:
     print("wall (decode + model, s): " + ", ".join(f"{k} {v:.1f}" for k, v in wall.items())
           + f"; onnx fp32 / torch speed {wall['torch'] / wall['onnx fp32']:.2f}x, "
             f"int8 / fp32 {wall['onnx fp32'] / wall['onnx int8']:.2f}x")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -19,7 +19,11 @@ regression on the true action units, same folds) per cohort. Cohorts are built w
         --recipes mfe1 mfe2 --seeds 1 2
 
 Variants: ``--recipes mfe1 mfe1+augment_scope=frame`` changes one setting of a recipe
-(any ``TrainParams`` field). ``--json FILE`` keeps every number for docs/RECIPE.md.
+(any ``TrainParams`` field). ``--json FILE`` keeps every number for docs/RECIPE.md. The setting
+is the ``recipe`` training preset (``training/presets.py``); ``--smoke`` runs the first recipe
+for 2 epochs on one fold of the shared smallest cohort (``synth.build.SMOKE``, ``smoke`` preset)::
+
+    .venv/bin/python bench/bench_recipe.py --cohorts /tmp/smoke_recipe --smoke
 """
 
 from __future__ import annotations
@@ -38,29 +42,16 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_accuracy import accuracy, levels, oracle_predictions  # noqa: E402
 
+from mouse_facial_expressions.training import presets  # noqa: E402
 
-def build_cohort(folder: Path, synth_seed: int, preset: str = "demo") -> Path:
-    """``mfe synth --preset demo --synth-seed S`` -> prepare -> keypoints -> extract -> task1 (5 folds)."""
-    from mouse_facial_expressions.config import load_config
-    from mouse_facial_expressions.data.tasks import make_task, preset as task_preset
-    from mouse_facial_expressions.io.keypoints import import_keypoints
-    from mouse_facial_expressions.preprocess.extract import extract_videos
-    from mouse_facial_expressions.preprocess.prepare import prepare_videos
-    from mouse_facial_expressions.synth import generate_cohort
 
-    project = folder / f"{preset}-seed{synth_seed}"
-    task_dir = project / "tasks" / "task-1"
-    if (task_dir / "folds.json").is_file():
-        return task_dir
-    print(f"building cohort {project} (mfe synth --preset {preset} --synth-seed {synth_seed}) ...", flush=True)
-    generate_cohort(project, preset=preset, seed=synth_seed)
-    cfg = load_config(project)
-    prepare_videos(cfg, progress=False)
-    import_keypoints(cfg)
-    rep = extract_videos(cfg, workers=2, progress=False)
-    if not rep.ok:
-        raise RuntimeError(rep.summary())
-    return Path(make_task(cfg, task_preset("task1")))
+def build(folder: Path, synth_seed: int, smoke: bool) -> Path:
+    """``mfe synth --preset demo --synth-seed S`` -> prepare -> keypoints -> extract -> task1 (5 folds);
+    the task folder (``synth.build.build_cohort``; ``smoke``: the shared smallest cohort)."""
+    from mouse_facial_expressions.synth.build import SMOKE, CohortSpec, build_cohort
+
+    spec = SMOKE if smoke else CohortSpec(preset="demo", seed=synth_seed, task_preset="task1", workers=2)
+    return build_cohort(folder / f"{spec.preset}-seed{synth_seed}", spec)
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -141,17 +132,15 @@ def smoothed_pick(history: dict) -> int:
 def run_one(task_dir: Path, variant: str, seed: int, a, out_root: Path) -> list[dict]:
     import torch
 
-    from mouse_facial_expressions.training import make_params, train_cv
+    from mouse_facial_expressions.training import train_cv
     from mouse_facial_expressions.training.cv import predict_windows
     from mouse_facial_expressions.training.module import ClipClassifier
+    from mouse_facial_expressions.training.presets import preset_params
 
     recipe, changes = parse_variant(variant)
-    p = make_params(
-        "advanced", backbone="resnet18", image_size=a.image_size, epochs=a.epochs, epoch_size=a.epoch_size,
-        num_layers=4, train_batch_size=16, learning_rate=1e-4, label_smoothing=0.1, use_soft_labels=True,
-        precision="32-true", workers=a.workers, seed=seed, recipe=recipe, pretrained="none",
-        run_name=f"recipe-{variant.replace('=', '_').replace('+', '__')}-seed{seed}", **changes,
-    )
+    p = preset_params("smoke" if a.smoke else "recipe", image_size=a.image_size, epochs=a.epochs,
+                      epoch_size=a.epoch_size, workers=a.workers, seed=seed, recipe=recipe,
+                      run_name=f"recipe-{variant.replace('=', '_').replace('+', '__')}-seed{seed}", **changes)
     curves: dict[int, object] = {}
     modules: dict[int, object] = {}
 
@@ -210,26 +199,33 @@ def run_one(task_dir: Path, variant: str, seed: int, a, out_root: Path) -> list[
     return rows
 
 
-def main() -> None:
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cohorts", type=Path, default=Path("bench_recipe"), help="folder of the synthetic cohorts (built when missing)")
     ap.add_argument("--synth_seeds", type=int, nargs="+", default=[11, 12, 13], help="`mfe synth --synth-seed` of each cohort (not tuned on)")
     ap.add_argument("--recipes", nargs="+", default=["mfe1", "mfe2"], help="recipes or variants such as mfe1+augment_scope=frame")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1], help="training seeds")
     ap.add_argument("--folds", type=int, nargs="+", default=None, help="outer folds (default: all 5)")
-    ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--epoch_size", type=int, default=160, help="training clips per epoch")
-    ap.add_argument("--image_size", type=int, default=64)
+    ap.add_argument("--epochs", type=int, default=None, help="default: the recipe preset's (3)")
+    ap.add_argument("--epoch_size", type=int, default=None, help="training clips per epoch (default: the recipe preset's, 160)")
+    ap.add_argument("--image_size", type=int, default=None, help="default: the recipe preset's (64)")
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None, help="write every row here")
-    a = ap.parse_args()
+    ap.add_argument("--smoke", action="store_true", help="the smallest settings: the smoke cohort and preset, "
+                    "2 epochs (the weight average needs two), one fold, the first recipe")
+    a = ap.parse_args(argv)
+    if a.smoke:
+        a.synth_seeds, a.recipes, a.seeds, a.folds, a.epochs = [0], a.recipes[:1], a.seeds[:1], [0], 2
+    preset = presets.preset("smoke" if a.smoke else "recipe")
+    for key in ("epochs", "epoch_size", "image_size"):  # printed below
+        setattr(a, key, getattr(a, key) or preset[key])
 
     from mouse_facial_expressions._logs import quiet_third_party
     from mouse_facial_expressions.data.tasks import load_task
 
     quiet_third_party()  # no Lightning banners between the result lines
     a.cohorts.mkdir(parents=True, exist_ok=True)
-    tasks = [build_cohort(a.cohorts, s) for s in a.synth_seeds]
+    tasks = [build(a.cohorts, s, a.smoke) for s in a.synth_seeds]
     out_root = a.cohorts / "_models"
     rows = []
     for task_dir in tasks:
@@ -259,7 +255,8 @@ def main() -> None:
     for task_dir in tasks:
         lv = levels(oracle_predictions(task_dir.parent.parent, load_task(task_dir)))
         print(f"  {task_dir.parent.parent.name}: {accuracy(lv['video']):.3f} ({len(lv['video'])} videos)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

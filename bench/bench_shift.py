@@ -31,19 +31,28 @@ every shifted cohort, and loses <= 2 points on the same-settings cohort.
 
     .venv/bin/python bench/bench_shift.py OUT [--preset demo] [--seed 0] [--epochs 6] [--jobs 2] [--confounds]
     .venv/bin/python bench/bench_shift.py --table OUT/bench_shift.csv     # print a finished run again
+    .venv/bin/python bench/bench_shift.py /tmp/smoke_shift --smoke           # seconds: the smallest settings
+
+The model is the ``bench`` training preset (``training/presets.py``: resnet18 at 64 px, 2 layers),
+6 epochs. Cohorts are built and reused by ``synth.build.build_cohort`` (their tasks' provenance).
+Animal rows are ``evaluation.aggregate``'s: an animal's p1 is the mean of its videos' p1.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_accuracy import levels  # noqa: E402
+
+from mouse_facial_expressions.training import presets  # noqa: E402
 
 #: Test cohorts: name -> ``mfe synth`` options (rendered with the test seed).
 SHIFTS: dict[str, dict] = {
@@ -68,46 +77,38 @@ def _slug(name: str) -> str:
     return name.replace(" ", "_").replace(".", "")
 
 
-def build_cohort(out: str, preset: str, seed: int, shift: dict, extract: dict | None, n_folds: int, normalize: bool,
-                 task1: bool = False) -> dict:
-    """synth -> prepare -> keypoints -> extract (and a video_hist store) -> task1_table; returns the task folders."""
+def build_tasks(out: str, preset: str, seed: int, shift: dict, extract: dict | None, n_folds: int, normalize: bool,
+                task1: bool = False, smoke: bool = False) -> dict:
+    """One cohort (``synth.build.build_cohort``; ``smoke``: the shared smallest cohort at ``seed``)
+    and its tasks: ``none`` (task1_table), ``task1`` (the original rule: saline rec4 unlabelled),
+    ``video_hist`` (crops of ``extract.normalize: video_hist`` in their own frame store); ``crop``:
+    the cohort's crop settings."""
+    from dataclasses import replace
+
     from mouse_facial_expressions._logs import quiet_third_party
-    from mouse_facial_expressions.config import load_config
-    from mouse_facial_expressions.data.tasks import make_task, preset as task_preset
-    from mouse_facial_expressions.io.keypoints import import_keypoints
-    from mouse_facial_expressions.preprocess.extract import extract_videos
-    from mouse_facial_expressions.preprocess.prepare import prepare_videos
-    from mouse_facial_expressions.synth import generate_cohort
+    from mouse_facial_expressions.synth.build import SMOKE, CohortSpec, build_cohort, project_config
 
     quiet_third_party()
-    out = Path(out)
-    done = out / "bench_shift_tasks.json"
-    if done.is_file():  # resumes: a finished cohort is not rebuilt
-        return json.loads(done.read_text())
     t0 = time.time()
-    generate_cohort(out, preset=preset, seed=seed, **shift)
-    cfg = load_config(out)
-    for k, v in (extract or {}).items():
-        setattr(cfg.extract, k, v)
-    prepare_videos(cfg, progress=False)
-    import_keypoints(cfg)
-    rep = extract_videos(cfg, progress=False)
-    if not rep.ok:
-        raise RuntimeError(f"{out}: extraction failed: {rep}")
-    tasks = {"none": str(make_task(cfg, task_preset(TASK_RULES, n_folds=n_folds, version="1")))}
-    if task1:  # the original rule: saline rec4 unlabelled
-        tasks["task1"] = str(make_task(cfg, task_preset("task1", n_folds=n_folds, version="task1")))
+    spec = CohortSpec(preset=preset, seed=seed, synth=shift, task_preset=TASK_RULES, extract=extract or {},
+                      task={"n_folds": n_folds, "version": "1"})
+    if smoke:
+        spec = replace(SMOKE, seed=seed, synth={**SMOKE.synth, **shift}, extract=extract or {})
+    tasks = {"none": str(build_cohort(out, spec))}
+    if task1:
+        tasks["task1"] = str(build_cohort(out, replace(spec, task_preset="task1", task={**spec.task, "version": "task1"})))
     if normalize:
-        cfg.extract.normalize = VH
-        cfg.paths.frames = f"frames-{VH}"
-        rep = extract_videos(cfg, progress=False)
-        if not rep.ok:
-            raise RuntimeError(f"{out}: {VH} extraction failed: {rep}")
-        tasks[VH] = str(make_task(cfg, task_preset(TASK_RULES, n_folds=n_folds, version=VH), frames_dir=cfg.path("frames")))
+        vh = replace(spec, extract={**spec.extract, "normalize": VH}, frames=f"frames-{VH}", task={**spec.task, "version": VH})
+        tasks[VH] = str(build_cohort(out, vh))
+    cfg = project_config(out, spec)
     tasks["crop"] = {"crop_size": cfg.extract.crop_size, "out_size": cfg.extract.out_size}
     tasks["seconds"] = round(time.time() - t0, 1)
-    done.write_text(json.dumps(tasks))
     return tasks
+
+
+def pool(n: int):
+    """``n`` worker processes, or for ``n <= 1`` one thread of this process (no fork)."""
+    return ProcessPoolExecutor(n) if n > 1 else ThreadPoolExecutor(1)
 
 
 def _threads(args) -> None:
@@ -117,30 +118,31 @@ def _threads(args) -> None:
 
 
 def train(task_dir: str, models_dir: Path, name: str, args, **extra) -> Path:
+    """The ``bench`` preset (``smoke``: the ``smoke`` preset, one fold) trained on ``task_dir``."""
     from mouse_facial_expressions._logs import quiet_third_party
-    from mouse_facial_expressions.training import make_params, train_cv
+    from mouse_facial_expressions.training import train_cv
+    from mouse_facial_expressions.training.presets import preset_params
 
     quiet_third_party()
     _threads(args)
-
-    p = make_params("advanced", backbone="resnet18", image_size=args.image_size, epochs=args.epochs,
-                    num_layers=args.num_layers, workers=args.workers, run_name=name, seed=args.train_seed, **extra)
+    p = preset_params("smoke" if args.smoke else "bench", image_size=args.image_size, epochs=args.epochs,
+                      num_layers=args.num_layers, workers=args.workers, run_name=name, seed=args.train_seed,
+                      folds=[0] if args.smoke else None, **extra)
     summary = train_cv(task_dir, p, models_dir, track=False, progress=False)
     return Path(summary["run_dir"])
 
 
 def animal_rows(pred: pd.DataFrame, task_dir: str) -> pd.DataFrame:
-    """One row per animal: its recording-4 windows' mean p1, label and treatment."""
+    """One row per animal: its labelled recording-4 video (p1 = mean window p1,
+    ``evaluation.aggregate``), label and treatment."""
     from mouse_facial_expressions.data.tasks import load_task
 
     frames = load_task(task_dir).frames
     rec = dict(zip(frames["video"].astype(str), pd.to_numeric(frames["recording"]).astype(int)))
     treat = frames.groupby(frames["animal"].astype(str))["treatment"].first()
-    p = pred[pred["video"].astype(str).map(rec) == RECORDING]
-    p = p[p["label"].notna()]
-    rows = p.groupby(p["animal"].astype(str)).agg(p1=("p1", "mean"), label=("label", "first")).reset_index()
-    rows["treatment"] = rows["animal"].map(treat)
-    return rows
+    video = levels(pred)["video"]
+    rows = video[(video["video"].map(rec) == RECORDING) & video["label"].notna()][["animal", "p1", "label"]]
+    return rows.reset_index(drop=True).assign(treatment=lambda d: d["animal"].map(treat))
 
 
 def recordings(task_dir: str) -> dict:
@@ -151,15 +153,15 @@ def recordings(task_dir: str) -> dict:
 
 
 def all_animals(pred: pd.DataFrame, task_dir: str) -> pd.DataFrame:
-    """Animal rows over every labelled recording (animal, label), for the batch-effect check."""
+    """Animal rows (animal, label: mean video p1, ``evaluation.aggregate``) over every labelled
+    recording, for the batch-effect check."""
     from mouse_facial_expressions.data.tasks import load_task
 
     frames = load_task(task_dir).frames
     treat = frames.groupby(frames["animal"].astype(str))["treatment"].first()
-    p = pred[pred["label"].notna()]
-    rows = p.groupby([p["animal"].astype(str), "label"]).agg(p1=("p1", "mean")).reset_index()
-    rows["treatment"] = rows["animal"].map(treat)
-    return rows
+    animal = levels(pred)["animal"]
+    rows = animal[animal["label"].notna()][["animal", "label", "p1"]].reset_index(drop=True)
+    return rows.assign(treatment=lambda d: d["animal"].map(treat))
 
 
 def scores(rows: pd.DataFrame, threshold: float, n_boot: int) -> dict:
@@ -238,8 +240,8 @@ def cue_jobs(out: Path, args) -> dict:
     treated or not), training seed and test seed, with task1 and task1_table."""
     cue = {"rec_cue": ((RECORDING, args.cue),)}
     # the cue is in the folder name: a finished cohort is reused by a rerun, never one of another cue
-    return {f"cue {role}": (str(out / f"cue{args.cue:g}-seed{s}"), args.preset, s, cue, None, args.n_folds, False, True)
-            for role, s in (("train", args.seed), ("test", args.seed + 1))}
+    return {f"cue {role}": (str(out / f"cue{args.cue:g}-seed{s}"), args.preset, s, cue, None, args.n_folds, False, True,
+                            args.smoke) for role, s in (("train", args.seed), ("test", args.seed + 1))}
 
 
 #: The confound models: name -> (task key of the cued training cohort, extra training settings).
@@ -267,7 +269,11 @@ def fmt(r: dict, key: str) -> str:
     return f"{v:.3f}{ci}"
 
 
-def _main() -> None:
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if len(argv) == 2 and argv[0] == "--table":  # print an earlier run's table again
+        report(pd.read_csv(argv[1]))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path, help="work folder (cohorts, runs, results; a rerun resumes)")
     ap.add_argument("--preset", default="demo", help="mfe synth preset of every cohort")
@@ -276,8 +282,8 @@ def _main() -> None:
                     help=f"test cohorts (default: all: {', '.join(SHIFTS)})")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     ap.add_argument("--epochs", type=int, default=6)
-    ap.add_argument("--image_size", type=int, default=64)
-    ap.add_argument("--num_layers", type=int, default=2)
+    ap.add_argument("--image_size", type=int, default=None, help="default: the bench preset's (64)")
+    ap.add_argument("--num_layers", type=int, default=None, help="default: the bench preset's (2)")
     ap.add_argument("--train_seed", type=int, default=97531)
     ap.add_argument("--n_folds", type=int, default=3)
     ap.add_argument("--workers", type=int, default=0, help="data loader workers per training")
@@ -288,7 +294,14 @@ def _main() -> None:
     ap.add_argument("--confounds", action="store_true", help="also the recording-time cue: task1 vs task1_table vs "
                     "baseline-relative, trained and scored on cohorts whose recording 4 is brighter for every animal")
     ap.add_argument("--cue", type=float, default=30.0, help="grey levels added to recording 4 (--confounds)")
-    args = ap.parse_args()
+    ap.add_argument("--smoke", action="store_true", help="the smallest settings: the smoke cohort (synth.build.SMOKE) "
+                    "and a brighter one, plain and baseline, one fold of the smoke preset, in this process")
+    args = ap.parse_args(argv)
+    if args.smoke:
+        args.shifts, args.methods, args.epochs, args.bootstrap = ["brighter"], ["plain", "baseline"], 1, 20
+        args.jobs = args.train_jobs = 1
+    preset = presets.preset("smoke" if args.smoke else "bench")
+    args.image_size, args.num_layers = args.image_size or preset["image_size"], args.num_layers or preset["num_layers"]
 
     from mouse_facial_expressions._logs import quiet_third_party
 
@@ -298,13 +311,14 @@ def _main() -> None:
     normalize = VH in args.methods
     t0 = time.time()
     train_dir = out / f"train-seed{args.seed}"
-    with ProcessPoolExecutor(max(1, args.jobs)) as pool:
-        first = pool.submit(build_cohort, str(train_dir), args.preset, args.seed, {}, None, args.n_folds, normalize)
-        extra = {k: pool.submit(build_cohort, *job) for k, job in (cue_jobs(out, args) if args.confounds else {}).items()}
+    with pool(args.jobs) as workers:
+        first = workers.submit(build_tasks, str(train_dir), args.preset, args.seed, {}, None, args.n_folds, normalize,
+                               smoke=args.smoke)
+        extra = {k: workers.submit(build_tasks, *job) for k, job in (cue_jobs(out, args) if args.confounds else {}).items()}
         train_tasks = first.result()  # the test cohorts take its crop settings
         jobs = {name: (str(out / f"test-seed{args.seed + 1}-{_slug(name)}"), args.preset, args.seed + 1, SHIFTS[name],
-                       train_tasks["crop"], args.n_folds, normalize) for name in args.shifts}
-        futures = {name: pool.submit(build_cohort, *job) for name, job in jobs.items()}
+                       train_tasks["crop"], args.n_folds, normalize, False, args.smoke) for name in args.shifts}
+        futures = {name: workers.submit(build_tasks, *job) for name, job in jobs.items()}
         test_tasks = {name: f.result() for name, f in futures.items()}
         cue_tasks = {k: f.result() for k, f in extra.items()}
     print(f"cohorts built ({time.time() - t0:.0f} s): training {train_dir.name}, tests {', '.join(args.shifts)}"
@@ -318,15 +332,16 @@ def _main() -> None:
         todo[VH] = (train_tasks[VH], {})
     for name, (key, kw) in (CUE_MODELS.items() if args.confounds else ()):
         todo[f"cue{args.cue:g} {name}"] = (cue_tasks["cue train"][key], kw)  # models of another cue are others
-    with ProcessPoolExecutor(max(1, args.train_jobs)) as pool:
-        futures = {name: pool.submit(train, task, models, _slug(name).replace(",", ""), args, **kw) for name, (task, kw) in todo.items()}
+    with pool(args.train_jobs) as workers:
+        futures = {name: workers.submit(train, task, models, _slug(name).replace(",", ""), args, **kw)
+                   for name, (task, kw) in todo.items()}
         runs = {name: f.result() for name, f in futures.items()}
     print(f"models trained ({time.time() - t0:.0f} s)", flush=True)
 
     rows, ref = in_cohort(runs, train_tasks, args)
-    with ProcessPoolExecutor(max(1, args.train_jobs)) as pool:
-        futures = [pool.submit(evaluate_cohort, name, test_tasks[name], runs, ref, args) for name in args.shifts]
-        cue = [pool.submit(score_cue, name, runs[f"cue{args.cue:g} {name}"], cue_tasks["cue test"], args)
+    with pool(args.train_jobs) as workers:
+        futures = [workers.submit(evaluate_cohort, name, test_tasks[name], runs, ref, args) for name in args.shifts]
+        cue = [workers.submit(score_cue, name, runs[f"cue{args.cue:g} {name}"], cue_tasks["cue test"], args)
                for name in (CUE_MODELS if args.confounds else ())]
         for f in futures:
             rows += f.result()
@@ -341,6 +356,7 @@ def _main() -> None:
           f"{time.time() - t0:.0f} s")
     report(table)
     print(f"table: {out / 'bench_shift.csv'}")
+    return 0
 
 
 def report(table: pd.DataFrame) -> None:
@@ -372,13 +388,6 @@ def report(table: pd.DataFrame) -> None:
         else:
             goal, ok = f"keeps {100 * ratio:.0f}% (target >= 90%)", ratio >= 0.9
         print(f"  {name:20s} {best['method']:22s} {best['accuracy']:.3f}: {goal} {'met' if ok else 'NOT met'}")
-
-
-def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--table":  # print an earlier run's table again
-        report(pd.read_csv(sys.argv[2]))
-        return
-    _main()
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ every frame), with the model `mfe predict` would use (the `advanced` model, resn
 
 Prints the machine it ran on. Usage:
     .venv/bin/python bench/bench_streams.py [--copies M] [--workers N] [--frames F] [--device auto]
+    .venv/bin/python bench/bench_streams.py --smoke    # one 3 s video at 32 px, no decode processes
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
 
 
-def main() -> None:
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--copies", type=int, default=4, help="videos (copies of one synthetic video)")
     ap.add_argument("--workers", type=int, default=2, help="decode processes (N)")
@@ -79,7 +80,11 @@ def main() -> None:
     ap.add_argument("--image_size", type=int, default=112)
     ap.add_argument("--target_fps", type=float, default=7.5, help="kept frames per second of video")
     ap.add_argument("--device", default="auto")
-    args = ap.parse_args()
+    ap.add_argument("--smoke", action="store_true", help="the smallest settings: one 3 s video at 32 px, no decode processes, "
+                    "2 windows timed in (b)")
+    args = ap.parse_args(argv)
+    if args.smoke:
+        args.copies, args.workers, args.frames, args.image_size = 1, 0, 90, 32
 
     import torch
     from bench_predict import ensemble
@@ -126,7 +131,8 @@ def main() -> None:
         scorer.add("warm", dec.crops, win.iloc[:16])
         scorer.run(final=True)
         t0 = time.perf_counter()
-        reps = max(1, (64 if dev.type == "cpu" else 4096) // max(1, len(win)))  # a GPU needs many batches to time
+        timed = 2 if args.smoke else 64 if dev.type == "cpu" else 4096  # windows timed: a GPU needs many batches
+        reps = max(1, timed // max(1, len(win)))
         for r in range(reps):
             scorer.add(r, dec.crops, win)
             scorer.run(final=True)
@@ -140,7 +146,7 @@ def main() -> None:
               f"at the kept rate ({len(dec.frames)} of {args.frames} frames kept, {len(win)} windows)")
 
         e2e = {}
-        for w in (0, args.workers):
+        for w in dict.fromkeys((0, args.workers)):
             out = tmp / f"out{w}"
             rep = predict_videos(paths, kpdir, ens, out, cfg=cfg, progress=False, workers=w, device=str(dev),
                                  precision="bf16" if dtype == torch.bfloat16 else "32")
@@ -155,7 +161,8 @@ def main() -> None:
         print(f"    the slower stage here is {bound}: decode {decN:.0f} vs model {model_video_fps:.0f} video frames/s")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

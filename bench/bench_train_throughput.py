@@ -5,6 +5,7 @@ at 112 px, AdamW, the model's own LDL loss: the same step ``mfe train`` runs, wi
 the data loader. Both settings run in one process, alternating, on the same random data.
 
     .venv/bin/python bench/bench_train_throughput.py [--steps 6] [--threads 2]
+    .venv/bin/python bench/bench_train_throughput.py --smoke    # one step of 2 clips x 2 frames at 32 px
 """
 
 from __future__ import annotations
@@ -15,12 +16,17 @@ import time
 import torch
 
 from mouse_facial_expressions.models import create_model
+from mouse_facial_expressions.training import presets
 from mouse_facial_expressions.training.module import cpu_supports_bf16
 
 
-def make(channels_last: bool, seed: int = 0):
+#: The model timed: resnet18 + a 2-layer Transformer (``--smoke``: the smoke preset's, ``training/presets.py``).
+ARCHITECTURE = dict(backbone="resnet18", num_layers=2, num_heads=8, ff_dim=2048, d_model=512)
+
+
+def make(channels_last: bool, frames: int, arch: dict, seed: int = 0):
     torch.manual_seed(seed)
-    net = create_model("advanced", backbone="resnet18", num_layers=2, num_heads=8, ff_dim=2048, d_model=512, num_frames=10)
+    net = create_model("advanced", **arch, num_frames=frames)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
         net.encoder.channels_last = True
@@ -36,7 +42,7 @@ def step(net, opt, clip, soft, label, bf16: bool) -> None:
     opt.step()
 
 
-def main() -> None:
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--frames", type=int, default=10)
@@ -44,7 +50,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6, help="timed steps per setting")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=None)
-    a = ap.parse_args()
+    ap.add_argument("--smoke", action="store_true", help="the smallest settings: one step of 2 clips x 2 frames at 32 px")
+    a = ap.parse_args(argv)
+    if a.smoke:
+        a.batch, a.frames, a.size, a.steps, a.warmup = 2, 2, 32, 1, 0
     if a.threads:
         torch.set_num_threads(a.threads)
     g = torch.Generator().manual_seed(0)
@@ -52,7 +61,8 @@ def main() -> None:
     label = torch.randint(0, 2, (a.batch,), generator=g)
     soft = torch.nn.functional.one_hot(label, 2).float()
     settings = {"fp32": (False, False), "bf16+channels_last": (True, True)}
-    nets = {k: make(cl) for k, (_, cl) in settings.items()}
+    arch = presets.architecture("smoke") if a.smoke else ARCHITECTURE
+    nets = {k: make(cl, a.frames, arch) for k, (_, cl) in settings.items()}
     times = {k: [] for k in settings}
     for k, (bf16, _) in settings.items():
         for _ in range(a.warmup):
@@ -63,7 +73,8 @@ def main() -> None:
             step(*nets[k], clip, soft, label, bf16)
             times[k].append(time.perf_counter() - t0)
     frames = a.batch * a.frames
-    print(f"advanced (resnet18 + 2-layer Transformer), {a.batch}x{a.frames} frames at {a.size} px, "
+    print(f"advanced ({arch['backbone']} + {arch['num_layers']}-layer Transformer, d_model {arch['d_model']}), "
+          f"{a.batch}x{a.frames} frames at {a.size} px, "
           f"{torch.get_num_threads()} threads, CPU bf16 native: {cpu_supports_bf16()}")
     fps = {}
     for k, ts in times.items():
@@ -71,7 +82,8 @@ def main() -> None:
         fps[k] = frames / med
         print(f"  {k:20s} {fps[k]:7.1f} frames/s  (median step {med * 1000:.0f} ms over {len(ts)} steps)")
     print(f"  ratio bf16+channels_last / fp32: {fps['bf16+channels_last'] / fps['fp32']:.2f}x")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -19,14 +19,18 @@ window), and the oracle on the true action units (``synth/oracle.py``: video acc
 bout AUROC of the window's mean true AUs). Targets: EM raises the window bout AUROC by >= 0.10
 over plain and does not lose video accuracy.
 
+The model is the ``small`` training preset (``training/presets.py``) in fp32; a finished cohort
+is reused (``synth.build.build_cohort``). ``--smoke``: ``em`` on one fold of the shared smallest
+cohort (``synth.build.SMOKE``, bout fraction 0.3) with the ``smoke`` preset.
+
     .venv/bin/python bench/bench_weak.py OUT [--preset demo] [--seeds 1] [--epochs 4] [--epoch_size 160]
         [--methods plain em attention] [--weak_start 1] [--bag 8]
+    .venv/bin/python bench/bench_weak.py /tmp/smoke_weak --smoke
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -34,60 +38,48 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mouse_facial_expressions.synth.build import build_cohort
+from mouse_facial_expressions.training import presets
+
 METHODS = ("plain", "em", "em-bayes", "attention")
 AU = ["au_orbital", "au_ear", "au_nose", "au_cheek", "au_whisker"]
 
 
-def build_cohort(out: Path, preset: str, seed: int, bout: float, n_folds: int) -> str:
-    """synth (with bouts) -> prepare -> keypoints import -> extract -> task1_table; returns the task folder."""
-    from mouse_facial_expressions._logs import quiet_third_party
-    from mouse_facial_expressions.config import load_config
-    from mouse_facial_expressions.data.tasks import make_task, preset as task_preset
-    from mouse_facial_expressions.io.keypoints import import_keypoints
-    from mouse_facial_expressions.preprocess.extract import extract_videos
-    from mouse_facial_expressions.preprocess.prepare import prepare_videos
-    from mouse_facial_expressions.synth import generate_cohort
+def cohort_spec(a, seed: int):
+    """synth (with bouts) -> prepare -> keypoints import -> extract -> task1_table."""
+    from mouse_facial_expressions.synth.build import SMOKE, CohortSpec
 
-    quiet_third_party()
-    done = out / "bench_weak_task.json"
-    if done.is_file():  # resumes: a finished cohort is not rebuilt
-        return json.loads(done.read_text())["task"]
-    t0 = time.time()
-    generate_cohort(out, preset=preset, seed=seed, bout_fraction=bout)
-    cfg = load_config(out)
-    prepare_videos(cfg, progress=False)
-    import_keypoints(cfg)
-    rep = extract_videos(cfg, progress=False)
-    if not rep.ok:
-        raise RuntimeError(f"{out}: extraction failed: {rep}")
-    task = str(make_task(cfg, task_preset("task1_table", n_folds=n_folds, version="1")))
-    done.write_text(json.dumps({"task": task, "seconds": round(time.time() - t0, 1)}))
-    print(f"cohort {out}: built in {time.time() - t0:.0f} s", flush=True)
-    return task
+    if a.smoke:
+        return SMOKE
+    return CohortSpec(preset=a.preset, seed=seed, synth={"bout_fraction": a.bout}, task_preset="task1_table",
+                      task={"n_folds": a.n_folds, "version": "1"})
 
 
 def train(task: str, models: Path, method: str, a) -> pd.DataFrame:
     from mouse_facial_expressions._logs import quiet_third_party
-    from mouse_facial_expressions.training import make_params, train_cv
+    from mouse_facial_expressions.training import train_cv
+    from mouse_facial_expressions.training.presets import preset_params
 
     quiet_third_party()
     weak = ({"weak": "em", "weak_fraction": a.fraction, "weak_start": a.weak_start} if method.startswith("em")
             else {"weak": "attention", "weak_bag": a.bag} if method == "attention" else {})
     if method == "em-bayes":
         weak["weak_posterior"] = "bayes"
-    p = make_params("advanced", backbone="resnet18", image_size=a.image_size, epochs=a.epochs, epoch_size=a.epoch_size,
-                    num_frames=a.num_frames, frame_stride=a.frame_stride, num_layers=1, d_model=128, ff_dim=256,
-                    num_heads=4, workers=a.workers, seed=a.train_seed,
-                    run_name=f"{method}-t{a.train_seed}" + (f"-s{a.weak_start}" if method.startswith("em") and a.weak_start != 1 else "")
-                    + (f"-b{a.bag}" if method == "attention" else ""),
-                    precision="32-true", folds=a.folds, **weak)
+    p = preset_params("smoke" if a.smoke else "small", image_size=a.image_size, epochs=a.epochs,
+                      epoch_size=a.epoch_size, num_frames=a.num_frames, frame_stride=a.frame_stride, workers=a.workers,
+                      seed=a.train_seed,
+                      run_name=f"{method}-t{a.train_seed}" + (f"-s{a.weak_start}" if method.startswith("em") and a.weak_start != 1 else "")
+                      + (f"-b{a.bag}" if method == "attention" else ""),
+                      precision="32-true", folds=a.folds, **weak)
     summary = train_cv(task, p, models, track=False, progress=False)
     return pd.read_csv(summary["predictions"])
 
 
 def video_accuracy(pred: pd.DataFrame) -> float:
-    v = pred.groupby("video").agg(p1=("p1", "mean"), label=("label", "first"))
-    return float(((v["p1"] >= 0.5).astype(int) == v["label"].astype(int)).mean())
+    """Accuracy of the videos' mean window p1 (``evaluation.aggregate``) at 0.5."""
+    from bench_accuracy import accuracy, levels
+
+    return accuracy(levels(pred)["video"])
 
 
 def oracle_window_auroc(pred: pd.DataFrame, truth: pd.DataFrame) -> float:
@@ -150,16 +142,22 @@ def main(argv=None) -> int:
     ap.add_argument("--bag", type=int, default=8, help="mfe train --weak-bag (windows per bag of --weak attention)")
     ap.add_argument("--n_folds", type=int, default=3)
     ap.add_argument("--folds", type=int, nargs="+", default=None, help="outer folds to run (default: all)")
-    ap.add_argument("--epochs", type=int, default=4)
-    ap.add_argument("--epoch_size", type=int, default=160, help="training clips per epoch")
-    ap.add_argument("--image_size", type=int, default=48)
-    ap.add_argument("--num_frames", type=int, default=4)
-    ap.add_argument("--frame_stride", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=None, help="default: the small preset's (4)")
+    ap.add_argument("--epoch_size", type=int, default=None, help="training clips per epoch (default: the small preset's, 160)")
+    ap.add_argument("--image_size", type=int, default=None, help="default: the small preset's (48)")
+    ap.add_argument("--num_frames", type=int, default=None, help="default: the small preset's (4)")
+    ap.add_argument("--frame_stride", type=int, default=None, help="default: the small preset's (2)")
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--train_seed", type=int, default=1)
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--smoke", action="store_true", help="the smallest settings: the smoke cohort and preset, one fold, em only")
     a = ap.parse_args(argv)
+    if a.smoke:
+        a.seeds, a.folds, a.methods = a.seeds[:1], [0], ["em"]
+    preset = presets.preset("smoke" if a.smoke else "small")
+    for key in ("epochs", "epoch_size", "image_size", "num_frames", "frame_stride"):  # printed below
+        setattr(a, key, getattr(a, key) or preset[key])
     import torch
 
     torch.set_num_threads(max(1, a.threads))
@@ -167,7 +165,7 @@ def main(argv=None) -> int:
     rows = []
     for seed in a.seeds:
         cohort = a.out / f"cohort-s{seed}"
-        task = build_cohort(cohort, a.preset, seed, a.bout, a.n_folds)
+        task = build_cohort(cohort, cohort_spec(a, seed))
         truth = pd.read_parquet(cohort / "truth" / "truth.parquet")
         preds, secs = {}, {}
         for m in a.methods:

@@ -46,6 +46,9 @@ thread, since two threads on a busy 2-core machine were several times slower):
         "runner.scheduler.params.milestones": [int(0.7 * epochs), int(0.9 * epochs)]})
 
 Usage: python bench/dlc_proof.py PROJECT [--dlc-project DIR] [--pcutoff P]
+       python bench/dlc_proof.py PROJECT --smoke   # PROJECT: the shared smallest cohort (synth.build.SMOKE),
+                                                   # built there when missing; its synthetic DLC files
+                                                   # stand in for a trained network's
 """
 
 from __future__ import annotations
@@ -117,12 +120,17 @@ def report(df: pd.DataFrame, pcutoff: float, title: str) -> None:
           f"{np.mean(side[given] == truth_side[given]):.1%} of {given.sum()} frames")
 
 
-def main() -> None:
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("project", type=Path)
     ap.add_argument("--dlc-project", type=Path, default=None, help="split by videos with / without labelled frames")
     ap.add_argument("--pcutoff", type=float, default=None, help="default: keypoints.pcutoff of the project")
-    args = ap.parse_args()
+    ap.add_argument("--smoke", action="store_true", help="build the smoke cohort in PROJECT when it holds none")
+    args = ap.parse_args(argv)
+    if args.smoke and not (args.project / "mfe.yaml").is_file():
+        from mouse_facial_expressions.synth.build import SMOKE, build_cohort
+
+        build_cohort(args.project, SMOKE)
     cfg = load_config(args.project)
     pcutoff = cfg.keypoints.pcutoff if args.pcutoff is None else args.pcutoff
     df = joined(args.project)
@@ -140,7 +148,8 @@ def main() -> None:
         print(f"\nframe store: {len(index)} crops kept of {len(truth)} frames; "
               f"side = truth's side in {np.mean(kept.side == kept.side_truth):.1%}; "
               f"clean side portraits in the truth: {kept.clean.mean():.1%}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
