@@ -41,6 +41,8 @@ def test_values_after_a_double_dash_are_left_alone():
 
 def _helps(parser):
     yield parser.format_help()
+    if getattr(parser, "front_options", None) is not None:
+        yield parser.format_help_all()
     for action in parser._actions:
         for sub in (getattr(action, "choices", None) or {}).values() if hasattr(action, "_name_parser_map") else ():
             yield from _helps(sub)
@@ -71,6 +73,7 @@ def test_every_command_shows_kebab_case_flags_only():
         for action in parser._actions:
             assert not [o for o in action.option_strings if "_" in o], (parser.prog, action.option_strings)
         assert not _SNAKE.findall(parser.format_help()), parser.prog
+        assert not _SNAKE.findall(parser.format_help_all()), parser.prog
         assert not [o for o in parser._option_string_actions if "_" in o], parser.prog  # no hidden alias either
 
 
@@ -173,7 +176,7 @@ _NEW = {"train": ("--device", "--loader-workers", "--train-seed"), "finetune": (
 @pytest.mark.parametrize("command", sorted(_RENAMED))
 def test_help_shows_only_the_new_names(command):
     parser = {p.prog.split()[-1]: p for p in command_tree(build_parser())}[command]
-    text = parser.format_help()
+    text = parser.format_help_all()
     options = set(re.findall(r"--[a-z][a-z0-9-]*", text))
     assert not options & set(_RENAMED[command]), (command, options & set(_RENAMED[command]))
     assert set(_NEW[command]) <= options
@@ -219,3 +222,41 @@ def test_the_seed_entry_points_keep_accelerator_seed_and_workers_silently(model,
     text = parser.format_help()
     assert "--accelerator" in text and "--seed" in text and "--workers" in text
     assert "--device " not in text and "--train-seed" not in text and "--loader-workers" not in text
+
+
+# --- fewer knobs in front (issue 31 item 3) -------------------------------------------------------
+
+_FRONT = {"--model", "--backbone", "--image-size", "--epochs", "--targets", "--modalities", "--weak", "--device",
+          "--run-name", "--dataset-version", "--folds", "--project", "--config", "--pretrained", "--help-all"}
+
+
+def _train_parser():
+    return {p.prog: p for p in command_tree(build_parser())}["mfe train"]
+
+
+def test_train_help_shows_what_a_lab_sets_and_help_all_the_rest():
+    parser = _train_parser()
+    front = set(re.findall(r"--[a-z][a-z0-9-]*[a-z0-9]", parser.format_help()))  # (a flag wrapped at its "-": its start)
+    every = set(re.findall(r"--[a-z][a-z0-9-]*[a-z0-9]", parser.format_help_all()))
+    assert _FRONT <= front and front <= _FRONT | {"--help", "--weak-every", "--weak-fraction", "--weak-bag",
+                                                  "--au-ratings", "--recipe"}  # --x named in front helps' text
+    assert {"--sampler", "--d-model", "--learning-rate", "--loader-workers", "--recipe", "--pos-init-std"} <= every
+    assert "recipe:" not in parser.format_help() and "recipe:" in parser.format_help_all()  # a hidden group's heading
+
+
+def test_help_all_prints_every_option_and_exits(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["train", "--help-all"])
+    assert exit_.value.code == 0 and "--num-layers" in capsys.readouterr().out
+
+
+def test_hidden_train_options_still_parse():
+    args = build_parser().parse_args(["train", "--sampler", "uniform", "--d-model", "256"])
+    assert (args.sampler, args.d_model) == ("uniform", 256)
+
+
+def test_synth_groups_its_confound_flags_under_a_benchmarks_heading():
+    synth = {p.prog: p for p in command_tree(build_parser())}["mfe synth"]
+    group = next(g for g in synth._action_groups if any(a.dest == "control_brightness" for a in g._group_actions))
+    assert "benchmark" in group.title.lower()
+    assert {a.dest for a in group._group_actions} >= {"brightness", "contrast", "zoom", "blur", "rec_cue", "occluder_treated"}

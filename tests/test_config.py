@@ -70,7 +70,8 @@ def test_init_writes_a_commented_config_that_loads_back(tmp_path):
     text = (tmp_path / "proj" / "mfe.yaml").read_text()
     assert "# " in text and "crop_size" in text
     data = yaml.safe_load(text)
-    assert data["extract"]["crop_size"] == cfg.extract.crop_size
+    assert data["extract"] is None  # every key commented out: the defaults
+    assert load_config(tmp_path / "proj").extract.crop_size == cfg.extract.crop_size
     for name in type(cfg.paths).model_fields:
         if getattr(cfg.paths, name) is not None:  # optional paths (onnx_cache) are unset, made when used
             assert cfg.path(name).is_dir()

@@ -119,8 +119,10 @@ def test_mfe_yaml_changes_apply_but_written_out_defaults_do_not(tmp_path):
     from mouse_facial_expressions.config import load_config
     from mouse_facial_expressions.project import init_project
 
-    init_project(tmp_path)  # writes every train key with its default
-    text = (tmp_path / "mfe.yaml").read_text().replace("epochs: 20", "epochs: 7")
+    init_project(tmp_path)  # writes every train key, commented out, with its default
+    text = (tmp_path / "mfe.yaml").read_text()
+    train = text.index("\ntrain:")
+    text = text[:train] + text[train:].replace("  # epochs: null", "  epochs: 7", 1)  # a lab uncomments one key
     (tmp_path / "mfe.yaml").write_text(text)
     p = make_params("baseline", load_config(tmp_path).train)
     assert p.epochs == 7  # changed in mfe.yaml

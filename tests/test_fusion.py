@@ -415,7 +415,7 @@ def test_train_cli_has_the_fusion_flags(capsys):
     from mouse_facial_expressions.cli import main
 
     with pytest.raises(SystemExit):
-        main(["train", "--help"])
+        main(["train", "--help-all"])  # the fusion details are ablation knobs
     text = capsys.readouterr().out
     for flag in ("--modalities", "--fusion", "--modality-dropout"):
         assert flag in text

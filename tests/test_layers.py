@@ -8,6 +8,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mouse_facial_expressions"
 #: Level of each top-level module or subpackage; an import must go to a strictly lower level.
 LEVELS = {
+    "settings": -1,  # the configuration models: config (0) reads them
     "__version__": 0, "compat": 0, "_logs": 0, "config": 0, "provenance": 0, "bootstrap": 0, "__init__": 0.5, "project": 0.5,
     "io": 1, "preprocess": 2, "data": 3, "models": 4, "training": 5,
     "inference": 6, "evaluation": 6,  # siblings: scoring models vs. metrics on prediction tables

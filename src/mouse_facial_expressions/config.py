@@ -1,7 +1,9 @@
 """One typed configuration for a project, loaded from ``mfe.yaml``.
 
-Every default lives here. Unknown keys are errors that name the key (``extra="forbid"``).
-Paths are relative to the project root (the folder holding ``mfe.yaml``) unless absolute.
+Every default lives here and, for the sections of the commands (``train``, ``predict``,
+``evaluate``, ``finetune``, ``task``), in ``settings.py``. Unknown keys are errors that name the
+key (``extra="forbid"``). Paths are relative to the project root (the folder holding
+``mfe.yaml``) unless absolute.
 
 The original code read its folders from environment variables (``MFE_RAW_CSV_FOLDER`` ...),
 optionally through a ``.env`` file. They still work: when set, they fill the matching
@@ -15,7 +17,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from mouse_facial_expressions.settings import ConfigError, _format_validation_error  # noqa: F401 (re-exported)
+from mouse_facial_expressions.settings import EvaluateConfig, FinetuneConfig, PredictConfig, Section, TaskMakeConfig, TrainConfig
 
 CONFIG_NAME = "mfe.yaml"
 
@@ -41,16 +46,11 @@ ALIGNMENT_PRESETS = ("dlc_face", "headfixed_eye_nose")
 NORMALIZE_METHODS = ("none", "video_hist", "clahe")
 
 
-class ConfigError(ValueError):
-    """A configuration problem, with a message that names the file and the key."""
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+_Section = Section  # unknown keys are errors; an empty sub-section header is its defaults
 
 
 class ProjectConfig(_Section):
-    name: str = "mfe-project"
+    name: str = Field("mfe-project", description="The project's name (shown in reports).")
     dataset_version: str = Field("1", description="Task folders are ``task-<dataset_version>`` (the original ``--dataset_version``).")
 
 
@@ -70,17 +70,17 @@ class MetadataConfig(_Section):
 
 
 class PathsConfig(_Section):
-    metadata: Path = Path("metadata")  # raw_videos.csv, treatments.csv
-    raw_videos: Path = Path("videos/raw")  # camera files <camera>__<serial>__YYYYMMDD_HHMMSS.mp4
-    processed_videos: Path = Path("videos/processed")  # <animal>_rec<k>_<label>.mp4
-    dlc: Path = Path("keypoints/dlc")  # DeepLabCut (or SLEAP) output per processed video
-    keypoints: Path = Path("keypoints/canonical")  # one canonical parquet per video
-    body_dlc: Path = Path("keypoints/body")  # DLC/SLEAP body-part files <video>DLC_<scorer>.h5|.csv (mfe behaviour import)
-    behaviour: Path = Path("behaviour")  # canonical body tables behaviour/<video>.parquet
-    frames: Path = Path("frames")  # frame store: <video>.npy + <video>.parquet
-    tasks: Path = Path("tasks")  # task-<version>/
-    models: Path = Path("models")  # checkpoints*/, runs/, mlruns.db
-    reports: Path = Path("reports")
+    metadata: Path = Field(Path("metadata"), description="raw_videos.csv and treatments.csv.")
+    raw_videos: Path = Field(Path("videos/raw"), description="Camera files <camera>__<serial>__YYYYMMDD_HHMMSS.mp4.")
+    processed_videos: Path = Field(Path("videos/processed"), description="Trimmed videos <animal>_rec<k>_<label>.mp4.")
+    dlc: Path = Field(Path("keypoints/dlc"), description="DeepLabCut (or SLEAP) output per processed video.")
+    keypoints: Path = Field(Path("keypoints/canonical"), description="One canonical keypoint parquet per video.")
+    body_dlc: Path = Field(Path("keypoints/body"), description="DLC/SLEAP body-part files <video>DLC_<scorer>.h5|.csv (mfe behaviour import).")
+    behaviour: Path = Field(Path("behaviour"), description="Canonical body tables behaviour/<video>.parquet.")
+    frames: Path = Field(Path("frames"), description="Frame store: <video>.npy + <video>.parquet.")
+    tasks: Path = Field(Path("tasks"), description="Task folders task-<version>/.")
+    models: Path = Field(Path("models"), description="checkpoints*/, runs/, mlruns.db.")
+    reports: Path = Field(Path("reports"), description="Reports, previews and mfe predict's default output.")
     onnx_cache: Path | None = Field(None, description="Where mfe predict keeps the ONNX export of a run's fold ensemble (the CPU backend; one file of about 100-300 MB per run and quantization, made on first use and reused): null = inside the run folder (<run>/onnx/); a folder (relative to the project) holds one subfolder per run.")
 
 
@@ -95,8 +95,8 @@ class VideoConfig(_Section):
             4: "4h-postinjection",
         }
     )
-    codec: str = Field("libx264", description="Encoder settings for trimmed videos (PyAV, H.264).")
-    crf: int = Field(18, ge=0, le=51)
+    codec: str = Field("libx264", description="Encoder of trimmed videos (PyAV, H.264).")
+    crf: int = Field(18, ge=0, le=51, description="H.264 constant rate factor (0-51, lower is better quality).")
     gray: bool = Field(True, description="Write processed videos in grey (the lab cameras are mono; keypoints and extract use grey). False keeps RGB for colour sources.")
     match_tolerance_s: float = Field(2.0, ge=0, description="A raw file whose name time is this many seconds off the metadata time still matches, if it is the only one.")
 
@@ -149,15 +149,20 @@ class ExtractConfig(_Section):
     policy: Literal["temporal", "seed"] = Field("temporal", description="``temporal`` keeps every good side portrait at ``target_fps`` with timestamps; ``seed`` reproduces the original: every ``every_k``-th frame, the ``n_sharpest`` per video.")
     crop_size: int = Field(300, gt=0, description="Side of the square cut around the face in source pixels (original: 2 x 150 px).")
     out_size: int = Field(112, gt=0, description="Side of the stored crop in pixels.")
-    target_fps: float = Field(10.0, gt=0)
-    every_k: int = Field(10, gt=0)
-    n_sharpest: int = Field(200, gt=0)
-    min_sharpness: float = Field(0.0, description="Quality thresholds (temporal policy). Sharpness = variance of the Laplacian.")
-    min_likelihood: float = 0.6
+    target_fps: float = Field(10.0, gt=0, description="temporal policy: kept frames per second.")
+    every_k: int = Field(10, gt=0, description="seed policy: every k-th frame is a candidate.")
+    n_sharpest: int = Field(200, gt=0, description="seed policy: the sharpest candidates kept per video.")
+    min_sharpness: float = Field(0.0, description="temporal policy: minimum sharpness (variance of the Laplacian).")
+    min_likelihood: float = Field(0.6, description="temporal policy: minimum keypoint likelihood of a kept frame.")
     max_count_mismatch: int = Field(5, ge=0, description="Keypoint rows may differ from the video's frame count by at most this many frames.")
     max_gap_s: float = Field(0.5, gt=0, description="A run of kept frames breaks at a gap longer than this many seconds.")
-    format: Literal["npy", "png"] = "npy"
+    format: Literal["npy", "png"] = Field("npy", description="Frame store format; png also writes frames/<video>/frameNNNNN.png (--format).")
     normalize: Literal["none", "video_hist", "clahe"] = Field("none", description="Intensity normalisation of the stored crops: none (the original); video_hist (one grey-level table per video matching the histogram of all its kept crops to a Gaussian of mean 128, SD 48: removes whole-video lighting, keeps changes within a video); clahe (OpenCV CLAHE per crop, clip 2.0, 4x4 tiles). mfe predict applies the model's store's setting.")
+
+    workers: int = Field(1, ge=1, description="mfe extract: processes working on different videos at once (--decode-workers).")
+    shard: str | None = Field(None, description="mfe extract: only videos whose position in the sorted list % N == I, as 'I/N' (null: all).")
+    preview: str | None = Field(None, description="mfe extract: afterwards write a contact sheet of crops to this PNG ('': reports/extract_preview.png; null: none).")
+    overwrite: bool = Field(False, description="mfe extract: re-extract fresh videos too (stale ones are always redone).")
 
     @field_validator("alignment")
     @classmethod
@@ -165,25 +170,6 @@ class ExtractConfig(_Section):
         if isinstance(v, str) and v not in ALIGNMENT_PRESETS:
             raise ValueError(f"unknown preset {v!r}; presets: {', '.join(ALIGNMENT_PRESETS)} (or a mapping with axis, centre, required, side)")
         return v
-
-
-class TrainConfig(_Section):
-    model: Literal["baseline", "advanced", "resup"] = "advanced"
-    backbone: str = "resnet34"
-    pretrained: str = "none"  # 'imagenet', 'none' or a path to a state dict
-    image_size: int = Field(112, gt=0)
-    epochs: int = Field(20, gt=0)
-    learning_rate: float = Field(1e-4, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    train_batch_size: int = Field(16, gt=0)
-    test_batch_size: int = Field(32, gt=0)
-    num_frames: int = Field(10, gt=0)
-    frame_stride: int = Field(2, gt=0)
-    label_smoothing: float = Field(0.1, ge=0, lt=0.5)
-    use_soft_labels: bool = True
-    seed: int = 97531
-    recipe: str | None = Field(None, description="Training recipe (mfe train --recipe; see docs/RECIPE.md); None: the current default.")
-    tracking_uri: str | None = None  # default: sqlite:///<project>/models/mlruns.db
 
 
 class RatingsConfig(_Section):
@@ -212,6 +198,10 @@ class Config(_Section):
     keypoints: KeypointsConfig = Field(default_factory=KeypointsConfig)
     extract: ExtractConfig = Field(default_factory=ExtractConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    predict: PredictConfig = Field(default_factory=PredictConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    task: TaskMakeConfig = Field(default_factory=TaskMakeConfig)
     ratings: RatingsConfig = Field(default_factory=RatingsConfig)
     behaviour: BehaviourConfig = Field(default_factory=BehaviourConfig)
 
@@ -248,17 +238,6 @@ def _env_values(environ: dict[str, str] | None = None, dotenv: Path | None = Non
         if values.get(var):
             out.setdefault(section, {})[key] = values[var]
     return out
-
-
-def _format_validation_error(err: ValidationError, source: str) -> str:
-    lines = [f"invalid configuration in {source}:"]
-    for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"])
-        if e["type"] == "extra_forbidden":
-            lines.append(f"  unknown key '{where}' (check the spelling; `mfe init` writes every key)")
-        else:
-            lines.append(f"  {where}: {e['msg']} (got {e.get('input')!r})")
-    return "\n".join(lines)
 
 
 def load_config(
@@ -327,3 +306,55 @@ def project_file(path: str | Path) -> Path:
 def config_to_yaml(cfg: Config) -> str:
     """YAML of every setting (paths as strings), for ``mfe init`` and run records."""
     return yaml.safe_dump(cfg.model_dump(mode="json", exclude={"root"}), sort_keys=False)
+
+
+_HEADER = """\
+# mouse-facial-expressions project configuration (`mfe init` writes it from the configuration model).
+# Every key is listed with its default, commented out: uncomment a key to change it. A key written
+# here always counts, also when it equals the default; `mfe config show COMMAND` prints the values
+# a command will use and where each comes from. Precedence: a flag, then --config FILE, then this
+# file, then the defaults. Paths are relative to this file's folder. Unknown keys are errors.
+# MFE_RAW_CSV_FOLDER, MFE_RAW_VIDEO_FOLDER, MFE_PROCESSED_VIDEO_FOLDER,
+# MFE_DLC_FACIAL_LABELS_FOLDER, MFE_EXTRACTED_FRAMES_FOLDER, MFE_TASKS and MFE_VERSION
+# fill the matching settings when set; a value written here wins over them.
+"""
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _commented_section(model: BaseModel, indent: str) -> list[str]:
+    """The keys of one section (and its sub-sections, as nested headers), see :func:`commented_yaml`."""
+    import json
+
+    lines = []
+    defaults = type(model)().model_dump(mode="json")
+    data = model.model_dump(mode="json")
+    for name, field in type(model).model_fields.items():
+        if field.description:
+            lines.append(f"{indent}# {_one_line(field.description)}")
+        value = getattr(model, name)
+        if isinstance(value, BaseModel) and isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            lines.append(f"{indent}{name}:")  # a header with every key commented out is the defaults
+            lines += _commented_section(value, indent + "  ")
+            continue
+        keep = (name in model.model_fields_set and value is not None) or data[name] != defaults.get(name)
+        lines.append(f"{indent}{'' if keep else '# '}{name}: {json.dumps(data[name])}")
+    return lines
+
+
+def commented_yaml(cfg: Config) -> str:
+    """``mfe.yaml`` for ``cfg``: every section and key of the model, each key with a one-line
+    description. Keys at their default are commented out (so an untouched file changes nothing:
+    a key written always counts); keys set in ``cfg`` (written, or different from the default)
+    are written."""
+    lines = [_HEADER]
+    for section, model in cfg:
+        if section == "root":
+            continue
+        doc = (type(model).__doc__ or "").strip().splitlines()
+        lines.append(f"{section}:" + (f"  # {doc[0]}" if doc else ""))
+        lines += _commented_section(model, "  ")
+        lines.append("")
+    return "\n".join(lines)

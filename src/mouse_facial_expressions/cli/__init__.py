@@ -21,6 +21,7 @@ from mouse_facial_expressions.config import ConfigError
 #: Subcommand modules, in pipeline order (each one's ``register`` adds its commands).
 COMMANDS = [
     "init",
+    "config",
     "synth",
     "prepare",
     "keypoints",
@@ -40,6 +41,7 @@ COMMANDS = [
 EPILOG = """\
 pipeline (each stage reads the previous stage's output folder, see mfe.yaml):
   mfe init PROJECT            new project folder with a commented mfe.yaml
+  mfe config show COMMAND     a command's resolved settings and where each comes from
   mfe synth OUT               synthetic cohort with known ground truth (a full project)
   mfe prepare                 trim + rename raw videos per raw_videos.csv
   mfe keypoints detect        run the lab's DeepLabCut model on the processed videos

@@ -72,6 +72,38 @@ class BothSpellingsParser(argparse.ArgumentParser):
     #: Set with :func:`rename_option`; help shows the new name only.
     renamed_options: dict[str, str] = {}
 
+    #: ``dest``s of the options plain ``--help`` shows (None: every option); the others show with
+    #: ``--help-all`` (:func:`add_help_all`) and in the generated CLI reference.
+    front_options: set[str] | None = None
+
+    def format_help(self) -> str:
+        if self.front_options is None:
+            return super().format_help()
+        back = [a for a in self._actions if a.option_strings and a.dest not in self.front_options
+                and not isinstance(a, (argparse._HelpAction, _HelpAll))]
+        saved = [(a, a.help) for a in back]
+        groups = [(g, g.description) for g in self._action_groups
+                  if g._group_actions and all(a in back for a in g._group_actions)]
+        try:
+            for a in back:
+                a.help = argparse.SUPPRESS
+            for g, _ in groups:
+                g.description = None
+            return super().format_help()
+        finally:
+            for a, text in saved:
+                a.help = text
+            for g, text in groups:
+                g.description = text
+
+    def format_help_all(self) -> str:
+        """The help with every option (``--help-all``)."""
+        front, self.front_options = self.front_options, None
+        try:
+            return self.format_help()
+        finally:
+            self.front_options = front
+
     def parse_known_args(self, args=None, namespace=None):
         args = list(sys.argv[1:] if args is None else args)
         out, noticed = [], set()
@@ -121,6 +153,23 @@ class BothSpellingsParser(argparse.ArgumentParser):
         if message.startswith(prefix):
             self.exit(2, f"{self.prog}: error: {message[len(prefix):]}\n")
         super().error(message)
+
+
+class _HelpAll(argparse.Action):
+    def __init__(self, option_strings, dest="help_all", default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        text = parser.format_help_all() if hasattr(parser, "format_help_all") else parser.format_help()
+        parser._print_message(text, sys.stdout)
+        parser.exit()
+
+
+def add_help_all(parser: argparse.ArgumentParser, front: set[str], what: str) -> None:
+    """Plain ``--help`` shows the options whose ``dest`` is in ``front``; ``--help-all`` every
+    option (``what`` says what the others are)."""
+    parser.add_argument("--help-all", action=_HelpAll, help=f"show every option, also {what}, and exit")
+    parser.front_options = set(front) | {"help_all"}
 
 
 def rename_option(parser: argparse.ArgumentParser, old: str, new: str) -> None:

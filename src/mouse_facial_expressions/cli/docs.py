@@ -107,7 +107,13 @@ def _command_section(parser: argparse.ArgumentParser, help_text: str, depth: int
             continue
         title = group.title or "options"
         out.append(f"**{_inline(title)}**\n")
-        rows = [[_invocation(parser, a), _default(a), _inline(_expand(parser, a.help, a))] for a in actions]
+        front = getattr(parser, "front_options", None)  # plain --help shows these; --help-all the rest
+
+        def text(a):
+            hidden = front is not None and a.option_strings and a.dest not in front
+            return ("*(--help-all)* " if hidden else "") + _inline(_expand(parser, a.help, a))
+
+        rows = [[_invocation(parser, a), _default(a), text(a)] for a in actions]
         out.append(_table(["argument", "default", "description"], rows))
     sub = _subparsers(parser)
     if sub is not None:

@@ -111,6 +111,8 @@ def _field_rows(model: type, defaults: dict | None) -> list[list[str]]:
             continue
         if field.is_required():
             default = "*required*"
+        elif _is_model(field.annotation):  # a sub-section: its keys have a table of their own
+            default = "see below"
         else:
             value = defaults[name] if defaults is not None else field.get_default(call_default_factory=True)
             default = _code(_yaml_value(value))
@@ -133,8 +135,10 @@ def config_reference() -> str:
         _GENERATED.format(cmd=REGENERATE),
         f"# Configuration (`{CONFIG_NAME}`)\n",
         _blocks(config_module.__doc__),
-        f"`mfe init PROJECT` writes a `{CONFIG_NAME}` with every key below and its default. "
-        "Types are YAML types; `null` is YAML's empty value.\n",
+        f"`mfe init PROJECT` writes a `{CONFIG_NAME}` with every key below and its default, commented out "
+        "(uncomment a key to set it; a key written always counts, also at its default). "
+        "Types are YAML types; `null` is YAML's empty value. A command's flags win over `--config FILE`, "
+        f"which wins over `{CONFIG_NAME}`; `mfe config show COMMAND` prints what a command resolves.\n",
     ]
     for section, field in Config.model_fields.items():
         if field.exclude:

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 
 from mouse_facial_expressions.cli._common import add_project_arg, rename_option
+from mouse_facial_expressions.cli.settings import add_config_arg, config_backed
+from mouse_facial_expressions.settings import EvaluateConfig
 
 EVALUATE_DESCRIPTION = """\
 Evaluate a trained run's cross-validated test predictions (RUN/predictions.csv).
@@ -105,7 +107,9 @@ def register(sub, formatter):
     p.add_argument("--baseline_recording", type=int, default=1, metavar="K",
                    help="the recording that is each animal's own baseline, for --recalibrate baseline (default: 1)")
     add_project_arg(p)
+    add_config_arg(p, "evaluate")
     rename_option(p, "--seed", "--bootstrap-seed")
+    config_backed(p, EvaluateConfig)
     p.set_defaults(func=run)
 
     c = sub.add_parser(
@@ -126,6 +130,9 @@ def register(sub, formatter):
 
 
 def run(args: argparse.Namespace) -> int:
+    from mouse_facial_expressions.cli.settings import resolve_args
+
+    resolve_args(args, "evaluate")
     if args.task is not None:
         return run_zeroshot(args)
     if getattr(args, "recalibrate", None) or getattr(args, "recalibrate_by", None):

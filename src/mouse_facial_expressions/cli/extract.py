@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 from mouse_facial_expressions.cli._common import add_project_arg, project_config, rename_option
+from mouse_facial_expressions.cli.settings import add_config_arg, config_backed, resolve_args
 from mouse_facial_expressions.config import ALIGNMENT_PRESETS, AlignmentConfig, ExtractConfig
 
 
@@ -54,7 +55,7 @@ def register(sub, formatter):
     p.add_argument("--shard", default=None, metavar="I/N",
                    help="process only videos whose position in the sorted list %% N == I "
                    "(spread one extraction over a job array)")
-    p.add_argument("--format", dest="fmt", choices=["npy", "png"], default=None,
+    p.add_argument("--format", choices=["npy", "png"], default=None,
                    help="'png' also writes the original layout frames/<video>/frameNNNNN.png. "
                    "Default: extract.format")
     p.add_argument("--preview", nargs="?", const="", default=None, metavar="PNG",
@@ -66,7 +67,9 @@ def register(sub, formatter):
                    help="list which videos are fresh and which would be (re)done, and why; write nothing")
     p.add_argument("videos", nargs="*", metavar="VIDEO",
                    help="only these videos (names without .mp4); default: all processed videos")
+    add_config_arg(p, "extract")
     rename_option(p, "--workers", "--decode-workers")
+    config_backed(p, ExtractConfig)
     p.set_defaults(func=run)
 
 
@@ -75,13 +78,13 @@ def run(args) -> int:
     from mouse_facial_expressions.preprocess.preview import contact_sheet
 
     cfg = project_config(args)
-    if args.policy:
-        cfg.extract.policy = args.policy
+    resolve_args(args, "extract", cfg)
+    cfg.extract.policy, cfg.extract.format = args.policy, args.format
     if args.dry_run:
         print(describe_status(cfg, videos=args.videos or None, shard=args.shard, overwrite=args.overwrite))
         return 0
     report = extract_videos(cfg, videos=args.videos or None, workers=args.workers, shard=args.shard,
-                            fmt=args.fmt, overwrite=args.overwrite)
+                            fmt=args.format, overwrite=args.overwrite)
     print(report.summary())
     if args.preview is not None and (report.done or report.skipped):
         out = Path(args.preview) if args.preview else cfg.path("reports") / "extract_preview.png"

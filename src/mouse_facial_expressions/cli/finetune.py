@@ -7,7 +7,9 @@ import logging
 from pathlib import Path
 
 from mouse_facial_expressions.cli._common import add_project_arg, rename_option
+from mouse_facial_expressions.cli.settings import add_config_arg, config_backed
 from mouse_facial_expressions.cli.train import lightning_precision
+from mouse_facial_expressions.settings import FinetuneConfig
 
 DESCRIPTION = """\
 Fine-tune a trained model on a new cohort with k-fold cross-validation by animal.
@@ -40,9 +42,10 @@ def register(sub, formatter):
     p = sub.add_parser("finetune", help="fine-tune a trained model on a new cohort (k-fold CV by animal)",
                        description=DESCRIPTION, formatter_class=formatter,
                        epilog="example: mfe finetune --from advanced-resnet18-1a2b3c4d --task chronic --freeze-backbone")
-    p.add_argument("--from", dest="source", type=Path, required=True, metavar="RUN|CKPT",
-                   help="source run folder or .ckpt (a bare run name is looked up in the project's models/runs)")
-    p.add_argument("--task", type=Path, required=True, metavar="NEW_TASK",
+    p.add_argument("--from", dest="source", type=Path, metavar="RUN|CKPT",
+                   help="source run folder or .ckpt (a bare run name is looked up in the project's models/runs); required, as a "
+                   "flag or finetune.source")
+    p.add_argument("--task", type=Path, metavar="NEW_TASK",
                    help="the new cohort's task folder (or its name / version under the project's tasks folder)")
     p.add_argument("--freeze-backbone", action="store_true", help="keep the per-frame CNN fixed; train the rest")
     p.add_argument("--lr-scale", type=float, default=None,
@@ -64,17 +67,24 @@ def register(sub, formatter):
                    help="fine-tune folds whose test animals the source model trained or validated on (default: refuse, "
                    "naming them); the warning goes into finetune.json and the evaluation report")
     add_project_arg(p)
+    add_config_arg(p, "finetune")
     rename_option(p, "--workers", "--loader-workers")
+    config_backed(p, FinetuneConfig)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from mouse_facial_expressions.cli._common import project_config
     from mouse_facial_expressions.cli.predict import resolve_model
+    from mouse_facial_expressions.cli.settings import resolve_args
     from mouse_facial_expressions.training.finetune import finetune
 
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).propagate = False
+    resolve_args(args, "finetune")
+    if args.source is None or args.task is None:
+        raise ValueError("--from RUN|CKPT and --task NEW_TASK are required (as flags, or source: and task: in the "
+                         "finetune: section of mfe.yaml / --config)")
     source = resolve_model(args.source, args)
     task = resolve_task(args.task, args)
     out = args.out or project_config(args).path("models") / "finetune"

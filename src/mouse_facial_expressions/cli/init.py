@@ -9,7 +9,8 @@ def register(sub, formatter):
     p = sub.add_parser(
         "init",
         help="create a project folder with a commented mfe.yaml",
-        description="Create DIR with a commented mfe.yaml (every setting and its default), "
+        description="Create DIR with a commented mfe.yaml (every setting with its description and its default, commented "
+        "out: uncomment a key to set it), "
         "the folders the pipeline stages write to, and metadata/raw_videos.csv and "
         "metadata/treatments.csv with their header and one commented example row (existing "
         "metadata files are never overwritten, also with --force). Then it prints the next "

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 from mouse_facial_expressions.cli._common import add_project_arg, rename_option
+from mouse_facial_expressions.cli.settings import add_config_arg, config_backed
+from mouse_facial_expressions.settings import PredictConfig
 
 DESCRIPTION = """\
 Score videos with a trained model, without a frame store.
@@ -129,8 +131,9 @@ def register(sub, formatter):
     f.add_argument("--physiology", type=Path, default=None, metavar="CSV",
                    help="physiology: animal, recording, one column per measure; a video's animal and recording come from "
                    "its name, <animal>_rec<k>_... (mfe prepare's names)")
-    p.add_argument("--model", type=Path, required=True, metavar="RUN|CKPT",
-                   help="run folder (fold ensemble) or one .ckpt; a bare run name is looked up in the project's models/runs")
+    p.add_argument("--model", type=Path, metavar="RUN|CKPT",
+                   help="run folder (fold ensemble) or one .ckpt; a bare run name is looked up in the project's models/runs "
+                   "(required, as a flag or predict.model)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: <project reports>/predict, else ./predictions)")
     p.add_argument("--window-step", type=int, default=None, metavar="N",
                    help="kept frames between window starts (default: the window span = non-overlapping windows, as evaluation)")
@@ -155,11 +158,15 @@ def register(sub, formatter):
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads for the model (default: every core this process may use)")
     add_project_arg(p)
+    add_config_arg(p, "predict")
     rename_option(p, "--workers", "--decode-workers")
+    config_backed(p, PredictConfig)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from mouse_facial_expressions.cli.settings import resolve_args
+    from mouse_facial_expressions.config import Config
     from mouse_facial_expressions.inference.predict import predict_videos
 
     cfg = None
@@ -167,6 +174,9 @@ def run(args: argparse.Namespace) -> int:
         from mouse_facial_expressions.cli._common import project_config
 
         cfg = project_config(args)
+    resolve_args(args, "predict", cfg if cfg is not None else Config())
+    if args.model is None:
+        raise ValueError("--model RUN|CKPT is required (or model: in the predict: section of mfe.yaml / --config)")
     out = args.out or (cfg.path("reports") / "predict" if cfg is not None else Path("predictions"))
     if args.precision == "16":  # one --precision vocabulary with mfe train, but scoring autocasts to bf16 only
         raise ValueError("--precision 16 (fp16) is not available for scoring; use --precision bf16 or 32")

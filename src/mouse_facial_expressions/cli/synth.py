@@ -73,8 +73,9 @@ def register(sub, formatter):
     p.add_argument("--cohorts", default=argparse.SUPPRESS, type=int, help="recording cohorts, each with its own lighting and camera (batch effect)")
     p.add_argument("--synth-seed", dest="seed", default=argparse.SUPPRESS, type=int,
                    help="seed of the cohort generator; the same seed gives identical output (default: 0)")
-    g = p.add_argument_group("shifts and confounds", textwrap.fill(
-        "Shifts change every video of the cohort on top of the cohort looks (a model trained on an "
+    g = p.add_argument_group("benchmarks only: shifts and confounds", textwrap.fill(
+        "For benchmarks of robustness, not for a lab's own data: a cohort made with these tests "
+        "whether a model survives a changed camera or room, or falls for a nuisance. Shifts change every video of the cohort on top of the cohort looks (a model trained on an "
         "unshifted cohort can be tested on a shifted one). Confounds plant a nuisance that goes "
         "with the label but is not sickness (a model that learns it scores well for the wrong "
         "reason). The truth table records each per frame (shift_brightness, shift_contrast, "

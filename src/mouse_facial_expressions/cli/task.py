@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from mouse_facial_expressions.cli._common import add_encoding_arg, add_project_arg, project_config
+from mouse_facial_expressions.cli.settings import add_config_arg, config_backed, resolve_args
+from mouse_facial_expressions.settings import TaskMakeConfig
 from mouse_facial_expressions.data.task_files import TaskFiles
 
 
@@ -55,6 +57,8 @@ def register(sub, formatter):
     au.add_argument("--au-match", dest="au_match", choices=("nearest", "interpolate"), default=None,
                     help="nearest: the nearest rated frame; interpolate: the rated frames before and after the "
                     "centre, blended by closeness (default: the spec's, else nearest)")
+    add_config_arg(m, "task")
+    config_backed(m, TaskMakeConfig)
     m.set_defaults(func=run_make)
     s = tsub.add_parser("show", help="print a task folder's README", description="Print a task folder's README "
                         "(the task in words, counts per class, animal and fold, window settings).", formatter_class=formatter)
@@ -67,6 +71,9 @@ def run_make(args) -> int:
     from mouse_facial_expressions.data.tasks import load_spec, make_task, make_task_from_table, preset
 
     cfg = project_config(args)
+    resolve_args(args, "task", cfg)
+    if args.encoding:
+        cfg.metadata.encoding = args.encoding
     spec = load_spec(args.spec) if args.spec else preset(args.preset or "task1")
     if args.dataset_version:
         spec = spec.model_copy(update={"version": str(args.dataset_version)})

@@ -2,8 +2,10 @@
 
 The seed's module entry points (``python -m mouse_facial_expressions.models.
 train_task1_{advanced,baseline,resup}_model``) use the same arguments with the model fixed.
-Flags left out fall back to the project's ``mfe.yaml`` ``train:`` section (keys written
-there), then to the seed's defaults for the model (shown in each flag's help).
+Flags left out come from --config FILE (e.g. a run's params.json, which replays the run), then
+from the project's ``mfe.yaml`` ``train:`` section (the ablation knobs under ``train.advanced``;
+a key written there always counts), then from the model's defaults (shown in each flag's help).
+`mfe config show train` prints every value and where it comes from.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import logging
 import sys
 from pathlib import Path
 
-from mouse_facial_expressions.cli._common import BothSpellingsParser, add_project_arg, rename_option
+from mouse_facial_expressions.cli._common import BothSpellingsParser, add_help_all, add_project_arg, rename_option
+from mouse_facial_expressions.cli.settings import add_config_arg
+from mouse_facial_expressions.settings import LIGHTNING_ACCELERATOR, LIGHTNING_PRECISION
 
 MODELS = ("baseline", "advanced", "resup")
 _S = argparse.SUPPRESS  # flags not given stay absent, so mfe.yaml and the seed defaults apply
@@ -45,14 +49,6 @@ def _devices(text: str):
     return text if text == "auto" or "," in text else int(text)
 
 
-#: ``--device`` (one name across commands, as ``mfe predict``) -> Lightning's accelerator; ``gpu``
-#: is the old ``--accelerator`` spelling of ``cuda``.
-LIGHTNING_ACCELERATOR = {"auto": "auto", "cpu": "cpu", "cuda": "gpu", "gpu": "gpu", "mps": "mps"}
-#: ``--precision 32|bf16|16`` (as ``mfe predict``) -> Lightning's precision; Lightning's own
-#: spellings (``32-true``, ``bf16-mixed``, ``16-mixed`` ...) pass through silently.
-LIGHTNING_PRECISION = {"32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed"}
-
-
 def lightning_accelerator(text: str) -> str:
     """``--device auto|cpu|cuda|mps`` (old ``--accelerator gpu``) -> Lightning's accelerator."""
     t = str(text).strip().lower()
@@ -81,6 +77,7 @@ def add_train_arguments(parser: argparse.ArgumentParser, model: str | None = Non
 
     add = parser.add_argument
     add_project_arg(parser)
+    add_config_arg(parser, "train")
     if model is None:
         add("--model", choices=MODELS, default=_S, help="model to train (default: train.model in mfe.yaml, else advanced)")
     g = parser.add_argument_group("seed flags")
@@ -122,7 +119,7 @@ def add_train_arguments(parser: argparse.ArgumentParser, model: str | None = Non
                             "recording K (e.g. 1, pre-injection), so a new cohort needs its own baseline recordings, "
                             "not its labels. Only recording-K windows of the animal's own split are used; validation "
                             "and test score the other recordings (default: the task's baseline_recording, else none)")
-    if model in (None, "advanced"):  # the AU heads need the advanced model's window embedding (models/au.py)
+    if model in (None, "advanced"):  # the AU heads need the advanced model's window embedding (models/parts/au.py)
         m.add_argument("--targets", choices=("class", "au", "au+class"), default=_S,
                        help="what the model learns. class: the task's two classes (as always). au+class: also the five "
                             "Mouse Grimace Scale action units (ot, nb, cb, ep, wc), one head each on the window "
@@ -162,7 +159,7 @@ def add_train_arguments(parser: argparse.ArgumentParser, model: str | None = Non
                    "LDL loss; validation and test animals are never used). attention: attention-MIL, the comparison "
                    "baseline (--model advanced): bags of --weak_bag windows of one video, their embeddings pooled by "
                    "learned attention, trained on the video's label; a single window scores as a bag of one "
-                   "(models/mil.py) (default: none, every window takes its video's label)")
+                   "(models/parts/attention.py) (default: none, every window takes its video's label)")
     w.add_argument("--weak_posterior", choices=("scaled", "bayes"), default=_S, help="--weak em's E-step: scaled (the "
                    "scores rescaled to the prior's mass, see --weak) or bayes (the posterior a balanced video-label score "
                    "implies under the prior --weak_fraction: 1 - (1 - f)(1 - s)/s, clipped; no fixed mass) (default: scaled)")
@@ -174,7 +171,7 @@ def add_train_arguments(parser: argparse.ArgumentParser, model: str | None = Non
     w.add_argument("--weak_start", type=int, default=_S, help="epoch (0-based) of the first E-step; the epochs before it "
                    "train on the videos' labels, so the model has learned something to re-weight with (default: 1)")
     f = parser.add_argument_group(
-        "multimodal fusion", "score with the face, the body's behaviour and physiology together (models/fusion.py). "
+        "multimodal fusion", "score with the face, the body's behaviour and physiology together (models/parts/fusion.py). "
         "behaviour needs `mfe behaviour import` (body keypoints of the same videos), physiology needs "
         "metadata/physiology.csv (animal, recording, one column per measure)")
     f.add_argument("--modalities", default=_S, help="comma-separated subset of face, behaviour, physiology, e.g. "
@@ -219,37 +216,34 @@ def add_train_arguments(parser: argparse.ArgumentParser, model: str | None = Non
     r.add_argument("--no_tracking", action="store_true", default=_S, help="do not log to MLflow")
 
 
-_RUNTIME_ONLY = {"project", "out", "tracking_uri", "experiment", "no_tracking", "command", "func", "verbose", "model"}
-
-
 def run_training(args: argparse.Namespace, model: str | None = None) -> int:
-    """Resolve parameters, then one library call: :func:`training.train_cv`."""
-    from mouse_facial_expressions.cli._common import project_config
-    from mouse_facial_expressions.training import make_params, train_cv
+    """Resolve parameters (flags > --config > mfe.yaml > the model's defaults), then one library
+    call: :func:`training.train_cv`."""
+    from mouse_facial_expressions.cli.settings import resolve_train
+    from mouse_facial_expressions.training import train_cv
     from mouse_facial_expressions.training.runs import check_run_name
 
     if getattr(args, "run_name", None) is not None:
         check_run_name(args.run_name)  # before the project or the task is read
     for name in ("lightning.pytorch", "lightning.fabric"):  # they have their own handlers: no double lines
         logging.getLogger(name).propagate = False
-    cfg = project_config(args)
-    given = vars(args)
-    model = model or given.get("model") or cfg.train.model
-    overrides = {k: v for k, v in given.items() if k not in _RUNTIME_ONLY}
-    params = make_params(model, cfg.train, **overrides)
+    cfg, params, resolved = resolve_train(args, model)
+    s = resolved.values
+    if params.run_name is not None:
+        check_run_name(params.run_name)
     version = params.dataset_version or cfg.project.dataset_version
     params.dataset_version = version
-    task_dir = cfg.path("tasks") / f"task-{version}"
+    task_dir = Path(s["task_dir"]) if s["task_dir"] is not None else cfg.path("tasks") / f"task-{version}"
     if not task_dir.is_dir():
         raise FileNotFoundError(f"task folder {task_dir} does not exist (run `mfe task make`, or pick --dataset-version)")
-    out = given.get("out") or cfg.path("models")
+    out = s["out"] or cfg.path("models")
     summary = train_cv(
-        task_dir, params, out, tracking_uri=given.get("tracking_uri") or cfg.train.tracking_uri,
-        experiment=given.get("experiment", "mfe"), track=not given.get("no_tracking", False),
+        task_dir, params, out, tracking_uri=s["tracking_uri"], experiment=s["experiment"], track=not s["no_tracking"],
     )
     if summary:
         acc = summary["mean_test_acc"]
-        print(f"{model}: mean test accuracy {acc:.3f} over {len(summary['folds'])} folds" if acc is not None else f"{model}: no fold tested")
+        print(f"{params.model}: mean test accuracy {acc:.3f} over {len(summary['folds'])} folds" if acc is not None
+              else f"{params.model}: no fold tested")
         print(f"predictions: {summary['predictions']}\nsummary: {Path(summary['run_dir']) / 'summary.json'}")
     return 0
 
@@ -280,13 +274,23 @@ def build_entry_parser(model: str) -> argparse.ArgumentParser:
     return parser
 
 
+#: What ``mfe train --help`` shows: what a lab sets, and the essentials. The rest (the recipe's
+#: settings, the optimiser, the Transformer's sizes, the runtime) shows with ``--help-all``; in
+#: ``mfe.yaml`` the ablation knobs sit under ``train.advanced`` (``settings.TrainAdvancedConfig``).
+TRAIN_FRONT = {"project", "config", "model", "backbone", "pretrained", "image_size", "epochs", "targets", "modalities",
+               "weak", "accelerator", "run_name", "dataset_version", "folds"}
+
+
 def register(sub, formatter):
     p = sub.add_parser(
         "train",
         help="train baseline | advanced | resup with k-fold CV by animal",
         description=__doc__,
         formatter_class=formatter,
-        epilog="example: mfe train -p PROJECT --model advanced --backbone resnet18 --epochs 10 --folds 0,1",
+        epilog="example: mfe train -p PROJECT --model advanced --backbone resnet18 --epochs 10 --folds 0,1\n"
+        "--help shows what a lab sets; --help-all also the recipe's settings, the optimiser, the Transformer's "
+        "sizes and the runtime options",
     )
     add_train_arguments(p)
+    add_help_all(p, TRAIN_FRONT, "the recipe's settings, the optimiser, the Transformer's sizes and the runtime")
     p.set_defaults(func=run_training)

@@ -1,11 +1,10 @@
 """Training parameters: one dataclass, with the seed scripts' defaults per model.
 
-Resolution order (highest first): an explicit flag / keyword, a value in the project's
-``mfe.yaml`` ``train:`` section that differs from ``TrainConfig``'s default (``mfe init``
-writes every default out; those must not mask the per-model defaults), the seed's default
-for the chosen model
-(:data:`SEED_DEFAULTS`), the dataclass default. ``num_frames``/``frame_stride`` left at
-None come from the task folder's spec.
+Resolution order (highest first): an explicit flag / keyword, a key written in the project's
+``mfe.yaml`` ``train:`` section (or a ``--config`` file: ``settings.TrainConfig``; a key written
+always counts, also when it equals a default), then "the model's defaults": the seed's default
+for the chosen model (:data:`SEED_DEFAULTS`), the recipe's (:data:`RECIPES`), the dataclass
+default. ``num_frames``/``frame_stride`` left at None come from the task folder's spec.
 """
 
 from __future__ import annotations
@@ -242,24 +241,23 @@ def make_params(model: str = "advanced", config_train=None, **overrides) -> Trai
 
     Args:
         model: baseline | advanced | resup.
-        config_train: the project's ``Config.train`` (only keys written in mfe.yaml count).
+        config_train: the values written in a file: a ``TrainConfig`` (``Config.train``: every
+            key written counts, whatever its value) or a dict. Keys that are not training
+            parameters (``out``, ``tracking_uri`` ...) and ``model`` are ignored.
         **overrides: explicit values; None means "not given".
     """
     if model not in SEED_DEFAULTS:
         raise ValueError(f"unknown model {model!r}; choose from {', '.join(SEED_DEFAULTS)}")
+    names = {f.name for f in dataclasses.fields(TrainParams)}
     values = dict(SEED_DEFAULTS[model])
     if config_train is not None:
-        # Only values the user changed count: `mfe init` writes every key with its default,
-        # and those written-out defaults must not override the per-model seed defaults.
-        declared = type(config_train).model_fields
-        for key in config_train.model_fields_set:
-            if key in {f.name for f in dataclasses.fields(TrainParams)} and key != "model":
-                value = getattr(config_train, key)
-                if value != declared[key].default:
-                    values[key] = value
+        from mouse_facial_expressions.settings import written
+
+        written_values = written(config_train) if not isinstance(config_train, dict) else config_train
+        values.update({k: v for k, v in written_values.items() if k in names and k != "model" and v is not None})
     values.update({k: v for k, v in overrides.items() if v is not None})
     values["model"] = model
-    unknown = set(values) - {f.name for f in dataclasses.fields(TrainParams)}
+    unknown = set(values) - names
     if unknown:
         raise TypeError(f"unknown training parameter(s): {', '.join(sorted(unknown))}")
     return TrainParams(**values)
