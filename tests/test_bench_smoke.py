@@ -6,6 +6,7 @@ labelled cohort share one (``synth.build.SMOKE``), built once and copied where e
 from __future__ import annotations
 
 import importlib
+import logging
 import shutil
 import sys
 from pathlib import Path
@@ -13,6 +14,18 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.fixture(autouse=True)
+def logging_restored():
+    """A benchmark is a program: some quiet the package's loggers for their whole run. Give the
+    levels and propagation back, so later tests still see the warnings they check for."""
+    names = [None, "mouse_facial_expressions", *logging.root.manager.loggerDict]
+    saved = {n: (logging.getLogger(n).level, logging.getLogger(n).propagate) for n in names}
+    yield
+    for n, (level, propagate) in saved.items():
+        logging.getLogger(n).setLevel(level)
+        logging.getLogger(n).propagate = propagate
 
 
 def bench_main(name: str):
