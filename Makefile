@@ -97,7 +97,7 @@ demo: $(STAMP)
 	$(VENV)/bin/mfe demo $(DEMO)
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --maxprocesses 4
 
 # The speed benchmarks: every bench/bench_*.py that needs no cohort, trained run or folder argument.
 bench: $(STAMP)
