@@ -26,6 +26,7 @@ E-step runs). ``--smoke``: the plain configuration only, on the tiny preset's 4 
 validation animals), in about a minute.
 
     .venv/bin/python bench/bench_same_training.py [--smoke] [--configs plain au+class ...] [--keep DIR] [--against SRC]
+    .venv/bin/python bench/bench_same_training.py --speed 4   # training and scoring frames/s of both, 4 alternated pairs
 """
 
 from __future__ import annotations
@@ -168,6 +169,49 @@ def verdict(d: float | None) -> str:
     return "identical" if d == 0 else f"DIFFERS (max |d| {d:.3g})"
 
 
+#: Timed in each package (``--speed``): training steps and scoring of the advanced model, as both versions
+#: expose them (``ClipClassifier._step``, ``FoldEnsemble.predict``); prints frames/s of each.
+SPEED_SCRIPT = """
+import time, warnings, torch
+from mouse_facial_expressions.training.module import ClipClassifier
+from mouse_facial_expressions.inference.ensemble import FoldEnsemble
+warnings.simplefilter("ignore"); torch.set_num_threads(2); torch.manual_seed(0)
+S, T, B = {size}, 10, 8
+cfg = dict(backbone="resnet18", pretrained="none", in_channels=3, num_frames=T, d_model=512, num_layers=4, num_heads=8,
+           ff_dim=2048, pos_init_std=0.02, head_activation="gelu", head_dropout=None)
+m = ClipClassifier("advanced", cfg, data={{"in_channels": 3}})
+opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
+batch = {{"clip": torch.randn(B, T, 3, S, S), "soft": torch.tensor([[1., 0.], [0., 1.]] * (B // 2)), "label": torch.tensor([0, 1] * (B // 2))}}
+def step():
+    loss = m._step(dict(batch), "train"); opt.zero_grad(); loss.backward(); opt.step()
+step(); t = time.perf_counter()
+for _ in range({steps}): step()
+train = {steps} * B * T / (time.perf_counter() - t)
+m.eval(); hp = {{"model_name": "advanced", "model_cfg": cfg, "data": {{"num_frames": T, "in_channels": 3, "image_size": S}}}}
+ens = FoldEnsemble([m.model], [hp], ["x"]); x = torch.randn(32, T, 3, S, S); ens.predict(x); t = time.perf_counter()
+for _ in range({batches}): ens.predict(x)
+print(train, {batches} * 32 * T / (time.perf_counter() - t))
+"""
+
+
+def speed(old_src: Path, new_src: Path, pairs: int, smoke: bool) -> None:
+    """Training and scoring frames/s of each package, alternated ``pairs`` times; the ratios new/old."""
+    code = SPEED_SCRIPT.format(size=32 if smoke else 112, steps=1 if smoke else 6, batches=1 if smoke else 4)
+    ratios = []
+    for _ in range(pairs):
+        rates = {}
+        for side, src in (("old", old_src), ("new", new_src)):
+            out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(src)},
+                                 capture_output=True, text=True, check=True).stdout.split()
+            rates[side] = [float(v) for v in out[-2:]]
+        ratios.append([n / o for n, o in zip(rates["new"], rates["old"])])
+        print(f"speed: old train {rates['old'][0]:.1f}, score {rates['old'][1]:.1f} frames/s; new train "
+              f"{rates['new'][0]:.1f}, score {rates['new'][1]:.1f} frames/s", flush=True)
+    r = np.asarray(ratios)
+    print(f"speed new/old over {pairs} pairs: training median {np.median(r[:, 0]):.2f} ({r[:, 0].min():.2f} to "
+          f"{r[:, 0].max():.2f}), scoring median {np.median(r[:, 1]):.2f} ({r[:, 1].min():.2f} to {r[:, 1].max():.2f})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="the plain configuration only, smallest settings (~1 min)")
@@ -176,6 +220,9 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, metavar="DIR", help="work in this folder and keep it (projects, runs, mfe.log)")
     ap.add_argument("--against", type=Path, default=REPO / "src", metavar="SRC",
                     help="the package folder to compare with the pinned commit (default: the working tree's src)")
+    ap.add_argument("--speed", type=int, default=0, metavar="PAIRS",
+                    help="instead of training: time training steps and scoring in both packages, alternated PAIRS times "
+                         "(advanced resnet18 at 112 px, fp32, 2 threads)")
     a = ap.parse_args()
     configs = ["plain"] if a.smoke else (a.configs or list(CONFIGS))
     work = a.keep.resolve() if a.keep else Path(tempfile.mkdtemp(prefix="bench_same_training-"))
@@ -188,6 +235,9 @@ def main() -> None:
         check_package(old_src)
         check_package(new_src)
         print(f"pinned {PINNED_COMMIT[:7]} ({old_src}) against {new_src}; log: {log}", flush=True)
+        if a.speed:
+            speed(old_src, new_src, a.speed, a.smoke)
+            return
         t0 = time.time()
         (work / "data").mkdir()
         make_project(old_src, work / "data" / "project", a.smoke, log)

@@ -269,3 +269,24 @@ def test_a_path_in_mfe_yaml_is_relative_to_the_project(tmp_path, monkeypatch):
     args = build_parser().parse_args(["predict", "-p", str(project)])
     resolve_args(args, "predict")
     assert args.out == project.resolve() / "scores" and args.images == [project.resolve() / "photos"]
+
+
+def test_a_train_section_of_the_older_layout_trains_as_it_did(tmp_path, caplog):
+    """An older ``mfe init`` wrote every train key with its default, ablation keys at the top; that
+    mfe counted only values that differed from those defaults. Such a project keeps training as it did."""
+    from mouse_facial_expressions.config import load_config
+    from mouse_facial_expressions.project import init_project
+    from mouse_facial_expressions.training.params import make_params
+
+    init_project(tmp_path)
+    older = ("train:\n  model: \"advanced\"\n  backbone: \"resnet34\"\n  image_size: 112\n  epochs: 7\n  learning_rate: 0.0001\n"
+             "  weight_decay: 0.0001\n  train_batch_size: 16\n  num_frames: 10\n  frame_stride: 2\n  label_smoothing: 0.2\n"
+             "  use_soft_labels: true\n  seed: 97531\n  recipe: null\n  tracking_uri: null\n")
+    text = (tmp_path / "mfe.yaml").read_text()
+    (tmp_path / "mfe.yaml").write_text(text.replace("\ntrain:", "\n" + older + "train_unused_marker:", 1).replace(
+        "train_unused_marker:", "# the current layout's train section, commented away:\n#train:", 1))
+    with caplog.at_level("WARNING"):
+        p = make_params("baseline", load_config(tmp_path).train)
+    assert "older layout" in caplog.text
+    assert p.epochs == 7 and p.label_smoothing == 0.2  # changed from the older defaults: they count
+    assert p.learning_rate == 1e-2 and p.train_batch_size == 20 and p.num_frames is None  # the older defaults do not

@@ -17,12 +17,16 @@ everything written.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -108,6 +112,15 @@ class TrainAdvancedConfig(Section):
     fusion: Literal["stacked", "late", "mid"] | None = Field(None, description="How modalities are fused: stacked, late or mid (null: stacked).")
     modality_dropout: float | None = Field(None, description="Probability of switching off each present modality per training window (null: 0.3).")
 
+#: The ``train:`` defaults an older ``mfe init`` wrote out (commit d1e10e8's ``config.TrainConfig``).
+_OLD_TRAIN_DEFAULTS = dict(model="advanced", backbone="resnet34", pretrained="none", image_size=112, epochs=20,
+                           learning_rate=1e-4, weight_decay=1e-4, train_batch_size=16, test_batch_size=32, num_frames=10,
+                           frame_stride=2, label_smoothing=0.1, use_soft_labels=True, seed=97531, recipe=None,
+                           tracking_uri=None)
+#: Keys an older ``train:`` section had at its top that now sit under ``train.advanced``.
+_OLD_ONLY_KEYS = {"weight_decay", "label_smoothing", "use_soft_labels", "recipe"}
+
+
 class TrainConfig(Section):
     """mfe train: each key is a flag of `mfe train` (params.json of a run holds the same keys)."""
 
@@ -145,6 +158,28 @@ class TrainConfig(Section):
     experiment: str = Field("mfe", description="MLflow experiment name.")
     no_tracking: bool = Field(False, description="Do not log to MLflow.")
     advanced: TrainAdvancedConfig = Field(default_factory=TrainAdvancedConfig, description="The ablation knobs: the recipe's settings, the optimiser, the Transformer's sizes (`mfe train --help-all`).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_layout(cls, data: Any) -> Any:
+        """A ``train:`` section written by an mfe from before ``train.advanced`` (its ``mfe init``
+        wrote every key with its default, and only values that differed from those defaults
+        counted): read it as that mfe did, so an existing project trains as it did."""
+        if not isinstance(data, dict) or not _OLD_ONLY_KEYS & set(data):
+            return data
+        log.warning("mfe.yaml's train: section has the older layout (%s at its top): values equal to the older "
+                    "defaults are ignored, as that mfe did; `mfe init` in a new folder writes the current layout "
+                    "(ablation keys under train.advanced)", ", ".join(sorted(_OLD_ONLY_KEYS & set(data))))
+        advanced = dict(data.get("advanced") or {})
+        out = {}
+        for key, value in data.items():
+            if key in _OLD_TRAIN_DEFAULTS and value == _OLD_TRAIN_DEFAULTS[key]:
+                continue  # written out by the older mfe init: not a choice
+            if key in TrainAdvancedConfig.model_fields and key not in cls.model_fields:
+                advanced[key] = value
+            else:
+                out[key] = value
+        return {**out, **({"advanced": advanced} if advanced else {})}
 
     @field_validator("accelerator")
     @classmethod
