@@ -20,11 +20,6 @@ from tqdm.auto import tqdm
 from mouse_facial_expressions.data.datasets import prepare_batch
 from mouse_facial_expressions.data.predictions import PREDICTION_COLUMNS
 
-#: Window columns a batch carries (``data.datasets.ClipDataset``).
-WINDOW_COLUMNS = ["video", "animal", "start_time", "end_time", "label"]
-prepared = prepare_batch  # a loader batch on the device, clips normalised
-
-
 def _autocast(device: torch.device, dtype: torch.dtype):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16)
 
@@ -38,7 +33,7 @@ def set_context(models, loader: Iterable[dict] | None, channels: int = 3, dtype:
         device = next(net.parameters()).device
         for part in net.parts.values():
             with _autocast(device, dtype):
-                part.score_context(net, (prepared(b, device, channels) for b in loader))
+                part.score_context(net, (prepare_batch(b, device, channels) for b in loader))
 
 
 @torch.no_grad()
@@ -68,7 +63,7 @@ def score_loader(models, loader, *, channels: int = 3, dtype: torch.dtype = torc
     device = next(models[0].parameters()).device
     tables = []
     for batch in tqdm(loader, desc=desc, leave=False, disable=None if desc else True):
-        p1, outs = score_batch(models, prepared(batch, device, channels), dtype)
+        p1, outs = score_batch(models, prepare_batch(batch, device, channels), dtype)
         meta = pd.DataFrame({
             "video": list(batch["video"]), "animal": list(batch["animal"]),
             "start_time": np.asarray(batch["start_time"], dtype=np.float64),

@@ -91,10 +91,6 @@ class State:
     own_loss: torch.Tensor | None = None
     outputs: dict[str, torch.Tensor] = field(default_factory=dict)
 
-    @property
-    def size(self) -> int:
-        return int(self.batch["clip"].shape[0])
-
 
 class Part(nn.Module):
     """One capability of a model (see the module docstring for what a part declares).
